@@ -1,0 +1,69 @@
+"""POST /v1/classify/text and /v1/classify/image: our own small JSON API for classification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+from PIL import Image
+from pydantic import ValidationError
+
+from ..errors import APIError, validation_error
+from ..models.base import Scores, TextItem
+from . import schemas as s
+from ._common import check_count, parse_json, resolve_model, state, wait_all
+from .images import decode_base64_image, open_image
+
+bp = Blueprint("classify", __name__)
+
+
+@bp.post("/v1/classify/text")
+def classify_text() -> Any:
+    body = parse_json(s.TextClassificationRequest)
+    entry = resolve_model("/v1/classify/text", body.model)
+    check_count(len(body.inputs), "input", "input")
+    check_count(len(body.labels or []) or 1, "label", "labels")
+    assert entry.runner is not None
+    labels = tuple(body.labels or ())
+    results = wait_all(entry.runner.submit_many("classify", [TextItem(text, labels) for text in body.inputs]))
+    return _classification(entry.config.name, results, body.top_k)
+
+
+@bp.post("/v1/classify/image")
+def classify_image() -> Any:
+    name, top_k, images = _image_request()
+    entry = resolve_model("/v1/classify/image", name)
+    assert entry.runner is not None
+    return _classification(entry.config.name, wait_all(entry.runner.submit_many("classify", images)), top_k)
+
+
+def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:
+    """Read either the multipart form (file parts) or the JSON form (base64)."""
+    config = state().config
+    if request.mimetype == "multipart/form-data":
+        uploads = [f for _, f in request.files.items(multi=True)]
+        check_count(len(uploads), "image file part", "image")
+        fields = {k: v for k, v in request.form.items() if k in ("model", "top_k")}
+        unknown = sorted(set(request.form) - {"model", "top_k"})
+        if unknown:
+            raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0], code="invalid_value")
+        try:
+            body = s.ImageClassificationRequest.model_validate({**fields, "image": "-"})
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        blobs = [(f.read(config.max_image_bytes + 1), f"image[{i}]") for i, f in enumerate(uploads)]
+    else:
+        body = parse_json(s.ImageClassificationRequest)
+        check_count(len(body.images), "image", "image")
+        blobs = [(decode_base64_image(text, f"image[{i}]"), f"image[{i}]") for i, text in enumerate(body.images)]
+    images = [open_image(data, max_bytes=config.max_image_bytes, max_pixels=config.max_image_pixels, param=param)
+              for data, param in blobs]
+    return body.model, body.top_k, images
+
+
+def _classification(model: str, results: list[Scores], top_k: int | None) -> dict[str, Any]:
+    data = [s.Classification(index=i, labels=[s.LabelScore(label=label, score=score)
+                                              for label, score in scores.labels[:top_k]])
+            for i, scores in enumerate(results)]
+    units = sum(r.tokens for r in results)
+    return s.dump(s.ClassificationList(model=model, data=data, usage=s.Usage(prompt_tokens=units, total_tokens=units)))

@@ -1,0 +1,39 @@
+"""POST /v1/embeddings in OpenAI's shape (float or base64 vectors)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from flask import Blueprint
+
+from ..errors import APIError
+from ..models.base import Vector
+from . import schemas as s
+from ._common import check_count, parse_json, resolve_model, wait_all
+
+bp = Blueprint("embeddings", __name__)
+
+
+@bp.post("/v1/embeddings")
+def embeddings() -> Any:
+    body = parse_json(s.EmbeddingRequest)
+    entry = resolve_model("/v1/embeddings", body.model)
+    check_count(len(body.inputs), "input", "input")
+    assert entry.runner is not None
+    dimensions = getattr(entry.runner.model, "dimensions", None)
+    if body.dimensions is not None and body.dimensions != dimensions:
+        raise APIError(f"model {entry.config.name!r} produces {dimensions}-dimensional vectors only; omit `dimensions`",
+                       status=422, param="dimensions", code="unsupported_dimensions")
+    vectors: list[Vector] = wait_all(entry.runner.submit_many("embed", body.inputs))
+    tokens = sum(v.tokens for v in vectors)
+    data = [s.Embedding(index=i, embedding=_encode(v.values, body.encoding_format)) for i, v in enumerate(vectors)]
+    usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)
+    return s.dump(s.EmbeddingList(data=data, model=entry.config.name, usage=usage))
+
+
+def _encode(vector: list[float], encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":  # what the openai package asks for by default
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+    return vector

@@ -1,0 +1,55 @@
+"""GET /v1/models (OpenAI's list shape plus task, endpoints, device), /health and /ready."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from ..errors import APIError
+from ..runtime.registry import ModelEntry
+from . import schemas as s
+from ._common import ENDPOINT_TASKS, state
+
+bp = Blueprint("models", __name__)
+
+
+@bp.get("/v1/models")
+def list_models() -> Any:
+    return s.dump(s.ModelList(data=[_info(e) for e in state().registry.entries()]))
+
+
+@bp.get("/v1/models/<path:name>")
+def get_model(name: str) -> Any:
+    entry = state().registry.get(name)
+    if entry is None:
+        raise APIError(f"model {name!r} does not exist; GET /v1/models lists them", status=404, param="model",
+                       code="model_not_found")
+    return s.dump(_info(entry))
+
+
+@bp.get("/health")
+def health() -> Any:
+    return {"status": "ok"}
+
+
+@bp.get("/ready")
+def ready() -> Any:
+    registry = state().registry
+    models = {e.config.name: ("ready" if e.ready else "failed" if e.error else "loading") for e in registry.entries()}
+    if registry.ready:
+        return {"status": "ready", "models": models}
+    return {"status": "not_ready", "models": models}, 503, {"Retry-After": "5"}
+
+
+def _info(entry: ModelEntry) -> s.ModelInfo:
+    model = entry.runner.model if entry.runner else None
+    return s.ModelInfo(
+        id=entry.config.name,
+        created=state().started,
+        task=entry.config.task,
+        endpoints=[path for path, tasks in ENDPOINT_TASKS.items() if entry.config.task in tasks],
+        device=getattr(model, "device", None),
+        dtype=getattr(model, "dtype", None),
+        ready=entry.ready,
+    )

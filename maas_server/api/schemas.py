@@ -1,0 +1,318 @@
+"""Request and response models for every route; /openapi.json is generated from these.
+
+Requests are strict: unknown fields are rejected with a 422 naming them (a typo such as
+`max_token` must not be silently ignored). OpenAI fields we do not implement are accepted only
+at their neutral value, so standard clients that send defaults keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# -- shared pieces
+
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+class Usage(_Response):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class _Sampling(_Request):
+    """Sampling parameters shared by completions and chat (OpenAI names and ranges)."""
+
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    # Accepted at their neutral values only (not implemented).
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, stop: str | list[str] | None) -> list[str]:
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        if len(stops) > 4 or any(not s for s in stops):
+            raise ValueError("stop takes up to 4 non-empty strings")
+        return stops
+
+    @model_validator(mode="after")
+    def _neutral_unsupported(self) -> _Sampling:
+        for name in ("frequency_penalty", "presence_penalty"):
+            if getattr(self, name) not in (None, 0, 0.0):
+                raise ValueError(f"{name} is not supported by this server; omit it or send 0")
+        if self.logit_bias:
+            raise ValueError("logit_bias is not supported by this server; omit it")
+        return self
+
+    @property
+    def stops(self) -> list[str]:
+        return self.stop if isinstance(self.stop, list) else []
+
+
+# -- completions
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=1)
+    logprobs: int | None = Field(None, ge=0, le=5)
+    echo: Literal[False] = False
+    best_of: Literal[1] | None = None
+    suffix: None = None
+
+    @property
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+class CompletionLogprobs(_Response):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
+class CompletionChoice(_Response):
+    index: int
+    text: str
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class Completion(_Response):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+# -- chat
+
+class TextPart(_Request):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Request):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _logprob_options(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+class TopLogprob(_Response):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(_Response):
+    content: list[TokenLogprobOut] | None
+
+
+class AssistantMessage(_Response):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+
+
+class ChatChoice(_Response):
+    index: int
+    message: AssistantMessage
+    logprobs: ChoiceLogprobs | None = None
+    finish_reason: Literal["stop", "length"] | None
+
+
+class ChatCompletion(_Response):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class ChatDelta(_Response):
+    """Only the fields that changed, as OpenAI sends them (absent, not null)."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class ChatChunkChoice(_Response):
+    index: int
+    delta: ChatDelta
+    logprobs: ChoiceLogprobs | None = None
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class ChatCompletionChunk(_Response):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+
+
+# -- embeddings
+
+class EmbeddingRequest(_Request):
+    model: str | None = None
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class Embedding(_Response):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingList(_Response):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+# -- classification
+
+class TextClassificationRequest(_Request):
+    model: str | None = None
+    input: str | list[str]
+    labels: list[str] | None = None
+    top_k: int | None = Field(None, ge=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            if not labels or any(not label.strip() for label in labels):
+                raise ValueError("labels must be a non-empty list of non-empty strings")
+            if len(set(labels)) != len(labels):
+                raise ValueError("labels must be distinct")
+        return labels
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ImageClassificationRequest(_Request):
+    """The JSON form; the multipart form carries the same fields as form fields plus file parts."""
+
+    model: str | None = None
+    image: str | list[str] = Field(description="base64 image bytes, optionally as a data: URL")
+    top_k: int | None = Field(5, ge=1)
+
+    @property
+    def images(self) -> list[str]:
+        return [self.image] if isinstance(self.image, str) else list(self.image)
+
+
+class LabelScore(_Response):
+    label: str
+    score: float
+
+
+class Classification(_Response):
+    index: int
+    labels: list[LabelScore]
+
+
+class ClassificationList(_Response):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Classification]
+    usage: Usage | None = None
+
+
+# -- models and errors
+
+class ModelInfo(_Response):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "maas"
+    task: str
+    endpoints: list[str]
+    device: str | None
+    dtype: str | None
+    ready: bool
+
+
+class ModelList(_Response):
+    object: Literal["list"] = "list"
+    data: list[ModelInfo]
+
+
+class ErrorDetail(_Response):
+    type: str
+    message: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(_Response):
+    error: ErrorDetail
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

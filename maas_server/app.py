@@ -1,0 +1,62 @@
+"""The app factory: settings, model registry, blueprints and error handlers. Nothing at import.
+
+Under gunicorn, ``create_app`` runs in each worker after the fork, so every worker owns its
+models and runner threads (CUDA and threads do not survive a fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from .api import classify, embeddings, generation, models, openapi
+from .api._common import ServerState
+from .config import ServerConfig, load_config
+from .errors import register_error_handlers
+from .runtime.registry import Loader, ModelRegistry, load_configured_model
+
+_REQUEST_ID = "X-Request-ID"
+
+
+def create_app(config: ServerConfig | None = None, *, loader: Loader = load_configured_model,
+               load_models: bool = True) -> Flask:
+    """Build the Flask app. `loader` is a seam for tests (fake models); models load in the background."""
+    config = config or load_config()
+    app = Flask("maas_server")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    registry = ModelRegistry(config, loader)
+    app.extensions["maas"] = ServerState(config, registry, started=int(time.time()))
+    for blueprint in (generation.bp, embeddings.bp, classify.bp, models.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)
+    if load_models:
+        registry.load_in_background()
+    return app
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get(_REQUEST_ID, "")
+    # Echo a client's id only when it is a sane token: it ends up in logs and headers.
+    g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+
+
+def _echo_request_id(response: Response) -> Response:
+    response.headers[_REQUEST_ID] = getattr(g, "request_id", None) or uuid.uuid4().hex
+    return response
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """One line per event on stderr; model loading progress shows which model and how far."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def app_factory(config_path: str | None = None, **overrides: Any) -> Flask:
+    """Entry point for `gunicorn 'maas_server.app:app_factory()'` style use."""
+    configure_logging()
+    return create_app(load_config(config_path, **overrides))

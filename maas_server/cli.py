@@ -1,0 +1,79 @@
+"""`maas-server serve`: validate the config, then run the app under gunicorn.
+
+Defaults: one worker (one copy of every model; a second worker doubles memory and competes for
+the same cores) with many threads (gthread), because request threads mostly wait on a runner or
+hold an open stream. The runner threads do the compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from .config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    try:
+        load_config(args.config)  # fail fast, with a readable message, before gunicorn starts
+    except ConfigError as exc:
+        print(f"maas-server: {exc}", file=sys.stderr)
+        return 2
+    _serve(args)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maas-server", description="Serve models over HTTP.")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="start the server (gunicorn)")
+    serve.add_argument("--config", help="TOML config file (default: the packaged three-model config)")
+    serve.add_argument("--host", default=os.environ.get("MAAS_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("MAAS_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (each loads every model)")
+    serve.add_argument("--threads", type=int, default=64, help="request threads per worker (open streams hold one)")
+    serve.add_argument("--timeout", type=int, default=120,
+                       help="gunicorn worker heartbeat timeout in seconds (gthread workers beat while threads work)")
+    serve.add_argument("--graceful-timeout", type=int, default=30, help="seconds to finish requests on SIGTERM")
+    serve.add_argument("--log-level", default=os.environ.get("MAAS_LOG_LEVEL", "info"))
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from .app import configure_logging, create_app
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{args.host}:{args.port}",
+                "workers": args.workers,
+                "worker_class": "gthread",
+                "threads": args.threads,
+                "timeout": args.timeout,
+                "graceful_timeout": args.graceful_timeout,
+                "loglevel": args.log_level,
+                "accesslog": "-",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            # Runs in each worker after the fork: models load there, never in the master.
+            configure_logging(getattr(logging, args.log_level.upper(), logging.INFO))
+            return create_app(load_config(args.config))
+
+    _Gunicorn().run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Server settings: a TOML file validated into typed objects, with messages that say what to fix.
+
+Precedence for a setting: command-line flag > ``MAAS_*`` environment variable > config file >
+default. Nothing here touches torch: the config is read before any model loads.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Task = Literal["text-generation", "embeddings", "text-classification", "image-classification"]
+TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which setting and what to change."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Preprocess(_Strict):
+    """Image preprocessing overrides (else taken from the model's own config)."""
+
+    size: int | None = Field(None, gt=0)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+
+class ModelConfig(_Strict):
+    """One served model: a name clients use, the task it is bound to, and where it comes from."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    task: Task
+    source: str = Field(min_length=1, description="HF id, local folder/file, or pkg://PACKAGE/PATH")
+    architecture: str | None = Field(
+        None, description="e.g. timm:tf_efficientnet_lite0 when `source` is a bare weights file"
+    )
+    device: str | None = Field(None, description="cpu, cuda, cuda:1 ... (default: MAAS_DEVICE or auto)")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    max_batch_size: int = Field(16, ge=1, le=1024)
+    max_wait_ms: float = Field(2.0, ge=0, le=1000)
+    max_queue: int = Field(256, ge=1)
+    max_context: int | None = Field(None, gt=0, description="token limit (default: the model's)")
+    default_max_tokens: int = Field(256, ge=1, description="chat max_tokens when the request has none")
+    zero_shot_scale: float = Field(
+        20.0, gt=0, description="embeddings: cosine similarities are multiplied by this before softmax"
+    )
+    preprocess: Preprocess = Preprocess()
+
+
+class ServerConfig(_Strict):
+    """Limits and the list of models. Every limit is enforced with a 4xx, never a 500."""
+
+    max_body_bytes: int = Field(20_000_000, gt=0)
+    max_inputs: int = Field(256, gt=0)
+    max_tokens: int = Field(2048, gt=0)
+    max_n: int = Field(8, gt=0)
+    max_image_bytes: int = Field(10_000_000, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0)
+    cache_dir: Path = Field(default_factory=lambda: _default_cache_dir())
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        return models
+
+    def model(self, name: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+def _default_cache_dir() -> Path:
+    env = os.environ.get("MAAS_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "maas"
+
+
+def default_config_text() -> str:
+    return resources.files("maas_server").joinpath("default_config.toml").read_text()
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> ServerConfig:
+    """Read a TOML config (the packaged default when `path` is None) into a ServerConfig."""
+    try:
+        text = default_config_text() if path is None else Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path or 'default config'} is not valid TOML: {exc}") from exc
+    return config_from_dict(raw, **overrides)
+
+
+def config_from_dict(raw: dict[str, Any], **overrides: Any) -> ServerConfig:
+    """Validate a config dict shaped like the TOML file: a [server] table and [[models]]."""
+    data = {**raw.get("server", {}), "models": raw.get("models", []), **overrides}
+    unknown = set(raw) - {"server", "models"}
+    if unknown:
+        raise ConfigError(f"unknown top-level config section(s): {', '.join(sorted(unknown))}")
+    try:
+        return ServerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)

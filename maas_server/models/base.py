@@ -1,0 +1,70 @@
+"""What every task adapter shares. Adapters hold torch/transformers code only: no HTTP, no queues.
+
+An adapter is built by ``load(config, device, dtype, cache_dir)`` and exposes its work as *batch
+methods*: ``prepare`` turns one request item into model input (tokenizing, checking its length) and
+may raise :class:`InvalidInput` for that item alone; ``run`` takes a list of prepared items and
+returns one output per item, in order. The runner (runtime/) decides what goes into a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+
+class InvalidInput(ValueError):
+    """One request item cannot be processed as given (too long, wrong labels...).
+
+    `code` is a stable machine-readable reason and `param` names the offending field; the wire
+    layer turns this into a 400 with the message unchanged, so say what to change.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """A text to classify and, optionally, the candidate labels (zero-shot, or a subset)."""
+
+    text: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Vector:
+    """An embedding and the number of tokens it cost (for `usage`)."""
+
+    values: list[float]
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Labels with scores, best first, and what it cost (tokens, or 1 per image)."""
+
+    labels: list[tuple[str, float]]
+    tokens: int
+
+
+@dataclass(frozen=True)
+class BatchMethod:
+    """A unit of batched work: per-item preparation, then one call over the whole batch."""
+
+    prepare: Callable[[Any], Any]
+    run: Callable[[list[Any]], list[Any]]
+    max_batch_size: int | None = None  # an upper bound the adapter imposes, if any
+
+
+class TaskModel(Protocol):
+    """The interface the runtime relies on."""
+
+    task: str
+    device: str
+    dtype: str
+
+    def batch_methods(self) -> dict[str, BatchMethod]: ...
+
+    def warmup(self) -> None: ...

@@ -1,0 +1,133 @@
+"""Image classifiers: timm architectures with a weights file, or HF image-classification models.
+
+``architecture = "timm:NAME"`` builds ``timm.create_model(NAME)`` and loads ``source`` (a ``.pth``
+read with ``weights_only=True``, or ``.safetensors``) into it. When the file's key names differ
+from timm's (as for the EfficientNet-Lite0 package, whose tensors line up one-for-one in order and
+shape), tensors are matched by position after checking that every shape agrees. Without
+``architecture`` the source is loaded with ``AutoModelForImageClassification``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from .base import BatchMethod, Scores
+from .sources import resolve_source
+
+TIMM_PREFIX = "timm:"
+
+
+class ImageClassificationModel:
+    """Serves ``/v1/classify/image``. Items are decoded RGB ``PIL.Image`` objects."""
+
+    task = "image-classification"
+
+    def __init__(self, model: Any, transform: Callable[[Image.Image], torch.Tensor], labels: list[str], *, device: str, dtype: torch.dtype) -> None:
+        self.model = model
+        self.transform = transform
+        self.labels = labels
+        self.device = device
+        self.torch_dtype = dtype
+        self.dtype = str(dtype).removeprefix("torch.")
+
+    @classmethod
+    def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> ImageClassificationModel:
+        if config.architecture and config.architecture.startswith(TIMM_PREFIX):
+            model, transform, labels = _load_timm(config)
+        elif config.architecture:
+            raise ValueError(f"model {config.name!r}: unknown architecture {config.architecture!r}; use 'timm:NAME' or omit it")
+        else:
+            model, transform, labels = _load_hf(config)
+        return cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype)
+
+    def batch_methods(self) -> dict[str, BatchMethod]:
+        return {"classify": BatchMethod(self.prepare, self.classify)}
+
+    def warmup(self) -> None:
+        self.classify([self.prepare(Image.new("RGB", (64, 64)))])
+
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        return self.transform(image.convert("RGB"))
+
+    @torch.inference_mode()
+    def classify(self, batch: list[torch.Tensor]) -> list[Scores]:
+        pixels = torch.stack(batch).to(device=self.device, dtype=self.torch_dtype)
+        output = self.model(pixels)
+        logits = getattr(output, "logits", output).float()
+        probs = torch.softmax(logits, dim=-1)
+        results = []
+        for row in probs:
+            order = torch.argsort(row, descending=True).tolist()
+            results.append(Scores([(self.labels[i], float(row[i])) for i in order], tokens=1))
+        return results
+
+
+def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str]]:
+    import timm
+    from timm.data import ImageNetInfo, create_transform, resolve_data_config
+
+    name = config.architecture[len(TIMM_PREFIX):]
+    if config.source == config.architecture:  # weights from timm's own hub entry
+        model = timm.create_model(name, pretrained=True)
+    else:
+        model = timm.create_model(name, pretrained=False)
+        model.load_state_dict(_match_state_dict(_read_weights(resolve_source(config.source)), model.state_dict()))
+    data_config = resolve_data_config({}, model=model)
+    overrides = {k: v for k, v in (("mean", config.preprocess.mean), ("std", config.preprocess.std)) if v is not None}
+    if config.preprocess.size:
+        overrides["input_size"] = (3, config.preprocess.size, config.preprocess.size)
+    transform = create_transform(**{**data_config, **overrides}, is_training=False)
+    num_classes = model.num_classes
+    if num_classes == 1000:
+        labels = [ImageNetInfo().index_to_description(i) for i in range(1000)]
+    else:
+        labels = [f"LABEL_{i}" for i in range(num_classes)]
+    return model, transform, labels
+
+
+def _load_hf(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str]]:
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    path = resolve_source(config.source)
+    processor = AutoImageProcessor.from_pretrained(path)
+    model = AutoModelForImageClassification.from_pretrained(path)
+    overrides: dict[str, Any] = {}
+    if config.preprocess.mean is not None:
+        overrides["image_mean"] = list(config.preprocess.mean)
+    if config.preprocess.std is not None:
+        overrides["image_std"] = list(config.preprocess.std)
+
+    def transform(image: Image.Image) -> torch.Tensor:
+        return processor(images=image, return_tensors="pt", **overrides)["pixel_values"][0]
+
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return model, transform, labels
+
+
+def _read_weights(path: str) -> dict[str, torch.Tensor]:
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    # weights_only: never unpickle arbitrary objects from a model file.
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _match_state_dict(weights: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Use the file's names when they match; else pair tensors by position, checking every shape."""
+    if set(weights) == set(target):
+        return weights
+    if len(weights) != len(target):
+        raise ValueError(f"weights file has {len(weights)} tensors but the architecture expects {len(target)}")
+    matched = {}
+    for (src_name, tensor), (dst_name, expected) in zip(weights.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise ValueError(f"weights do not fit the architecture: {src_name} {tuple(tensor.shape)} "
+                             f"vs {dst_name} {tuple(expected.shape)}")
+        matched[dst_name] = tensor
+    return matched

@@ -1,0 +1,1 @@
+"""The runtime: one runner thread per model (queue, batching), the registry, device choice."""

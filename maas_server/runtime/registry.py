@@ -1,0 +1,103 @@
+"""The registry: which models are configured, loading them, and their runners.
+
+Models load on a background thread started by the app factory (so after gunicorn forks, and
+while /health already answers); /ready turns 200 once every model is loaded and warmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..config import ModelConfig, ServerConfig
+from ..models.base import TaskModel
+from .runner import Runner
+
+log = logging.getLogger("maas.runtime")
+
+Loader = Callable[[ModelConfig, ServerConfig], TaskModel]
+
+
+@dataclass
+class ModelEntry:
+    config: ModelConfig
+    runner: Runner | None = None
+    error: str | None = None
+    load_seconds: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.runner is not None
+
+
+def load_configured_model(config: ModelConfig, server: ServerConfig) -> TaskModel:
+    """The real loader: choose device and dtype, build the task adapter, warm it up."""
+    from ..models import load_model
+    from .device import choose_device, choose_dtype
+
+    device = choose_device(config.device)
+    model = load_model(config, device, choose_dtype(config.dtype, device), server.cache_dir)
+    model.warmup()  # the first user request should not pay for lazy initialisation
+    return model
+
+
+class ModelRegistry:
+    def __init__(self, config: ServerConfig, loader: Loader = load_configured_model) -> None:
+        self.config = config
+        self._loader = loader
+        self._entries = {m.name: ModelEntry(m) for m in config.models}
+        self._loaded = threading.Event()
+
+    # -- loading
+
+    def load_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self.load_all, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def load_all(self) -> None:
+        total = len(self._entries)
+        for position, entry in enumerate(self._entries.values(), start=1):
+            self._load(entry, f"[{position}/{total}]")
+        self._loaded.set()
+
+    def _load(self, entry: ModelEntry, progress: str) -> None:
+        cfg = entry.config
+        log.info("%s loading %s (%s) from %s", progress, cfg.name, cfg.task, cfg.source)
+        started = time.perf_counter()
+        try:
+            model = self._loader(cfg, self.config)
+        except Exception as exc:  # noqa: BLE001 - one broken model must not take the others down
+            entry.error = f"{type(exc).__name__}: {exc}"
+            log.error("%s failed to load %s: %s", progress, cfg.name, entry.error)
+            return
+        entry.load_seconds = time.perf_counter() - started
+        entry.runner = Runner(cfg.name, model, max_batch_size=cfg.max_batch_size, max_wait_ms=cfg.max_wait_ms,
+                              max_queue=cfg.max_queue).start()
+        log.info("%s loaded %s on %s (%s) in %.1fs", progress, cfg.name, model.device, model.dtype, entry.load_seconds)
+
+    def wait_until_loaded(self, timeout: float | None = None) -> bool:
+        return self._loaded.wait(timeout)
+
+    def stop(self) -> None:
+        for entry in self._entries.values():
+            if entry.runner is not None:
+                entry.runner.stop()
+
+    # -- lookup
+
+    @property
+    def ready(self) -> bool:
+        return self._loaded.is_set() and all(e.ready for e in self._entries.values())
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def get(self, name: str) -> ModelEntry | None:
+        return self._entries.get(name)
+
+    def first_for(self, tasks: tuple[str, ...]) -> ModelEntry | None:
+        return next((e for e in self._entries.values() if e.config.task in tasks), None)
