@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Task = Literal["text-generation", "embeddings", "text-classification", "image-classification"]
 TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
@@ -47,7 +47,7 @@ class ModelConfig(_Strict):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float = Field(2.0, ge=0, le=1000)
-    max_queue: int = Field(256, ge=1)
+    max_queue: int = Field(1024, ge=1, description="queued inputs (a list input counts each item)")
     max_context: int | None = Field(None, gt=0, description="token limit (default: the model's)")
     default_max_tokens: int = Field(256, ge=1, description="chat max_tokens when the request has none")
     zero_shot_scale: float = Field(
@@ -76,6 +76,14 @@ class ServerConfig(_Strict):
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return models
+
+    @model_validator(mode="after")
+    def _queues_fit_one_call(self) -> ServerConfig:
+        small = [m.name for m in self.models if m.max_queue < self.max_inputs]
+        if small:
+            raise ValueError(f"max_queue of {', '.join(small)} is below max_inputs ({self.max_inputs}): "
+                             f"a full-size call could never be admitted; raise max_queue or lower max_inputs")
+        return self
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)

@@ -83,7 +83,8 @@ def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor],
     transform = create_transform(**{**data_config, **overrides}, is_training=False)
     num_classes = model.num_classes
     if num_classes == 1000:
-        labels = [ImageNetInfo().index_to_description(i) for i in range(1000)]
+        info = ImageNetInfo()  # reads its label files on construction: build it once
+        labels = [info.index_to_description(i) for i in range(1000)]
     else:
         labels = [f"LABEL_{i}" for i in range(num_classes)]
     return model, transform, labels

@@ -6,7 +6,8 @@ Rules (tested in tests/server/test_runner.py):
   or the config's max batch size), waiting at most ``max_wait_ms`` for more to arrive;
 - ``prepare`` errors fail only their own item; a failing batch fails every item in it, and the
   runner keeps going; a batch that returns the wrong number of outputs is an error;
-- the queue is bounded: when full, ``submit`` raises QueueFull at once (the wire layer says 503);
+- the queue is bounded: a call that does not fit raises QueueFull at once and queues nothing
+  (the wire layer says 503);
 - an item whose Future was cancelled before it ran gets no compute.
 """
 
@@ -51,6 +52,7 @@ class Runner:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._admit = threading.Lock()  # makes "is there room?" and the puts one step
         self._held: deque[_Work] = deque()  # taken from the queue but of another method than the batch
         self._thread = threading.Thread(target=self._loop, name=f"runner-{name}", daemon=True)
 
@@ -68,26 +70,20 @@ class Runner:
 
     def submit(self, method: str, item: Any) -> Future[Any]:
         """Queue one item for `method`; raises QueueFull when the queue is at its bound."""
-        if method not in self.methods:
-            raise ValueError(f"model {self.name!r} has no method {method!r}")
-        work = _Work(method, item)
-        try:
-            self._queue.put_nowait(work)
-        except queue.Full:
-            raise QueueFull(f"model {self.name!r} has {self._queue.maxsize} requests queued") from None
-        return work.future
+        return self.submit_many(method, [item])[0]
 
     def submit_many(self, method: str, items: list[Any]) -> list[Future[Any]]:
-        """Queue several items; if the queue fills part-way, cancel those already queued."""
-        futures: list[Future[Any]] = []
-        try:
-            for item in items:
-                futures.append(self.submit(method, item))
-        except QueueFull:
-            for future in futures:
-                future.cancel()
-            raise
-        return futures
+        """Queue all items or none: a call that does not fit raises QueueFull and queues nothing."""
+        if method not in self.methods:
+            raise ValueError(f"model {self.name!r} has no method {method!r}")
+        work = [_Work(method, item) for item in items]
+        with self._admit:
+            if self._queue.maxsize - self._queue.qsize() < len(work):
+                raise QueueFull(f"model {self.name!r} has {self._queue.qsize()} of {self._queue.maxsize} "
+                                f"queue places taken; this call needs {len(work)}")
+            for w in work:
+                self._queue.put_nowait(w)
+        return [w.future for w in work]
 
     # -- the loop
 
@@ -104,6 +100,10 @@ class Runner:
             return None
         limit = min(self.max_batch_size, self.methods[first.method].max_batch_size or self.max_batch_size)
         batch = [first]
+        for work in list(self._held):  # held back earlier: they have waited longest
+            if len(batch) < limit and work.method == first.method:
+                self._held.remove(work)
+                batch.append(work)
         deadline = time.monotonic() + self.max_wait
         while len(batch) < limit:
             try:

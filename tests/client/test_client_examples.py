@@ -1,0 +1,102 @@
+"""The examples run against a (mocked) maas server, and the notebook is clean nbformat 4."""
+
+from __future__ import annotations
+
+import io
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from tests.client.client_support import BASE, completion_chunk, sse
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CLASSIFICATION = {"object": "list", "model": "efficientnet-lite0", "data": [
+    {"index": 0, "labels": [{"label": "tabby cat", "score": 0.8}, {"label": "tiger cat", "score": 0.2}]}]}
+
+
+def chat_chunk(content: str) -> dict[str, Any]:
+    return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": content}}]}
+
+
+@pytest.fixture
+def run_example(
+    server: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Any:
+    monkeypatch.setenv("MAAS_BASE_URL", BASE)
+
+    def run(name: str, *args: str) -> str:
+        monkeypatch.setattr(sys, "argv", [name, *args])
+        runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+        return capsys.readouterr().out
+
+    return run
+
+
+def test_generate_example(server: responses.RequestsMock, run_example: Any) -> None:
+    server.post(f"{BASE}/v1/completions", json={"model": "smollm2-135m-instruct", "choices": [
+        {"text": " there was a fox.", "finish_reason": "stop"}], "usage": {"completion_tokens": 5}})
+    out = run_example("generate.py", "Once upon a time")
+    assert "Once upon a time there was a fox." in out and "5 tokens" in out
+
+
+def test_stream_example(server: responses.RequestsMock, run_example: Any) -> None:
+    server.post(f"{BASE}/v1/completions", body=sse(completion_chunk(" there"), completion_chunk(" was")),
+                content_type="text/event-stream")
+    assert run_example("stream.py", "Once") == "Once there was\n"
+
+
+def test_chat_example_keeps_the_conversation(
+    server: responses.RequestsMock, run_example: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for reply in ("Hello!", "Fine."):
+        server.post(f"{BASE}/v1/chat/completions", body=sse(chat_chunk(reply)), content_type="text/event-stream")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Hi\nHow are you?\n\n"))
+    out = run_example("chat.py")
+    assert "Hello!" in out and "Fine." in out
+    last = json.loads(server.calls[-1].request.body)["messages"]
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "user"]
+    assert last[2]["content"] == "Hello!"
+
+
+def test_embed_nearest_neighbour_example(server: responses.RequestsMock, run_example: Any) -> None:
+    # query, then five sentences: the second sentence points the same way as the query.
+    vectors = [[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.0, 1.0], [0.5, 0.5], [0.1, 0.9]]
+    server.post(f"{BASE}/v1/embeddings", json={"data": [{"index": i, "embedding": v} for i, v in enumerate(vectors)]})
+    out = run_example("embed_nearest_neighbour.py", "bread?")
+    assert "nearest: Knead the dough" in out
+
+
+def test_classify_image_example_with_a_path(
+    server: responses.RequestsMock, run_example: Any, tmp_path: Path
+) -> None:
+    server.post(f"{BASE}/v1/classify/image", json=CLASSIFICATION)
+    image = tmp_path / "cat.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0fake")
+    out = run_example("classify_image.py", str(image))
+    assert "cat.jpg" in out and "tabby cat" in out
+
+
+def test_classify_image_example_default_image(server: responses.RequestsMock, run_example: Any) -> None:
+    pytest.importorskip("skimage")
+    pytest.importorskip("PIL")
+    server.post(f"{BASE}/v1/classify/image", json=CLASSIFICATION)
+    out = run_example("classify_image.py")
+    assert "chelsea.jpg" in out
+    assert b"\xff\xd8\xff" in server.calls[-1].request.body  # a real JPEG was uploaded
+
+
+def test_notebook_is_nbformat_4_without_outputs_and_its_code_compiles() -> None:
+    notebook = json.loads((EXAMPLES / "quickstart.ipynb").read_text())
+    assert notebook["nbformat"] == 4
+    assert notebook["cells"]
+    for cell in notebook["cells"]:
+        assert cell["cell_type"] in ("markdown", "code")
+        assert {"id", "metadata", "source"} <= set(cell)
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+            compile("".join(cell["source"]), cell["id"], "exec")

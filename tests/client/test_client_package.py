@@ -1,0 +1,48 @@
+"""The package surface: exports, version, and a light import."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import maas_client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_all_is_sorted_and_lists_every_public_name() -> None:
+    public = [
+        name for name, value in vars(maas_client).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        and name not in ("annotations",)  # from __future__ import annotations
+    ]
+    assert maas_client.__all__ == sorted(maas_client.__all__, key=str.casefold)
+    assert set(maas_client.__all__) == set(public) | {"__version__"}
+    for name in maas_client.__all__:
+        assert hasattr(maas_client, name)
+
+
+def test_version_is_exposed() -> None:
+    assert maas_client.__version__ == "0.1.0"
+
+
+def test_importing_the_client_loads_no_heavy_dependency() -> None:
+    code = (
+        "import json, sys, maas_client, maas_client.cli; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    )
+    loaded = set(json.loads(result.stdout))
+    assert "maas_client" in loaded
+    assert loaded.isdisjoint({"torch", "flask", "transformers", "PIL", "numpy", "maas_server"})
+
+
+def test_package_is_marked_typed() -> None:
+    assert (ROOT / "maas_client" / "py.typed").exists()

@@ -1,0 +1,67 @@
+"""Response models: convenience properties, lenient reading, notebook display."""
+
+from __future__ import annotations
+
+import array
+import base64
+import re
+
+import pytest
+from pydantic import ValidationError
+
+import maas_client as maas
+from maas_client.types import CompletionRequest
+
+CLASSIFICATION = {
+    "object": "list", "model": "all-minilm-l6-v2",
+    "data": [
+        {"index": 0, "labels": [{"label": "<b>cat</b> & co", "score": 0.75},
+                                {"label": "dog", "score": 0.25}]},
+        {"index": 1, "labels": [{"label": "dog", "score": 1.0}]},
+    ],
+}
+
+
+def test_classification_html_shows_each_label_with_a_bar_sized_by_score() -> None:
+    result = maas.Classification.model_validate(CLASSIFICATION)
+    html = result._repr_html_()
+    assert "&lt;b&gt;cat&lt;/b&gt; &amp; co" in html
+    assert "<b>cat</b>" not in html
+    assert re.findall(r"width:([\d.]+)%", html) == ["75.0", "25.0", "100.0"]
+    assert "0.750" in html and "input 1" in html and "all-minilm-l6-v2" in html
+
+
+def test_classification_shortcuts_read_the_first_input() -> None:
+    result = maas.Classification.model_validate(CLASSIFICATION)
+    assert result.label == "<b>cat</b> & co"
+    assert [s.label for s in result.labels] == ["<b>cat</b> & co", "dog"]
+    assert result.data[1].label == "dog"
+    empty = maas.Classification.model_validate({"data": []})
+    assert (empty.labels, empty.label) == ([], None)
+
+
+def test_text_properties_are_empty_strings_when_there_is_nothing() -> None:
+    assert maas.Completion.model_validate({"choices": []}).text == ""
+    assert maas.ChatCompletion.model_validate({"choices": [{"message": {"role": "assistant"}}]}).text == ""
+    assert maas.CompletionChunk.model_validate({"choices": [], "usage": {"total_tokens": 3}}).text == ""
+    assert maas.ChatCompletionChunk.model_validate({"choices": [{"delta": {"role": "assistant"}}]}).text == ""
+
+
+def test_base64_embeddings_are_decoded_as_little_endian_float32() -> None:
+    values = array.array("f", [0.5, -1.25, 3.0])
+    encoded = base64.b64encode(values.tobytes()).decode()
+    embeddings = maas.Embeddings.model_validate({"data": [{"index": 0, "embedding": encoded}]})
+    assert embeddings.vectors == [[0.5, -1.25, 3.0]]
+
+
+def test_responses_keep_unknown_fields_and_requests_reject_them() -> None:
+    info = maas.ModelInfo.model_validate({"id": "m", "max_context": 2048})
+    assert info.max_context == 2048  # type: ignore[attr-defined]
+    assert info.task is None
+    with pytest.raises(ValidationError):
+        CompletionRequest(model="m", prompt="p", max_token=3)  # type: ignore[call-arg]
+
+
+def test_required_result_data_is_checked() -> None:
+    with pytest.raises(ValidationError):
+        maas.Completion.model_validate({"id": "x"})

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny random-weight models built on the spot (no downloads, no hub)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import tiny_models
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_models.gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_models.bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_classifier(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_models.bert_classifier(tmp_path_factory.mktemp("tiny-bert-cls"))
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_models.resnet(tmp_path_factory.mktemp("tiny-resnet"))
+
+
+@pytest.fixture(scope="session")
+def tiny_timm_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_models.timm_weights(tmp_path_factory.mktemp("tiny-timm"))

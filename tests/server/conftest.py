@@ -1,0 +1,44 @@
+"""An app serving five tiny self-made models through the real loading code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from maas_server.app import create_app
+from maas_server.config import ServerConfig, config_from_dict
+
+
+def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, timm_weights: str, **server) -> ServerConfig:
+    return config_from_dict({
+        "server": {"cache_dir": str(tmp / "cache"), "max_body_bytes": 2_000_000, "max_inputs": 8, "max_tokens": 64,
+                   "max_n": 3, "max_image_bytes": 200_000, "max_image_pixels": 1_000_000, **server},
+        "models": [
+            {"name": "tiny-gpt2", "task": "text-generation", "source": gpt2, "max_queue": 64},
+            {"name": "tiny-embed", "task": "embeddings", "source": bert, "max_queue": 64},
+            {"name": "tiny-sentiment", "task": "text-classification", "source": bert_cls, "max_queue": 64},
+            {"name": "tiny-resnet", "task": "image-classification", "source": resnet, "max_queue": 64},
+            {"name": "tiny-timm", "task": "image-classification", "source": timm_weights,
+             "architecture": "timm:test_efficientnet", "preprocess": {"size": 64, "mean": [0.5, 0.5, 0.5],
+                                                                      "std": [0.5, 0.5, 0.5]}, "max_queue": 64},
+        ],
+    })
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_bert_classifier: str,
+        tiny_resnet: str, tiny_timm_weights: str) -> Flask:
+    config = tiny_config(tmp_path_factory.mktemp("app"), tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet,
+                         tiny_timm_weights)
+    app = create_app(config)
+    assert app.extensions["maas"].registry.wait_until_loaded(timeout=120)
+    assert app.extensions["maas"].registry.ready, [e.error for e in app.extensions["maas"].registry.entries()]
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
