@@ -41,7 +41,11 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int, param: str = "im
             image.load()
     except APIError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        # PIL's own guard fires in open() for images far above any sane size.
+        raise APIError(f"image has too many pixels (limit {max_pixels}, max_image_pixels); downscale it",
+                       status=413, param=param, code="image_too_large") from None
+    except UnidentifiedImageError:
         raise APIError(f"cannot read the image; send one of: {', '.join(sorted(ALLOWED_FORMATS))}",
                        param=param, code="invalid_image") from None
     except (OSError, ValueError, SyntaxError) as exc:

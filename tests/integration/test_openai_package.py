@@ -1,0 +1,62 @@
+"""The official `openai` package, pointed at our server, works unmodified."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+
+@pytest.fixture
+def oai(server_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server_url}/v1", api_key="unused", max_retries=0)
+
+
+def test_openai_chat(oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(model="smollm2-135m-instruct", temperature=0, max_tokens=30,
+                                        messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert "Paris" in (reply.choices[0].message.content or "")
+    assert reply.usage is not None and reply.usage.completion_tokens > 0
+
+
+def test_openai_chat_stream_and_logprobs(oai: openai.OpenAI) -> None:
+    stream = oai.chat.completions.create(model="smollm2-135m-instruct", max_tokens=10, stream=True, logprobs=True,
+                                         top_logprobs=2, messages=[{"role": "user", "content": "Say hello"}],
+                                         stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].usage is not None
+    assert any(c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content for c in chunks)
+
+
+def test_openai_completion_with_stop_and_seed(oai: openai.OpenAI) -> None:
+    a = oai.completions.create(model="smollm2-135m-instruct", prompt="One, two, three,", max_tokens=20, seed=7,
+                               temperature=0.8, stop=["\n"], logprobs=2)
+    b = oai.completions.create(model="smollm2-135m-instruct", prompt="One, two, three,", max_tokens=20, seed=7,
+                               temperature=0.8, stop=["\n"], logprobs=2)
+    assert a.choices[0].text == b.choices[0].text and "\n" not in a.choices[0].text
+    assert a.choices[0].logprobs is not None and a.choices[0].logprobs.tokens
+
+
+def test_openai_completion_stream(oai: openai.OpenAI) -> None:
+    pieces = [c.choices[0].text for c in oai.completions.create(model="smollm2-135m-instruct", prompt="Once upon a time",
+                                                                max_tokens=12, stream=True, temperature=0) if c.choices]
+    assert len(pieces) >= 3
+
+
+def test_openai_embeddings_default_base64(oai: openai.OpenAI) -> None:
+    result = oai.embeddings.create(model="all-minilm-l6-v2", input=["hello", "world"])  # the package asks for base64
+    assert len(result.data) == 2 and len(result.data[0].embedding) == 384
+    assert result.usage.prompt_tokens > 0
+
+
+def test_openai_models_list(oai: openai.OpenAI) -> None:
+    ids = {m.id for m in oai.models.list()}
+    assert ids == {"smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0"}
+
+
+def test_openai_errors_map(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        oai.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.UnprocessableEntityError):
+        oai.chat.completions.create(model="smollm2-135m-instruct", messages=[{"role": "user", "content": "x"}],
+                                    temperature=5)

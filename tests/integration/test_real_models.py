@@ -1,0 +1,101 @@
+"""The three default models, served by gunicorn, giving real answers over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+import requests
+import skimage.data
+from PIL import Image
+
+
+def _jpeg(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_models_are_listed_with_task_and_device(server_url: str) -> None:
+    data = {m["id"]: m for m in requests.get(f"{server_url}/v1/models", timeout=10).json()["data"]}
+    assert {k: v["task"] for k, v in data.items()} == {
+        "smollm2-135m-instruct": "text-generation", "all-minilm-l6-v2": "embeddings",
+        "efficientnet-lite0": "image-classification"}
+    assert all(m["device"] == "cpu" and m["ready"] for m in data.values())
+
+
+def test_chat_knows_the_capital_of_france(server_url: str) -> None:
+    r = requests.post(f"{server_url}/v1/chat/completions", timeout=120, json={
+        "model": "smollm2-135m-instruct", "temperature": 0, "max_tokens": 30,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+    assert r.status_code == 200
+    assert "Paris" in r.json()["choices"][0]["message"]["content"]
+
+
+def test_paraphrases_are_closer_than_unrelated_sentences(server_url: str) -> None:
+    texts = ["A man is playing a guitar.", "Someone plays an acoustic guitar.", "The stock market fell sharply today."]
+    r = requests.post(f"{server_url}/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": texts}, timeout=60)
+    vectors = np.array([d["embedding"] for d in r.json()["data"]])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_zero_shot_text_classification(server_url: str) -> None:
+    r = requests.post(f"{server_url}/v1/classify/text", timeout=60, json={
+        "input": ["The team won the championship game last night.", "Bake the cake for thirty minutes."],
+        "labels": ["sports", "cooking", "politics"]})
+    top = [item["labels"][0]["label"] for item in r.json()["data"]]
+    assert top == ["sports", "cooking"]
+
+
+@pytest.mark.parametrize("image, expected", [
+    (skimage.data.chelsea, {"tabby, tabby cat", "tiger cat", "Egyptian cat"}),
+    (skimage.data.coffee, {"espresso", "cup"}),
+])
+def test_image_classification_of_real_photos(server_url: str, image, expected: set[str]) -> None:  # type: ignore[no-untyped-def]
+    files = {"image": ("photo.jpg", _jpeg(image()), "image/jpeg")}
+    r = requests.post(f"{server_url}/v1/classify/image", files=files, data={"top_k": "3"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"][0]["labels"][0]["label"] in expected
+
+
+def test_image_classification_json_base64(server_url: str) -> None:
+    payload = {"image": base64.b64encode(_jpeg(skimage.data.chelsea())).decode(), "top_k": 1}
+    r = requests.post(f"{server_url}/v1/classify/image", json=payload, timeout=60)
+    assert "cat" in r.json()["data"][0]["labels"][0]["label"]
+
+
+def test_stream_yields_several_chunks_then_done(server_url: str) -> None:
+    with requests.post(f"{server_url}/v1/chat/completions", stream=True, timeout=120, json={
+            "messages": [{"role": "user", "content": "Write one sentence about the sea."}], "max_tokens": 20,
+            "stream": True}) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        events = [line[6:] for line in r.iter_lines(decode_unicode=True) if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert len([c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]) >= 3
+
+
+@pytest.mark.parametrize("path, body, status", [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}, 422),
+    ("/v1/completions", {"prompt": "hi", "temperature": -1}, 422),
+    ("/v1/embeddings", {"model": "nope", "input": "x"}, 404),
+    ("/v1/classify/image", {"image": "bm90IGFuIGltYWdl"}, 400),
+    ("/v1/classify/text", {"input": "x"}, 400),
+])
+def test_bad_input_on_the_real_server_is_a_clear_4xx(server_url: str, path: str, body: dict, status: int) -> None:
+    r = requests.post(f"{server_url}{path}", json=body, timeout=30)
+    assert r.status_code == status and r.json()["error"]["message"]
+    assert r.headers["X-Request-ID"]
+
+
+def test_malformed_json_and_oversized_body(server_url: str) -> None:
+    r = requests.post(f"{server_url}/v1/completions", data=b"{", headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    r = requests.post(f"{server_url}/v1/embeddings", data=b"x" * 21_000_000,
+                      headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 413

@@ -1,0 +1,176 @@
+"""Bad input gets a clear 4xx in the one error envelope: never a 500, never a stack trace."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from PIL import Image
+
+from maas_server.app import create_app
+from maas_server.config import config_from_dict
+
+
+def _error(response: Any, status: int, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.json["error"]
+    assert set(error) == {"type", "message", "param", "code"} and error["message"]
+    assert "Traceback" not in response.get_data(as_text=True)
+    if code is not None:
+        assert error["code"] == code, error
+    if param is not None:
+        assert error["param"] == param, error
+    return error
+
+
+def _image_bytes(size: tuple[int, int], fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize("body, content_type", [("{not json", "application/json"), ("[1, 2]", "application/json"),
+                                                ("prompt=hi", "application/x-www-form-urlencoded")])
+def test_malformed_body_is_400(client: FlaskClient, body: str, content_type: str) -> None:
+    _error(client.post("/v1/completions", data=body, content_type=content_type), 400)
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"prompt": "hi", "temperature": 3}, "temperature"),
+    ({"prompt": "hi", "max_token": 5}, "max_token"),          # a typo is not silently ignored
+    ({"prompt": "hi", "n": 0}, "n"),
+    ({"prompt": "hi", "logprobs": 9}, "logprobs"),
+    ({"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"prompt": 42}, "prompt"),
+    ({}, "prompt"),
+    ({"prompt": "hi", "frequency_penalty": 1.0}, None),
+])
+def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body: dict[str, Any], param: str | None) -> None:
+    error = _error(client.post("/v1/completions", json=body), 422)
+    if param:
+        assert error["param"] is not None and error["param"].startswith(param)
+
+
+def test_unsupported_openai_field_at_neutral_value_is_accepted(client: FlaskClient) -> None:
+    r = client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 1, "frequency_penalty": 0, "user": "x"})
+    assert r.status_code == 200
+
+
+def test_unknown_model_is_404_and_lists_alternatives(client: FlaskClient) -> None:
+    error = _error(client.post("/v1/completions", json={"model": "gpt-9", "prompt": "hi"}), 404, "model_not_found", "model")
+    assert "tiny-gpt2" in error["message"]
+
+
+def test_model_of_the_wrong_task_is_400(client: FlaskClient) -> None:
+    _error(client.post("/v1/embeddings", json={"model": "tiny-gpt2", "input": "hi"}), 400, "wrong_model_task")
+
+
+def test_unknown_route_is_404_and_wrong_method_is_405(client: FlaskClient) -> None:
+    _error(client.get("/v1/nothing"), 404)
+    _error(client.get("/v1/completions"), 405)
+
+
+def test_body_over_limit_is_413(client: FlaskClient) -> None:
+    _error(client.post("/v1/embeddings", json={"input": "x" * 2_100_000}), 413, "request_too_large")
+
+
+def test_limits_on_max_tokens_n_and_inputs(client: FlaskClient) -> None:
+    _error(client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 65}), 422, "max_tokens_too_large")
+    _error(client.post("/v1/completions", json={"prompt": "hi", "n": 4}), 422, "n_too_large")
+    _error(client.post("/v1/completions", json={"prompt": ["hi"] * 9}), 422, "too_many_inputs")
+    _error(client.post("/v1/embeddings", json={"input": ["hi"] * 9}), 422, "too_many_inputs")
+    _error(client.post("/v1/embeddings", json={"input": []}), 422)
+    _error(client.post("/v1/classify/image", json={"image": [_b64(_image_bytes((8, 8), "PNG"))] * 9}), 422)
+
+
+def test_prompt_longer_than_context_is_400(client: FlaskClient) -> None:
+    _error(client.post("/v1/completions", json={"prompt": "word " * 200, "max_tokens": 4}), 400,
+           "context_length_exceeded")
+    _error(client.post("/v1/embeddings", json={"input": "word " * 200}), 400, "context_length_exceeded")
+
+
+def test_chat_validation(client: FlaskClient) -> None:
+    _error(client.post("/v1/chat/completions", json={"messages": []}), 422)
+    _error(client.post("/v1/chat/completions", json={"messages": [{"role": "wizard", "content": "x"}]}), 422)
+    _error(client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}],
+                                                     "top_logprobs": 2}), 422)
+
+
+def test_classification_label_errors(client: FlaskClient) -> None:
+    _error(client.post("/v1/classify/text", json={"model": "tiny-embed", "input": "x"}), 400, "labels_required")
+    _error(client.post("/v1/classify/text", json={"model": "tiny-embed", "input": "x", "labels": ["a", "a"]}), 422)
+    _error(client.post("/v1/classify/text", json={"model": "tiny-sentiment", "input": "x", "labels": ["happy"]}),
+           400, "unknown_label")
+
+
+def test_image_errors(client: FlaskClient) -> None:
+    post = lambda data: client.post("/v1/classify/image", json={"image": data})  # noqa: E731
+    _error(post("not base64!!"), 400, "invalid_image")
+    _error(post(_b64(b"GIF89a but not really an image")), 400, "invalid_image")
+    _error(post(_b64(_image_bytes((16, 16), "ICO"))), 400, "unsupported_image_format")
+    _error(post(_b64(_image_bytes((1100, 1000), "PNG"))), 413, "image_too_large")  # > max_image_pixels
+    _error(post(_b64(b"\x89PNG" + b"0" * 210_000)), 413, "image_too_large")       # > max_image_bytes
+    truncated = _image_bytes((64, 64), "JPEG")[:200]
+    _error(post(_b64(truncated)), 400, "invalid_image")
+
+
+def test_decompression_bomb_is_refused_before_decoding(client: FlaskClient) -> None:
+    # A 20000x20000 PNG of one colour compresses to a few hundred KB... build a tiny header-only one instead:
+    # PIL reads the size from the header, and the server refuses it before allocating 400M pixels.
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    bomb = b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+    _error(client.post("/v1/classify/image", json={"image": _b64(bomb)}), 413, "image_too_large")
+
+
+def test_multipart_without_files_or_with_unknown_fields(client: FlaskClient) -> None:
+    _error(client.post("/v1/classify/image", data={"model": "tiny-resnet"}, content_type="multipart/form-data"), 422)
+    data = {"colour": "red", "f": (io.BytesIO(_image_bytes((8, 8), "PNG")), "f.png")}
+    _error(client.post("/v1/classify/image", data=data, content_type="multipart/form-data"), 422)
+
+
+def test_model_still_loading_is_503_and_ready_follows(tiny_bert: str, tmp_path: Any) -> None:
+    gate = threading.Event()
+
+    def slow_loader(model_config: Any, server_config: Any) -> Any:
+        gate.wait(10)
+        raise RuntimeError("weights missing")
+
+    config = config_from_dict({"server": {"cache_dir": str(tmp_path)},
+                               "models": [{"name": "e", "task": "embeddings", "source": tiny_bert}]})
+    app = create_app(config, loader=slow_loader)
+    client = app.test_client()
+    assert client.get("/ready").status_code == 503
+    error = _error(client.post("/v1/embeddings", json={"input": "x"}), 503, "model_not_ready")
+    assert "loading" in error["message"]
+    gate.set()
+    app.extensions["maas"].registry.wait_until_loaded(10)
+    assert client.get("/ready").status_code == 503 and client.get("/ready").json["models"]["e"] == "failed"
+    assert "weights missing" in client.post("/v1/embeddings", json={"input": "x"}).json["error"]["message"]
+
+
+def test_bug_in_a_route_is_a_500_envelope_without_traceback(tmp_path: Any, tiny_bert: str) -> None:
+    config = config_from_dict({"server": {"cache_dir": str(tmp_path)},
+                               "models": [{"name": "e", "task": "embeddings", "source": tiny_bert}]})
+    app = create_app(config, load_models=False)
+
+    @app.get("/boom-test")
+    def boom() -> None:
+        raise KeyError("secret internals")
+
+    r = app.test_client().get("/boom-test")
+    error = _error(r, 500, "internal_error")
+    assert "secret internals" not in r.get_data(as_text=True) and r.headers["X-Request-ID"] in error["message"]
