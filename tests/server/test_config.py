@@ -1,0 +1,48 @@
+"""Config files: the shipped default is valid, and mistakes get messages that say what to change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maas_server.cli import main as server_main
+from maas_server.config import ConfigError, config_from_dict, load_config
+
+
+def test_default_config_serves_the_three_packaged_models() -> None:
+    config = load_config()
+    assert [(m.name, m.task) for m in config.models] == [
+        ("smollm2-135m-instruct", "text-generation"), ("all-minilm-l6-v2", "embeddings"),
+        ("efficientnet-lite0", "image-classification")]
+    assert all(m.source.startswith("pkg://") for m in config.models)
+
+
+@pytest.mark.parametrize("models, message", [
+    ([], "models"),
+    ([{"name": "a", "task": "translation", "source": "x"}], "models.0.task"),
+    ([{"name": "a", "task": "embeddings", "source": "x", "colour": "red"}], "colour"),
+    ([{"name": "a", "task": "embeddings", "source": "x"}] * 2, "unique"),
+    ([{"name": "a", "task": "embeddings", "source": "x", "max_queue": 1}], "max_queue"),
+])
+def test_invalid_configs_explain_themselves(models: list[dict], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"models": models})
+
+
+def test_unknown_section_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown top-level"):
+        config_from_dict({"modles": [], "models": []})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[models]\nname=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_serve_refuses_a_bad_config_before_starting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "c.toml"
+    bad.write_text('[[models]]\nname = "x"\ntask = "nope"\nsource = "y"\n')
+    assert server_main(["serve", "--config", str(bad)]) == 2
+    assert "models.0.task" in capsys.readouterr().err

