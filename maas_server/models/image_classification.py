@@ -36,7 +36,7 @@ class ImageClassificationModel:
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> ImageClassificationModel:
-        if config.architecture and config.architecture.startswith(TIMM_PREFIX):
+        if config.source.startswith(TIMM_PREFIX) or (config.architecture or "").startswith(TIMM_PREFIX):
             model, transform, labels = _load_timm(config)
         elif config.architecture:
             raise ValueError(f"model {config.name!r}: unknown architecture {config.architecture!r}; use 'timm:NAME' or omit it")
@@ -70,8 +70,8 @@ def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor],
     import timm
     from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
-    name = config.architecture[len(TIMM_PREFIX):]
-    if config.source == config.architecture:  # weights from timm's own hub entry
+    name = (config.architecture or config.source)[len(TIMM_PREFIX):]
+    if config.source.startswith(TIMM_PREFIX):  # timm's own pretrained weights (needs a model hub)
         model = timm.create_model(name, pretrained=True)
     else:
         model = timm.create_model(name, pretrained=False)
