@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from tests import tiny_models
+
+def _tiny_models():  # type: ignore[no-untyped-def]
+    # Imported lazily: it imports torch, which client-only test runs should not pay for.
+    from tests import tiny_models
+
+    return tiny_models
 
 
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_models.gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+    return _tiny_models().gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_models.bert(tmp_path_factory.mktemp("tiny-bert"))
+    return _tiny_models().bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")
 def tiny_bert_classifier(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_models.bert_classifier(tmp_path_factory.mktemp("tiny-bert-cls"))
+    return _tiny_models().bert_classifier(tmp_path_factory.mktemp("tiny-bert-cls"))
 
 
 @pytest.fixture(scope="session")
 def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_models.resnet(tmp_path_factory.mktemp("tiny-resnet"))
+    return _tiny_models().resnet(tmp_path_factory.mktemp("tiny-resnet"))
 
 
 @pytest.fixture(scope="session")
 def tiny_timm_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_models.timm_weights(tmp_path_factory.mktemp("tiny-timm"))
+    return _tiny_models().timm_weights(tmp_path_factory.mktemp("tiny-timm"))

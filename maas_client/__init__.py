@@ -1,0 +1,89 @@
+"""maas_client: the typed Python client of a maas server (or any OpenAI-compatible one).
+
+::
+
+    import maas_client as maas
+
+    client = maas.Client()  # MAAS_BASE_URL (default http://127.0.0.1:8000), MAAS_API_KEY
+    client.generate("Once upon a time", max_tokens=20).text
+    client.chat([{"role": "user", "content": "Hi"}]).text
+    client.embed(["a", "b"]).vectors
+    client.classify_text("I love it", labels=["positive", "negative"]).labels
+    client.classify_image("cat.jpg").labels
+
+Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
+"""
+
+from __future__ import annotations
+
+from ._streaming import Stream
+from ._transport import Timeout
+from ._version import __version__
+from .client import Client, ImageInput, MessageInput
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APIStreamError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    MaasError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTooLargeError,
+    ServiceUnavailableError,
+    UnprocessableEntityError,
+)
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatMessage,
+    Classification,
+    ClassificationItem,
+    Completion,
+    CompletionChunk,
+    Embedding,
+    Embeddings,
+    LabelScore,
+    ModelInfo,
+    Usage,
+)
+
+__all__ = [
+    "__version__",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APIStreamError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatMessage",
+    "Classification",
+    "ClassificationItem",
+    "Client",
+    "Completion",
+    "CompletionChunk",
+    "Embedding",
+    "Embeddings",
+    "ImageInput",
+    "InternalServerError",
+    "LabelScore",
+    "MaasError",
+    "MessageInput",
+    "ModelInfo",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "ServiceUnavailableError",
+    "Stream",
+    "Timeout",
+    "UnprocessableEntityError",
+    "Usage",
+]

@@ -1,0 +1,243 @@
+"""The ``maas`` command: each client method from the shell.
+
+::
+
+    maas generate "Once upon a time" --max-tokens 40 --stream
+    maas chat "Hi" --system "Answer briefly."          # or: echo "Hi" | maas chat
+    maas embed "first text" "second text"
+    maas classify-text "I love it" --labels positive negative
+    maas classify-image cat.jpg
+    maas models
+
+Every command takes ``--base-url``, ``--api-key`` (else ``MAAS_BASE_URL``/``MAAS_API_KEY``),
+``--timeout`` and ``--json`` (print the server's JSON instead of text). Exit codes: 0 done,
+1 the call failed (the reason on stderr), 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from ._version import __version__
+from .client import Client
+from .errors import MaasError
+from .types import Classification, ModelInfo
+
+__all__ = ["main"]
+
+Command = Callable[[Client, argparse.Namespace], None]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line in ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits for --help (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        client = Client(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+    except (MaasError, ValueError) as exc:
+        return _fail(exc, 2)
+    try:
+        with client:
+            args.command(client, args)
+        return 0
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except MaasError as exc:
+        return _fail(exc, 1)
+    except _UsageError as exc:
+        return _fail(exc, 2)
+    except OSError as exc:  # e.g. an image path that does not exist
+        return _fail(exc, 2)
+
+
+class _UsageError(Exception):
+    """The arguments cannot be run as given."""
+
+
+def _fail(exc: BaseException, code: int) -> int:
+    print(f"maas: error: {exc}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _generate(client: Client, args: argparse.Namespace) -> None:
+    prompt = _text_or_stdin(args.prompt, "a prompt")
+    _print_text(functools.partial(client.generate, prompt, **_sampling(args)), args)
+
+
+def _chat(client: Client, args: argparse.Namespace) -> None:
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    texts = args.messages or [_text_or_stdin(None, "a message")]
+    messages += [{"role": "user", "content": text} for text in texts]
+    _print_text(functools.partial(client.chat, messages, **_sampling(args)), args)
+
+
+def _embed(client: Client, args: argparse.Namespace) -> None:
+    result = client.embed(args.texts, model=args.model)
+    _print(result, args.json, lambda r: "\n".join(json.dumps(v) for v in r.vectors))
+
+
+def _classify_text(client: Client, args: argparse.Namespace) -> None:
+    result = client.classify_text(args.texts, labels=args.labels, top_k=args.top_k, model=args.model)
+    _print(result, args.json, lambda r: _classification_text(r, args.texts))
+
+
+def _classify_image(client: Client, args: argparse.Namespace) -> None:
+    result = client.classify_image(args.images, top_k=args.top_k, model=args.model)
+    _print(result, args.json, lambda r: _classification_text(r, args.images))
+
+
+def _models(client: Client, args: argparse.Namespace) -> None:
+    models = client.models()
+    if args.json:
+        data = [info.model_dump(mode="json", exclude_unset=True) for info in models]
+        print(json.dumps({"object": "list", "data": data}, indent=2))
+    else:
+        print(_models_table(models))
+
+
+# ---------------------------------------------------------------------- output
+
+
+def _print_text(call: Callable[..., Any], args: argparse.Namespace) -> None:
+    """Print a generate/chat result's text, or its chunks as they come with --stream."""
+    if args.stream:
+        with call(stream=True) as stream:
+            _print_stream(stream, args.json)
+    else:
+        _print(call(stream=False), args.json, lambda result: result.text)
+
+
+def _print(result: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    print(_json(result, indent=2) if as_json else text(result))
+
+
+def _print_stream(stream: Any, as_json: bool) -> None:
+    for chunk in stream:
+        if as_json:  # one chunk per line (JSON Lines), as the server sent them
+            print(_json(chunk), flush=True)
+        else:
+            print(chunk.text, end="", flush=True)
+    if not as_json:
+        print()
+
+
+def _json(result: BaseModel, indent: int | None = None) -> str:
+    # exclude_unset: the fields the server sent (unknown ones included), not our defaults.
+    return result.model_dump_json(exclude_unset=True, indent=indent)
+
+
+def _classification_text(result: Classification, inputs: Sequence[str]) -> str:
+    blocks = []
+    for item in result.data:
+        lines = [f"{score.score:7.4f}  {score.label}" for score in item.labels]
+        if len(result.data) > 1 and item.index < len(inputs):
+            lines.insert(0, f"# {inputs[item.index]}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _models_table(models: Sequence[ModelInfo]) -> str:
+    rows = [("ID", "TASK", "READY", "DEVICE", "ENDPOINTS")]
+    for info in models:
+        ready = "-" if info.ready is None else ("yes" if info.ready else "no")
+        rows.append(
+            (info.id, info.task or "-", ready, info.device or "-", " ".join(info.endpoints or []) or "-")
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+        for row in rows
+    )
+
+
+# ---------------------------------------------------------------------- arguments
+
+
+def _text_or_stdin(value: str | None, what: str) -> str:
+    if value is not None:
+        return value
+    if sys.stdin is None or sys.stdin.isatty():
+        raise _UsageError(f"give {what} as an argument or on stdin")
+    text = sys.stdin.read().strip()
+    if not text:
+        raise _UsageError(f"stdin was empty; give {what}")
+    return text
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    return {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maas", description="Call a maas (or OpenAI-compatible) server."
+    )
+    parser.add_argument("--version", action="version", version=f"maas {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    common = _common_options()
+    sampling = _sampling_options()
+
+    def add(name: str, run: Command, help: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, parents=[common, *parents])
+        sub.set_defaults(command=run)
+        return sub
+
+    add("generate", _generate, "continue a prompt", sampling).add_argument(
+        "prompt", nargs="?", help="the prompt (default: read stdin)"
+    )
+    chat = add("chat", _chat, "reply to a message", sampling)
+    chat.add_argument("messages", nargs="*", help="user message(s), in order (default: stdin)")
+    chat.add_argument("--system", help="a system message to put first")
+    add("embed", _embed, "print one embedding vector (JSON) per text").add_argument(
+        "texts", nargs="+"
+    )
+    classify_text = add("classify-text", _classify_text, "label texts")
+    classify_text.add_argument("texts", nargs="+")
+    classify_text.add_argument("--labels", nargs="+", help="candidate labels (zero-shot)")
+    classify_text.add_argument("--top-k", type=int)
+    classify_image = add("classify-image", _classify_image, "label image files")
+    classify_image.add_argument("images", nargs="+", metavar="PATH")
+    classify_image.add_argument("--top-k", type=int)
+    add("models", _models, "list the served models")
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--base-url", help="server URL (default: MAAS_BASE_URL or http://127.0.0.1:8000)")
+    common.add_argument("--api-key", help="API key (default: MAAS_API_KEY)")
+    common.add_argument("--model", help="model id (default: the server's first for the task)")
+    common.add_argument("--timeout", type=float, help="connect and read timeout, seconds")
+    common.add_argument("--json", action="store_true", help="print the server's JSON")
+    return common
+
+
+def _sampling_options() -> argparse.ArgumentParser:
+    sampling = argparse.ArgumentParser(add_help=False)
+    sampling.add_argument("--max-tokens", type=int)
+    sampling.add_argument("--temperature", type=float)
+    sampling.add_argument("--stream", action="store_true", help="print text as it is generated")
+    return sampling
+
+
+if __name__ == "__main__":
+    sys.exit(main())

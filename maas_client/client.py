@@ -1,0 +1,596 @@
+"""The :class:`Client`: one object per server, one method per endpoint.
+
+Options come from the constructor's arguments, else the ``MAAS_*`` environment variables,
+else the defaults. The methods only say which path, which body and which result type; the
+transport does the rest (headers, retries, errors, streaming).
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import IO, Any, Literal, Protocol, TypeVar, Union, cast, overload
+
+import requests
+from pydantic import BaseModel
+
+from ._streaming import Stream
+from ._transport import (
+    Timeout,
+    TimeoutTypes,
+    Transport,
+    configure_logging,
+    new_session,
+    normalize_base_url,
+)
+from .errors import MaasError
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessage,
+    Classification,
+    Completion,
+    CompletionChunk,
+    CompletionRequest,
+    EmbeddingRequest,
+    Embeddings,
+    ImageClassificationRequest,
+    ModelInfo,
+    ModelList,
+    TextClassificationRequest,
+    _Request,
+)
+
+__all__ = ["Client", "ImageInput", "MessageInput"]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+DEFAULT_MAX_RETRIES = 2
+
+COMPLETIONS = "/v1/completions"
+CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+CLASSIFY_TEXT = "/v1/classify/text"
+CLASSIFY_IMAGE = "/v1/classify/image"
+MODELS = "/v1/models"
+
+
+class _SavableImage(Protocol):
+    """What the client needs of a ``PIL.Image.Image`` (typed without importing PIL)."""
+
+    def save(self, fp: IO[bytes], format: str | None = None) -> None: ...
+
+
+ImageInput = Union[str, os.PathLike[str], bytes, bytearray, IO[bytes], _SavableImage]
+MessageInput = Union[ChatMessage, Mapping[str, Any]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class Client:
+    """A client for one maas (or OpenAI-compatible) server.
+
+    Args:
+        base_url: the server, e.g. ``http://127.0.0.1:8000`` (a trailing ``/v1`` is fine).
+            Default: ``MAAS_BASE_URL``, else ``http://127.0.0.1:8000``.
+        api_key: sent as ``Authorization: Bearer <key>``. Default: ``MAAS_API_KEY``; none is
+            sent when neither is set.
+        timeout: seconds as a float, a ``(connect, read)`` tuple or a :class:`Timeout`.
+            Default: 5 s to connect, 600 s to read.
+        max_retries: retries after the first attempt for transient failures (default 2).
+        session: a ``requests.Session`` to use (and not close); by default the client makes
+            its own and closes it in :meth:`close`.
+
+    The client is safe to share between threads. Use it in a ``with`` block, or call
+    :meth:`close`, to release its connections.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        configure_logging()
+        self._transport = Transport(
+            base_url=_check_base_url(base_url or os.environ.get("MAAS_BASE_URL") or DEFAULT_BASE_URL),
+            api_key=api_key if api_key is not None else os.environ.get("MAAS_API_KEY") or None,
+            timeout=Timeout.of(timeout) if timeout is not None else Timeout(),
+            max_retries=_check_retries(DEFAULT_MAX_RETRIES if max_retries is None else max_retries),
+            session=session if session is not None else new_session(),
+        )
+        self._owns_session = session is None
+        self._directory = _ModelDirectory()
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def base_url(self) -> str:
+        """The server's URL, without a trailing ``/`` or ``/v1``."""
+        return self._transport.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The default timeouts of this client's calls."""
+        return self._transport.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a transient failure is retried."""
+        return self._transport.max_retries
+
+    def with_options(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+    ) -> Client:
+        """A copy with some options changed that shares this client's connections.
+
+        ``client.with_options(max_retries=5, timeout=10).generate(...)`` changes them for one
+        call. Closing the copy does not close the shared session; close the original.
+        """
+        changes: dict[str, Any] = {}
+        if base_url is not None:
+            changes["base_url"] = _check_base_url(base_url)
+        if api_key is not None:
+            changes["api_key"] = api_key
+        if timeout is not None:
+            changes["timeout"] = Timeout.of(timeout)
+        if max_retries is not None:
+            changes["max_retries"] = _check_retries(max_retries)
+        clone = object.__new__(Client)
+        clone._transport = replace(self._transport, **changes)
+        clone._owns_session = False
+        same_server = clone.base_url == self.base_url
+        clone._directory = self._directory if same_server else _ModelDirectory()
+        return clone
+
+    def close(self) -> None:
+        """Release the connections (only if the client created its session)."""
+        if self._owns_session:
+            self._transport.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r})"
+
+    # ------------------------------------------------------------------ text generation
+
+    @overload
+    def generate(
+        self,
+        prompt: str | Sequence[str],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: int | None = None,
+        stream: Literal[False] = False,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Completion: ...
+
+    @overload
+    def generate(
+        self,
+        prompt: str | Sequence[str],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: int | None = None,
+        stream: Literal[True],
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Stream[CompletionChunk]: ...
+
+    @overload
+    def generate(
+        self,
+        prompt: str | Sequence[str],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: int | None = None,
+        stream: bool,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Completion | Stream[CompletionChunk]: ...
+
+    def generate(
+        self,
+        prompt: str | Sequence[str],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: int | None = None,
+        stream: bool = False,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Completion | Stream[CompletionChunk]:
+        """Continue ``prompt`` (``POST /v1/completions``).
+
+        The sampling options are OpenAI's: ``max_tokens``, ``temperature`` (0 is greedy),
+        ``top_p``, ``n`` choices per prompt, ``stop`` strings, ``seed`` and ``logprobs`` (how
+        many alternatives per token). Unset options take the server's defaults; ``model``
+        defaults to the server's first text-generation model.
+
+        Returns a :class:`Completion` (``.text`` is the first choice's text), or with
+        ``stream=True`` a :class:`Stream` of :class:`CompletionChunk` (``.text`` is new text).
+        """
+        request = CompletionRequest(
+            model=model or self._default_model(COMPLETIONS),
+            prompt=_str_or_list(prompt),
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p, n=n,
+            stop=_str_or_list(stop), seed=seed, logprobs=logprobs, stream=stream or None,
+        )
+        if stream:
+            return self._stream(COMPLETIONS, request, CompletionChunk, timeout, extra_headers)
+        return self._post(COMPLETIONS, request, Completion, timeout, extra_headers)
+
+    @overload
+    def chat(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        stream: Literal[False] = False,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ChatCompletion: ...
+
+    @overload
+    def chat(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        stream: Literal[True],
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Stream[ChatCompletionChunk]: ...
+
+    @overload
+    def chat(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        stream: bool,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]: ...
+
+    def chat(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        n: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        stream: bool = False,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]:
+        """Reply to a conversation (``POST /v1/chat/completions``).
+
+        ``messages`` is a list of ``{"role": ..., "content": ...}`` dicts (or
+        :class:`ChatMessage`); a plain string is one user message. Sampling options as in
+        :meth:`generate`, except that ``logprobs`` is a bool and ``top_logprobs`` says how
+        many alternatives per token.
+
+        Returns a :class:`ChatCompletion` (``.text`` is the first reply), or with
+        ``stream=True`` a :class:`Stream` of :class:`ChatCompletionChunk`.
+        """
+        request = ChatCompletionRequest(
+            model=model or self._default_model(CHAT),
+            messages=_messages(messages),
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p, n=n,
+            stop=_str_or_list(stop), seed=seed, logprobs=logprobs, top_logprobs=top_logprobs,
+            stream=stream or None,
+        )
+        if stream:
+            return self._stream(CHAT, request, ChatCompletionChunk, timeout, extra_headers)
+        return self._post(CHAT, request, ChatCompletion, timeout, extra_headers)
+
+    # ------------------------------------------------------------------ embeddings, classification
+
+    def embed(
+        self,
+        input: str | Sequence[str],
+        *,
+        model: str | None = None,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Embeddings:
+        """Embed one text or several (``POST /v1/embeddings``); ``.vectors`` lists the vectors
+        in input order (maas vectors are L2-normalized)."""
+        request = EmbeddingRequest(
+            model=model or self._default_model(EMBEDDINGS), input=_str_or_list(input)
+        )
+        return self._post(EMBEDDINGS, request, Embeddings, timeout, extra_headers)
+
+    def classify_text(
+        self,
+        input: str | Sequence[str],
+        labels: Sequence[str] | None = None,
+        top_k: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Classification:
+        """Label one text or several (``POST /v1/classify/text``).
+
+        With ``labels`` the texts are scored against those labels (zero-shot with an
+        embeddings model); without, a text-classification model uses its own labels.
+        ``top_k`` keeps the best k. ``.labels`` is the first input's labels, best first.
+        """
+        request = TextClassificationRequest(
+            model=model or self._default_model(CLASSIFY_TEXT),
+            input=_str_or_list(input),
+            labels=list(labels) if labels is not None else None,
+            top_k=top_k,
+        )
+        return self._post(CLASSIFY_TEXT, request, Classification, timeout, extra_headers)
+
+    def classify_image(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        top_k: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Classification:
+        """Label one image or several (``POST /v1/classify/image``, multipart upload).
+
+        An image is a path (``str`` or ``Path``), ``bytes``, a binary file object, a
+        ``PIL.Image.Image``, or a list of these. ``top_k`` keeps the best k (server default 5).
+        """
+        form = ImageClassificationRequest(model=model or self._default_model(CLASSIFY_IMAGE), top_k=top_k)
+        files = [("image", part) for part in _image_parts(images)]
+        return self._transport.request(
+            "POST", CLASSIFY_IMAGE, Classification, files=files, data=form.to_body(),
+            timeout=timeout, headers=extra_headers,
+        )
+
+    # ------------------------------------------------------------------ models
+
+    def models(
+        self,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> list[ModelInfo]:
+        """The models the server serves (``GET /v1/models``)."""
+        listing = self._transport.request(
+            "GET", MODELS, ModelList, timeout=timeout, headers=extra_headers
+        )
+        return listing.data
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _post(
+        self,
+        path: str,
+        request: _Request,
+        result: type[M],
+        timeout: TimeoutTypes | None,
+        headers: Mapping[str, str] | None,
+    ) -> M:
+        return self._transport.request(
+            "POST", path, result, json=request.to_body(), timeout=timeout, headers=headers
+        )
+
+    def _stream(
+        self,
+        path: str,
+        request: _Request,
+        chunk: type[M],
+        timeout: TimeoutTypes | None,
+        headers: Mapping[str, str] | None,
+    ) -> Stream[M]:
+        return self._transport.stream(
+            path, chunk, json=request.to_body(), timeout=timeout, headers=headers
+        )
+
+    def _default_model(self, route: str) -> str:
+        return self._directory.default_for(route, self.base_url, self.models)
+
+
+class _ModelDirectory:
+    """Answers "which model serves this route?" from one ``GET /v1/models`` per client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: list[ModelInfo] | None = None
+
+    def default_for(self, route: str, base_url: str, fetch: Callable[[], list[ModelInfo]]) -> str:
+        # The lock is held during the fetch so that concurrent first calls send one request.
+        with self._lock:
+            if self._models is None:
+                self._models = fetch()
+            models = self._models
+        for info in models:
+            if info.endpoints is not None and route in info.endpoints:
+                return info.id
+        raise MaasError(_no_default_model(route, base_url, models))
+
+
+def _no_default_model(route: str, base_url: str, models: list[ModelInfo]) -> str:
+    if not models:
+        return f"The server at {base_url} lists no models; pass model= explicitly."
+    if all(info.endpoints is None for info in models):
+        return (
+            f"The server at {base_url} does not say which of its models serves {route} (its "
+            "/v1/models entries carry no `endpoints`, as on OpenAI-compatible servers): pass "
+            f"model= explicitly, e.g. model={models[0].id!r}."
+        )
+    served = ", ".join(f"{info.id} ({info.task or 'unknown task'})" for info in models)
+    return f"No model on {base_url} serves {route}; it serves: {served}."
+
+
+# ---------------------------------------------------------------------- argument helpers
+
+
+def _check_base_url(base_url: str) -> str:
+    if not base_url.startswith(("http://", "https://")):
+        raise MaasError(
+            f"base_url must start with http:// or https://, got {base_url!r} "
+            "(set it with base_url= or MAAS_BASE_URL)."
+        )
+    return normalize_base_url(base_url)
+
+
+def _check_retries(max_retries: int) -> int:
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
+    return max_retries
+
+
+@overload
+def _str_or_list(value: str | Sequence[str]) -> str | list[str]: ...
+
+
+@overload
+def _str_or_list(value: None) -> None: ...
+
+
+def _str_or_list(value: str | Sequence[str] | None) -> str | list[str] | None:
+    # Tuples and other sequences become lists, so the JSON body is always a string or array.
+    return value if value is None or isinstance(value, str) else list(value)
+
+
+def _messages(messages: str | Sequence[MessageInput]) -> list[ChatMessage]:
+    if isinstance(messages, str):
+        return [ChatMessage(role="user", content=messages)]
+    return [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages]
+
+
+def _image_parts(images: ImageInput | Sequence[ImageInput]) -> list[tuple[str, bytes, str]]:
+    """Each image as a multipart ``(filename, bytes, content type)``, in the given order."""
+    if isinstance(images, (list, tuple)):
+        return [_image_part(image, number) for number, image in enumerate(images)]
+    return [_image_part(images, 0)]  # type: ignore[arg-type]  # a single ImageInput
+
+
+def _image_part(image: ImageInput, number: int) -> tuple[str, bytes, str]:
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        with open(path, "rb") as file:
+            content = file.read()
+        return os.path.basename(path), content, _content_type(content, path)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        content = bytes(image)
+        return f"image{number}", content, _content_type(content)
+    if _is_pil_image(image):
+        buffer = io.BytesIO()
+        cast(_SavableImage, image).save(buffer, format="PNG")  # lossless, and PNG keeps any mode PIL can hold
+        return f"image{number}.png", buffer.getvalue(), "image/png"
+    if hasattr(image, "read"):
+        content = cast(IO[bytes], image).read()
+        if not isinstance(content, bytes):
+            raise TypeError("open image files in binary mode ('rb'), not text mode")
+        name = getattr(image, "name", None)
+        filename = os.path.basename(name) if isinstance(name, str) else f"image{number}"
+        return filename, content, _content_type(content, filename)
+    raise TypeError(
+        f"cannot send a {type(image).__name__} as an image: pass a path, bytes, a binary "
+        "file object or a PIL.Image.Image (or a list of them)"
+    )
+
+
+def _is_pil_image(image: object) -> bool:
+    # Looked up, never imported: if PIL is not loaded, the object cannot be a PIL image.
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(image, pil.Image)
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF8", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+
+
+def _content_type(content: bytes, filename: str | None = None) -> str:
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, content_type in _MAGIC:
+        if content.startswith(magic):
+            return content_type
+    guessed = mimetypes.guess_type(filename)[0] if filename else None
+    return guessed or "application/octet-stream"

@@ -1,0 +1,419 @@
+"""Pydantic models for every request the client sends and every response it reads.
+
+Responses allow unknown fields (``extra="allow"``): a newer server, or another
+OpenAI-compatible one, may add fields, and they stay readable as attributes instead of
+breaking the client. Metadata fields have defaults for the same reason; the data a result
+exists for (``choices``, ``data``) is required.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import html
+import sys
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ChatChoice",
+    "ChatChoiceLogprobs",
+    "ChatChunkChoice",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "ChatDelta",
+    "ChatMessage",
+    "ChatTokenLogprob",
+    "Classification",
+    "ClassificationItem",
+    "Completion",
+    "CompletionChoice",
+    "CompletionChunk",
+    "CompletionLogprobs",
+    "CompletionRequest",
+    "ContentPart",
+    "Embedding",
+    "EmbeddingRequest",
+    "Embeddings",
+    "ImageClassificationRequest",
+    "LabelScore",
+    "ModelInfo",
+    "ModelList",
+    "TextClassificationRequest",
+    "TopLogprob",
+    "Usage",
+]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Request(BaseModel):
+    # A typo in a field name is a bug in this package, not something to send silently.
+    model_config = ConfigDict(extra="forbid")
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body: unset options are left out so the server's defaults apply."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# ---------------------------------------------------------------------------- shared
+
+
+class Usage(_Response):
+    """Token counts of one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ContentPart(_Response):
+    """One part of a chat message's content, e.g. ``{"type": "text", "text": "Hi"}``."""
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(_Response):
+    """A chat message: ``role`` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str | list[ContentPart] | None = None
+
+
+# ---------------------------------------------------------------------------- requests
+
+
+class CompletionRequest(_Request):
+    """Body of ``POST /v1/completions``."""
+
+    model: str
+    prompt: str | list[str]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    logprobs: int | None = None
+    stream: bool | None = None
+
+
+class ChatCompletionRequest(_Request):
+    """Body of ``POST /v1/chat/completions``."""
+
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    stream: bool | None = None
+
+
+class EmbeddingRequest(_Request):
+    """Body of ``POST /v1/embeddings``."""
+
+    model: str
+    input: str | list[str]
+    # Explicit, because the openai package defaults to base64 and servers may follow it.
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+class TextClassificationRequest(_Request):
+    """Body of ``POST /v1/classify/text``."""
+
+    model: str
+    input: str | list[str]
+    labels: list[str] | None = None
+    top_k: int | None = None
+
+
+class ImageClassificationRequest(_Request):
+    """Form fields of ``POST /v1/classify/image`` (the images travel as file parts)."""
+
+    model: str
+    top_k: int | None = None
+
+
+# ---------------------------------------------------------------------------- completions
+
+
+class CompletionLogprobs(_Response):
+    """Per-token log probabilities of a completion choice."""
+
+    tokens: list[str] = Field(default_factory=list)
+    token_logprobs: list[float | None] = Field(default_factory=list)
+    top_logprobs: list[dict[str, float] | None] | None = None
+    text_offset: list[int] = Field(default_factory=list)
+
+
+class CompletionChoice(_Response):
+    """One generated text."""
+
+    index: int = 0
+    text: str = ""
+    finish_reason: str | None = None
+    logprobs: CompletionLogprobs | None = None
+
+
+class Completion(_Response):
+    """Result of :meth:`Client.generate`; ``text`` is the first choice's text."""
+
+    id: str = ""
+    object: str = "text_completion"
+    created: int = 0
+    model: str = ""
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        """The first choice's text ("" when there is no choice)."""
+        return self.choices[0].text if self.choices else ""
+
+
+class CompletionChunk(_Response):
+    """One streamed piece of a completion; ``text`` is the new text."""
+
+    id: str = ""
+    object: str = "text_completion"
+    created: int = 0
+    model: str = ""
+    choices: list[CompletionChoice] = Field(default_factory=list)
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        """The first choice's new text ("" for e.g. a usage-only chunk)."""
+        return self.choices[0].text if self.choices else ""
+
+
+# ---------------------------------------------------------------------------- chat
+
+
+class TopLogprob(_Response):
+    """An alternative token and its log probability."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class ChatTokenLogprob(TopLogprob):
+    """A generated token, its log probability and the most likely alternatives."""
+
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
+class ChatChoiceLogprobs(_Response):
+    """Log probabilities of a chat choice's content tokens."""
+
+    content: list[ChatTokenLogprob] | None = None
+
+
+class ChatChoice(_Response):
+    """One generated reply."""
+
+    index: int = 0
+    message: ChatMessage
+    finish_reason: str | None = None
+    logprobs: ChatChoiceLogprobs | None = None
+
+
+class ChatCompletion(_Response):
+    """Result of :meth:`Client.chat`; ``text`` is the first reply's content."""
+
+    id: str = ""
+    object: str = "chat.completion"
+    created: int = 0
+    model: str = ""
+    choices: list[ChatChoice]
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        """The first choice's message content as text ("" when empty)."""
+        if not self.choices:
+            return ""
+        return _content_text(self.choices[0].message.content)
+
+
+class ChatDelta(_Response):
+    """What a streamed chat chunk adds to its choice's message."""
+
+    role: str | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(_Response):
+    """One choice's part of a streamed chat chunk."""
+
+    index: int = 0
+    delta: ChatDelta = Field(default_factory=ChatDelta)
+    finish_reason: str | None = None
+    logprobs: ChatChoiceLogprobs | None = None
+
+
+class ChatCompletionChunk(_Response):
+    """One streamed piece of a chat reply; ``text`` is the new content."""
+
+    id: str = ""
+    object: str = "chat.completion.chunk"
+    created: int = 0
+    model: str = ""
+    choices: list[ChatChunkChoice] = Field(default_factory=list)
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        """The first choice's new content ("" for a role-only or usage-only chunk)."""
+        return (self.choices[0].delta.content or "") if self.choices else ""
+
+
+def _content_text(content: str | list[ContentPart] | None) -> str:
+    if isinstance(content, list):
+        return "".join(part.text or "" for part in content)
+    return content or ""
+
+
+# ---------------------------------------------------------------------------- embeddings
+
+
+class Embedding(_Response):
+    """One input's vector."""
+
+    object: str = "embedding"
+    index: int = 0
+    embedding: list[float]
+
+    @field_validator("embedding", mode="before")
+    @classmethod
+    def _decode_base64(cls, value: Any) -> Any:
+        # A server may answer base64 (little-endian float32) even though we ask for floats.
+        if isinstance(value, str):
+            floats = array.array("f", base64.b64decode(value))
+            if sys.byteorder == "big":
+                floats.byteswap()
+            return floats.tolist()
+        return value
+
+
+class Embeddings(_Response):
+    """Result of :meth:`Client.embed`; ``vectors`` lists the vectors in input order."""
+
+    object: str = "list"
+    data: list[Embedding]
+    model: str = ""
+    usage: Usage | None = None
+
+    @property
+    def vectors(self) -> list[list[float]]:
+        """One vector per input, in input order."""
+        return [item.embedding for item in sorted(self.data, key=lambda item: item.index)]
+
+
+# ---------------------------------------------------------------------------- classification
+
+
+class LabelScore(_Response):
+    """A label and its probability."""
+
+    label: str
+    score: float
+
+
+class ClassificationItem(_Response):
+    """The labels of one input, best first."""
+
+    index: int = 0
+    labels: list[LabelScore]
+
+    @property
+    def label(self) -> str | None:
+        """The best label (``None`` when the list is empty)."""
+        return self.labels[0].label if self.labels else None
+
+
+class Classification(_Response):
+    """Result of :meth:`Client.classify_text` / :meth:`Client.classify_image`.
+
+    ``data`` holds one item per input; ``labels`` and ``label`` are shortcuts for the
+    first input, the common single-input case.
+    """
+
+    object: str = "list"
+    model: str = ""
+    data: list[ClassificationItem]
+    usage: Usage | None = None
+
+    @property
+    def labels(self) -> list[LabelScore]:
+        """The first input's labels, best first."""
+        return self.data[0].labels if self.data else []
+
+    @property
+    def label(self) -> str | None:
+        """The first input's best label."""
+        return self.data[0].label if self.data else None
+
+    def _repr_html_(self) -> str:
+        """Labels and scores as bars, for notebooks."""
+        items = "".join(_item_html(item, len(self.data) > 1) for item in self.data)
+        title = html.escape(self.model or "classification")
+        return (
+            '<div class="maas-classification" style="font-family:sans-serif;font-size:13px">'
+            f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>'
+        )
+
+
+def _item_html(item: ClassificationItem, numbered: bool) -> str:
+    rows = "".join(
+        "<tr>"
+        f'<td style="padding:1px 8px 1px 0;text-align:right">{html.escape(score.label)}</td>'
+        '<td style="width:200px;padding:1px 0"><div style="background:#eee;width:200px">'
+        f'<div style="background:#4c78a8;height:12px;width:{_percent(score.score):.1f}%"></div>'
+        "</div></td>"
+        f'<td style="padding:1px 0 1px 8px;font-family:monospace">{score.score:.3f}</td>'
+        "</tr>"
+        for score in item.labels
+    )
+    heading = f'<div style="color:#666">input {item.index}</div>' if numbered else ""
+    return f"{heading}<table style=\"border-collapse:collapse;margin-bottom:6px\">{rows}</table>"
+
+
+def _percent(score: float) -> float:
+    return min(max(score, 0.0), 1.0) * 100
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class ModelInfo(_Response):
+    """One served model. ``task``, ``endpoints``, ``device``, ``dtype``, ``ready`` are maas
+    additions: an OpenAI-compatible server leaves them ``None``."""
+
+    id: str
+    object: str = "model"
+    created: int = 0
+    owned_by: str = ""
+    task: str | None = None
+    endpoints: list[str] | None = None
+    device: str | None = None
+    dtype: str | None = None
+    ready: bool | None = None
+
+
+class ModelList(_Response):
+    """Body of ``GET /v1/models``."""
+
+    object: str = "list"
+    data: list[ModelInfo]
