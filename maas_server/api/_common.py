@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from concurrent.futures import Future
@@ -47,7 +48,16 @@ def parse_json(schema: type[M]) -> M:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise APIError("the request body is not a valid JSON object", code="invalid_json")
+    _check_unicode(body)
     return schema.model_validate(body)
+
+
+def _check_unicode(body: dict[str, Any]) -> None:
+    # JSON may carry lone surrogates ("\ud800") that are not text; tokenizers reject them deep inside.
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise APIError("the request contains invalid Unicode (a lone surrogate escape)", code="invalid_unicode") from None
 
 
 def resolve_model(endpoint: str, name: str | None) -> ModelEntry:

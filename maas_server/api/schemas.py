@@ -41,7 +41,7 @@ class _Sampling(_Request):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)  # what torch.Generator accepts
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None

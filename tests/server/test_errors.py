@@ -59,6 +59,12 @@ def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body
         assert error["param"] is not None and error["param"].startswith(param)
 
 
+def test_lone_surrogate_and_huge_seed_are_4xx(client: FlaskClient) -> None:
+    _error(client.post("/v1/embeddings", data='{"input": "\\ud800"}', content_type="application/json"), 400,
+           "invalid_unicode")
+    _error(client.post("/v1/completions", json={"prompt": "hi", "seed": 10**30}), 422, param="seed")
+
+
 def test_unsupported_openai_field_at_neutral_value_is_accepted(client: FlaskClient) -> None:
     r = client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 1, "frequency_penalty": 0, "user": "x"})
     assert r.status_code == 200
