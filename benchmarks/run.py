@@ -24,7 +24,7 @@ from maas_server.config import load_config
 from maas_server.testing import ServerProcess
 
 SENTENCES = [f"Sentence number {i} is about cats, markets and the weather in spring." for i in range(64)]
-PROMPT = "Write a short story about a lighthouse keeper."
+PROMPT = "Once upon a time, in a small village by the sea, there lived"  # continues without an early EOS
 
 
 @dataclass
