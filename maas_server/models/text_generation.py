@@ -134,9 +134,6 @@ class TextGenerationModel:
             raise InvalidInput("this model has no chat template; use /v1/completions", param="model", code="chat_not_supported")
         return list(self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, return_dict=True)["input_ids"])
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
     # -- the decode loop
 
     def run(self, batch: list[PreparedGeneration]) -> list[GenerationResult]:

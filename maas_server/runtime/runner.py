@@ -64,10 +64,6 @@ class Runner:
         self._queue.put(_STOP)
         self._thread.join(timeout)
 
-    @property
-    def queue_depth(self) -> int:
-        return self._queue.qsize() + len(self._held)
-
     def submit(self, method: str, item: Any) -> Future[Any]:
         """Queue one item for `method`; raises QueueFull when the queue is at its bound."""
         return self.submit_many(method, [item])[0]
