@@ -1,0 +1,162 @@
+"""API keys: created once and shown once, stored only as SHA-256 hashes, checked in constant time.
+
+A key is ``maas_`` followed by 32 random bytes (``secrets.token_urlsafe``): 256 bits, so a fast
+hash is enough; nothing can be guessed or brute-forced from the stored hash.
+
+``Authenticator`` caches lookups for ``ttl`` seconds (default 5, ``MAAS_AUTH_CACHE_SECONDS``) so a
+request does not hit the database each time; a revoked key therefore stops working within
+``ttl`` seconds on every worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from .limits import Limits
+from .store import Store, api_keys
+
+PREFIX = "maas_"
+
+
+class KeyStoreError(ValueError):
+    """A key operation the caller can fix (an unknown name, a duplicate name...)."""
+
+
+class AuthError(Exception):
+    """A request's key is not accepted; `code` says why (invalid_api_key, expired_api_key, revoked_api_key)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key's record: everything but the key itself."""
+
+    id: int
+    name: str
+    prefix: str
+    rpm: int | None
+    tpm: int | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(rpm=self.rpm, tpm=self.tpm)
+
+    def active(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | None = None,
+               expires_at: float | None = None, now: float | None = None) -> tuple[str, ApiKey]:
+    """A new key and its record. The key is returned here only: the store keeps its hash."""
+    if not name.strip():
+        raise KeyStoreError("a key needs a non-empty --name")
+    for label, limit in (("rpm", rpm), ("tpm", tpm)):
+        if limit is not None and limit < 1:
+            raise KeyStoreError(f"--{label} must be at least 1 (omit it for no limit)")
+    now = time.time() if now is None else now
+    if any(k.name == name and k.active(now) for k in list_keys(store)):
+        raise KeyStoreError(f"an active key named {name!r} exists; revoke it first or pick another name")
+    key = PREFIX + secrets.token_urlsafe(32)
+    values = dict(name=name, key_hash=hash_key(key), prefix=key[:12], rpm=rpm, tpm=tpm, created_at=now,
+                  expires_at=expires_at)
+    with store.engine.begin() as conn:
+        key_id = conn.execute(api_keys.insert().values(**values)).inserted_primary_key[0]
+    return key, ApiKey(id=key_id, revoked_at=None, **{k: v for k, v in values.items() if k != "key_hash"})
+
+
+def list_keys(store: Store) -> list[ApiKey]:
+    """Every key ever created (revoked and expired ones too), oldest first."""
+    columns = [c for c in api_keys.c if c.name != "key_hash"]
+    with store.engine.begin() as conn:
+        return [ApiKey(**row._mapping) for row in conn.execute(select(*columns).order_by(api_keys.c.id))]
+
+
+def revoke_key(store: Store, name_or_id: str, *, now: float | None = None) -> int:
+    """Revoke the active key(s) with this name (or numeric id); returns how many were revoked."""
+    now = time.time() if now is None else now
+    match = api_keys.c.name == name_or_id
+    if name_or_id.isdigit():
+        match = match | (api_keys.c.id == int(name_or_id))
+    with store.engine.begin() as conn:
+        count = conn.execute(api_keys.update().where(match, api_keys.c.revoked_at.is_(None))
+                             .values(revoked_at=now)).rowcount
+    if not count:
+        raise KeyStoreError(f"no active key named {name_or_id!r}; `maas-server keys list` shows them")
+    return int(count)
+
+
+def count_active(store: Store, now: float) -> int:
+    with store.engine.begin() as conn:
+        query = select(func.count()).select_from(api_keys).where(
+            api_keys.c.revoked_at.is_(None), (api_keys.c.expires_at.is_(None)) | (api_keys.c.expires_at > now))
+        return int(conn.execute(query).scalar() or 0)
+
+
+class Authenticator:
+    """Key -> ApiKey for the active key it names, or None; lookups cached for `ttl` seconds."""
+
+    _MAX_CACHED = 10_000  # bounds memory when someone sends many wrong keys
+
+    def __init__(self, store: Store, *, ttl: float = 5.0, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, ApiKey | None, str]] = {}
+        self._keys_exist: tuple[float, bool] | None = None
+
+    def keys_required(self) -> bool:
+        """True when at least one active key exists: then every /v1 call needs one."""
+        now = self.clock()
+        cached = self._keys_exist
+        if cached is None or now - cached[0] >= self.ttl:
+            cached = (now, count_active(self.store, now) > 0)
+            self._keys_exist = cached
+        return cached[1]
+
+    def authenticate(self, key: str) -> ApiKey:
+        """The active key record for `key`; AuthError for unknown, revoked or expired keys."""
+        now = self.clock()
+        digest = hash_key(key)
+        hit = self._cache.get(digest)
+        if hit is None or now - hit[0] >= self.ttl:
+            hit = (now, *self._fetch(digest))
+            with self._lock:
+                if len(self._cache) >= self._MAX_CACHED:
+                    self._cache.clear()
+                self._cache[digest] = hit
+        _, record, stored_hash = hit
+        # The lookup matched on the hash; compare again in constant time so no timing depends on the key.
+        if record is None or not hmac.compare_digest(stored_hash, digest):
+            raise AuthError("invalid API key; check the Authorization: Bearer header", "invalid_api_key")
+        if record.revoked_at is not None:
+            raise AuthError(f"API key {record.name!r} was revoked", "revoked_api_key")
+        if not record.active(now):
+            raise AuthError(f"API key {record.name!r} has expired", "expired_api_key")
+        return record
+
+    def _fetch(self, digest: str) -> tuple[ApiKey | None, str]:
+        with self.store.engine.begin() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
+        if row is None:
+            return None, ""
+        fields = {k: v for k, v in row._mapping.items() if k != "key_hash"}
+        return ApiKey(**fields), row.key_hash

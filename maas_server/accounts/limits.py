@@ -1,0 +1,165 @@
+"""Per-key rate limits: requests per minute and tokens per minute, over fixed one-minute windows.
+
+A request is admitted when the key's window has used fewer than `rpm` requests and fewer than
+`tpm` tokens; admitting it counts one request. Tokens are only known once the response is made,
+so they are charged afterwards (``charge``): a request may take a key past its `tpm`, and the
+next one is refused until the window ends. Tokens are prompt + completion tokens for generation,
+tokens for embeddings, and texts/images for classification: whatever the response's ``usage``
+reports.
+
+The counters live where every worker sees them: in the SQL store (``SqlLimiter``: all workers of
+one server, or several servers sharing a PostgreSQL) or in Redis (``RedisLimiter``, when
+``MAAS_REDIS_URL`` is set: several servers behind a load balancer, without a database write per
+request). Windows are named by the unix minute of the server's clock, so servers sharing Redis
+need synchronized clocks (NTP).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from .store import Store, insert_ignore, rate_windows
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A key's limits; None means unlimited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a request may run, and the numbers the x-ratelimit-* headers report."""
+
+    allowed: bool
+    limits: Limits
+    requests: int  # used in this window, this request included when allowed
+    tokens: int
+    reset_seconds: float  # until the window ends
+    exceeded: str | None = None  # "requests" or "tokens" when refused
+
+    def headers(self) -> dict[str, str]:
+        """OpenAI's rate-limit headers (and Retry-After when refused), for the limits this key has."""
+        reset = f"{max(1, math.ceil(self.reset_seconds))}s"
+        out: dict[str, str] = {}
+        for kind, limit, used in (("requests", self.limits.rpm, self.requests), ("tokens", self.limits.tpm, self.tokens)):
+            if limit is not None:
+                out[f"x-ratelimit-limit-{kind}"] = str(limit)
+                out[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - used))
+                out[f"x-ratelimit-reset-{kind}"] = reset
+        if not self.allowed:
+            out["Retry-After"] = str(max(1, math.ceil(self.reset_seconds)))
+        return out
+
+
+class RateLimiter(Protocol):
+    def admit(self, key_id: int, limits: Limits) -> Decision: ...
+    def charge(self, key_id: int, tokens: int) -> None: ...
+
+
+def _window(clock: Callable[[], float]) -> tuple[int, float]:
+    now = clock()
+    window = int(now // WINDOW_SECONDS)
+    return window, (window + 1) * WINDOW_SECONDS - now
+
+
+def _decide(limits: Limits, requests: int, tokens: int) -> str | None:
+    if limits.rpm is not None and requests >= limits.rpm:
+        return "requests"
+    if limits.tpm is not None and tokens >= limits.tpm:
+        return "tokens"
+    return None
+
+
+class SqlLimiter:
+    """Counters in the store's ``maas_rate_windows`` table, one row per key and minute."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+
+    def admit(self, key_id: int, limits: Limits) -> Decision:
+        window, reset = _window(self.clock)
+        where = (rate_windows.c.key_id == key_id) & (rate_windows.c.window == window)
+        with self.store.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock below
+            if insert_ignore(conn, rate_windows, dict(key_id=key_id, window=window, requests=0, tokens=0)):
+                # A new minute for this key: drop its old rows so the table stays small.
+                conn.execute(rate_windows.delete().where((rate_windows.c.key_id == key_id)
+                                                         & (rate_windows.c.window < window - 1)))
+            row = conn.execute(select(rate_windows.c.requests, rate_windows.c.tokens).where(where)
+                               .with_for_update()).one()
+            exceeded = _decide(limits, row.requests, row.tokens)
+            if exceeded:
+                return Decision(False, limits, row.requests, row.tokens, reset, exceeded)
+            conn.execute(rate_windows.update().where(where).values(requests=rate_windows.c.requests + 1))
+        return Decision(True, limits, row.requests + 1, row.tokens, reset)
+
+    def charge(self, key_id: int, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        window, _ = _window(self.clock)
+        with self.store.engine.begin() as conn:
+            insert_ignore(conn, rate_windows, dict(key_id=key_id, window=window, requests=0, tokens=0))
+            conn.execute(rate_windows.update()
+                         .where((rate_windows.c.key_id == key_id) & (rate_windows.c.window == window))
+                         .values(tokens=rate_windows.c.tokens + tokens))
+
+
+# Check both counters and count the request in one step: Redis runs a script atomically.
+_ADMIT = """
+local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
+local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local rpm = tonumber(ARGV[1])
+local tpm = tonumber(ARGV[2])
+if (rpm > 0 and r >= rpm) or (tpm > 0 and t >= tpm) then
+  return {0, r, t}
+end
+r = redis.call('HINCRBY', KEYS[1], 'r', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, r, t}
+"""
+
+
+class RedisLimiter:
+    """Counters in Redis hashes ``{prefix}:{key_id}:{minute}`` that expire after two minutes."""
+
+    def __init__(self, client: Any, *, prefix: str = "maas:rl", clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.clock = clock
+        self._admit = client.register_script(_ADMIT)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
+        import redis
+
+        return cls(redis.Redis.from_url(url, socket_timeout=5), **kwargs)
+
+    def admit(self, key_id: int, limits: Limits) -> Decision:
+        window, reset = _window(self.clock)
+        allowed, requests, tokens = self._admit(keys=[f"{self.prefix}:{key_id}:{window}"],
+                                                args=[limits.rpm or 0, limits.tpm or 0, 2 * WINDOW_SECONDS])
+        exceeded = None if allowed else _decide(limits, int(requests), int(tokens))
+        return Decision(bool(allowed), limits, int(requests), int(tokens), reset, exceeded)
+
+    def charge(self, key_id: int, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        window, _ = _window(self.clock)
+        name = f"{self.prefix}:{key_id}:{window}"
+        with self.client.pipeline() as pipe:
+            pipe.hincrby(name, "t", tokens).expire(name, 2 * WINDOW_SECONDS).execute()

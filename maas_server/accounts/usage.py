@@ -1,0 +1,67 @@
+"""Usage metering: one row per /v1 request with who, which model, how many tokens, status and latency.
+
+Never the request's content: a usage row has no field that could hold a prompt, an output or an
+image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from .store import Store, usage
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """What one request used. `prompt_tokens` counts texts/images for classification."""
+
+    at: float
+    route: str
+    status: int
+    latency_ms: float
+    key_id: int | None = None
+    key_name: str | None = None
+    model: str | None = None
+    task: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    request_id: str | None = None
+
+
+def record_usage(store: Store, record: UsageRecord) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(usage.insert().values(**dataclasses.asdict(record)))
+
+
+def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | None = None,
+                  since: float | None = None, anonymous: bool = False) -> list[dict[str, Any]]:
+    """Totals per key and model: requests, errors (status >= 400), tokens, mean latency.
+
+    Filters: `key_id` (one key), `key_name`, `anonymous` (requests made without a key), `since`.
+    """
+    query = select(
+        usage.c.key_name, usage.c.model,
+        func.count().label("requests"),
+        func.sum(case((usage.c.status >= 400, 1), else_=0)).label("errors"),
+        func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
+        func.coalesce(func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
+        func.avg(usage.c.latency_ms).label("mean_latency_ms"),
+    ).group_by(usage.c.key_name, usage.c.model).order_by(usage.c.key_name, usage.c.model)
+    if key_id is not None:
+        query = query.where(usage.c.key_id == key_id)
+    if key_name is not None:
+        query = query.where(usage.c.key_name == key_name)
+    if anonymous:
+        query = query.where(usage.c.key_id.is_(None))
+    if since is not None:
+        query = query.where(usage.c.at >= since)
+    with store.engine.begin() as conn:
+        rows = conn.execute(query).all()
+    return [{"key": r.key_name, "model": r.model, "requests": int(r.requests), "errors": int(r.errors or 0),
+             "prompt_tokens": int(r.prompt_tokens), "completion_tokens": int(r.completion_tokens),
+             "total_tokens": int(r.prompt_tokens) + int(r.completion_tokens),
+             "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1)} for r in rows]
