@@ -7,34 +7,42 @@ models and runner threads (CUDA and threads do not survive a fork).
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
 
-from .api import classify, embeddings, generation, models, openapi
+from .accounts import AccountSettings
+from .api import accounting, classify, embeddings, generation, models, openapi
 from .api._common import ServerState
 from .config import ServerConfig, load_config
 from .errors import register_error_handlers
+from .ops.logs import configure_json_logging
+from .ops.metrics import timed_loader
 from .runtime.registry import Loader, ModelRegistry, load_configured_model
 
 _REQUEST_ID = "X-Request-ID"
 
 
 def create_app(config: ServerConfig | None = None, *, loader: Loader = load_configured_model,
-               load_models: bool = True) -> Flask:
-    """Build the Flask app. `loader` is a seam for tests (fake models); models load in the background."""
+               load_models: bool = True, accounts: AccountSettings | None = None) -> Flask:
+    """Build the Flask app. `loader` is a seam for tests (fake models); models load in the background.
+
+    `accounts` says where keys, limits and usage live (default: from MAAS_* variables).
+    """
     config = config or load_config()
     app = Flask("maas_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    registry = ModelRegistry(config, loader)
+    registry = ModelRegistry(config, timed_loader(loader))
     app.extensions["maas"] = ServerState(config, registry, started=int(time.time()))
     for blueprint in (generation.bp, embeddings.bp, classify.bp, models.bp, openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
+    accounting.init_app(app, accounts)  # keys, rate limits, usage, /metrics, the request log
     if load_models:
         registry.load_in_background()
     return app
@@ -52,7 +60,10 @@ def _echo_request_id(response: Response) -> Response:
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """One line per event on stderr; model loading progress shows which model and how far."""
+    """One JSON object per line on stderr (MAAS_LOG_FORMAT=text: plain lines)."""
+    if os.environ.get("MAAS_LOG_FORMAT", "json") == "json":
+        configure_json_logging(level)
+        return
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Servers built by tests keep keys and usage in a fresh folder, never in a developer's .maas/.
+    os.environ["MAAS_DATA_DIR"] = str(tmp_path_factory.mktemp("maas-data"))
 
 
 def _tiny_models():  # type: ignore[no-untyped-def]

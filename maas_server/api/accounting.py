@@ -1,0 +1,291 @@
+"""Accounts and operations on the wire: keys, rate limits, usage rows, metrics and the request log.
+
+``init_app`` hangs three hooks on the app, so no endpoint has to know about any of this:
+
+- before each request: start its clock; for ``/v1`` routes, check the key (401), then the key's
+  rate limits (429 with ``Retry-After``);
+- after it: add the ``x-ratelimit-*`` headers, read ``model`` and ``usage`` from the response (a
+  stream is read as it goes out), then, once the body is sent, charge the tokens to the key's
+  limits, write the usage row, observe the metrics and log one JSON line;
+- and two routes: ``GET /v1/usage`` (the caller's own usage) and ``GET /metrics`` (Prometheus).
+
+With no active key, ``/v1`` is open, to loopback clients only unless ``allow_anonymous``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from ..accounts import AccountSettings, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter, Store
+from ..accounts.times import parse_time
+from ..accounts.usage import UsageRecord, record_usage, usage_summary
+from ..config import ServerConfig
+from ..errors import APIError
+from ..ops import metrics
+from ..ops.logs import log_request
+from ._common import state
+
+log = logging.getLogger("maas.accounts")
+bp = Blueprint("accounting", __name__)
+
+_QUIET_ROUTES = ("/health", "/ready", "/metrics")  # polled often: logged at debug level only
+_MAX_LOGGED_BODY = 4000
+
+
+@dataclass
+class Accounts:
+    """What init_app hangs on the app (app.extensions["maas_accounts"])."""
+
+    settings: AccountSettings
+    store: Store
+    auth: Authenticator
+    limiter: RateLimiter
+
+
+def init_app(app: Flask, settings: AccountSettings | None = None, *, limiter: RateLimiter | None = None,
+             auth: Authenticator | None = None) -> Accounts:
+    """Open the store (migrating it), register the hooks and routes. `limiter`/`auth` are test seams."""
+    settings = settings or AccountSettings.from_env()
+    store = auth.store if auth else Store(settings.url)
+    if limiter is None:
+        limiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
+    accounts = Accounts(settings, store, auth or Authenticator(store, ttl=settings.auth_cache_seconds), limiter)
+    app.extensions["maas_accounts"] = accounts
+    app.register_blueprint(bp)
+    app.before_request(_before)
+    app.after_request(_after)
+    if not accounts.auth.keys_required():
+        where = "any client" if settings.allow_anonymous else "loopback clients only"
+        log.warning("no API keys in the store: /v1 is open to %s; `maas-server keys create` adds one", where)
+    return accounts
+
+
+def accounts() -> Accounts:
+    return current_app.extensions["maas_accounts"]  # type: ignore[no-any-return]
+
+
+# -- before: clock, key, limits
+
+def _before() -> None:
+    g.maas_started = time.perf_counter()
+    g.maas_account = None
+    g.maas_decision = None
+    metrics.IN_FLIGHT.inc()
+    if request.path.startswith("/v1/") or request.path == "/v1":
+        _authorize()
+
+
+def _authorize() -> None:
+    acc = accounts()
+    if not acc.auth.keys_required():
+        if not acc.settings.allow_anonymous and not _is_loopback(request.remote_addr):
+            raise APIError("this server has no API keys and serves loopback clients only", status=401,
+                           code="anonymous_loopback_only")
+        return
+    token = _bearer()
+    if token is None:
+        raise APIError("missing API key: send Authorization: Bearer <key>", status=401, code="missing_api_key",
+                       headers={"WWW-Authenticate": "Bearer"})
+    try:
+        g.maas_account = acc.auth.authenticate(token)
+    except AuthError as exc:
+        raise APIError(str(exc), status=401, code=exc.code, headers={"WWW-Authenticate": "Bearer"}) from None
+    if g.maas_account.limits.any:
+        g.maas_decision = decision = acc.limiter.admit(g.maas_account.id, g.maas_account.limits)
+        if not decision.allowed:
+            limit = decision.limits.rpm if decision.exceeded == "requests" else decision.limits.tpm
+            raise APIError(f"rate limit reached for {decision.exceeded}: {limit} per minute for key "
+                           f"{g.maas_account.name!r}; retry in {decision.headers()['Retry-After']} s",
+                           status=429, code="rate_limit_exceeded")
+
+
+def _bearer() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+# -- after: headers, usage, metrics, log
+
+@dataclass
+class _Finished:
+    """What one request did, collected while the request context exists and written when its body is sent."""
+
+    route: str
+    method: str
+    status: int
+    request_id: str
+    started: float
+    account: Any
+    model: str | None
+    config: ServerConfig
+    body: str | None
+    usage: dict[str, int] = field(default_factory=dict)
+    done: bool = False
+
+    def note(self, chunk: dict[str, Any]) -> None:
+        """Take `model` and `usage` from a response body or a stream chunk."""
+        if isinstance(chunk.get("model"), str):
+            self.model = chunk["model"]
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = {k: v for k, v in chunk["usage"].items() if isinstance(v, int)}
+        elif chunk.get("object") == "chat.completion.chunk" or chunk.get("object") == "text_completion":
+            # A stream without include_usage: count content chunks as completion tokens (one each).
+            if any(c.get("text") or (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
+                self.usage["completion_tokens"] = self.usage.get("completion_tokens", 0) + 1
+
+
+def _after(response: Response) -> Response:
+    decision = getattr(g, "maas_decision", None)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    finished = _Finished(
+        route=request.url_rule.rule if request.url_rule else "unmatched", method=request.method,
+        status=response.status_code, request_id=getattr(g, "request_id", "") or "",
+        started=getattr(g, "maas_started", time.perf_counter()), account=getattr(g, "maas_account", None),
+        model=_requested_model(response.status_code), config=state().config,
+        body=_logged_body(response.status_code))
+    if response.is_streamed:
+        response.response = _watch_stream(response.response, finished, accounts())
+    else:
+        if response.is_json:
+            body = response.get_json(silent=True)
+            if isinstance(body, dict):
+                finished.note(body)
+        _finish(finished, accounts())
+    return response
+
+
+def _watch_stream(chunks: Iterable[Any], finished: _Finished, acc: Accounts) -> Iterator[Any]:
+    """Pass a server-sent event stream through, noting usage; finish when it ends or the client leaves."""
+    try:
+        for chunk in chunks:
+            text = chunk.decode() if isinstance(chunk, bytes) else chunk
+            for line in text.split("\n"):
+                if line.startswith("data: {"):
+                    try:
+                        finished.note(json.loads(line[len("data: "):]))
+                    except ValueError:
+                        pass
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        _finish(finished, acc)
+
+
+# Requests refused before their body was read: reading it now would only waste time (or fail: 413).
+_BODY_UNREAD = (401, 413, 429)
+
+
+def _requested_model(status: int) -> str | None:
+    # Only a configured name becomes a label or a row: arbitrary names would grow metrics without bound.
+    if status in _BODY_UNREAD:
+        return None
+    name: Any = None
+    try:
+        if request.mimetype == "multipart/form-data":
+            name = request.form.get("model")
+        elif request.is_json:
+            body = request.get_json(silent=True)
+            name = body.get("model") if isinstance(body, dict) else None
+    except Exception:  # an unreadable body has no model to report
+        return None
+    return name if isinstance(name, str) and state().config.model(name) is not None else None
+
+
+def _logged_body(status: int) -> str | None:
+    if not accounts().settings.log_content or request.mimetype == "multipart/form-data" or status in _BODY_UNREAD:
+        return None
+    try:
+        return request.get_data(as_text=True)[:_MAX_LOGGED_BODY]
+    except Exception:
+        return None
+
+
+def _finish(finished: _Finished, acc: Accounts) -> None:
+    """Charge tokens, write the usage row, observe metrics, log the line. Never fails the response."""
+    if finished.done:
+        return
+    finished.done = True
+    seconds = time.perf_counter() - finished.started
+    metrics.IN_FLIGHT.dec()
+    prompt = int(finished.usage.get("prompt_tokens", 0))
+    completion = int(finished.usage.get("completion_tokens", 0))
+    model = finished.model or ""
+    account = finished.account
+    try:
+        metrics.observe_request(finished.route, model, finished.status, seconds)
+        metrics.observe_tokens(model, prompt, completion)
+        if account is not None and account.limits.tpm is not None:
+            acc.limiter.charge(account.id, prompt + completion)
+        if finished.route.startswith("/v1/") and finished.status != 401:
+            record_usage(acc.store, UsageRecord(
+                at=time.time(), route=finished.route, status=finished.status, latency_ms=seconds * 1000,
+                key_id=account.id if account else None, key_name=account.name if account else None,
+                model=finished.model, task=_task(finished), prompt_tokens=prompt, completion_tokens=completion,
+                request_id=finished.request_id))
+    except Exception:  # accounting must not turn an answered request into an error
+        log.exception("could not record request %s", finished.request_id)
+    fields = dict(request_id=finished.request_id, method=finished.method, route=finished.route,
+                  status=finished.status, latency_ms=round(seconds * 1000, 2), model=finished.model,
+                  key=account.name if account else None, prompt_tokens=prompt, completion_tokens=completion)
+    if finished.body is not None:
+        fields["body"] = finished.body
+    if finished.route in _QUIET_ROUTES:
+        if log.isEnabledFor(logging.DEBUG):
+            log_request(**fields)
+    else:
+        log_request(**fields)
+
+
+def _task(finished: _Finished) -> str | None:
+    config = finished.config.model(finished.model) if finished.model else None
+    return config.task if config else None
+
+
+# -- routes
+
+@bp.get("/v1/usage")
+def own_usage() -> Any:
+    """The caller's usage per model (all time, or since `?since=DATE`)."""
+    since_text = request.args.get("since")
+    try:
+        since = parse_time(since_text) if since_text else None
+    except ValueError as exc:
+        raise APIError(str(exc), status=422, param="since", code="invalid_value") from None
+    account = g.maas_account
+    rows = usage_summary(accounts().store, key_id=account.id if account else None, anonymous=account is None,
+                         since=since)
+    return {"object": "usage", "key": account.name if account else None, "since": since,
+            "data": [{k: v for k, v in row.items() if k != "key"} for row in rows]}
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Any:
+    """Prometheus exposition; needs `Authorization: Bearer $MAAS_METRICS_TOKEN` when that is set."""
+    token = accounts().settings.metrics_token
+    if token is not None:
+        if not hmac.compare_digest((_bearer() or "").encode(), token.encode()):
+            raise APIError("/metrics needs Authorization: Bearer <metrics token>", status=401,
+                           code="invalid_metrics_token", headers={"WWW-Authenticate": "Bearer"})
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

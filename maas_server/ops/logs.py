@@ -1,0 +1,48 @@
+"""Structured logs: one JSON object per line, and the one log line each request gets.
+
+A request's line carries its id, method, route, status, latency, model and key name (never the
+key). Prompts, outputs and images never appear unless the operator sets ``MAAS_LOG_CONTENT=1``
+(``--log-content``), a debug setting that adds the request body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+access_log = logging.getLogger("maas.access")
+
+# LogRecord attributes that are not extra fields passed with `extra=`.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line: time, level, logger, message and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_json_logging(level: int = logging.INFO) -> None:
+    """Every log line on stderr as JSON (replaces the root logger's handlers)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def log_request(**fields: Any) -> None:
+    """The request's one line: fields become JSON keys (request_id, route, status, latency_ms...)."""
+    access_log.info("%s %s %s", fields.get("method"), fields.get("route"), fields.get("status"), extra=fields)

@@ -1,0 +1,113 @@
+"""Prometheus metrics, correct under several gunicorn workers.
+
+`maas-server serve` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before gunicorn forks
+(``prepare_multiprocess_dir``): each worker then writes its samples to files there and
+``/metrics`` sums them across workers (``render``). Without that variable (tests, a single
+process) the default in-process registry is used.
+
+The runtime reports through three functions, so it needs no Prometheus code of its own:
+``observe_batch(model, size, queue_seconds)`` per batch run, ``set_queue_depth(model, depth)``
+when its queue changes, and ``observe_model_load(model, seconds)`` once per model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess)
+
+T = TypeVar("T")
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+REQUESTS = Counter("maas_requests", "HTTP requests answered", ["route", "model", "status"])
+LATENCY = Histogram("maas_request_duration_seconds", "Time from request to the end of its response",
+                    ["route", "model", "status"], buckets=_LATENCY_BUCKETS)
+IN_FLIGHT = Gauge("maas_requests_in_flight", "Requests being answered now", multiprocess_mode="livesum")
+TOKENS = Counter("maas_tokens", "Tokens (or texts/images) processed, from responses' usage",
+                 ["model", "kind"])  # kind: prompt | completion
+MODEL_LOAD = Gauge("maas_model_load_seconds", "Time the last load of a model took", ["model"],
+                   multiprocess_mode="max")
+QUEUE_DEPTH = Gauge("maas_queue_depth", "Inputs waiting in a model's queue", ["model"], multiprocess_mode="livesum")
+BATCH_SIZE = Histogram("maas_batch_size", "Inputs per batch a model ran", ["model"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+QUEUE_TIME = Histogram("maas_queue_seconds", "Time an input waited in the queue before its batch ran",
+                       ["model"], buckets=_LATENCY_BUCKETS)
+
+
+def observe_request(route: str, model: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(route, model, str(status)).inc()
+    LATENCY.labels(route, model, str(status)).observe(seconds)
+
+
+def observe_tokens(model: str, prompt: int, completion: int) -> None:
+    if prompt:
+        TOKENS.labels(model, "prompt").inc(prompt)
+    if completion:
+        TOKENS.labels(model, "completion").inc(completion)
+
+
+def observe_batch(model: str, size: int, queue_seconds: Iterable[float] = ()) -> None:
+    """One batch ran: its size, and how long each of its inputs waited in the queue."""
+    BATCH_SIZE.labels(model).observe(size)
+    child = QUEUE_TIME.labels(model)
+    for seconds in queue_seconds:
+        child.observe(seconds)
+
+
+def set_queue_depth(model: str, depth: int) -> None:
+    QUEUE_DEPTH.labels(model).set(depth)
+
+
+def observe_model_load(model: str, seconds: float) -> None:
+    MODEL_LOAD.labels(model).set(seconds)
+
+
+def timed_loader(loader: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """Wrap a model loader (model config, server config) -> model so each load time is observed."""
+
+    def load(model_config: Any, server_config: Any) -> T:
+        started = time.perf_counter()
+        model = loader(model_config, server_config)
+        observe_model_load(model_config.name, time.perf_counter() - started)
+        return model
+
+    return load
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type, summed over workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def prepare_multiprocess_dir(environ: dict[str, str] | None = None) -> Path:
+    """Set PROMETHEUS_MULTIPROC_DIR (a fresh temp folder unless set) and empty it; call before forking.
+
+    Stale files from an earlier run would add old counts to the new server's, hence the cleaning.
+    Must run before this module is imported in the process that forks, because prometheus_client
+    chooses its storage when its values module is imported.
+    """
+    env = os.environ if environ is None else environ
+    path = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="maas-metrics-"))
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+def worker_exited(pid: int) -> None:
+    """gunicorn's child_exit hook: a dead worker's live gauges stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)
