@@ -1,0 +1,61 @@
+"""A fake embeddings model and an app around it, for tests of keys, limits, usage, metrics and logs.
+
+The fake costs one token per word, so every response's `usage` is known in advance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from maas_server.accounts import AccountSettings
+from maas_server.api.accounting import Accounts
+from maas_server.app import create_app
+from maas_server.config import config_from_dict
+from maas_server.models.base import BatchMethod, Vector
+
+
+class WordEmbedder:
+    """Two-dimensional vectors; `tokens` = words in the text."""
+
+    task = "embeddings"
+    device = "cpu"
+    dtype = "float32"
+    dimensions = 2
+
+    def batch_methods(self) -> dict[str, BatchMethod]:
+        return {"embed": BatchMethod(prepare=lambda text: text,
+                                     run=lambda texts: [Vector([1.0, 0.0], len(t.split())) for t in texts])}
+
+    def warmup(self) -> None:
+        pass
+
+
+def fake_loader(model_config: Any, server_config: Any) -> WordEmbedder:
+    return WordEmbedder()
+
+
+def word_app(tmp_path: Path, **settings: Any) -> Flask:
+    """An app serving `words` (the fake embedder) with its own store under `tmp_path`."""
+    config = config_from_dict({"server": {"cache_dir": str(tmp_path / "cache")},
+                               "models": [{"name": "words", "task": "embeddings", "source": "unused"}]})
+    accounts = AccountSettings(data_dir=tmp_path / "data", **{"auth_cache_seconds": 0, **settings})
+    app = create_app(config, loader=fake_loader, accounts=accounts)
+    assert app.extensions["maas"].registry.wait_until_loaded(10)
+    return app
+
+
+def accounts_of(app: Flask) -> Accounts:
+    return app.extensions["maas_accounts"]  # type: ignore[no-any-return]
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
