@@ -1,0 +1,218 @@
+"""The accounts store on its own: keys, migrations, limits and usage under concurrent writers.
+
+Every test runs on SQLite; with MAAS_TEST_DATABASE_URL (PostgreSQL) and MAAS_TEST_REDIS_URL set, as
+.ci/run sets them, the same tests run against those real servers too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from maas_server.accounts import (AuthError, Authenticator, KeyStoreError, Limits, RedisLimiter, SqlLimiter, Store,
+                                  UsageRecord, create_key, list_keys, record_usage, revoke_key, usage_summary)
+from maas_server.accounts import store as store_module
+from maas_server.accounts.times import parse_time
+from tests.server.accounting_support import Clock
+
+PG_URL = os.environ.get("MAAS_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("MAAS_TEST_REDIS_URL")
+needs_pg = pytest.mark.skipif(not PG_URL, reason="MAAS_TEST_DATABASE_URL is not set (.ci/run starts PostgreSQL)")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="MAAS_TEST_REDIS_URL is not set (.ci/run starts Redis)")
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)  # not Store: a test may have left a schema Store would refuse
+    with engine.begin() as conn:
+        for table in reversed(store_module.metadata.sorted_tables):
+            table.drop(conn, checkfirst=True)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_pg)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'maas.db'}"
+    assert PG_URL
+    _reset_postgres(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    store = Store(url)
+    yield store
+    store.dispose()
+
+
+# -- keys
+
+def test_key_is_long_random_and_only_its_hash_is_stored(store: Store) -> None:
+    key, record = create_key(store, "team-a", rpm=10)
+    assert key.startswith("maas_") and len(key) >= 5 + 43  # 32 random bytes, url-safe base64
+    with store.engine.begin() as conn:
+        row = conn.execute(select(store_module.api_keys)).one()
+    assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert key not in [str(v) for v in row]
+    assert record.prefix == key[:12] and record.rpm == 10
+    assert create_key(store, "team-b")[0] != key
+
+
+def test_key_names_are_unique_among_active_keys(store: Store) -> None:
+    create_key(store, "team-a")
+    with pytest.raises(KeyStoreError, match="active key named 'team-a'"):
+        create_key(store, "team-a")
+    revoke_key(store, "team-a")
+    create_key(store, "team-a")  # rotation: a new key under the old name
+    assert [k.name for k in list_keys(store)] == ["team-a", "team-a"]
+    with pytest.raises(KeyStoreError, match="no active key"):
+        revoke_key(store, "nobody")
+
+
+def test_authenticate_accepts_active_keys_only(store: Store) -> None:
+    clock = Clock()
+    auth = Authenticator(store, ttl=0, clock=clock)
+    assert not auth.keys_required()
+    key, record = create_key(store, "a", expires_at=clock.now + 10, now=clock.now)
+    assert auth.keys_required() and auth.authenticate(key).id == record.id
+    with pytest.raises(AuthError) as wrong:
+        auth.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"))
+    assert wrong.value.code == "invalid_api_key"
+    clock.now += 10
+    with pytest.raises(AuthError) as expired:
+        auth.authenticate(key)
+    assert expired.value.code == "expired_api_key"
+    assert not auth.keys_required()  # the only key expired: the server is open (loopback) again
+
+
+def test_parse_time_reads_dates_and_unix_seconds() -> None:
+    assert parse_time("2026-01-02") == parse_time("2026-01-02T00:00:00Z") == 1767312000.0
+    assert parse_time("1767312000") == 1767312000.0
+    with pytest.raises(ValueError, match="not a date"):
+        parse_time("tomorrow")
+
+
+# -- migrations
+
+def test_schema_migrates_forward_once(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    Store(url).dispose()
+    applied: list[int] = []
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, lambda conn: applied.append(2)])
+    for _ in range(2):
+        Store(url).dispose()
+    assert applied == [2]
+    with Store(url).engine.begin() as conn:
+        assert conn.execute(select(store_module.schema_version.c.version)).scalar() == 2
+
+
+def test_a_newer_schema_is_refused(url: str) -> None:
+    Store(url).dispose()
+    with Store(url).engine.begin() as conn:
+        conn.execute(store_module.schema_version.update().values(version=99))
+    with pytest.raises(RuntimeError, match="newer than this maas-server"):
+        Store(url)
+
+
+# -- limits
+
+@pytest.fixture(params=["sql", pytest.param("redis", marks=needs_redis)])
+def limiter_factory(request: pytest.FixtureRequest, store: Store):  # type: ignore[no-untyped-def]
+    if request.param == "sql":
+        return lambda clock: SqlLimiter(store, clock=clock)
+    prefix = f"maas-test:{uuid.uuid4().hex}"
+    return lambda clock: RedisLimiter.from_url(REDIS_URL, prefix=prefix, clock=clock)  # type: ignore[arg-type]
+
+
+def test_limiter_counts_requests_and_tokens_per_window(limiter_factory) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock(1_800_000_000.0 + 50)
+    limiter = limiter_factory(clock)
+    limits = Limits(rpm=3, tpm=100)
+    assert [limiter.admit(1, limits).allowed for _ in range(4)] == [True, True, True, False]
+    refused = limiter.admit(1, limits)
+    assert refused.exceeded == "requests" and refused.headers()["Retry-After"] == "10"
+    assert limiter.admit(2, limits).allowed  # another key has its own counters
+    clock.now += 10
+    limiter.charge(1, 150)
+    over = limiter.admit(1, limits)
+    assert not over.allowed and over.exceeded == "tokens" and over.headers()["x-ratelimit-remaining-tokens"] == "0"
+    clock.now += 60
+    assert limiter.admit(1, limits).allowed
+
+
+def test_two_limiters_on_one_store_share_the_counters(limiter_factory) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    first, second = limiter_factory(clock), limiter_factory(clock)
+    limits = Limits(rpm=4)
+    admitted = [limiter.admit(7, limits).allowed for limiter in (first, second) * 3]
+    assert admitted == [True, True, True, True, False, False]
+
+
+def test_limits_hold_under_concurrent_threads(limiter_factory) -> None:  # type: ignore[no-untyped-def]
+    limiter = limiter_factory(Clock())
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: limiter.admit(3, Limits(rpm=25)).allowed, range(60)))
+    assert sum(results) == 25
+
+
+_ADMIT_IN_A_PROCESS = """
+import sys
+from maas_server.accounts import Limits, SqlLimiter, Store
+store = Store(sys.argv[1])
+limiter = SqlLimiter(store, clock=lambda: 1_800_000_000.0)
+print(sum(limiter.admit(9, Limits(rpm=int(sys.argv[2]))).allowed for _ in range(int(sys.argv[3]))))
+"""
+
+
+def test_limits_hold_across_processes(url: str) -> None:
+    Store(url).dispose()  # migrate once, as `maas-server serve` does before forking
+    procs = [subprocess.Popen([sys.executable, "-c", _ADMIT_IN_A_PROCESS, url, "30", "25"], stdout=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    admitted = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(admitted) == 30
+
+
+# -- usage
+
+def _row(i: int, key: str = "k", model: str = "m") -> UsageRecord:
+    return UsageRecord(at=1000.0 + i, route="/v1/embeddings", status=200 if i % 5 else 500, latency_ms=2.0,
+                       key_id=1, key_name=key, model=model, task="embeddings", prompt_tokens=3, completion_tokens=1)
+
+
+def test_usage_summary_totals_per_key_and_model(store: Store) -> None:
+    for i in range(10):
+        record_usage(store, _row(i, model="m1" if i < 6 else "m2"))
+    record_usage(store, _row(0, key="other"))
+    summary = usage_summary(store, key_name="k")
+    assert [(r["model"], r["requests"], r["errors"], r["prompt_tokens"], r["total_tokens"]) for r in summary] == \
+        [("m1", 6, 2, 18, 24), ("m2", 4, 0, 12, 16)]
+    assert sum(r["requests"] for r in usage_summary(store, since=1005)) == 5
+
+
+_WRITE_IN_A_PROCESS = """
+import sys
+from maas_server.accounts import Store, UsageRecord, record_usage
+store = Store(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    record_usage(store, UsageRecord(at=float(i), route="/v1/x", status=200, latency_ms=1.0, key_name=sys.argv[3]))
+"""
+
+
+def test_no_usage_row_is_lost_with_threads_and_processes_writing_at_once(store: Store, url: str) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITE_IN_A_PROCESS, url, "100", f"proc{i}"]) for i in range(3)]
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: record_usage(store, _row(i, key="threads")), range(300)))
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    with store.engine.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(store_module.usage)).scalar() == 600
+    assert {r["key"]: r["requests"] for r in usage_summary(store)} == {
+        "threads": 300, "proc0": 100, "proc1": 100, "proc2": 100}
