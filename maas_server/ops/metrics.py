@@ -1,7 +1,7 @@
 """Prometheus metrics, correct under several gunicorn workers.
 
 `maas-server serve` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before gunicorn forks
-(``prepare_multiprocess_dir``): each worker then writes its samples to files there and
+(``ops.multiproc.prepare_multiprocess_dir``): each worker then writes its samples to files there and
 ``/metrics`` sums them across workers (``render``). Without that variable (tests, a single
 process) the default in-process registry is used.
 
@@ -13,11 +13,8 @@ when its queue changes, and ``observe_model_load(model, seconds)`` once per mode
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
@@ -89,22 +86,6 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-def prepare_multiprocess_dir(environ: dict[str, str] | None = None) -> Path:
-    """Set PROMETHEUS_MULTIPROC_DIR (a fresh temp folder unless set) and empty it; call before forking.
-
-    Stale files from an earlier run would add old counts to the new server's, hence the cleaning.
-    Must run before this module is imported in the process that forks, because prometheus_client
-    chooses its storage when its values module is imported.
-    """
-    env = os.environ if environ is None else environ
-    path = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="maas-metrics-"))
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(path)
-    return path
 
 
 def worker_exited(pid: int) -> None:

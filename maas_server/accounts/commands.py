@@ -1,0 +1,127 @@
+"""`maas-server keys create|list|revoke` and `maas-server usage`: the operator's side of accounts.
+
+They work on the same store the server uses: ``--data-dir`` (or ``MAAS_DATA_DIR``, default
+``.maas``) for SQLite, ``MAAS_DATABASE_URL`` for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from .keys import KeyStoreError, count_active, create_key, list_keys, revoke_key
+from .settings import AccountSettings
+from .store import Store
+from .times import format_time, parse_time
+from .usage import usage_summary
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def store_options() -> argparse.ArgumentParser:
+    """Options every command that opens the store takes (an argparse parent parser)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--data-dir", help="folder of the SQLite store (default: MAAS_DATA_DIR or .maas); "
+                                           "MAAS_DATABASE_URL selects PostgreSQL instead")
+    return parent
+
+
+def add_commands(commands: Any) -> None:
+    """Add `keys` and `usage` to the `maas-server` subcommands."""
+    keys = commands.add_parser("keys", help="create, list or revoke API keys")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key and print it (once)", parents=[store_options()])
+    create.add_argument("--name", required=True, help="who the key is for; shown in usage and logs")
+    create.add_argument("--rpm", type=int, help="requests per minute (default: unlimited)")
+    create.add_argument("--tpm", type=int, help="tokens (or texts/images) per minute (default: unlimited)")
+    create.add_argument("--expires", help="expiry date, e.g. 2027-01-31 (UTC) or 2027-01-31T12:00+01:00")
+    actions.add_parser("list", help="list keys (never the keys themselves)", parents=[store_options()])
+    revoke = actions.add_parser("revoke", help="revoke a key by name or id", parents=[store_options()])
+    revoke.add_argument("name", help="the key's name (or its id from `keys list`)")
+    usage = commands.add_parser("usage", help="usage per key and model", parents=[store_options()])
+    usage.add_argument("--key", help="only this key name")
+    usage.add_argument("--since", help="only requests since this date (YYYY-MM-DD, ISO time or unix seconds)")
+
+
+def settings_from(args: argparse.Namespace) -> AccountSettings:
+    """AccountSettings from the environment, with --data-dir applied (also to the environment, for workers)."""
+    if getattr(args, "data_dir", None):
+        os.environ["MAAS_DATA_DIR"] = args.data_dir
+    return AccountSettings.from_env()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `keys ...` or `usage`; 2 with a message on stderr when the operator must change something."""
+    store = Store(settings_from(args).url)
+    try:
+        if args.command == "usage":
+            return _usage(store, args)
+        return {"create": _create, "list": _list, "revoke": _revoke}[args.action](store, args)
+    except (KeyStoreError, ValueError) as exc:
+        print(f"maas-server: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
+
+
+def _create(store: Store, args: argparse.Namespace) -> int:
+    expires = parse_time(args.expires) if args.expires else None
+    if expires is not None and expires <= time.time():
+        raise KeyStoreError(f"--expires {args.expires} is in the past")
+    key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, expires_at=expires)
+    print(key)
+    print(f"created key {record.name!r} (id {record.id}); it is shown only now: store it safely", file=sys.stderr)
+    return 0
+
+
+def _list(store: Store, args: argparse.Namespace) -> int:
+    now = time.time()
+    rows = [("id", "name", "prefix", "rpm", "tpm", "created", "expires", "status")]
+    for k in list_keys(store):
+        status = "revoked" if k.revoked_at else "expired" if not k.active(now) else "active"
+        rows.append((str(k.id), k.name, k.prefix + "...", str(k.rpm or "-"), str(k.tpm or "-"),
+                     format_time(k.created_at), format_time(k.expires_at), status))
+    _table(rows)
+    return 0
+
+
+def _revoke(store: Store, args: argparse.Namespace) -> int:
+    count = revoke_key(store, args.name)
+    print(f"revoked {count} key(s) named {args.name!r}; servers stop accepting it within the auth cache "
+          f"time (MAAS_AUTH_CACHE_SECONDS, default 5 s)", file=sys.stderr)
+    return 0
+
+
+def _usage(store: Store, args: argparse.Namespace) -> int:
+    since = parse_time(args.since) if args.since else None
+    rows = [("key", "model", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+             "mean_latency_ms")]
+    for r in usage_summary(store, key_name=args.key, since=since):
+        rows.append((r["key"] or "(anonymous)", r["model"] or "-", *(str(r[c]) for c in rows[0][2:])))
+    _table(rows)
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def check_serving_address(host: str, allow_anonymous: bool, settings: AccountSettings) -> str | None:
+    """Why serving on `host` is refused (no keys, not loopback, no --allow-anonymous), else None.
+
+    Also migrates the store, once, before any worker starts.
+    """
+    store = Store(settings.url)
+    try:
+        keys = count_active(store, time.time())
+    finally:
+        store.dispose()  # no pooled connection may cross gunicorn's fork
+    if keys or allow_anonymous or host in LOOPBACK_HOSTS:
+        return None
+    return (f"refusing to serve on {host} without API keys: anyone who can reach it could use it. "
+            f"Create one with `maas-server keys create --name NAME`, bind 127.0.0.1, or pass --allow-anonymous")

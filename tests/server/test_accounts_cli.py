@@ -1,0 +1,82 @@
+"""`maas-server keys ...`, `maas-server usage` and the checks `serve` makes before starting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from maas_server.accounts import AccountSettings, Authenticator, Store, UsageRecord, record_usage
+from maas_server.accounts.commands import check_serving_address
+from maas_server.cli import main
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    # The commands write MAAS_DATA_DIR / PROMETHEUS_MULTIPROC_DIR for gunicorn's workers: restore them after.
+    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
+    return str(tmp_path / "data")
+
+
+def _store(data_dir: str) -> Store:
+    return Store(AccountSettings(data_dir=Path(data_dir)).url)
+
+
+def test_keys_create_list_revoke(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "team-a", "--rpm", "60", "--tpm", "1000",
+                 "--expires", "2999-01-01"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("maas_")
+    assert Authenticator(_store(data_dir), ttl=0).authenticate(key).name == "team-a"
+    assert main(["keys", "list", "--data-dir", data_dir]) == 0
+    listing = capsys.readouterr().out
+    assert "team-a" in listing and "active" in listing and "2999-01-01" in listing and key not in listing
+    assert main(["keys", "revoke", "--data-dir", data_dir, "team-a"]) == 0
+    assert main(["keys", "list", "--data-dir", data_dir]) == 0
+    assert "revoked" in capsys.readouterr().out
+
+
+def test_keys_create_refuses_bad_input_with_status_2(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "x", "--expires", "2001-01-01"]) == 2
+    assert "in the past" in capsys.readouterr().err
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "x", "--expires", "soon"]) == 2
+    assert "not a date" in capsys.readouterr().err
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "x", "--rpm", "0"]) == 2
+    assert main(["keys", "revoke", "--data-dir", data_dir, "nobody"]) == 2
+    assert "no active key" in capsys.readouterr().err
+
+
+def test_usage_prints_totals_per_key_and_model(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _store(data_dir)
+    for key, model, tokens, at in (("a", "m1", 3, 100.0), ("a", "m1", 4, 200.0), ("b", "m2", 5, 300.0)):
+        record_usage(store, UsageRecord(at=at, route="/v1/embeddings", status=200, latency_ms=1.0, key_id=1,
+                                        key_name=key, model=model, prompt_tokens=tokens))
+    assert main(["usage", "--data-dir", data_dir]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:5] == ["a", "m1", "2", "0", "7"] and lines[2].split()[:5] == ["b", "m2", "1", "0", "5"]
+    assert main(["usage", "--data-dir", data_dir, "--key", "a", "--since", "150"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].split()[:5] == ["a", "m1", "1", "0", "4"]
+
+
+def test_serve_refuses_a_public_address_without_keys(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--data-dir", data_dir, "--host", "0.0.0.0"]) == 2
+    assert "--allow-anonymous" in capsys.readouterr().err
+    assert "PROMETHEUS_MULTIPROC_DIR" in os.environ  # prepared before the refusal, for the workers
+
+
+def test_public_address_is_allowed_with_keys_or_explicit_anonymous(data_dir: str) -> None:
+    settings = AccountSettings(data_dir=Path(data_dir))
+    assert check_serving_address("127.0.0.1", False, settings) is None
+    assert check_serving_address("0.0.0.0", True, settings) is None
+    assert check_serving_address("0.0.0.0", False, settings) is not None
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "k"]) == 0
+    assert check_serving_address("0.0.0.0", False, settings) is None
+
+
+def test_certfile_needs_keyfile(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--data-dir", data_dir, "--certfile", "cert.pem"]) == 2
+    assert "--keyfile" in capsys.readouterr().err
