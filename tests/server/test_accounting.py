@@ -238,3 +238,53 @@ def test_log_content_setting_adds_the_body(tmp_path: Path, caplog: pytest.LogCap
     with caplog.at_level(logging.INFO, logger="maas.access"):
         _embed(client, None, "debug-visible-prompt")
     assert any("debug-visible-prompt" in getattr(r, "body", "") for r in caplog.records if r.name == "maas.access")
+
+
+# -- streams: usage is read from the events as they go out
+
+@pytest.fixture(scope="module")
+def gpt2_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str) -> Flask:
+    from maas_server.accounts import AccountSettings
+    from maas_server.app import create_app
+    from maas_server.config import config_from_dict
+
+    tmp = tmp_path_factory.mktemp("gpt2-accounting")
+    config = config_from_dict({"server": {"cache_dir": str(tmp / "cache")},
+                               "models": [{"name": "tiny-gpt2", "task": "text-generation", "source": tiny_gpt2}]})
+    app = create_app(config, accounts=AccountSettings(data_dir=tmp / "data", auth_cache_seconds=0))
+    assert app.extensions["maas"].registry.wait_until_loaded(60)
+    return app
+
+
+def _usage_rows(client: FlaskClient, key: str) -> dict:  # type: ignore[type-arg]
+    rows = client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"}).json["data"]
+    return next(row for row in rows if row["model"] == "tiny-gpt2")
+
+
+def test_stream_with_include_usage_is_metered_and_charged(gpt2_app: Flask) -> None:
+    client = gpt2_app.test_client()
+    acc = accounts_of(gpt2_app)
+    acc.limiter = SqlLimiter(acc.store, clock=Clock())
+    key, _ = create_key(acc.store, "streamer", tpm=1_000_000)
+    body = {"prompt": "Once upon a time", "max_tokens": 6, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    response = client.post("/v1/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+    events = [json.loads(line[6:]) for line in response.get_data(as_text=True).split("\n")
+              if line.startswith("data: {")]
+    sent = events[-1]["usage"]
+    row = _usage_rows(client, key)
+    assert row["requests"] == 1
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (sent["prompt_tokens"], sent["completion_tokens"])
+    after = client.post("/v1/completions", json={"prompt": "x", "max_tokens": 1},
+                        headers={"Authorization": f"Bearer {key}"})
+    assert int(after.headers["x-ratelimit-remaining-tokens"]) == 1_000_000 - sent["total_tokens"]
+
+
+def test_stream_without_usage_counts_its_content_chunks(gpt2_app: Flask) -> None:
+    client = gpt2_app.test_client()
+    key, _ = create_key(accounts_of(gpt2_app).store, "plain-streamer")
+    body = {"prompt": "Once upon a time", "max_tokens": 5, "temperature": 0, "stream": True}
+    text = client.post("/v1/completions", json=body, headers={"Authorization": f"Bearer {key}"}).get_data(as_text=True)
+    chunks = [json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: {")]
+    with_text = sum(1 for c in chunks if c["choices"] and c["choices"][0].get("text"))
+    assert with_text >= 1 and _usage_rows(client, key)["completion_tokens"] == with_text
