@@ -26,6 +26,7 @@ class AccountSettings(BaseModel):
     metrics_token: str | None = Field(None, description="bearer token /metrics requires when set")
     auth_cache_seconds: float = Field(5.0, ge=0, description="how long a key lookup is reused (revocation delay)")
     log_content: bool = Field(False, description="debug only: request bodies appear in the request log")
+    cors_origins: tuple[str, ...] = Field((), description="origins browsers may call from; empty: CORS off")
 
     @property
     def url(self) -> str:
@@ -43,6 +44,7 @@ class AccountSettings(BaseModel):
             metrics_token=env.get("MAAS_METRICS_TOKEN") or None,
             auth_cache_seconds=float(env.get("MAAS_AUTH_CACHE_SECONDS") or 5.0),
             log_content=_flag(env.get("MAAS_LOG_CONTENT")),
+            cors_origins=tuple(o.strip() for o in (env.get("MAAS_CORS_ORIGINS") or "").split(",") if o.strip()),
         )
 
 

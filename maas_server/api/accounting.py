@@ -32,6 +32,7 @@ from ..config import ServerConfig
 from ..errors import APIError
 from ..ops import metrics
 from ..ops.logs import log_request
+from . import cors
 from ._common import state
 
 log = logging.getLogger("maas.accounts")
@@ -63,6 +64,7 @@ def init_app(app: Flask, settings: AccountSettings | None = None, *, limiter: Ra
     app.register_blueprint(bp)
     app.before_request(_before)
     app.after_request(_after)
+    cors.init_app(app, settings.cors_origins)
     if not accounts.auth.keys_required():
         where = "any client" if settings.allow_anonymous else "loopback clients only"
         log.warning("no API keys in the store: /v1 is open to %s; `maas-server keys create` adds one", where)
@@ -80,7 +82,8 @@ def _before() -> None:
     g.maas_account = None
     g.maas_decision = None
     metrics.IN_FLIGHT.inc()
-    if request.path.startswith("/v1/") or request.path == "/v1":
+    # A CORS preflight carries no credentials and runs nothing; it is answered without a key.
+    if request.method != "OPTIONS" and (request.path.startswith("/v1/") or request.path == "/v1"):
         _authorize()
 
 
