@@ -77,6 +77,15 @@ def _prepare_accounts(args: argparse.Namespace) -> str | None:
     return account_commands.check_serving_address(args.host, settings.allow_anonymous, settings)
 
 
+# gunicorn's dictConfig defaults with the JSON formatter; its loggers stop propagating to the root's
+# handler, which would print each line twice.
+_GUNICORN_JSON_LOGS = {
+    "formatters": {"generic": {"()": "maas_server.ops.logs.JsonFormatter"}},
+    "loggers": {name: {"level": "INFO", "handlers": [handler], "propagate": False, "qualname": name}
+                for name, handler in (("gunicorn.error", "error_console"), ("gunicorn.access", "console"))},
+}
+
+
 def _serve(args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -98,6 +107,8 @@ def _serve(args: argparse.Namespace) -> None:
                 "keyfile": args.keyfile,
                 "child_exit": lambda _arbiter, worker: worker_exited(worker.pid),
             }
+            if os.environ.get("MAAS_LOG_FORMAT", "json") == "json":  # gunicorn's own lines as JSON too
+                options["logconfig_dict"] = _GUNICORN_JSON_LOGS
             for key, value in options.items():
                 self.cfg.set(key, value)
 

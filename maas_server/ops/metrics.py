@@ -30,8 +30,9 @@ LATENCY = Histogram("maas_request_duration_seconds", "Time from request to the e
 IN_FLIGHT = Gauge("maas_requests_in_flight", "Requests being answered now", multiprocess_mode="livesum")
 TOKENS = Counter("maas_tokens", "Tokens (or texts/images) processed, from responses' usage",
                  ["model", "kind"])  # kind: prompt | completion
+# "all": one series per worker (a `pid` label), so each worker's load shows, and tests can tell when all loaded.
 MODEL_LOAD = Gauge("maas_model_load_seconds", "Time the last load of a model took", ["model"],
-                   multiprocess_mode="max")
+                   multiprocess_mode="all")
 QUEUE_DEPTH = Gauge("maas_queue_depth", "Inputs waiting in a model's queue", ["model"], multiprocess_mode="livesum")
 BATCH_SIZE = Histogram("maas_batch_size", "Inputs per batch a model ran", ["model"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))

@@ -44,6 +44,19 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_bert: str) -> Iterator
         yield url, key, server
 
 
+def _wait_until_every_worker_loaded(url: str, workers: int) -> None:
+    # /ready answers for whichever worker takes the call; /metrics shows every worker's model loads.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        pids = {s.labels.get("pid") for f in text_string_to_metric_families(text) for s in f.samples
+                if s.name == "maas_model_load_seconds"}
+        if len(pids) >= workers:
+            return
+        time.sleep(0.2)
+    raise AssertionError("not every worker loaded its model")
+
+
 def _at_start_of_a_minute(margin: float = 20) -> None:
     # Limits count per clock minute; a burst that straddles two minutes would be counted twice.
     left = 60 - time.time() % 60
@@ -54,11 +67,12 @@ def _at_start_of_a_minute(margin: float = 20) -> None:
 def test_two_workers_share_one_limit_and_one_metrics_view(served: tuple[str, str, ServerProcess]) -> None:
     url, key, server = served
     auth = {"Authorization": f"Bearer {key}"}
+    _wait_until_every_worker_loaded(url, 2)
     _at_start_of_a_minute()
     with ThreadPoolExecutor(6) as pool:
         statuses = list(pool.map(lambda _: requests.post(f"{url}/v1/embeddings", json={"input": PROMPT},
                                                          headers=auth, timeout=60).status_code, range(12)))
-    assert sorted(statuses) == [200] * 6 + [429] * 6
+    assert sorted(statuses) == [200] * 6 + [429] * 6, statuses
 
     assert requests.post(f"{url}/v1/embeddings", json={"input": "x"}, timeout=10).status_code == 401
     usage = requests.get(f"{url}/v1/usage", headers=auth, timeout=10)
@@ -82,6 +96,7 @@ def test_two_workers_share_one_limit_and_one_metrics_view(served: tuple[str, str
     assert len(requests_logged) == 13 and {e["key"] for e in requests_logged} == {"team-a", None}
     assert all(e["request_id"] and "latency_ms" in e for e in requests_logged)
     assert PROMPT not in server.log_path.read_text() and key not in server.log_path.read_text()
+    assert any(entry["logger"] == "gunicorn.error" and "Booting worker" in entry["message"] for entry in lines)
 
 
 def test_tls_with_certfile_and_keyfile(tmp_path: Path, tiny_bert: str) -> None:
