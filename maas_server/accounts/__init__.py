@@ -14,7 +14,7 @@ from .keys import ApiKey, AuthError, Authenticator, KeyStoreError, create_key, l
 from .limits import Decision, Limits, RateLimiter, RedisLimiter, SqlLimiter
 from .settings import AccountSettings
 from .store import Store
-from .usage import UsageRecord, record_usage, usage_summary
+from .usage import UsageRecord, UsageWriter, record_usage, usage_summary
 
 __all__ = [
     "AccountSettings",
@@ -29,6 +29,7 @@ __all__ = [
     "SqlLimiter",
     "Store",
     "UsageRecord",
+    "UsageWriter",
     "create_key",
     "list_keys",
     "record_usage",

@@ -20,7 +20,6 @@ from sqlalchemy import (Column, Connection, Engine, Float, Index, Integer, MetaD
                         create_engine, event, select, text)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 metadata = MetaData()
 
@@ -102,8 +101,9 @@ def _engine(url: str, busy_timeout_ms: int) -> Engine:
         from pathlib import Path
 
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    # NullPool: a connection per transaction is cheap for a local file and never crosses a fork.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_timeout_ms / 1000})
+    # Pooled: opening a connection (and setting WAL on it) costs milliseconds per transaction. A Store is
+    # built in each gunicorn worker after the fork; one built before a fork must be disposed first.
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

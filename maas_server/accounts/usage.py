@@ -6,13 +6,19 @@ image.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import logging
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, select
 
 from .store import Store, usage
+
+log = logging.getLogger("maas.accounts")
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,63 @@ class UsageRecord:
 def record_usage(store: Store, record: UsageRecord) -> None:
     with store.engine.begin() as conn:
         conn.execute(usage.insert().values(**dataclasses.asdict(record)))
+
+
+class UsageWriter:
+    """Writes usage rows on a background thread, many per transaction, off the request's path.
+
+    A request only queues its row (microseconds); the thread writes whatever has queued in one
+    transaction. `flush` waits until everything queued so far is in the store; it runs before
+    `/v1/usage` answers and at exit, so a caller always sees its own requests. A crash can lose
+    the rows of the last moments (at most `max_batch` or what queued during one write).
+    """
+
+    def __init__(self, store: Store, *, max_batch: int = 500) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.Queue[UsageRecord | threading.Event] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def add(self, record: UsageRecord) -> None:
+        self._ensure_thread()
+        self._queue.put(record)
+
+    def flush(self, timeout: float = 30) -> bool:
+        """Wait until every row queued before this call is written; False on timeout."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def _ensure_thread(self) -> None:
+        # Started on first use, so it is started in the gunicorn worker, never in a process that forks.
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="maas-usage-writer", daemon=True)
+                    self._thread.start()
+                    atexit.register(self.flush, 5)
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < self.max_batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [dataclasses.asdict(item) for item in items if isinstance(item, UsageRecord)]
+            try:
+                if rows:
+                    with self.store.engine.begin() as conn:
+                        conn.execute(usage.insert(), rows)
+            except Exception:  # a store outage loses these rows, never the serving thread
+                log.exception("could not write %d usage rows", len(rows))
+            for item in items:
+                if isinstance(item, threading.Event):
+                    item.set()
 
 
 def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | None = None,

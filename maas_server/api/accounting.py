@@ -27,7 +27,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from ..accounts import AccountSettings, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter, Store
 from ..accounts.times import parse_time
-from ..accounts.usage import UsageRecord, record_usage, usage_summary
+from ..accounts.usage import UsageRecord, UsageWriter, usage_summary
 from ..config import ServerConfig
 from ..errors import APIError
 from ..ops import metrics
@@ -50,6 +50,7 @@ class Accounts:
     store: Store
     auth: Authenticator
     limiter: RateLimiter
+    usage: UsageWriter
 
 
 def init_app(app: Flask, settings: AccountSettings | None = None, *, limiter: RateLimiter | None = None,
@@ -59,7 +60,8 @@ def init_app(app: Flask, settings: AccountSettings | None = None, *, limiter: Ra
     store = auth.store if auth else Store(settings.url)
     if limiter is None:
         limiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
-    accounts = Accounts(settings, store, auth or Authenticator(store, ttl=settings.auth_cache_seconds), limiter)
+    accounts = Accounts(settings, store, auth or Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
+                        UsageWriter(store))
     app.extensions["maas_accounts"] = accounts
     app.register_blueprint(bp)
     app.before_request(_before)
@@ -241,7 +243,7 @@ def _finish(finished: _Finished, acc: Accounts) -> None:
         if account is not None and account.limits.tpm is not None:
             acc.limiter.charge(account.id, prompt + completion)
         if finished.route.startswith("/v1/") and finished.status != 401:
-            record_usage(acc.store, UsageRecord(
+            acc.usage.add(UsageRecord(
                 at=time.time(), route=finished.route, status=finished.status, latency_ms=seconds * 1000,
                 key_id=account.id if account else None, key_name=account.name if account else None,
                 model=finished.model, task=_task(finished), prompt_tokens=prompt, completion_tokens=completion,
@@ -276,6 +278,7 @@ def own_usage() -> Any:
     except ValueError as exc:
         raise APIError(str(exc), status=422, param="since", code="invalid_value") from None
     account = g.maas_account
+    accounts().usage.flush()  # this worker's rows, the caller's latest included, are in the store
     rows = usage_summary(accounts().store, key_id=account.id if account else None, anonymous=account is None,
                          since=since)
     return {"object": "usage", "key": account.name if account else None, "since": since,

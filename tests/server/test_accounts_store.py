@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from maas_server.accounts import (AuthError, Authenticator, KeyStoreError, Limits, RedisLimiter, SqlLimiter, Store,
-                                  UsageRecord, create_key, list_keys, record_usage, revoke_key, usage_summary)
+                                  UsageRecord, UsageWriter, create_key, list_keys, record_usage, revoke_key, usage_summary)
 from maas_server.accounts import store as store_module
 from maas_server.accounts.times import parse_time
 from tests.server.accounting_support import Clock
@@ -209,8 +209,14 @@ for i in range(int(sys.argv[2])):
 
 def test_no_usage_row_is_lost_with_threads_and_processes_writing_at_once(store: Store, url: str) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", _WRITE_IN_A_PROCESS, url, "100", f"proc{i}"]) for i in range(3)]
+    writer = UsageWriter(store)  # what request threads use: rows queue, one thread writes them in batches
+
+    def write(i: int) -> None:  # half through the writer, half directly
+        writer.add(_row(i, key="threads")) if i % 2 else record_usage(store, _row(i, key="threads"))
+
     with ThreadPoolExecutor(6) as pool:
-        list(pool.map(lambda i: record_usage(store, _row(i, key="threads")), range(300)))
+        list(pool.map(write, range(300)))
+    assert writer.flush(timeout=60)
     assert all(p.wait(timeout=120) == 0 for p in procs)
     with store.engine.begin() as conn:
         assert conn.execute(select(func.count()).select_from(store_module.usage)).scalar() == 600
