@@ -51,6 +51,19 @@ def accounts_of(app: Flask) -> Accounts:
     return app.extensions["maas_accounts"]  # type: ignore[no-any-return]
 
 
+def reset_postgres(url: str) -> None:
+    """Drop maas's tables (not via Store: a test may have left a schema version Store would refuse)."""
+    from sqlalchemy import create_engine
+
+    from maas_server.accounts.store import metadata
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            table.drop(conn, checkfirst=True)
+    engine.dispose()
+
+
 class Clock:
     """A clock tests move by hand."""
 

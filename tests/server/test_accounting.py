@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from maas_server.accounts import Authenticator, SqlLimiter, create_key, revoke_key
-from tests.server.accounting_support import Clock, accounts_of, word_app
+from maas_server.accounts import Authenticator, RedisLimiter, SqlLimiter, create_key, revoke_key
+from tests.server.accounting_support import Clock, accounts_of, reset_postgres, word_app
 
 
 @pytest.fixture
@@ -288,3 +290,22 @@ def test_stream_without_usage_counts_its_content_chunks(gpt2_app: Flask) -> None
     chunks = [json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: {")]
     with_text = sum(1 for c in chunks if c["choices"] and c["choices"][0].get("text"))
     assert with_text >= 1 and _usage_rows(client, key)["completion_tokens"] == with_text
+
+
+# -- the same server on PostgreSQL and Redis (when .ci/run provides them)
+
+@pytest.mark.skipif(not (os.environ.get("MAAS_TEST_DATABASE_URL") and os.environ.get("MAAS_TEST_REDIS_URL")),
+                    reason="MAAS_TEST_DATABASE_URL and MAAS_TEST_REDIS_URL are not set (.ci/run starts both)")
+def test_server_on_postgresql_with_limits_in_redis(tmp_path: Path) -> None:
+    database, redis_url = os.environ["MAAS_TEST_DATABASE_URL"], os.environ["MAAS_TEST_REDIS_URL"]
+    reset_postgres(database)
+    app = word_app(tmp_path, database_url=database, redis_url=redis_url)
+    acc = accounts_of(app)
+    assert acc.store.dialect == "postgresql" and isinstance(acc.limiter, RedisLimiter)
+    acc.limiter = RedisLimiter.from_url(redis_url, prefix=f"maas-test:{uuid.uuid4().hex}", clock=Clock())
+    client = app.test_client()
+    key, _ = create_key(acc.store, "pg-user", rpm=2)
+    assert [_embed(client, key, "a b").status_code for _ in range(3)] == [200, 200, 429]
+    acc.limiter = RedisLimiter.from_url(redis_url, prefix=f"maas-test:{uuid.uuid4().hex}", clock=Clock())
+    usage = client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"}).json["data"]
+    assert {row["model"]: (row["requests"], row["prompt_tokens"]) for row in usage} == {"words": (2, 4), None: (1, 0)}

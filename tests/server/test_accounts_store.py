@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from maas_server.accounts import (AuthError, Authenticator, KeyStoreError, Limits, RedisLimiter, SqlLimiter, Store,
                                   UsageRecord, UsageWriter, create_key, list_keys, record_usage, revoke_key, usage_summary)
 from maas_server.accounts import store as store_module
 from maas_server.accounts.times import parse_time
-from tests.server.accounting_support import Clock
+from tests.server.accounting_support import Clock, reset_postgres
 
 PG_URL = os.environ.get("MAAS_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("MAAS_TEST_REDIS_URL")
@@ -30,20 +30,12 @@ needs_pg = pytest.mark.skipif(not PG_URL, reason="MAAS_TEST_DATABASE_URL is not 
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="MAAS_TEST_REDIS_URL is not set (.ci/run starts Redis)")
 
 
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)  # not Store: a test may have left a schema Store would refuse
-    with engine.begin() as conn:
-        for table in reversed(store_module.metadata.sorted_tables):
-            table.drop(conn, checkfirst=True)
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_pg)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'maas.db'}"
     assert PG_URL
-    _reset_postgres(PG_URL)
+    reset_postgres(PG_URL)
     return PG_URL
 
 
