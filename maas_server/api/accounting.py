@@ -53,14 +53,15 @@ class Accounts:
     usage: UsageWriter
 
 
-def init_app(app: Flask, settings: AccountSettings | None = None, *, limiter: RateLimiter | None = None,
-             auth: Authenticator | None = None) -> Accounts:
-    """Open the store (migrating it), register the hooks and routes. `limiter`/`auth` are test seams."""
+def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
+    """Open the store (migrating it), register the hooks and routes.
+
+    Tests swap the returned object's `auth` or `limiter` for ones on a clock they move.
+    """
     settings = settings or AccountSettings.from_env()
-    store = auth.store if auth else Store(settings.url)
-    if limiter is None:
-        limiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
-    accounts = Accounts(settings, store, auth or Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
+    store = Store(settings.url)
+    limiter: RateLimiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
+    accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
                         UsageWriter(store))
     app.extensions["maas_accounts"] = accounts
     app.register_blueprint(bp)
