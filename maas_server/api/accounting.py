@@ -21,9 +21,10 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from pydantic import BaseModel
 
 from ..accounts import AccountSettings, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter, Store
 from ..accounts.times import parse_time
@@ -33,6 +34,7 @@ from ..errors import APIError
 from ..ops import metrics
 from ..ops.logs import log_request
 from . import cors
+from . import schemas as s
 from ._common import state
 
 log = logging.getLogger("maas.accounts")
@@ -270,6 +272,27 @@ def _task(finished: _Finished) -> str | None:
 
 # -- routes
 
+class UsageRow(BaseModel):
+    """One model's totals for the caller."""
+
+    model: str | None
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    mean_latency_ms: float
+
+
+class UsageReport(BaseModel):
+    """GET /v1/usage: the caller's own usage per model (`key` is the key's name; None when anonymous)."""
+
+    object: Literal["usage"] = "usage"
+    key: str | None
+    since: float | None
+    data: list[UsageRow]
+
+
 @bp.get("/v1/usage")
 def own_usage() -> Any:
     """The caller's usage per model (all time, or since `?since=DATE`)."""
@@ -282,8 +305,8 @@ def own_usage() -> Any:
     accounts().usage.flush()  # this worker's rows, the caller's latest included, are in the store
     rows = usage_summary(accounts().store, key_id=account.id if account else None, anonymous=account is None,
                          since=since)
-    return {"object": "usage", "key": account.name if account else None, "since": since,
-            "data": [{k: v for k, v in row.items() if k != "key"} for row in rows]}
+    return s.dump(UsageReport(key=account.name if account else None, since=since,
+                              data=[UsageRow.model_validate(row) for row in rows]))
 
 
 @bp.get("/metrics")

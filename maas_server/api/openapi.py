@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from .. import __version__
 from . import schemas as s
+from .accounting import UsageReport
 
 bp = Blueprint("openapi", __name__)
 
@@ -24,9 +25,11 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel]]] = [
     ("post", "/v1/classify/image", "Image classification (JSON base64 here, or multipart file parts)",
      s.ImageClassificationRequest, s.ClassificationList),
     ("get", "/v1/models", "List the served models", None, s.ModelList),
+    ("get", "/v1/usage", "The caller's own usage per model (?since=DATE)", None, UsageReport),
 ]
-_ERRORS = {"400": "Malformed request", "404": "Unknown route or model", "413": "Too large",
-           "422": "Invalid field value", "503": "Not ready or queue full"}
+_ERRORS = {"400": "Malformed request", "401": "Missing, unknown, revoked or expired API key",
+           "404": "Unknown route or model", "413": "Too large", "422": "Invalid field value",
+           "429": "Rate limit reached (see Retry-After)", "503": "Not ready or queue full"}
 
 
 @bp.get("/openapi.json")
@@ -62,6 +65,7 @@ def _op(summary: str, request: type[BaseModel] | None, response: type[BaseModel]
         op["responses"]["200"]["content"] = content(response)
     if request is not None:
         op["requestBody"] = {"required": True, "content": content(request)}
+    if response is not None:  # the /v1 routes: any of them may answer with the error envelope
         op["responses"].update({code: {"description": text, "content": content(s.ErrorResponse)}
                                 for code, text in _ERRORS.items()})
     return op

@@ -309,3 +309,10 @@ def test_server_on_postgresql_with_limits_in_redis(tmp_path: Path) -> None:
     acc.limiter = RedisLimiter.from_url(redis_url, prefix=f"maas-test:{uuid.uuid4().hex}", clock=Clock())
     usage = client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"}).json["data"]
     assert {row["model"]: (row["requests"], row["prompt_tokens"]) for row in usage} == {"words": (2, 4), None: (1, 0)}
+
+
+def test_openapi_lists_usage_and_the_auth_errors(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").json
+    operation = spec["paths"]["/v1/usage"]["get"]
+    assert {"401", "429"} <= set(operation["responses"])
+    assert "UsageReport" in spec["components"]["schemas"]
