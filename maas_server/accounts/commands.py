@@ -29,6 +29,33 @@ def store_options() -> argparse.ArgumentParser:
     return parent
 
 
+def add_serve_options(serve: argparse.ArgumentParser) -> None:
+    """The flags `maas-server serve` takes for accounts, logs and TLS."""
+    serve.add_argument("--data-dir", help="folder of the SQLite store (default: MAAS_DATA_DIR or .maas)")
+    serve.add_argument("--allow-anonymous", action="store_true",
+                       help="serve /v1 without API keys on a non-loopback address (MAAS_ALLOW_ANONYMOUS=1)")
+    serve.add_argument("--log-content", action="store_true",
+                       help="DEBUG ONLY: write request bodies (prompts) into the request log (MAAS_LOG_CONTENT=1)")
+    serve.add_argument("--certfile", help="TLS certificate (PEM); with --keyfile the server speaks HTTPS")
+    serve.add_argument("--keyfile", help="TLS private key (PEM)")
+
+
+def prepare_serve(args: argparse.Namespace) -> str | None:
+    """Before gunicorn forks: settings into the environment for the workers, the store migrated, a
+    fresh Prometheus folder. Returns why serving is refused, if it is."""
+    if args.allow_anonymous:
+        os.environ["MAAS_ALLOW_ANONYMOUS"] = "1"
+    if args.log_content:
+        os.environ["MAAS_LOG_CONTENT"] = "1"
+    if bool(args.certfile) != bool(args.keyfile):
+        return "--certfile and --keyfile go together"
+    settings = settings_from(args)
+    from ..ops.multiproc import prepare_multiprocess_dir  # before anything imports prometheus_client
+
+    prepare_multiprocess_dir()
+    return check_serving_address(args.host, settings.allow_anonymous, settings)
+
+
 def add_commands(commands: Any) -> None:
     """Add `keys` and `usage` to the `maas-server` subcommands."""
     keys = commands.add_parser("keys", help="create, list or revoke API keys")

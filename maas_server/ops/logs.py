@@ -18,6 +18,15 @@ access_log = logging.getLogger("maas.access")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+# For gunicorn's `logconfig_dict`: its defaults with this formatter; its loggers stop propagating to
+# the root's handler, which would print each line twice.
+GUNICORN_JSON_LOGS: dict[str, Any] = {
+    "formatters": {"generic": {"()": "maas_server.ops.logs.JsonFormatter"}},
+    "loggers": {name: {"level": "INFO", "handlers": [handler], "propagate": False, "qualname": name}
+                for name, handler in (("gunicorn.error", "error_console"), ("gunicorn.access", "console"))},
+}
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, logger, message and any `extra` fields."""
 
