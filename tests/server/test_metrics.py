@@ -1,0 +1,38 @@
+"""The metric functions the runtime calls (observe_batch, set_queue_depth, observe_model_load) show in /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from maas_server.ops import metrics
+
+
+def _values() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
+def test_runtime_hooks_are_exported() -> None:
+    model = (("model", "hook-test"),)
+    before = _values()
+    metrics.observe_batch("hook-test", 4, [0.001, 0.002, 0.003, 0.2])
+    metrics.set_queue_depth("hook-test", 7)
+    metrics.observe_model_load("hook-test", 1.5)
+    after = _values()
+    assert after[("maas_batch_size_count", model)] - before.get(("maas_batch_size_count", model), 0) == 1
+    assert after[("maas_batch_size_sum", model)] - before.get(("maas_batch_size_sum", model), 0) == 4
+    assert after[("maas_queue_seconds_count", model)] - before.get(("maas_queue_seconds_count", model), 0) == 4
+    assert after[("maas_queue_seconds_bucket", (("le", "0.25"), *model))] == 4
+    assert after[("maas_queue_seconds_bucket", (("le", "0.1"), *model))] == 3
+    assert after[("maas_queue_depth", model)] == 7
+    assert after[("maas_model_load_seconds", model)] == 1.5
+
+
+def test_timed_loader_observes_each_load() -> None:
+    class Config:
+        name = "timed-test"
+
+    loaded = metrics.timed_loader(lambda model_config, server_config: "model")(Config(), None)
+    assert loaded == "model" and ("maas_model_load_seconds", (("model", "timed-test"),)) in _values()
