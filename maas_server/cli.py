@@ -62,6 +62,7 @@ def _serve(args: argparse.Namespace) -> None:
     from .app import configure_logging, create_app
     from .ops.logs import GUNICORN_JSON_LOGS
     from .ops.metrics import worker_exited
+    from .ops.multiproc import remove_created_dirs
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -77,6 +78,7 @@ def _serve(args: argparse.Namespace) -> None:
                 "certfile": args.certfile,
                 "keyfile": args.keyfile,
                 "child_exit": lambda _arbiter, worker: worker_exited(worker.pid),
+                "on_exit": lambda _arbiter: remove_created_dirs(),
             }
             if os.environ.get("MAAS_LOG_FORMAT", "json") == "json":  # gunicorn's own lines as JSON too
                 options["logconfig_dict"] = GUNICORN_JSON_LOGS

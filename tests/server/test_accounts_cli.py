@@ -15,8 +15,9 @@ from maas_server.cli import main
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     # The commands write MAAS_DATA_DIR / PROMETHEUS_MULTIPROC_DIR for gunicorn's workers: restore them after.
+    # (setenv, not delenv: monkeypatch only restores a variable that existed or that it set itself.)
     monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
     return str(tmp_path / "data")
 
@@ -65,7 +66,7 @@ def test_usage_prints_totals_per_key_and_model(data_dir: str, capsys: pytest.Cap
 def test_serve_refuses_a_public_address_without_keys(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--data-dir", data_dir, "--host", "0.0.0.0"]) == 2
     assert "--allow-anonymous" in capsys.readouterr().err
-    assert "PROMETHEUS_MULTIPROC_DIR" in os.environ  # prepared before the refusal, for the workers
+    assert Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).is_dir()  # prepared before the refusal, for the workers
 
 
 def test_public_address_is_allowed_with_keys_or_explicit_anonymous(data_dir: str) -> None:

@@ -36,3 +36,21 @@ def test_timed_loader_observes_each_load() -> None:
 
     loaded = metrics.timed_loader(lambda model_config, server_config: "model")(Config(), None)
     assert loaded == "model" and ("maas_model_load_seconds", (("model", "timed-test"),)) in _values()
+
+
+def test_multiprocess_dir_is_fresh_and_only_a_made_one_is_removed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from maas_server.ops.multiproc import prepare_multiprocess_dir, remove_created_dirs
+
+    named = tmp_path / "named"
+    named.mkdir()
+    (named / "counter_123.db").write_bytes(b"stale")
+    (named / "keep.txt").write_text("not ours")
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(named)}
+    assert prepare_multiprocess_dir(env) == named
+    assert [p.name for p in named.iterdir()] == ["keep.txt"]  # stale samples gone, nothing else touched
+
+    made_env: dict[str, str] = {}
+    made = prepare_multiprocess_dir(made_env)
+    assert made_env["PROMETHEUS_MULTIPROC_DIR"] == str(made) and made.is_dir()
+    remove_created_dirs()
+    assert not made.exists() and named.is_dir()
