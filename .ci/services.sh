@@ -34,5 +34,6 @@ export MAAS_TEST_REDIS_URL="redis://127.0.0.1:$MAAS_CI_REDIS_PORT/0"
 maas_ci_stop_services() {
     as_pg "$PG_BIN/pg_ctl -D $PG_DATA -m fast stop >/dev/null" || true
     redis-cli -p "$MAAS_CI_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    rm -rf "$PG_DATA" "$REDIS_DIR"
 }
 echo "services: PostgreSQL on 127.0.0.1:$MAAS_CI_PG_PORT, Redis on 127.0.0.1:$MAAS_CI_REDIS_PORT" >&2
