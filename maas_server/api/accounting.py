@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
+from flask.json.provider import JSONProvider
 from pydantic import BaseModel
 
 from ..accounts import AccountSettings, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter, Store
@@ -66,6 +67,7 @@ def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
     accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
                         UsageWriter(store))
     app.extensions["maas_accounts"] = accounts
+    app.json = _NotingJSON(app, app.json)
     app.register_blueprint(bp)
     app.before_request(_before)
     app.after_request(_after)
@@ -74,6 +76,29 @@ def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
         where = "any client" if settings.allow_anonymous else "loopback clients only"
         log.warning("no API keys in the store: /v1 is open to %s; `maas-server keys create` adds one", where)
     return accounts
+
+
+class _NotingJSON(JSONProvider):
+    """The app's JSON provider, unchanged, except that it keeps the dict a view answers with.
+
+    `_after` reads `model` and `usage` from that dict: parsing the response body again would cost
+    tens of milliseconds for a large batch of embeddings.
+    """
+
+    def __init__(self, app: Flask, inner: JSONProvider) -> None:
+        super().__init__(app)
+        self.inner = inner
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return self.inner.dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return self.inner.loads(s, **kwargs)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        if len(args) == 1 and not kwargs and isinstance(args[0], dict) and has_request_context():
+            g.maas_answer = args[0]
+        return self.inner.response(*args, **kwargs)
 
 
 def accounts() -> Accounts:
@@ -173,10 +198,9 @@ def _after(response: Response) -> Response:
     if response.is_streamed:
         response.response = _watch_stream(response.response, finished, accounts())
     else:
-        if response.is_json:
-            body = response.get_json(silent=True)
-            if isinstance(body, dict):
-                finished.note(body)
+        answer = g.pop("maas_answer", None)
+        if answer is not None:
+            finished.note(answer)
         _finish(finished, accounts())
     return response
 
