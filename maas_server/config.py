@@ -48,6 +48,9 @@ class ModelConfig(_Strict):
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float = Field(2.0, ge=0, le=1000)
     max_queue: int = Field(1024, ge=1, description="queued inputs (a list input counts each item)")
+    queue_timeout_s: float | None = Field(
+        60.0, gt=0, description="an input that waited this long in the queue is dropped with 503 (none: no limit)"
+    )
     max_context: int | None = Field(None, gt=0, description="token limit (default: the model's)")
     default_max_tokens: int = Field(256, ge=1, description="chat max_tokens when the request has none")
     zero_shot_scale: float = Field(

@@ -63,7 +63,10 @@ def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int
 def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shaper, body: s._Sampling) -> Any:
     assert entry.runner is not None
     if not body.stream:
-        results = wait_all(entry.runner.submit_many("generate", requests))
+        gone = threading.Event()
+        for request in requests:
+            request.is_cancelled = gone.is_set  # checked every decode step
+        results = wait_all(entry.runner.submit_many("generate", requests), on_client_gone=gone.set)
         return shaper.full(results)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     stream = _TokenStream(requests)

@@ -76,7 +76,7 @@ class ModelRegistry:
             return
         entry.load_seconds = time.perf_counter() - started
         entry.runner = Runner(cfg.name, model, max_batch_size=cfg.max_batch_size, max_wait_ms=cfg.max_wait_ms,
-                              max_queue=cfg.max_queue).start()
+                              max_queue=cfg.max_queue, queue_timeout_s=cfg.queue_timeout_s).start()
         log.info("%s loaded %s on %s (%s) in %.1fs", progress, cfg.name, model.device, model.dtype, entry.load_seconds)
 
     def wait_until_loaded(self, timeout: float | None = None) -> bool:

@@ -1,0 +1,68 @@
+"""The real server under concurrency and at shutdown: continuous batching and the drain window."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from maas_server.config import default_config_text
+from maas_server.testing import ServerProcess
+
+PROMPT = "Once upon a time, in a small village by the sea, there lived"  # no early end-of-text
+
+
+def _stream_tokens(url: str, max_tokens: int, started: threading.Event | None = None) -> tuple[int, bool]:
+    """Stream a greedy completion; returns (completion tokens, saw [DONE])."""
+    body = {"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    tokens, done = 0, False
+    with requests.post(f"{url}/v1/completions", json=body, stream=True, timeout=300) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if started is not None:
+                started.set()
+            if line == b"data: [DONE]":
+                done = True
+            elif line.startswith(b"data: {") and json.loads(line[6:]).get("usage"):
+                tokens = json.loads(line[6:])["usage"]["completion_tokens"]
+    return tokens, done
+
+
+def test_concurrent_greedy_requests_get_the_same_text_as_one_alone(server_url: str) -> None:
+    body = {"prompt": PROMPT, "max_tokens": 24, "temperature": 0}
+    alone = requests.post(f"{server_url}/v1/completions", json=body, timeout=300).json()["choices"][0]["text"]
+    lengths = [8, 24, 16, 24, 12, 24]
+    with ThreadPoolExecutor(len(lengths)) as pool:
+        texts = list(pool.map(lambda n: requests.post(f"{server_url}/v1/completions", json={**body, "max_tokens": n},
+                                                       timeout=300).json()["choices"][0]["text"], lengths))
+    assert len(alone) > 40, alone  # a real continuation, not an early end-of-text
+    for n, text in zip(lengths, texts):
+        assert len(text) > n and alone.startswith(text), (n, text, alone)
+    assert texts[1] == alone
+
+
+def test_sigterm_drains_open_streams_then_exits(tmp_path: Path) -> None:
+    # Only the generation model: this server starts and stops inside the test.
+    config = tmp_path / "gen.toml"
+    text = default_config_text()
+    config.write_text(text[: text.index("[[models]]", text.index("[[models]]") + 1)])
+    server = ServerProcess(str(config), ready_timeout=600, extra_args=["--drain-seconds", "60"])
+    with server as url:
+        session = requests.Session()
+        assert session.get(f"{url}/ready", timeout=10).status_code == 200
+        started = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            stream = pool.submit(_stream_tokens, url, 40, started)
+            assert started.wait(120)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            tokens, done = stream.result(300)
+        assert (tokens, done) == (40, True)  # the admitted stream finished whole
+        assert server.process.wait(60) == 0
+    assert "Handling signal: term" in server.log_tail(20000)
