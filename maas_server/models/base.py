@@ -57,6 +57,9 @@ class BatchMethod:
     prepare: Callable[[Any], Any]
     run: Callable[[list[Any]], list[Any]]
     max_batch_size: int | None = None  # an upper bound the adapter imposes, if any
+    # True when `prepare` is thread-safe and worth overlapping with compute (image resizing): it then
+    # runs on the request's thread before queueing. Tokenizers are not safe to share across threads.
+    prepare_on_caller: bool = False
 
 
 class DecodeBatch(Protocol):

@@ -4,7 +4,8 @@ Rules (tested in tests/server/test_runner.py):
 - every submitted item gets its own Future, resolved with the result or an exception;
 - items of the same batch method that are queued together run as one batch (up to the adapter's
   or the config's max batch size), waiting at most ``max_wait_ms`` for more to arrive;
-- ``prepare`` errors fail only their own item; a failing batch fails every item in it, and the
+- ``prepare`` errors fail only their own item (when the method prepares on the caller's thread,
+  they raise from ``submit_many`` and nothing is queued); a failing batch fails every item in it, and the
   runner keeps going; a batch that returns the wrong number of outputs is an error;
 - the queue is bounded: a call that does not fit raises QueueFull at once and queues nothing
   (the wire layer says 503);
@@ -38,6 +39,11 @@ class QueueFull(RuntimeError):
 
 class QueueTimeout(RuntimeError):
     """The item waited in the queue past the model's `queue_timeout_s`; it got no compute."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    value: Any  # already prepared on the caller's thread
 
 
 @dataclass(eq=False)
@@ -88,6 +94,9 @@ class Runner:
         """Queue all items or none: a call that does not fit raises QueueFull and queues nothing."""
         if method not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method!r}")
+        spec = self.methods[method]
+        if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
+            items = [_Prepared(spec.prepare(item)) for item in items]  # an invalid item raises here, queues nothing
         work = [_Work(method, item, enqueued=self._clock()) for item in items]
         with self._admit:
             if self._queue.maxsize - self._queue.qsize() < len(work):
@@ -144,6 +153,8 @@ class Runner:
     def _prepare(self, work: _Work, method: BatchMethod | StepMethod) -> tuple[bool, Any]:
         if not self._start(work):
             return False, None
+        if isinstance(work.item, _Prepared):
+            return True, work.item.value
         try:
             return True, method.prepare(work.item)
         except Exception as exc:  # noqa: BLE001 - reported to that caller alone

@@ -275,3 +275,26 @@ def test_failed_step_reaches_every_member_and_decoding_goes_on(stepped) -> None:
             future.result(5)
     assert runner.submit("gen", ("c", 1, 1)).result(5) == "c done"
     assert model.steps == [["a"], ["a", "b"], ["c"]]
+
+
+def test_prepare_on_caller_runs_before_queueing_and_refuses_the_whole_call() -> None:
+    calls: list[tuple[str, Any]] = []
+
+    class CallerPrepared(GatedModel):
+        def batch_methods(self) -> dict[str, BatchMethod]:
+            def prepare(item: Any) -> Any:
+                calls.append((threading.current_thread().name, item))
+                return self.prepare(item)
+            return {"double": BatchMethod(prepare, self.run, prepare_on_caller=True)}
+
+    model = CallerPrepared()
+    model.gate.set()
+    runner = Runner("m", model, max_batch_size=4, max_wait_ms=0, max_queue=8).start()
+    try:
+        assert runner.submit("double", 3).result(5) == 6
+        with pytest.raises(InvalidInput):
+            runner.submit_many("double", [1, "bad"])
+        assert runner.queued == 0 and model.batches == [[3]]
+        assert {name for name, _ in calls} == {threading.current_thread().name}
+    finally:
+        runner.stop()
