@@ -108,7 +108,7 @@ def wait_all(futures: list[Future[Any]], on_client_gone: Callable[[], None] | No
     for future in futures:
         while True:
             try:
-                results.append(future.result(timeout=_CLIENT_POLL_S if sock is not None else None))
+                results.append(future.result(timeout=CLIENT_POLL_S if sock is not None else None))
                 break
             except FutureTimeout:
                 if client_gone(sock):
@@ -116,7 +116,7 @@ def wait_all(futures: list[Future[Any]], on_client_gone: Callable[[], None] | No
     return results
 
 
-_CLIENT_POLL_S = 0.1  # how often a waiting request checks that its client is still there
+CLIENT_POLL_S = 0.1  # how often a waiting request checks that its client is still there
 
 
 def _give_up(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None) -> None:

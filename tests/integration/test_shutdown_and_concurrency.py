@@ -66,3 +66,31 @@ def test_sigterm_drains_open_streams_then_exits(tmp_path: Path) -> None:
         assert (tokens, done) == (40, True)  # the admitted stream finished whole
         assert server.process.wait(60) == 0
     assert "Handling signal: term" in server.log_tail(20000)
+
+
+def _generation_only_config(tmp_path: Path, **model_settings: object) -> str:
+    text = default_config_text()
+    text = text[: text.index("[[models]]", text.index("[[models]]") + 1)]  # keep the first model only
+    text += "".join(f"{key} = {value}\n" for key, value in model_settings.items())
+    config = tmp_path / "gen.toml"
+    config.write_text(text.replace("max_inputs = 256", "max_inputs = 4"))
+    return str(config)
+
+
+def test_overload_gets_503_with_retry_after_and_the_client_retries_through_it(tmp_path: Path) -> None:
+    import maas_client
+
+    clients = 16  # 4 x max_queue
+    with ServerProcess(_generation_only_config(tmp_path, max_queue=4, max_batch_size=4)) as url:
+        body = {"prompt": PROMPT, "max_tokens": 8, "temperature": 0}
+        with ThreadPoolExecutor(clients) as pool:
+            answers = list(pool.map(lambda _: requests.post(f"{url}/v1/completions", json=body, timeout=300),
+                                    range(clients)))
+        statuses = sorted(a.status_code for a in answers)
+        assert set(statuses) <= {200, 503}, statuses
+        assert statuses.count(200) >= 4 and statuses.count(503) >= 1, statuses
+        assert all(a.headers.get("Retry-After") for a in answers if a.status_code == 503)
+        client = maas_client.Client(base_url=url, max_retries=60, timeout=300)
+        with ThreadPoolExecutor(clients) as pool:
+            texts = list(pool.map(lambda _: client.generate(PROMPT, max_tokens=8, temperature=0).text, range(clients)))
+        assert len(set(texts)) == 1 and len(texts[0]) > 10  # every call succeeded, with the same greedy text
