@@ -94,3 +94,21 @@ def test_overload_gets_503_with_retry_after_and_the_client_retries_through_it(tm
         with ThreadPoolExecutor(clients) as pool:
             texts = list(pool.map(lambda _: client.generate(PROMPT, max_tokens=8, temperature=0).text, range(clients)))
         assert len(set(texts)) == 1 and len(texts[0]) > 10  # every call succeeded, with the same greedy text
+
+
+def test_server_notices_a_non_streaming_client_that_hung_up(tmp_path: Path) -> None:
+    import socket
+
+    server = ServerProcess(_generation_only_config(tmp_path))
+    with server as url:
+        body = json.dumps({"prompt": PROMPT, "max_tokens": 500, "temperature": 0}).encode()
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            # Closing now is a client timing out; the server should give up on it well before 500 tokens.
+        deadline = time.monotonic() + 60
+        while '"POST /v1/completions HTTP/1.1" 499' not in server.log_tail(5000) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert '"POST /v1/completions HTTP/1.1" 499' in server.log_tail(5000)
+        # The model is free again at once: a short request does not wait behind 500 tokens.
+        assert requests.post(f"{url}/v1/completions", json={"prompt": "Hi", "max_tokens": 2}, timeout=60).ok
