@@ -82,6 +82,7 @@ class StepMethod:
     prepare: Callable[[Any], Any]
     new_batch: Callable[[], DecodeBatch]
     rows: Callable[[Any], int] = lambda prepared: 1  # batch rows a prepared item occupies (n choices: n)
+    max_batch_size: int | None = None  # an upper bound on rows the adapter imposes, if any
 
 
 class TaskModel(Protocol):

@@ -105,7 +105,18 @@ class TextGenerationModel:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def batch_methods(self) -> dict[str, BatchMethod | StepMethod]:
-        return {"generate": StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n)}
+        return {"generate": StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n,
+                                       max_batch_size=None if self.can_merge_caches else 1)}
+
+    @property
+    def can_merge_caches(self) -> bool:
+        # Joining a running batch pads and concatenates KV caches; a sliding-window cache drops old
+        # positions on its own, so those models decode one request at a time (correct, slower).
+        config = self.model.config
+        layer_types = getattr(config, "layer_types", None)
+        if layer_types:
+            return "sliding_attention" not in layer_types
+        return not (getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True))
 
     def warmup(self) -> None:
         self.run([self.prepare(GenerationRequest(prompt="Hello", max_tokens=2, temperature=0))])

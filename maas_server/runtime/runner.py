@@ -163,8 +163,11 @@ class Runner:
 
     # -- batch methods: everything queued together runs as one call
 
+    def _limit(self, method: BatchMethod | StepMethod) -> int:
+        return min(self.max_batch_size, method.max_batch_size or self.max_batch_size)
+
     def _fill_batch(self, first: _Work, method: BatchMethod) -> list[_Work]:
-        limit = min(self.max_batch_size, method.max_batch_size or self.max_batch_size)
+        limit = self._limit(method)
         batch = [first]
         deadline = time.monotonic() + self.max_wait
         while len(batch) < limit:
@@ -231,7 +234,7 @@ class Runner:
                 if waiting is None:
                     continue
             cost = method.rows(waiting[1])
-            if (rows or joining) and rows + cost > self.max_batch_size:
+            if (rows or joining) and rows + cost > self._limit(method):
                 return joining, waiting  # no room until a row leaves
             joining.append(waiting)
             rows += cost

@@ -162,3 +162,12 @@ def test_positional_weight_matching_refuses_a_shape_mismatch() -> None:
         _match_state_dict({"x": torch.ones(3, 2), "y": torch.ones(4)}, target)
     with pytest.raises(ValueError, match="expects 2"):
         _match_state_dict({"x": torch.ones(2, 3)}, target)
+
+
+def test_sliding_window_models_decode_one_request_at_a_time(model: TextGenerationModel) -> None:
+    assert model.batch_methods()["generate"].max_batch_size is None  # GPT-2: requests share the batch
+    model.model.config.layer_types = ["sliding_attention", "full_attention"]
+    try:
+        assert model.batch_methods()["generate"].max_batch_size == 1
+    finally:
+        del model.model.config.layer_types
