@@ -34,6 +34,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"
 
 bench: $(STAMP)
+	$(PIP) install --quiet -c constraints.txt -e '.[server,test,bench]'
 	$(PY) benchmarks/run.py
 
 clean:

@@ -1,52 +1,76 @@
-"""Server vs in-process on the same models, measured in one run; prints one table of ratios.
+"""Server vs in-process vs a peer server, on the same models, measured in one run; prints one table.
 
-    make bench                     # or: .venv/bin/python benchmarks/run.py [--quick]
+    make bench                                  # everything (~15 min on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick  # fewer requests, a smoke run
+    .venv/bin/python benchmarks/run.py --only generation,overload
 
 Absolute numbers move from machine to machine; the ratios measured in one run are the figures
-that matter. No peer server yet (issue 4 adds `transformers serve --continuous-batching`).
+that matter: server / in-process limit, and server / peer. The peer for generation is
+`transformers serve --continuous-batching` on the same model folder (needs `.[bench]`).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import io
 import json
+import os
+import random
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import requests
 
-from maas_server.config import load_config
-from maas_server.testing import ServerProcess
+from maas_server.config import default_config_text, load_config
+from maas_server.testing import ServerProcess, free_port
 
 SENTENCES = [f"Sentence number {i} is about cats, markets and the weather in spring." for i in range(64)]
 PROMPT = "Once upon a time, in a small village by the sea, there lived"  # continues without an early EOS
+MIXED_PROMPTS = [  # different lengths, for the mixed workload
+    "The history of the printing press",
+    PROMPT,
+    "Explain to a child why the sky is blue, using a story about a curious little bird who flies higher "
+    "and higher every day to find out where the color comes from.",
+    "List three things to pack for a weekend trip to the mountains in autumn:",
+    "In the year 2150, humanity had finally built a city on Mars. The first children born there were "
+    "curious about Earth, a planet they had only seen in pictures, and one of them decided",
+]
+GEN_MODEL, EMB_MODEL, IMG_MODEL = "smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0"
 
 
 @dataclass
 class Row:
     task: str
     setup: str
-    rate: float          # items/s (or tokens/s for generation)
+    rate: float  # items/s (tokens/s for generation)
     unit: str
     p50_ms: float | None = None
     p95_ms: float | None = None
     ttft_ms: float | None = None
     vs_limit: float | None = None
+    vs_peer: float | None = None
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile_ms(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def drive(concurrency: int, total: int, call) -> tuple[float, list[float], list]:  # type: ignore[no-untyped-def]
-    """Run `total` calls with `concurrency` threads; returns wall time, latencies, call results."""
-    def timed(i: int):  # type: ignore[no-untyped-def]
+def drive(concurrency: int, total: int, call: Callable[[int], Any]) -> tuple[float, list[float], list[Any]]:
+    """Run `total` calls on `concurrency` threads; returns wall time, latencies and results."""
+    def timed(i: int) -> tuple[float, Any]:
         start = time.perf_counter()
         out = call(i)
         return time.perf_counter() - start, out
@@ -57,135 +81,326 @@ def drive(concurrency: int, total: int, call) -> tuple[float, list[float], list]
     return time.perf_counter() - start, [r[0] for r in results], [r[1] for r in results]
 
 
-# -- in-process references (the same adapters the server runs)
+# -- in-process references: the same adapters the server runs, called directly
 
-def load(name: str):  # type: ignore[no-untyped-def]
+def load(name: str) -> Any:
     from maas_server.runtime.registry import load_configured_model
 
     config = load_config()
     return load_configured_model(config.model(name), config)
 
 
-def inprocess_embeddings(batch: int, rounds: int) -> tuple[float, float]:
-    model = load("all-minilm-l6-v2")
+def inprocess_embeddings(model: Any, batch: int, rounds: int) -> float:
+    start = time.perf_counter()
+    for _ in range(rounds):
+        model.embed([model.prepare_text(s) for s in SENTENCES[:batch]])
+    return batch * rounds / (time.perf_counter() - start)
+
+
+def inprocess_embedding_latency_ms(model: Any) -> float:
     latencies = []
-    for i in range(20):
+    for i in range(30):
         start = time.perf_counter()
         model.embed([model.prepare_text(SENTENCES[i])])
         latencies.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    for r in range(rounds):
-        model.embed([model.prepare_text(s) for s in SENTENCES[:batch]])
-    rate = batch * rounds / (time.perf_counter() - start)
-    return rate, statistics.median(latencies) * 1000
+    return statistics.median(latencies) * 1000
 
 
-def inprocess_generation(batch: int, tokens: int) -> float:
+def inprocess_generation(model: Any, batch: int, tokens: int) -> float:
+    """A static batch: `batch` copies of the prompt decoded together (left-padded), greedy."""
     from maas_server.models.text_generation import GenerationRequest
 
-    model = load("smollm2-135m-instruct")
     request = GenerationRequest(prompt=PROMPT, max_tokens=tokens, temperature=0, n=batch)
     start = time.perf_counter()
     result = model.run([model.prepare(request)])[0]
     return sum(c.completion_tokens for c in result.choices) / (time.perf_counter() - start)
 
 
-def inprocess_images(batch: int, rounds: int, image) -> float:  # type: ignore[no-untyped-def]
-    model = load("efficientnet-lite0")
+def inprocess_images(model: Any, batch: int, rounds: int, image: Any) -> float:
     start = time.perf_counter()
     for _ in range(rounds):
         model.classify([model.prepare(image) for _ in range(batch)])
     return batch * rounds / (time.perf_counter() - start)
 
 
-# -- the server over HTTP
+# -- load over HTTP
 
-def server_embeddings(url: str, concurrency: int, total: int) -> Row:
-    session = requests.Session()
-    call = lambda i: session.post(f"{url}/v1/embeddings", json={"input": SENTENCES[i % 64]}, timeout=60).raise_for_status()  # noqa: E731
-    wall, lat, _ = drive(concurrency, total, call)
-    return Row("embeddings", f"server c={concurrency}", total / wall, "texts/s", percentile(lat, .5), percentile(lat, .95))
-
-
-def server_generation(url: str, concurrency: int, total: int, tokens: int) -> Row:
-    def call(i: int) -> tuple[int, float]:
-        start, first, count = time.perf_counter(), None, 0
-        body = {"prompt": PROMPT, "max_tokens": tokens, "temperature": 0, "stream": True,
-                "stream_options": {"include_usage": True}}
-        with requests.post(f"{url}/v1/completions", json=body, stream=True, timeout=600) as r:
-            for line in r.iter_lines():
-                if line.startswith(b"data: {"):
-                    chunk = json.loads(line[6:])
-                    if first is None and chunk["choices"] and chunk["choices"][0]["text"]:
-                        first = time.perf_counter() - start
-                    if chunk.get("usage"):
-                        count = chunk["usage"]["completion_tokens"]
-        return count, first or 0.0
-
-    wall, lat, out = drive(concurrency, total, call)
-    tokens_total = sum(c for c, _ in out)
-    ttft = statistics.median(t for _, t in out) * 1000
-    return Row("generation", f"server c={concurrency}", tokens_total / wall, "tokens/s", percentile(lat, .5),
-               percentile(lat, .95), ttft)
+def stream_completion(url: str, body: dict[str, Any]) -> tuple[int, float]:
+    """One streamed completion: (completion tokens, seconds to the first text)."""
+    start, first, count = time.perf_counter(), None, 0
+    body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    with requests.post(f"{url}/v1/completions", json=body, stream=True, timeout=900) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith(b"data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if first is None and chunk.get("choices") and chunk["choices"][0].get("text"):
+                first = time.perf_counter() - start
+            if chunk.get("usage"):
+                count = chunk["usage"]["completion_tokens"]
+    return count, first or 0.0
 
 
-def server_images(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
-    payload = {"image": base64.b64encode(jpeg).decode(), "top_k": 1}
-    call = lambda i: requests.post(f"{url}/v1/classify/image", json=payload, timeout=60).raise_for_status()  # noqa: E731
-    wall, lat, _ = drive(concurrency, total, call)
-    return Row("image", f"server c={concurrency}", total / wall, "images/s", percentile(lat, .5), percentile(lat, .95))
+def generation_load(url: str, model: str, concurrency: int, total: int, bodies: Callable[[int], dict[str, Any]],
+                    label: str) -> Row:
+    wall, latencies, out = drive(concurrency, total, lambda i: stream_completion(url, {"model": model, **bodies(i)}))
+    return Row("generation", label, sum(c for c, _ in out) / wall, "tokens/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95), statistics.median(t for _, t in out) * 1000)
 
 
-def print_table(rows: list[Row]) -> None:
-    print(f"\n| task | setup | throughput | p50 ms | p95 ms | TTFT p50 ms | vs in-process |")
-    print("|---|---|---|---|---|---|---|")
-    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
-    for r in rows:
-        print(f"| {r.task} | {r.setup} | {r.rate:.1f} {r.unit} | {fmt(r.p50_ms, '.1f')} | {fmt(r.p95_ms, '.1f')} | "
-              f"{fmt(r.ttft_ms, '.0f')} | {fmt(r.vs_limit, '.2f')} |")
+def fixed_body(tokens: int) -> Callable[[int], dict[str, Any]]:
+    return lambda i: {"prompt": PROMPT, "max_tokens": tokens, "temperature": 0}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    args = parser.parse_args()
-    scale = 1 if args.quick else 3
-    tokens = 32 if args.quick else 64
+def mixed_body(seed: int) -> Callable[[int], dict[str, Any]]:
+    """max_tokens drawn between 16 and 128 and prompts of different lengths, the same for every server."""
+    rng = random.Random(seed)
+    draws = [(rng.choice(MIXED_PROMPTS), rng.randint(16, 128)) for _ in range(1000)]
+    return lambda i: {"prompt": draws[i][0], "max_tokens": draws[i][1], "temperature": 0}
 
+
+class KeepAliveClient:
+    """A lean load generator: one persistent http.client connection per thread.
+
+    `requests` costs about 1 ms of CPU per call; on a 2-core machine that the server shares with
+    the load generator, that would be charged to the server. A real client fleet runs elsewhere.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.host, self.port = url.removeprefix("http://").split(":")
+        self.local = threading.local()
+
+    def post_json(self, path: str, payload: bytes) -> bytes:
+        try:
+            status, body = self._post(path, payload)
+        except (http.client.HTTPException, ConnectionError):
+            self.local.conn = None  # the server closed an idle kept-alive connection: reconnect once
+            status, body = self._post(path, payload)
+        if status != 200:
+            raise RuntimeError(f"{path} answered {status}: {body[:200]!r}")
+        return body
+
+    def _post(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, int(self.port), timeout=120)
+        conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+
+
+def embeddings_load(url: str, concurrency: int, total: int) -> Row:
+    client = KeepAliveClient(url)
+    payloads = [json.dumps({"input": s}).encode() for s in SENTENCES]
+    wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/embeddings", payloads[i % 64]))
+    return Row("embeddings", f"server c={concurrency}", total / wall, "texts/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95))
+
+
+def images_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
+    client = KeepAliveClient(url)
+    payload = json.dumps({"image": base64.b64encode(jpeg).decode(), "top_k": 1}).encode()
+    wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/classify/image", payload))
+    return Row("image", f"server c={concurrency}", total / wall, "images/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95))
+
+
+# -- servers
+
+def config_with(models: list[str], tmp: Path, **model_settings: Any) -> str:
+    """The default config restricted to `models`, with per-model overrides; returns its path."""
+    text = default_config_text()
+    head, *blocks = text.split("[[models]]")
+    kept = [b for b in blocks if any(f'name = "{m}"' in b for m in models)]
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in model_settings.items())
+    path = tmp / f"{'-'.join(models)}.toml"
+    path.write_text(head + "".join(f"[[models]]{b.rstrip()}\n{extra}\n" for b in kept))
+    return str(path)
+
+
+@contextmanager
+def peer_server(model_dir: str) -> Iterator[str]:
+    """`transformers serve --continuous-batching` on the same model folder, on a free port."""
+    port = free_port()
+    log = open(Path(tempfile.mkdtemp(prefix="peer-")) / "peer.log", "wb")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "transformers"), "serve", "--continuous-batching",
+                                "--device", "cpu", "--host", "127.0.0.1", "--port", str(port), model_dir],
+                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"peer exited with {process.returncode}; see {log.name}")
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        stream_completion(url, {"model": model_dir, **fixed_body(4)(0)})  # warm-up
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def converted_model_dir() -> str:
+    """The safetensors folder the server converted the GGUF model into (the peer loads the same one)."""
+    from maas_server.models.sources import resolve_source
+
+    config = load_config()
+    gguf = Path(resolve_source(config.model(GEN_MODEL).source))
+    folders = sorted((config.cache_dir / "gguf").glob(f"{gguf.stem}-*"), key=lambda p: p.stat().st_mtime)
+    if not folders:
+        raise RuntimeError("no converted model folder yet; start the server once (make serve) to create it")
+    return str(folders[-1])
+
+
+# -- the sections
+
+def bench_generation(quick: bool, peer: bool) -> list[Row]:
+    tokens = 64
+    rounds = 1 if quick else 2
+    model = load(GEN_MODEL)
+    limit = inprocess_generation(model, 16, tokens)
+    single = inprocess_generation(model, 1, tokens)
+    del model
+    rows = [Row("generation", "in-process static batch 16", limit, "tokens/s"),
+            Row("generation", "in-process batch 1", single, "tokens/s")]
+    mixed_total = 16 if quick else 32
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([GEN_MODEL], Path(tmp))) as url:
+        for c in (1, 4, 16):
+            rows.append(generation_load(url, GEN_MODEL, c, c * rounds if c > 1 else 2, fixed_body(tokens),
+                                        f"server c={c}"))
+        mixed_1 = generation_load(url, GEN_MODEL, 1, 4 if quick else 8, mixed_body(1), "server mixed c=1")
+        mixed_16 = generation_load(url, GEN_MODEL, 16, mixed_total, mixed_body(2), "server mixed c=16")
+        mixed_16.vs_limit = mixed_16.rate / mixed_1.rate  # the target here is vs the server's own c=1
+        rows += [mixed_1, mixed_16]
+    for row in rows[2:]:
+        if "mixed" not in row.setup:
+            row.vs_limit = row.rate / limit
+    if peer:
+        model_dir = converted_model_dir()
+        with peer_server(model_dir) as url:
+            peer_rows = [generation_load(url, model_dir, c, c * rounds if c > 1 else 2, fixed_body(tokens),
+                                         f"peer c={c}") for c in (1, 16)]
+            peer_rows.append(generation_load(url, model_dir, 16, mixed_total, mixed_body(2), "peer mixed c=16"))
+        for peer_row in peer_rows:
+            peer_row.vs_limit = peer_row.rate / limit if "mixed" not in peer_row.setup else None
+            ours = next(r for r in rows if r.setup == peer_row.setup.replace("peer", "server"))
+            ours.vs_peer = ours.rate / peer_row.rate
+        rows += peer_rows
+    return rows
+
+
+def bench_embeddings(quick: bool) -> list[Row]:
+    scale = 1 if quick else 3
+    model = load(EMB_MODEL)
+    inprocess_embeddings(model, 32, 2)  # warm
+    limit = inprocess_embeddings(model, 32, 4 * scale)
+    single_ms = inprocess_embedding_latency_ms(model)
+    rows = [Row("embeddings", "in-process batch 32", limit, "texts/s"),
+            Row("embeddings", "in-process batch 1", 1000 / single_ms, "texts/s", single_ms)]
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([EMB_MODEL], Path(tmp))) as url:
+        embeddings_load(url, 4, 32)  # warm the HTTP path
+        for c in (1, 4, 16, 32, 64):
+            row = embeddings_load(url, c, (64 if c > 1 else 200) * scale)
+            row.vs_limit = row.rate / limit
+            rows.append(row)
+    c1 = next(r for r in rows if r.setup == "server c=1")
+    rows.append(Row("embeddings", "server c=1 p50 overhead", c1.p50_ms - single_ms, "ms"))  # type: ignore[operator]
+    return rows
+
+
+def bench_images(quick: bool) -> list[Row]:
     import skimage.data
     from PIL import Image
 
-    buf = io.BytesIO()
-    Image.fromarray(skimage.data.chelsea()).save(buf, "JPEG")
-    jpeg, image = buf.getvalue(), Image.fromarray(skimage.data.chelsea())
-
-    rows: list[Row] = []
-    emb_limit, emb_single_ms = inprocess_embeddings(32, 4 * scale)
-    rows.append(Row("embeddings", "in-process batch 32", emb_limit, "texts/s"))
-    rows.append(Row("embeddings", "in-process batch 1", 1000 / emb_single_ms, "texts/s", emb_single_ms))
-    gen_limit = inprocess_generation(16, tokens)
-    gen_single = inprocess_generation(1, tokens)
-    rows += [Row("generation", "in-process batch 16", gen_limit, "tokens/s"),
-             Row("generation", "in-process batch 1", gen_single, "tokens/s")]
-    img_limit = inprocess_images(16, scale, image)
-    rows.append(Row("image", "in-process batch 16", img_limit, "images/s"))
-
-    with ServerProcess() as url:
-        for c in (1, 4, 16, 32, 64):
-            row = server_embeddings(url, c, 64 * scale)
-            row.vs_limit = row.rate / emb_limit
-            rows.append(row)
+    image = Image.fromarray(skimage.data.chelsea())
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    rounds = 1 if quick else 2
+    model = load(IMG_MODEL)
+    inprocess_images(model, 4, 1, image)  # warm
+    by_batch = {b: inprocess_images(model, b, max(1, rounds * 16 // b), image) for b in (1, 4, 8, 16)}
+    best = max(by_batch, key=by_batch.__getitem__)
+    limit = by_batch[best]
+    rows = [Row("image", f"in-process batch {b}" + (" (best)" if b == best else ""), r, "images/s")
+            for b, r in by_batch.items()]
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([IMG_MODEL], Path(tmp))) as url:
+        images_load(url, 4, 8, buffer.getvalue())  # warm
         for c in (1, 4, 16):
-            row = server_generation(url, c, max(c, 2 * scale), tokens)
-            row.vs_limit = row.rate / gen_limit
+            row = images_load(url, c, 32 * rounds, buffer.getvalue())
+            row.vs_limit = row.rate / limit
             rows.append(row)
-        for c in (1, 16):
-            row = server_images(url, c, 16 * scale, jpeg)
-            row.vs_limit = row.rate / img_limit
-            rows.append(row)
+    return rows
+
+
+def bench_overload(quick: bool) -> list[Row]:
+    """4 x max_queue clients at once: each answer must be 200 or 503 + Retry-After, none may hang."""
+    import maas_client
+
+    max_queue, clients = 4, 16
+    with tempfile.TemporaryDirectory() as tmp:
+        config = config_with([GEN_MODEL], Path(tmp), max_queue=max_queue, max_batch_size=max_queue)
+        config_text = Path(config).read_text().replace("max_inputs = 256", f"max_inputs = {max_queue}")
+        Path(config).write_text(config_text)
+        with ServerProcess(config) as url:
+            body = {"prompt": PROMPT, "max_tokens": 32, "temperature": 0}
+
+            def raw(i: int) -> tuple[int, bool]:
+                r = requests.post(f"{url}/v1/completions", json=body, timeout=120)
+                return r.status_code, "Retry-After" in r.headers
+
+            wall, latencies, answers = drive(clients, clients, raw)
+            ok = sum(1 for status, _ in answers if status == 200)
+            busy = sum(1 for status, retry in answers if status == 503 and retry)
+            other = len(answers) - ok - busy
+            client = maas_client.Client(base_url=url, max_retries=30, timeout=120)
+            retried_wall, _, texts = drive(clients, clients, lambda i: client.generate(PROMPT, max_tokens=32,
+                                                                                       temperature=0).text)
+            retried_ok = sum(1 for t in texts if t)
+    print(f"\noverload: {clients} clients at once, max_queue={max_queue}: {ok} answered 200, {busy} answered 503 with "
+          f"Retry-After, {other} other (must be 0); slowest answer {max(latencies):.1f}s. With the client's retries: "
+          f"{retried_ok}/{clients} succeeded in {retried_wall:.1f}s.")
+    return [Row("overload", f"{clients} raw clients: 200 / 503+Retry-After / other = {ok}/{busy}/{other}",
+                clients / wall, "requests/s"),
+            Row("overload", f"{clients} maas_client (retries): {retried_ok}/{clients} succeeded", clients / retried_wall,
+                "requests/s")]
+
+
+def print_table(rows: list[Row]) -> None:
+    print("\n| task | setup | throughput | p50 ms | p95 ms | TTFT p50 ms | vs in-process | vs peer |")
+    print("|---|---|---|---|---|---|---|---|")
+    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+    for r in rows:
+        print(f"| {r.task} | {r.setup} | {r.rate:.1f} {r.unit} | {fmt(r.p50_ms, '.0f')} | {fmt(r.p95_ms, '.0f')} | "
+              f"{fmt(r.ttft_ms, '.0f')} | {fmt(r.vs_limit, '.2f')} | {fmt(r.vs_peer, '.2f')} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--only", default="generation,embeddings,images,overload",
+                        help="comma-separated sections: generation, embeddings, images, overload")
+    parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    rows: list[Row] = []
+    started = time.perf_counter()
+    if "generation" in sections:
+        rows += bench_generation(args.quick, peer=not args.no_peer)
+    if "embeddings" in sections:
+        rows += bench_embeddings(args.quick)
+    if "images" in sections:
+        rows += bench_images(args.quick)
+    if "overload" in sections:
+        rows += bench_overload(args.quick)
     print_table(rows)
-    print(f"\nembeddings: server c=1 p50 overhead over in-process single call: "
-          f"{next(r for r in rows if r.setup == 'server c=1' and r.task == 'embeddings').p50_ms - emb_single_ms:.1f} ms")
+    print(f"\n(whole run: {time.perf_counter() - started:.0f}s; vs in-process for 'server mixed c=16' is vs the "
+          f"server's own mixed c=1)")
     return 0
 
 

@@ -12,13 +12,13 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from .accounts import AccountSettings
 from .api import accounting, classify, embeddings, generation, models, openapi
 from .api._common import ServerState
 from .config import ServerConfig, load_config
-from .errors import register_error_handlers
+from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
 from .runtime.registry import Loader, ModelRegistry, load_configured_model
@@ -41,6 +41,7 @@ def create_app(config: ServerConfig | None = None, *, loader: Loader = load_conf
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_new_work_while_draining)
     app.after_request(_echo_request_id)
     accounting.init_app(app, accounts)  # keys, rate limits, usage, /metrics, the request log
     if load_models:
@@ -52,6 +53,18 @@ def _assign_request_id() -> None:
     incoming = request.headers.get(_REQUEST_ID, "")
     # Echo a client's id only when it is a sane token: it ends up in logs and headers.
     g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+
+
+def _refuse_new_work_while_draining() -> None:
+    # Requests already admitted finish; a new one goes elsewhere (the load balancer has seen /ready 503).
+    if request.path.startswith("/v1/") and current_app.extensions["maas"].draining.is_set():
+        raise APIError("the server is shutting down; retry on another instance", status=503,
+                       code="shutting_down", headers={"Retry-After": "1"})
+
+
+def begin_drain(app: Flask) -> None:
+    """Stop admitting work: /ready says 503 and new /v1 requests are refused; running ones finish."""
+    app.extensions["maas"].draining.set()
 
 
 def _echo_request_id(response: Response) -> Response:

@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=64, help="request threads per worker (open streams hold one)")
     serve.add_argument("--timeout", type=int, default=120,
                        help="gunicorn worker heartbeat timeout in seconds (gthread workers beat while threads work)")
-    serve.add_argument("--graceful-timeout", type=int, default=30, help="seconds to finish requests on SIGTERM")
+    serve.add_argument("--graceful-timeout", "--drain-seconds", dest="graceful_timeout", type=int, default=30,
+                       help="drain window: on SIGTERM, seconds admitted requests (streams too) get to finish")
     serve.add_argument("--log-level", default=os.environ.get("MAAS_LOG_LEVEL", "info"))
     account_commands.add_serve_options(serve)  # --data-dir, --allow-anonymous, TLS, --log-content
     account_commands.add_commands(commands)  # keys, usage
@@ -79,6 +80,7 @@ def _serve(args: argparse.Namespace) -> None:
                 "keyfile": args.keyfile,
                 "child_exit": lambda _arbiter, worker: worker_exited(worker.pid),
                 "on_exit": lambda _arbiter: remove_created_dirs(),
+                "post_worker_init": _drain_on_sigterm,
             }
             if os.environ.get("MAAS_LOG_FORMAT", "json") == "json":  # gunicorn's own lines as JSON too
                 options["logconfig_dict"] = GUNICORN_JSON_LOGS
@@ -91,6 +93,26 @@ def _serve(args: argparse.Namespace) -> None:
             return create_app(load_config(args.config))
 
     _Gunicorn().run()
+
+
+def _drain_on_sigterm(worker: Any) -> None:
+    """gunicorn hook, in each worker: on SIGTERM mark the app draining, then let gunicorn stop.
+
+    gunicorn's own handler stops accepting connections and gives in-flight requests the
+    graceful timeout to finish; ours makes /ready answer 503 at once on connections still open.
+    """
+    import signal
+
+    from .app import begin_drain
+
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        begin_drain(worker.wsgi)
+        if callable(gunicorn_handler):
+            gunicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,8 +46,15 @@ class ModelConfig(_Strict):
     device: str | None = Field(None, description="cpu, cuda, cuda:1 ... (default: MAAS_DEVICE or auto)")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     max_batch_size: int = Field(16, ge=1, le=1024)
-    max_wait_ms: float = Field(2.0, ge=0, le=1000)
+    max_wait_ms: float | None = Field(
+        None, ge=0, le=1000,
+        description="how long a batch waits for more inputs (default: 0 on CPU, where batches fill while the "
+                    "model is busy; 2 ms on CUDA, where a step is short)",
+    )
     max_queue: int = Field(1024, ge=1, description="queued inputs (a list input counts each item)")
+    queue_timeout_s: float | None = Field(
+        60.0, gt=0, description="an input that waited this long in the queue is dropped with 503 (none: no limit)"
+    )
     max_context: int | None = Field(None, gt=0, description="token limit (default: the model's)")
     default_max_tokens: int = Field(256, ge=1, description="chat max_tokens when the request has none")
     zero_shot_scale: float = Field(

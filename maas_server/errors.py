@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .models.base import InvalidInput
-from .runtime.runner import QueueFull
+from .runtime.runner import QueueFull, QueueTimeout
 
 log = logging.getLogger("maas.server")
 
@@ -64,6 +64,9 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(
         QueueFull, lambda e: error_response(APIError(f"{e}; retry shortly", status=503, code="queue_full",
                                                      headers={"Retry-After": "1"})))
+    app.register_error_handler(
+        QueueTimeout, lambda e: error_response(APIError(f"{e}; retry later", status=503, code="queue_timeout",
+                                                        headers={"Retry-After": "5"})))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
+import threading
 import time
 import uuid
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
 from flask import current_app, request
 from pydantic import BaseModel
@@ -35,6 +39,7 @@ class ServerState:
     config: ServerConfig
     registry: ModelRegistry
     started: int = 0  # unix time the app was built; reported as each model's `created`
+    draining: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: finish, admit nothing
 
 
 def state() -> ServerState:
@@ -91,9 +96,51 @@ def check_count(count: int, what: str, param: str) -> None:
                        status=422, param=param, code="too_many_inputs")
 
 
-def wait_all(futures: list[Future[Any]]) -> list[Any]:
-    """Results in order; the first failure is raised (the error handlers map it)."""
-    return [future.result() for future in futures]
+def wait_all(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None = None) -> list[Any]:
+    """Results in order; the first failure is raised (the error handlers map it).
+
+    While it waits it watches the client's socket: when the client has hung up (it timed out and
+    closed), queued items are cancelled, `on_client_gone` stops work already running, and the
+    request ends with 499 (nobody reads it).
+    """
+    sock = request.environ.get("gunicorn.socket")
+    results = []
+    for future in futures:
+        while True:
+            try:
+                results.append(future.result(timeout=CLIENT_POLL_S if sock is not None else None))
+                break
+            except FutureTimeout:
+                if client_gone(sock):
+                    _give_up(futures, on_client_gone)
+    return results
+
+
+CLIENT_POLL_S = 0.1  # how often a waiting request checks that its client is still there
+
+
+def _give_up(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None) -> None:
+    for future in futures:
+        future.cancel()
+    if on_client_gone is not None:
+        on_client_gone()
+    raise APIError("the client closed the connection before the response was ready", status=499,
+                   code="client_closed_request")
+
+
+def client_gone(sock: socket.socket | None) -> bool:
+    """True when the peer has closed its side of `sock` (a read would return end-of-file)."""
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (ConnectionError, OSError):
+        return True  # reset by peer, or the socket is already closed
+    except ValueError:
+        return False  # TLS sockets do not allow peeking; such clients are noticed when we write
 
 
 def new_id(prefix: str) -> str:

@@ -173,6 +173,17 @@ class _Finished:
     usage: dict[str, int] = field(default_factory=dict)
     done: bool = False
 
+    def note_event(self, data: str) -> None:
+        """One stream event. Parsing every token's JSON would cost CPU the model needs: only the
+        first event (model name) and those with usage are parsed; others are counted by sight."""
+        if self.model is None or '"usage":{' in data:
+            try:
+                self.note(json.loads(data))
+            except ValueError:
+                pass
+        elif _has_content(data):
+            self.usage["completion_tokens"] = self.usage.get("completion_tokens", 0) + 1
+
     def note(self, chunk: dict[str, Any]) -> None:
         """Take `model` and `usage` from a response body or a stream chunk."""
         if isinstance(chunk.get("model"), str):
@@ -183,6 +194,11 @@ class _Finished:
             # A stream without include_usage: count content chunks as completion tokens (one each).
             if any(c.get("text") or (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
                 self.usage["completion_tokens"] = self.usage.get("completion_tokens", 0) + 1
+
+
+def _has_content(data: str) -> bool:
+    # A completions chunk carries "text":"...", a chat chunk "content":"..."; empty ones carry no token.
+    return ('"text":"' in data and '"text":""' not in data) or ('"content":"' in data and '"content":""' not in data)
 
 
 def _after(response: Response) -> Response:
@@ -212,10 +228,7 @@ def _watch_stream(chunks: Iterable[Any], finished: _Finished, acc: Accounts) -> 
             text = chunk.decode() if isinstance(chunk, bytes) else chunk
             for line in text.split("\n"):
                 if line.startswith("data: {"):
-                    try:
-                        finished.note(json.loads(line[len("data: "):]))
-                    except ValueError:
-                        pass
+                    finished.note_event(line[len("data: "):])
             yield chunk
     finally:
         close = getattr(chunks, "close", None)

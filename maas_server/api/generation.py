@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from ..errors import APIError, error_body
 from ..models.base import InvalidInput
 from ..models.text_generation import Choice, GenerationRequest, GenerationResult, TokenLogprob
 from . import schemas as s
-from ._common import ModelEntry, new_id, now, parse_json, resolve_model, state, wait_all
+from ._common import CLIENT_POLL_S, ModelEntry, client_gone, new_id, now, parse_json, resolve_model, state, wait_all
 
 bp = Blueprint("generation", __name__)
 
@@ -63,7 +63,10 @@ def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int
 def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shaper, body: s._Sampling) -> Any:
     assert entry.runner is not None
     if not body.stream:
-        results = wait_all(entry.runner.submit_many("generate", requests))
+        gone = threading.Event()
+        for generation in requests:
+            generation.is_cancelled = gone.is_set  # checked every decode step
+        results = wait_all(entry.runner.submit_many("generate", requests), on_client_gone=gone.set)
         return shaper.full(results)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     stream = _TokenStream(requests)
@@ -101,11 +104,26 @@ class _TokenStream:
     def wait_for_first_event(self) -> None:
         for prompt_index, future in enumerate(self.futures):
             future.add_done_callback(lambda f, i=prompt_index: self.events_queue.put(("done", i, f)))
-        self.first = self.events_queue.get()
+        self.first = self._next_event_while_client_stays()
         kind, _, payload = self.first
         if kind == "done" and payload.exception() is not None:
             self.cancelled.set()
             raise payload.exception()
+
+    def _next_event_while_client_stays(self) -> tuple[str, int, Any]:
+        # Before the first token a request may wait in the queue: a client that leaves meanwhile
+        # must not cost a prefill. After it, a failed write tells us (see events()).
+        sock = request.environ.get("gunicorn.socket")
+        while True:
+            try:
+                return self.events_queue.get(timeout=CLIENT_POLL_S if sock is not None else None)
+            except queue.Empty:
+                if client_gone(sock):
+                    self.cancelled.set()
+                    for future in self.futures:
+                        future.cancel()
+                    raise APIError("the client closed the connection before the first token", status=499,
+                                   code="client_closed_request") from None
 
     def events(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
         results: list[GenerationResult | None] = [None] * len(self.futures)

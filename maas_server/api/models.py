@@ -37,6 +37,8 @@ def health() -> Any:
 def ready() -> Any:
     registry = state().registry
     models = {e.config.name: ("ready" if e.ready else "failed" if e.error else "loading") for e in registry.entries()}
+    if state().draining.is_set():
+        return {"status": "draining", "models": models}, 503
     if registry.ready:
         return {"status": "ready", "models": models}
     return {"status": "not_ready", "models": models}, 503, {"Retry-After": "5"}

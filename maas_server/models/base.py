@@ -3,7 +3,8 @@
 An adapter is built by ``load(config, device, dtype, cache_dir)`` and exposes its work as *batch
 methods*: ``prepare`` turns one request item into model input (tokenizing, checking its length) and
 may raise :class:`InvalidInput` for that item alone; ``run`` takes a list of prepared items and
-returns one output per item, in order. The runner (runtime/) decides what goes into a batch.
+returns one output per item, in order. Generation is a *step method* instead: a batch that
+requests join and leave between decode steps. The runner (runtime/) decides what goes into a batch.
 """
 
 from __future__ import annotations
@@ -56,6 +57,32 @@ class BatchMethod:
     prepare: Callable[[Any], Any]
     run: Callable[[list[Any]], list[Any]]
     max_batch_size: int | None = None  # an upper bound the adapter imposes, if any
+    # True when `prepare` is thread-safe and worth overlapping with compute (image resizing): it then
+    # runs on the request's thread before queueing. Tokenizers are not safe to share across threads.
+    prepare_on_caller: bool = False
+
+
+class DecodeBatch(Protocol):
+    """Work that advances one step at a time for everything in it (continuous batching).
+
+    Items join between steps and leave when done; keys are the runner's handles for them.
+    """
+
+    def __len__(self) -> int: ...  # rows in the batch (the runner keeps it under its limit)
+
+    def add(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]: ...  # (key, prepared) -> finished (key, result)
+
+    def step(self) -> list[tuple[Any, Any]]: ...  # -> finished (key, result)
+
+
+@dataclass(frozen=True)
+class StepMethod:
+    """Iterative work (token generation): per-item preparation, then a batch that items join and leave."""
+
+    prepare: Callable[[Any], Any]
+    new_batch: Callable[[], DecodeBatch]
+    rows: Callable[[Any], int] = lambda prepared: 1  # batch rows a prepared item occupies (n choices: n)
+    max_batch_size: int | None = None  # an upper bound on rows the adapter imposes, if any
 
 
 class TaskModel(Protocol):
@@ -65,6 +92,6 @@ class TaskModel(Protocol):
     device: str
     dtype: str
 
-    def batch_methods(self) -> dict[str, BatchMethod]: ...
+    def batch_methods(self) -> dict[str, BatchMethod | StepMethod]: ...
 
     def warmup(self) -> None: ...

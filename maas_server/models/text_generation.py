@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from .base import BatchMethod, InvalidInput
+from .base import BatchMethod, InvalidInput, StepMethod
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 
 log = logging.getLogger("maas.models")
@@ -85,6 +85,8 @@ class TextGenerationModel:
         self.max_context = max_context
         self.default_max_tokens = default_max_tokens
         self.eos_ids = _eos_ids(model, tokenizer)
+        # Any id will do for padding: padded positions are masked out.
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
         # transformers 5.x renamed `past_key_values` to `cache`; accept both generations.
         self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
@@ -102,9 +104,19 @@ class TextGenerationModel:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def batch_methods(self) -> dict[str, BatchMethod]:
-        # One request at a time for now: iteration-level batching belongs in the runtime.
-        return {"generate": BatchMethod(self.prepare, self.run, max_batch_size=1)}
+    def batch_methods(self) -> dict[str, BatchMethod | StepMethod]:
+        return {"generate": StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n,
+                                       max_batch_size=None if self.can_merge_caches else 1)}
+
+    @property
+    def can_merge_caches(self) -> bool:
+        # Joining a running batch pads and concatenates KV caches; a sliding-window cache drops old
+        # positions on its own, so those models decode one request at a time (correct, slower).
+        config = self.model.config
+        layer_types = getattr(config, "layer_types", None)
+        if layer_types:
+            return "sliding_attention" not in layer_types
+        return not (getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True))
 
     def warmup(self) -> None:
         self.run([self.prepare(GenerationRequest(prompt="Hello", max_tokens=2, temperature=0))])
@@ -117,7 +129,7 @@ class TextGenerationModel:
             raise InvalidInput("the prompt is empty", param="prompt", code="empty_prompt")
         room = self.max_context - len(ids)
         max_tokens = request.max_tokens if request.max_tokens is not None else min(self.default_max_tokens, room)
-        if len(ids) + max_tokens > self.max_context:
+        if max_tokens < 1 or len(ids) + max_tokens > self.max_context:
             raise InvalidInput(
                 f"this model's maximum context length is {self.max_context} tokens, but the prompt has "
                 f"{len(ids)} tokens and max_tokens asks for {max_tokens} more; shorten the prompt or "
@@ -134,45 +146,19 @@ class TextGenerationModel:
             raise InvalidInput("this model has no chat template; use /v1/completions", param="model", code="chat_not_supported")
         return list(self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, return_dict=True)["input_ids"])
 
-    # -- the decode loop
+    # -- decoding
 
-    def run(self, batch: list[PreparedGeneration]) -> list[GenerationResult]:
-        return [self._generate(item) for item in batch]
+    def run(self, items: list[PreparedGeneration]) -> list[GenerationResult]:
+        """Decode `items` together as one static batch (in-process use, warm-up, tests)."""
+        batch, results = DecodeBatch(self), {}
+        finished = batch.add(list(enumerate(items)))
+        while True:
+            results.update(finished)
+            if not batch:
+                return [results[i] for i in range(len(items))]
+            finished = batch.step()
 
-    @torch.inference_mode()
-    def _generate(self, item: PreparedGeneration) -> GenerationResult:
-        req = item.request
-        rows = [_Decoder(self.tokenizer, req.stop) for _ in range(req.n)]
-        generator = _seeded_generator(req.seed, self.device)
-        input_ids = torch.tensor([item.prompt_ids] * req.n, device=self.device)
-        cache = DynamicCache()
-        for _ in range(item.max_tokens):
-            step = self.model(input_ids=input_ids, use_cache=True, **{self.cache_arg: cache})
-            logits = step.logits[:, -1, :].float()
-            next_ids = _sample(logits, req.temperature, req.top_p, generator)
-            logprobs = torch.log_softmax(logits, dim=-1)
-            for index, row in enumerate(rows):
-                if row.finished:
-                    continue
-                token_id = int(next_ids[index])
-                info = self._token_logprob(logprobs[index], token_id, req.logprobs)
-                row.add(token_id, info, is_eos=token_id in self.eos_ids)
-                self._emit(req, index, row)
-            if all(row.finished for row in rows) or req.is_cancelled():
-                break
-            input_ids = next_ids.unsqueeze(-1)
-        for index, row in enumerate(rows):
-            row.finish_length()
-            self._emit(req, index, row)
-        return GenerationResult(len(item.prompt_ids), [row.choice for row in rows])
-
-    def _emit(self, req: GenerationRequest, index: int, row: _Decoder) -> None:
-        if req.on_text is not None:
-            text, tokens = row.take_final_text()
-            if text or tokens:
-                req.on_text(index, text, tokens)
-
-    def _token_logprob(self, logprobs: torch.Tensor, token_id: int, top_k: int | None) -> TokenLogprob | None:
+    def token_logprob(self, logprobs: torch.Tensor, token_id: int, top_k: int | None) -> TokenLogprob | None:
         if top_k is None:
             return None
         top: tuple[tuple[str, float], ...] = ()
@@ -180,6 +166,172 @@ class TextGenerationModel:
             values, ids = torch.topk(logprobs, top_k)
             top = tuple((self.tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, ids))
         return TokenLogprob(self.tokenizer.decode([token_id]), float(logprobs[token_id]), top)
+
+
+@dataclass(eq=False)
+class _Sequence:
+    """One request in a decode batch: its key (the runner's handle), its rows and its generator."""
+
+    key: Any
+    item: PreparedGeneration
+    generator: torch.Generator | None
+    rows: list[_Row] = field(default_factory=list)
+
+    @property
+    def request(self) -> GenerationRequest:
+        return self.item.request
+
+    def result(self) -> GenerationResult:
+        return GenerationResult(len(self.item.prompt_ids), [row.decoder.choice for row in self.rows])
+
+
+@dataclass(eq=False)
+class _Row:
+    """One sampled sequence (a request with n=3 has three rows)."""
+
+    sequence: _Sequence
+    index: int
+    decoder: _Decoder
+
+
+class DecodeBatch:
+    """Sequences decoded together, one token per step for all of them (continuous batching).
+
+    ``add`` prefills new requests as one left-padded batch and merges their KV cache into the
+    running one; ``step`` feeds every row its last token. A row leaves as soon as it hits a stop
+    condition, its ``max_tokens``, or its request is cancelled, which frees its slot at once.
+    Each request keeps its own sampling parameters and seeded generator, so its output does not
+    depend on what else is in the batch. Invariant: ``mask`` has one column per cached position.
+    """
+
+    def __init__(self, model: TextGenerationModel) -> None:
+        self.model = model
+        self.rows: list[_Row] = []
+        self.cache: DynamicCache | None = None
+        self.mask = torch.zeros(0, 0, dtype=torch.long, device=model.device)  # [rows, cached positions]
+        self.next_ids = torch.zeros(0, dtype=torch.long, device=model.device)  # each row's last sampled token
+        self.positions = torch.zeros(0, dtype=torch.long, device=model.device)  # that token's position id
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @torch.inference_mode()
+    def add(self, items: list[tuple[Any, PreparedGeneration]]) -> list[tuple[Any, GenerationResult]]:
+        """Prefill `items` (key, prepared) and sample their first token; returns those already done."""
+        device = self.model.device
+        rows = []
+        for key, item in items:
+            sequence = _Sequence(key, item, _seeded_generator(item.request.seed, device))
+            sequence.rows = [_Row(sequence, i, _Decoder(self.model.tokenizer, item.request.stop))
+                             for i in range(item.request.n)]
+            rows += sequence.rows
+        ids, mask = _left_padded([row.sequence.item.prompt_ids for row in rows], self.model.pad_id, device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                               **{self.model.cache_arg: cache})
+        next_ids = self._choose(rows, out.logits[:, -1, :].float())
+        self._merge(rows, cache, mask, next_ids, positions[:, -1] + 1)
+        return self._retire()
+
+    @torch.inference_mode()
+    def step(self) -> list[tuple[Any, GenerationResult]]:
+        """One decode step for every row; returns (key, result) for the requests that finished."""
+        mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        out = self.model.model(input_ids=self.next_ids[:, None], attention_mask=mask,
+                               position_ids=self.positions[:, None], use_cache=True,
+                               **{self.model.cache_arg: self.cache})
+        self.mask, self.positions = mask, self.positions + 1
+        self.next_ids = self._choose(self.rows, out.logits[:, -1, :].float())
+        return self._retire()
+
+    def _choose(self, rows: list[_Row], logits: torch.Tensor) -> torch.Tensor:
+        """Sample each request's rows with its own parameters, then hand the tokens to the decoders."""
+        chosen = torch.empty(len(rows), dtype=torch.long, device=logits.device)
+        for sequence, indices in _group_rows(rows):
+            req = sequence.request
+            chosen[indices] = _sample(logits[indices], req.temperature, req.top_p, sequence.generator)
+        wants_logprobs = any(row.sequence.request.logprobs is not None for row in rows)
+        logprobs = torch.log_softmax(logits, dim=-1) if wants_logprobs else None
+        for position, (row, token_id) in enumerate(zip(rows, chosen.tolist())):
+            req = row.sequence.request
+            info = self.model.token_logprob(logprobs[position], token_id, req.logprobs) if logprobs is not None else None
+            row.decoder.add(token_id, info, is_eos=token_id in self.model.eos_ids)
+            if row.decoder.choice.completion_tokens >= row.sequence.item.max_tokens:
+                row.decoder.finish_length()
+            _emit(req, row)
+        return chosen
+
+    def _retire(self) -> list[tuple[Any, GenerationResult]]:
+        """Drop finished and cancelled rows from the batch; return the requests that are complete."""
+        for row in self.rows:
+            if not row.decoder.finished and row.sequence.request.is_cancelled():
+                row.decoder.finish_length()
+        keep = [i for i, row in enumerate(self.rows) if not row.decoder.finished]
+        done = dict.fromkeys(row.sequence for row in self.rows if row.decoder.finished)  # ordered set
+        if len(keep) < len(self.rows):
+            self._select(keep)
+        live = {row.sequence for row in self.rows}
+        return [(s.key, s.result()) for s in done if s not in live]
+
+    def _select(self, keep: list[int]) -> None:
+        self.rows = [self.rows[i] for i in keep]
+        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
+        self.mask, self.next_ids, self.positions = self.mask[index], self.next_ids[index], self.positions[index]
+        # Columns that are padding for every remaining row cost attention time for nothing: cut them.
+        used = self.mask.any(dim=0).nonzero()
+        start = int(used[0]) if len(used) else self.mask.shape[1]
+        self.mask = self.mask[:, start:]
+        assert self.cache is not None
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+
+    def _merge(self, rows: list[_Row], cache: DynamicCache, mask: torch.Tensor, next_ids: torch.Tensor,
+               positions: torch.Tensor) -> None:
+        """Append prefilled rows: pad the shorter side on the left so the cached positions line up."""
+        if self.cache is None or not self.rows:
+            self.cache, self.mask = cache, mask
+            self.rows, self.next_ids, self.positions = rows, next_ids, positions
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        self.mask = torch.cat([_pad_left(self.mask, width, -1), _pad_left(mask, width, -1)])
+        for old, new in zip(self.cache.layers, cache.layers):
+            old.keys = torch.cat([_pad_left(old.keys, width, -2), _pad_left(new.keys, width, -2)])
+            old.values = torch.cat([_pad_left(old.values, width, -2), _pad_left(new.values, width, -2)])
+        self.rows = self.rows + rows
+        self.next_ids = torch.cat([self.next_ids, next_ids])
+        self.positions = torch.cat([self.positions, positions])
+
+
+def _emit(req: GenerationRequest, row: _Row) -> None:
+    if req.on_text is not None:
+        text, tokens = row.decoder.take_final_text()
+        if text or tokens:
+            req.on_text(row.index, text, tokens)
+
+
+def _group_rows(rows: list[_Row]) -> list[tuple[_Sequence, list[int]]]:
+    groups: dict[_Sequence, list[int]] = {}
+    for position, row in enumerate(rows):
+        groups.setdefault(row.sequence, []).append(position)
+    return list(groups.items())
+
+
+def _left_padded(prompts: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return ids, mask
+
+
+def _pad_left(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
 class _Decoder:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from maas_server.models.base import BatchMethod, InvalidInput
-from maas_server.runtime.runner import QueueFull, Runner
+from maas_server.models.base import BatchMethod, InvalidInput, StepMethod
+from maas_server.runtime.runner import QueueFull, QueueTimeout, Runner
 
 
 class GatedModel:
@@ -166,3 +166,135 @@ def test_methods_are_batched_separately(runner: Runner, model: GatedModel) -> No
 def test_unknown_method_is_refused(runner: Runner) -> None:
     with pytest.raises(ValueError, match="no method"):
         runner.submit("explode", 1)
+
+
+def test_item_that_waited_past_its_deadline_gets_no_compute(model: GatedModel) -> None:
+    now = [0.0]
+    runner = Runner("m", model, max_batch_size=4, max_wait_ms=0, queue_timeout_s=5, clock=lambda: now[0]).start()
+    try:
+        first = _block_runner(runner, model)
+        late, fresh = runner.submit("double", 7), None
+        now[0] = 6.0  # `late` has now waited 6 s of its 5
+        fresh = runner.submit("double", 8)
+        model.gate.set()
+        assert first.result(5) == 200 and fresh.result(5) == 16
+        with pytest.raises(QueueTimeout, match="waited 6.0s"):
+            late.result(5)
+        assert all(7 not in batch for batch in model.batches)
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+# -- step methods (continuous batching)
+
+class CountdownBatch:
+    """Each item is (name, steps, rows); a step records who took part, then counts everyone down."""
+
+    def __init__(self, owner: SteppedModel) -> None:
+        self.owner = owner
+        self.remaining: dict[Any, list[Any]] = {}  # key -> [name, steps left, rows]
+
+    def __len__(self) -> int:
+        return sum(rows for _, _, rows in self.remaining.values())
+
+    def add(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        for key, (name, steps, rows) in items:
+            self.remaining[key] = [name, steps, rows]
+        return []
+
+    def step(self) -> list[tuple[Any, Any]]:
+        self.owner.stepping.set()
+        assert self.owner.gate.wait(10)
+        self.owner.steps.append(sorted(name for name, _, _ in self.remaining.values()))
+        if self.owner.fail_at_step == len(self.owner.steps):
+            raise RuntimeError("decode exploded")
+        finished = []
+        for key, entry in list(self.remaining.items()):
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self.remaining[key]
+                finished.append((key, f"{entry[0]} done"))
+        return finished
+
+
+class SteppedModel:
+    task, device, dtype = "test", "cpu", "float32"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.stepping = threading.Event()
+        self.steps: list[list[str]] = []
+        self.fail_at_step = 0
+
+    def batch_methods(self) -> dict[str, StepMethod]:
+        return {"gen": StepMethod(lambda item: item, lambda: CountdownBatch(self), rows=lambda item: item[2])}
+
+    def warmup(self) -> None:
+        pass
+
+
+@pytest.fixture
+def stepped():  # type: ignore[no-untyped-def]
+    model = SteppedModel()
+    runner = Runner("s", model, max_batch_size=4, max_wait_ms=0, max_queue=8).start()
+    yield model, runner
+    model.gate.set()
+    runner.stop()
+
+
+def test_new_item_joins_the_running_batch_and_leaves_when_done(stepped) -> None:  # type: ignore[no-untyped-def]
+    model, runner = stepped
+    long = runner.submit("gen", ("long", 4, 1))
+    assert model.stepping.wait(5)  # `long` is mid-step: the next item must join, not wait for it
+    short = runner.submit("gen", ("short", 2, 1))
+    model.gate.set()
+    assert short.result(5) == "short done" and long.result(5) == "long done"
+    assert model.steps == [["long"], ["long", "short"], ["long", "short"], ["long"]]
+
+
+def test_items_wait_for_free_rows(stepped) -> None:  # type: ignore[no-untyped-def]
+    model, runner = stepped
+    wide = runner.submit("gen", ("wide", 2, 3))  # 3 of the 4 rows
+    assert model.stepping.wait(5)
+    narrow, too_wide = runner.submit("gen", ("narrow", 3, 1)), runner.submit("gen", ("too-wide", 1, 2))
+    model.gate.set()
+    assert [f.result(5) for f in (wide, narrow, too_wide)] == ["wide done", "narrow done", "too-wide done"]
+    assert model.steps == [["wide"], ["narrow", "wide"], ["narrow", "too-wide"], ["narrow"]]
+
+
+def test_failed_step_reaches_every_member_and_decoding_goes_on(stepped) -> None:  # type: ignore[no-untyped-def]
+    model, runner = stepped
+    first = runner.submit("gen", ("a", 3, 1))
+    assert model.stepping.wait(5)
+    second = runner.submit("gen", ("b", 3, 1))
+    model.fail_at_step = 2  # the first step with both a and b in it
+    model.gate.set()
+    for future in (first, second):
+        with pytest.raises(RuntimeError, match="decode exploded"):
+            future.result(5)
+    assert runner.submit("gen", ("c", 1, 1)).result(5) == "c done"
+    assert model.steps == [["a"], ["a", "b"], ["c"]]
+
+
+def test_prepare_on_caller_runs_before_queueing_and_refuses_the_whole_call() -> None:
+    calls: list[tuple[str, Any]] = []
+
+    class CallerPrepared(GatedModel):
+        def batch_methods(self) -> dict[str, BatchMethod]:
+            def prepare(item: Any) -> Any:
+                calls.append((threading.current_thread().name, item))
+                return self.prepare(item)
+            return {"double": BatchMethod(prepare, self.run, prepare_on_caller=True)}
+
+    model = CallerPrepared()
+    model.gate.set()
+    runner = Runner("m", model, max_batch_size=4, max_wait_ms=0, max_queue=8).start()
+    try:
+        assert runner.submit("double", 3).result(5) == 6
+        with pytest.raises(InvalidInput):
+            runner.submit_many("double", [1, "bad"])
+        assert runner.queued == 0 and model.batches == [[3]]
+        assert {name for name, _ in calls} == {threading.current_thread().name}
+    finally:
+        runner.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from maas_server.config import ModelConfig
 from maas_server.models.base import InvalidInput
-from maas_server.models.text_generation import GenerationRequest, TextGenerationModel
+from maas_server.models.text_generation import DecodeBatch, GenerationRequest, TextGenerationModel
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,59 @@ def test_cancellation_stops_within_one_step(model: TextGenerationModel) -> None:
     assert result.choices[0].completion_tokens <= 3
 
 
+PROMPTS = ["Once upon a time", "The quick brown fox jumps over the lazy dog and then", "1 2 3"]
+
+
+def _greedy(prompt: str, max_tokens: int = 12) -> GenerationRequest:
+    return GenerationRequest(prompt=prompt, max_tokens=max_tokens, temperature=0)
+
+
+def test_greedy_output_is_the_same_alone_and_in_a_batch_joined_mid_decode(model: TextGenerationModel) -> None:
+    alone = [model.run([model.prepare(_greedy(p))])[0].choices[0].text for p in PROMPTS]
+    batch, results = DecodeBatch(model), {}
+    results.update(batch.add([(0, model.prepare(_greedy(PROMPTS[0])))]))
+    for _ in range(3):
+        results.update(batch.step())
+    # A longer and a shorter prompt join while the first is mid-way: both sides get left-padded.
+    results.update(batch.add([(1, model.prepare(_greedy(PROMPTS[1]))), (2, model.prepare(_greedy(PROMPTS[2], 5)))]))
+    while len(batch):
+        results.update(batch.step())
+    assert results[0].choices[0].text == alone[0] and results[1].choices[0].text == alone[1]
+    assert alone[2].startswith(results[2].choices[0].text) and results[2].choices[0].completion_tokens == 5
+
+
+def test_finished_rows_leave_the_batch_at_once(model: TextGenerationModel) -> None:
+    batch = DecodeBatch(model)
+    batch.add([("short", model.prepare(_greedy(PROMPTS[0], 2))), ("long", model.prepare(_greedy(PROMPTS[1], 8)))])
+    assert len(batch) == 2
+    finished = batch.step()  # the short one's second token
+    assert [key for key, _ in finished] == ["short"] and len(batch) == 1
+
+
+def test_seeded_sampling_does_not_depend_on_batch_neighbours(model: TextGenerationModel) -> None:
+    def sampled() -> GenerationRequest:
+        return GenerationRequest(prompt=PROMPTS[0], max_tokens=10, temperature=1.0, n=2, seed=11)
+
+    alone = model.run([model.prepare(sampled())])[0]
+    crowded = model.run([model.prepare(_greedy(PROMPTS[1])), model.prepare(sampled()),
+                         model.prepare(GenerationRequest(prompt=PROMPTS[2], max_tokens=10, temperature=1.0, seed=3))])[1]
+    assert [c.text for c in crowded.choices] == [c.text for c in alone.choices]
+
+
+def test_cancelled_request_leaves_within_one_step_and_the_others_go_on(model: TextGenerationModel) -> None:
+    cancel = threading.Event()
+    doomed = GenerationRequest(prompt=PROMPTS[0], max_tokens=50, temperature=0, is_cancelled=cancel.is_set)
+    batch = DecodeBatch(model)
+    batch.add([("doomed", model.prepare(doomed)), ("kept", model.prepare(_greedy(PROMPTS[1], 6)))])
+    batch.step()
+    cancel.set()
+    finished = dict(batch.step())
+    assert finished["doomed"].choices[0].completion_tokens == 3 and len(batch) == 1
+    while len(batch):
+        finished.update(batch.step())
+    assert finished["kept"].choices[0].text == model.run([model.prepare(_greedy(PROMPTS[1], 6))])[0].choices[0].text
+
+
 def test_prompt_plus_max_tokens_over_context_is_invalid(model: TextGenerationModel) -> None:
     with pytest.raises(InvalidInput) as info:
         model.prepare(GenerationRequest(prompt="hello " * 10, max_tokens=model.max_context))
@@ -108,3 +162,12 @@ def test_positional_weight_matching_refuses_a_shape_mismatch() -> None:
         _match_state_dict({"x": torch.ones(3, 2), "y": torch.ones(4)}, target)
     with pytest.raises(ValueError, match="expects 2"):
         _match_state_dict({"x": torch.ones(2, 3)}, target)
+
+
+def test_sliding_window_models_decode_one_request_at_a_time(model: TextGenerationModel) -> None:
+    assert model.batch_methods()["generate"].max_batch_size is None  # GPT-2: requests share the batch
+    model.model.config.layer_types = ["sliding_attention", "full_attention"]
+    try:
+        assert model.batch_methods()["generate"].max_batch_size == 1
+    finally:
+        del model.model.config.layer_types
