@@ -51,6 +51,10 @@ class ModelConfig(_Strict):
         description="how long a batch waits for more inputs (default: 0 on CPU, where batches fill while the "
                     "model is busy; 2 ms on CUDA, where a step is short)",
     )
+    max_prefill_tokens: int | None = Field(
+        None, ge=1, description="generation: prompt tokens that may join the running batch in one step "
+                                "(default: 128 on CPU, 8192 on CUDA); more wait for the next step"
+    )
     max_queue: int = Field(1024, ge=1, description="queued inputs (a list input counts each item)")
     queue_timeout_s: float | None = Field(
         60.0, gt=0, description="an input that waited this long in the queue is dropped with 503 (none: no limit)"

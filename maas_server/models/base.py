@@ -83,6 +83,7 @@ class StepMethod:
     new_batch: Callable[[], DecodeBatch]
     rows: Callable[[Any], int] = lambda prepared: 1  # batch rows a prepared item occupies (n choices: n)
     max_batch_size: int | None = None  # an upper bound on rows the adapter imposes, if any
+    prefill_tokens: Callable[[Any], int] = lambda prepared: 0  # work joining costs (prompt tokens x rows)
 
 
 class TaskModel(Protocol):

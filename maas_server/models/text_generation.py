@@ -106,7 +106,8 @@ class TextGenerationModel:
 
     def batch_methods(self) -> dict[str, BatchMethod | StepMethod]:
         return {"generate": StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n,
-                                       max_batch_size=None if self.can_merge_caches else 1)}
+                                       max_batch_size=None if self.can_merge_caches else 1,
+                                       prefill_tokens=lambda item: len(item.prompt_ids) * item.request.n)}
 
     @property
     def can_merge_caches(self) -> bool:

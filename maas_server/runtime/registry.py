@@ -52,6 +52,14 @@ def _max_wait_ms(config: ModelConfig, model: TaskModel) -> float:
     return 2.0 if str(model.device).startswith("cuda") else 0.0
 
 
+def _max_prefill_tokens(config: ModelConfig, model: TaskModel) -> int:
+    # A prefill stalls every running stream for its duration; on CPU a few prompts' worth per step
+    # keeps time to first token low for those who arrive together (docs/performance.md).
+    if config.max_prefill_tokens is not None:
+        return config.max_prefill_tokens
+    return 8192 if str(model.device).startswith("cuda") else 128
+
+
 class ModelRegistry:
     def __init__(self, config: ServerConfig, loader: Loader = load_configured_model) -> None:
         self.config = config
@@ -84,7 +92,8 @@ class ModelRegistry:
             return
         entry.load_seconds = time.perf_counter() - started
         entry.runner = Runner(cfg.name, model, max_batch_size=cfg.max_batch_size, max_wait_ms=_max_wait_ms(cfg, model),
-                              max_queue=cfg.max_queue, queue_timeout_s=cfg.queue_timeout_s).start()
+                              max_queue=cfg.max_queue, queue_timeout_s=cfg.queue_timeout_s,
+                              max_prefill_tokens=_max_prefill_tokens(cfg, model)).start()
         log.info("%s loaded %s on %s (%s) in %.1fs", progress, cfg.name, model.device, model.dtype, entry.load_seconds)
 
     def wait_until_loaded(self, timeout: float | None = None) -> bool:

@@ -298,3 +298,21 @@ def test_prepare_on_caller_runs_before_queueing_and_refuses_the_whole_call() -> 
         assert {name for name, _ in calls} == {threading.current_thread().name}
     finally:
         runner.stop()
+
+
+def test_prefill_budget_spreads_simultaneous_joins_over_steps() -> None:
+    model = SteppedModel()
+    method = model.batch_methods()["gen"]
+    model.batch_methods = lambda: {"gen": StepMethod(method.prepare, method.new_batch, rows=method.rows,  # type: ignore[method-assign]
+                                                     prefill_tokens=lambda item: 8)}
+    runner = Runner("s", model, max_batch_size=4, max_wait_ms=0, max_queue=8, max_prefill_tokens=10).start()
+    try:
+        long = runner.submit("gen", ("long", 4, 1))
+        assert model.stepping.wait(5)
+        a, b = runner.submit("gen", ("a", 2, 1)), runner.submit("gen", ("b", 2, 1))  # 16 tokens > 10: two steps
+        model.gate.set()
+        assert [f.result(5) for f in (long, a, b)] == ["long done", "a done", "b done"]
+        assert model.steps == [["long"], ["a", "long"], ["a", "b", "long"], ["b", "long"]]
+    finally:
+        model.gate.set()
+        runner.stop()
