@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +50,13 @@ class UsageWriter:
     A request only queues its row (microseconds); the thread writes whatever has queued in one
     transaction. `flush` waits until everything queued so far is in the store; it runs before
     `/v1/usage` answers and at exit, so a caller always sees its own requests. A crash can lose
-    the rows of the last moments (at most `max_batch` or what queued during one write).
+    the rows of the last moments (what queued in the last `linger` seconds, at most `max_batch`).
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 500) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 500, linger: float = 0.5) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.linger = linger
         self._queue: queue.Queue[UsageRecord | threading.Event] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -83,9 +85,12 @@ class UsageWriter:
     def _run(self) -> None:
         while True:
             items = [self._queue.get()]
-            while len(items) < self.max_batch:
+            # Linger so that rows arriving close together share one transaction: one commit per
+            # request cost the serving threads ~1 ms of CPU each (measured). A flush ends it early.
+            deadline = time.monotonic() + self.linger
+            while len(items) < self.max_batch and not isinstance(items[-1], threading.Event):
                 try:
-                    items.append(self._queue.get_nowait())
+                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             rows = [dataclasses.asdict(item) for item in items if isinstance(item, UsageRecord)]
