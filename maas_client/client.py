@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import IO, Any, Literal, Protocol, TypeVar, Union, cast, overload
+from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel
@@ -437,6 +438,17 @@ class Client:
             "GET", MODELS, ModelList, timeout=timeout, headers=extra_headers
         )
         return listing.data
+
+    def model(
+        self,
+        model: str,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ModelInfo:
+        """One served model (``GET /v1/models/{model}``); NotFoundError when there is none."""
+        path = f"{MODELS}/{quote(model, safe='/')}"
+        return self._transport.request("GET", path, ModelInfo, timeout=timeout, headers=extra_headers)
 
     # ------------------------------------------------------------------ plumbing
 

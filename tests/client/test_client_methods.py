@@ -218,6 +218,16 @@ def test_models_lists_typed_model_infos(server: responses.RequestsMock, client: 
     assert models[0].ready is True
 
 
+def test_model_fetches_one_model_and_unknown_is_not_found(server: responses.RequestsMock, client: maas.Client) -> None:
+    server.get(f"{BASE}/v1/models/all-minilm-l6-v2", json=MAAS_MODELS["data"][1])
+    server.get(f"{BASE}/v1/models/nope", status=404, json={"error": {"type": "not_found_error", "message": "no",
+                                                                      "param": "model", "code": "model_not_found"}})
+    assert client.model("all-minilm-l6-v2").task == "embeddings"
+    with pytest.raises(maas.NotFoundError) as info:
+        client.model("nope")
+    assert info.value.code == "model_not_found"
+
+
 def test_default_model_is_the_first_that_serves_the_route(
     server: responses.RequestsMock, client: maas.Client
 ) -> None:

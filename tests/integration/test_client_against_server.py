@@ -58,6 +58,13 @@ def test_errors_are_typed(client: maas.Client) -> None:
         client.generate("hi", temperature=9)
 
 
+def test_one_model_by_name(client: maas.Client) -> None:
+    info = client.model("efficientnet-lite0")
+    assert (info.id, info.task, info.ready) == ("efficientnet-lite0", "image-classification", True)
+    with pytest.raises(maas.NotFoundError):
+        client.model("no-such-model")
+
+
 def test_client_is_safe_from_many_threads(client: maas.Client) -> None:
     results: list[int] = []
     errors: list[BaseException] = []
