@@ -19,7 +19,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -172,10 +172,17 @@ class _Finished:
     body: str | None
     usage: dict[str, int] = field(default_factory=dict)
     done: bool = False
+    # A streaming view may leave `g.maas_stream_usage`: a callable giving the stream's exact usage
+    # when it ends, whether or not the client asked for a usage chunk (generation does).
+    stream_usage: Callable[[], dict[str, int]] | None = None
 
     def note_event(self, data: str) -> None:
         """One stream event. Parsing every token's JSON would cost CPU the model needs: only the
         first event (model name) and those with usage are parsed; others are counted by sight."""
+        if self.stream_usage is not None:
+            if self.model is None:
+                self.note(json.loads(data))
+            return
         if self.model is None or '"usage":{' in data:
             try:
                 self.note(json.loads(data))
@@ -212,6 +219,7 @@ def _after(response: Response) -> Response:
         model=_requested_model(response.status_code), config=state().config,
         body=_logged_body(response.status_code))
     if response.is_streamed:
+        finished.stream_usage = g.pop("maas_stream_usage", None)
         response.response = _watch_stream(response.response, finished, accounts())
     else:
         answer = g.pop("maas_answer", None)
@@ -271,6 +279,8 @@ def _finish(finished: _Finished, acc: Accounts) -> None:
     if finished.done:
         return
     finished.done = True
+    if finished.stream_usage is not None:
+        finished.usage = finished.stream_usage()
     seconds = time.perf_counter() - finished.started
     metrics.IN_FLIGHT.dec()
     prompt = int(finished.usage.get("prompt_tokens", 0))

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from ..errors import APIError, error_body
 from ..models.base import InvalidInput
@@ -72,6 +72,7 @@ def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shap
     stream = _TokenStream(requests)
     stream.futures = entry.runner.submit_many("generate", requests)
     stream.wait_for_first_event()  # errors before the first token become plain JSON errors
+    g.maas_stream_usage = stream.usage  # exact metering even when the client asks for no usage chunk
     return Response(_sse(stream.events(shaper, include_usage)), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -124,6 +125,11 @@ class _TokenStream:
                         future.cancel()
                     raise APIError("the client closed the connection before the first token", status=499,
                                    code="client_closed_request") from None
+
+    def usage(self) -> dict[str, int]:
+        """Tokens of the prompts that finished (all, unless the client left mid-stream)."""
+        done = [f.result() for f in self.futures if f.done() and not f.cancelled() and f.exception() is None]
+        return _usage(done).model_dump()
 
     def events(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
         results: list[GenerationResult | None] = [None] * len(self.futures)
