@@ -96,6 +96,9 @@ def check_count(count: int, what: str, param: str) -> None:
                        status=422, param=param, code="too_many_inputs")
 
 
+CLIENT_POLL_S = 0.1  # how often a waiting request checks that its client is still there
+
+
 def wait_all(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None = None) -> list[Any]:
     """Results in order; the first failure is raised (the error handlers map it).
 
@@ -112,14 +115,12 @@ def wait_all(futures: list[Future[Any]], on_client_gone: Callable[[], None] | No
                 break
             except FutureTimeout:
                 if client_gone(sock):
-                    _give_up(futures, on_client_gone)
+                    give_up_on_client(futures, on_client_gone)
     return results
 
 
-CLIENT_POLL_S = 0.1  # how often a waiting request checks that its client is still there
-
-
-def _give_up(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None) -> None:
+def give_up_on_client(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None) -> None:
+    """The client hung up: cancel what is queued, stop what runs, and end the request with 499."""
     for future in futures:
         future.cancel()
     if on_client_gone is not None:

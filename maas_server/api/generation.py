@@ -15,7 +15,8 @@ from ..errors import APIError, error_body
 from ..models.base import InvalidInput
 from ..models.text_generation import Choice, GenerationRequest, GenerationResult, TokenLogprob
 from . import schemas as s
-from ._common import CLIENT_POLL_S, ModelEntry, client_gone, new_id, now, parse_json, resolve_model, state, wait_all
+from ._common import (CLIENT_POLL_S, ModelEntry, client_gone, give_up_on_client, new_id, now, parse_json,
+                      resolve_model, state, wait_all)
 
 bp = Blueprint("generation", __name__)
 
@@ -95,9 +96,9 @@ class _TokenStream:
         self.cancelled = threading.Event()
         self.futures: list[Future[GenerationResult]] = []
         self.first: tuple[str, int, Any] | None = None
-        for prompt_index, request in enumerate(requests):
-            request.on_text = self._on_text(prompt_index * request.n)
-            request.is_cancelled = self.cancelled.is_set
+        for prompt_index, generation in enumerate(requests):
+            generation.on_text = self._on_text(prompt_index * generation.n)
+            generation.is_cancelled = self.cancelled.is_set
 
     def _on_text(self, offset: int) -> Callable[[int, str, list[TokenLogprob]], None]:
         return lambda index, text, tokens: self.events_queue.put(("text", offset + index, (text, tokens)))
@@ -120,11 +121,7 @@ class _TokenStream:
                 return self.events_queue.get(timeout=CLIENT_POLL_S if sock is not None else None)
             except queue.Empty:
                 if client_gone(sock):
-                    self.cancelled.set()
-                    for future in self.futures:
-                        future.cancel()
-                    raise APIError("the client closed the connection before the first token", status=499,
-                                   code="client_closed_request") from None
+                    give_up_on_client(self.futures, self.cancelled.set)
 
     def usage(self) -> dict[str, int]:
         """Tokens of the prompts that finished (all, unless the client left mid-stream)."""

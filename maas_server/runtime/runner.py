@@ -60,14 +60,14 @@ class Runner:
 
     def __init__(self, name: str, model: TaskModel, *, max_batch_size: int = 16, max_wait_ms: float = 2.0,
                  max_queue: int = 256, queue_timeout_s: float | None = None,
-                 max_prefill_tokens: int = 1_000_000, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_prefill_tokens: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.model = model
         self.methods: dict[str, BatchMethod | StepMethod] = model.batch_methods()
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.queue_timeout = queue_timeout_s
-        self.max_prefill_tokens = max_prefill_tokens  # step methods: prompt tokens that may join in one step
+        self.max_prefill_tokens = max_prefill_tokens  # step methods: prompt tokens joining per step (None: no cap)
         self._clock = clock  # a seam for tests of deadlines
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._admit = threading.Lock()  # makes "is there room?" and the puts one step
@@ -248,7 +248,9 @@ class Runner:
             cost = method.rows(waiting[1])
             if (rows or joining) and rows + cost > self._limit(method):
                 return joining, waiting  # no room until a row leaves
-            if joining and prefill + method.prefill_tokens(waiting[1]) > self.max_prefill_tokens:
+            over_budget = (self.max_prefill_tokens is not None
+                           and prefill + method.prefill_tokens(waiting[1]) > self.max_prefill_tokens)
+            if joining and over_budget:
                 return joining, waiting  # joins at the next step: running rows are not stalled for long
             joining.append(waiting)
             rows += cost
