@@ -33,6 +33,11 @@ def should_retry(error: BaseException) -> bool:
     if isinstance(error, APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(error, APIStatusError):
+        # The server's word wins, as in openai-python: maas says `false` for a failure that the same
+        # request would meet again (one input that fails the model), and for nothing transient.
+        verdict = error.response.headers.get("x-should-retry", "").lower() if error.response is not None else ""
+        if verdict in ("true", "false"):
+            return verdict == "true"
         return error.status_code in RETRY_STATUSES or error.status_code >= 500
     return False
 

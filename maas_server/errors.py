@@ -15,7 +15,7 @@ from flask import Flask, Response, g, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .models.base import InvalidInput
+from .models.base import InvalidInput, ItemFailed
 from .runtime.runner import QueueFull, QueueTimeout
 
 log = logging.getLogger("maas.server")
@@ -57,6 +57,13 @@ def validation_error(exc: ValidationError) -> APIError:
     return APIError(message, status=422, param=param, code="invalid_value")
 
 
+def item_failed(exc: ItemFailed) -> APIError:
+    """500 for one input the model fails on, marked so that clients do not send it again."""
+    log.error("model failed on one input in request %s: %s", getattr(g, "request_id", "unknown"), exc)
+    return APIError(f"{exc}; the request id is {getattr(g, 'request_id', 'unknown')}", status=500,
+                    code="model_error", headers={"x-should-retry": "false"})
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(APIError, error_response)
     app.register_error_handler(InvalidInput, lambda e: error_response(APIError(str(e), param=e.param, code=e.code)))
@@ -67,6 +74,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(
         QueueTimeout, lambda e: error_response(APIError(f"{e}; retry later", status=503, code="queue_timeout",
                                                         headers={"Retry-After": "5"})))
+    app.register_error_handler(ItemFailed, lambda e: error_response(item_failed(e)))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
 

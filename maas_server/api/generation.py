@@ -12,7 +12,7 @@ from typing import Any, Callable
 from flask import Blueprint, Response, g, request
 
 from ..errors import APIError, error_body
-from ..models.base import InvalidInput
+from ..models.base import InvalidInput, ItemFailed
 from ..models.text_generation import Choice, GenerationRequest, GenerationResult, TokenLogprob
 from . import schemas as s
 from ._common import (CLIENT_POLL_S, ModelEntry, client_gone, give_up_on_client, new_id, now, parse_json,
@@ -155,6 +155,8 @@ class _TokenStream:
 def _stream_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, InvalidInput):
         return error_body(400, str(exc), exc.param, exc.code)
+    if isinstance(exc, ItemFailed):
+        return error_body(500, str(exc), None, "model_error")
     return error_body(500, "generation failed; the server log has the details", None, "internal_error")
 
 

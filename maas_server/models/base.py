@@ -26,6 +26,14 @@ class InvalidInput(ValueError):
         self.code = code
 
 
+class ItemFailed(RuntimeError):
+    """One item failed on its own (the rest of its batch did not): the same input will fail again.
+
+    The runner reports it to that item's caller alone; the wire answers 500 with
+    ``x-should-retry: false`` so that clients do not resend a request that cannot succeed.
+    """
+
+
 @dataclass(frozen=True)
 class TextItem:
     """A text to classify and, optionally, the candidate labels (zero-shot, or a subset)."""
@@ -70,7 +78,9 @@ class DecodeBatch(Protocol):
 
     def __len__(self) -> int: ...  # rows in the batch (the runner keeps it under its limit)
 
-    def add(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]: ...  # (key, prepared) -> finished (key, result)
+    # Both return the items that finished as (key, result); an item that failed alone, while the
+    # others went on, comes back with an ItemFailed in place of its result.
+    def add(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]: ...  # (key, prepared) -> finished
 
     def step(self) -> list[tuple[Any, Any]]: ...  # -> finished (key, result)
 

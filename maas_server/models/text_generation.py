@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from .base import BatchMethod, InvalidInput, StepMethod
+from .base import BatchMethod, InvalidInput, ItemFailed, StepMethod
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 
 log = logging.getLogger("maas.models")
@@ -156,7 +156,7 @@ class TextGenerationModel:
         while True:
             results.update(finished)
             if not batch:
-                return [results[i] for i in range(len(items))]
+                return [_raise_failed(results[i]) for i in range(len(items))]
             finished = batch.step()
 
     def token_logprob(self, logprobs: torch.Tensor, token_id: int, top_k: int | None) -> TokenLogprob | None:
@@ -177,6 +177,7 @@ class _Sequence:
     item: PreparedGeneration
     generator: torch.Generator | None
     rows: list[_Row] = field(default_factory=list)
+    error: ItemFailed | None = None  # set when this request failed alone; its rows then leave
 
     @property
     def request(self) -> GenerationRequest:
@@ -247,14 +248,24 @@ class DecodeBatch:
         return self._retire()
 
     def _choose(self, rows: list[_Row], logits: torch.Tensor) -> torch.Tensor:
-        """Sample each request's rows with its own parameters, then hand the tokens to the decoders."""
-        chosen = torch.empty(len(rows), dtype=torch.long, device=logits.device)
+        """Sample each request's rows with its own parameters, then hand the tokens to the decoders.
+
+        A request whose scores are not finite, or whose sampling fails, fails alone: its rows are
+        marked finished with its error and leave at ``_retire``; the other rows sample as usual.
+        """
+        chosen = torch.full((len(rows),), self.model.pad_id, dtype=torch.long, device=logits.device)
+        # One reduction for the whole batch: NaN and +inf propagate through max, and a row of only
+        # -inf has no token to choose.
+        finite = torch.isfinite(logits.amax(dim=-1)).tolist()
         for sequence, indices in _group_rows(rows):
-            req = sequence.request
-            chosen[indices] = _sample(logits[indices], req.temperature, req.top_p, sequence.generator)
+            if sequence.error is None:
+                self._sample_sequence(sequence, indices, logits, finite, chosen)
         wants_logprobs = any(row.sequence.request.logprobs is not None for row in rows)
         logprobs = torch.log_softmax(logits, dim=-1) if wants_logprobs else None
         for position, (row, token_id) in enumerate(zip(rows, chosen.tolist())):
+            if row.sequence.error is not None:
+                row.decoder.finished = True
+                continue
             req = row.sequence.request
             info = self.model.token_logprob(logprobs[position], token_id, req.logprobs) if logprobs is not None else None
             row.decoder.add(token_id, info, is_eos=token_id in self.model.eos_ids)
@@ -263,8 +274,24 @@ class DecodeBatch:
             _emit(req, row)
         return chosen
 
-    def _retire(self) -> list[tuple[Any, GenerationResult]]:
-        """Drop finished and cancelled rows from the batch; return the requests that are complete."""
+    def _sample_sequence(self, sequence: _Sequence, indices: list[int], logits: torch.Tensor, finite: list[bool],
+                         chosen: torch.Tensor) -> None:
+        if not all(finite[i] for i in indices):
+            sequence.error = ItemFailed("the model produced non-finite scores for this request; "
+                                        "retrying the same request will fail the same way")
+            return
+        req = sequence.request
+        try:
+            chosen[indices] = _sample(logits[indices], req.temperature, req.top_p, sequence.generator)
+        except Exception as exc:  # noqa: BLE001 - this request's failure, not its neighbours'
+            log.exception("sampling failed for one request; the rest of the batch goes on")
+            sequence.error = ItemFailed(f"sampling failed for this request ({exc})")
+
+    def _retire(self) -> list[tuple[Any, GenerationResult | ItemFailed]]:
+        """Drop finished, failed and cancelled rows; return the requests that are complete.
+
+        A request that failed is returned with its error in place of a result.
+        """
         for row in self.rows:
             if not row.decoder.finished and row.sequence.request.is_cancelled():
                 row.decoder.finish_length()
@@ -273,7 +300,7 @@ class DecodeBatch:
         if len(keep) < len(self.rows):
             self._select(keep)
         live = {row.sequence for row in self.rows}
-        return [(s.key, s.result()) for s in done if s not in live]
+        return [(s.key, s.error or s.result()) for s in done if s not in live]
 
     def _select(self, keep: list[int]) -> None:
         self.rows = [self.rows[i] for i in keep]
@@ -303,6 +330,12 @@ class DecodeBatch:
         self.rows = self.rows + rows
         self.next_ids = torch.cat([self.next_ids, next_ids])
         self.positions = torch.cat([self.positions, positions])
+
+
+def _raise_failed(result: GenerationResult | ItemFailed) -> GenerationResult:
+    if isinstance(result, ItemFailed):
+        raise result
+    return result
 
 
 def _emit(req: GenerationRequest, row: _Row) -> None:
@@ -386,14 +419,25 @@ class _Decoder:
         return new
 
 
+# Temperatures below this sample as if they were this: the scaled logits stay finite, and the choice
+# is already greedy in practice. Without the floor, 1e-38 or less overflows softmax into NaN.
+MIN_TEMPERATURE = 1e-4
+
+
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Sample one token per row. No finite temperature or top_p can make the probabilities non-finite."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
+    # Relative to each row's best logit everything is <= 0, so dividing by a small temperature
+    # gives 0 for the best token and at worst -inf for the others: softmax stays a distribution.
+    relative = logits - logits.max(dim=-1, keepdim=True).values
+    probs = torch.softmax(relative / max(temperature, MIN_TEMPERATURE), dim=-1)
     if top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
-        # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
+        # Keep the smallest prefix whose mass reaches top_p, and always the top token: a top_p that
+        # rounds to 0 in float32 (5e-324) would otherwise mask every token.
         outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p
+        outside[..., 0] = False
         sorted_probs = sorted_probs.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

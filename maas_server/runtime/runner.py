@@ -5,8 +5,13 @@ Rules (tested in tests/server/test_runner.py):
 - items of the same batch method that are queued together run as one batch (up to the adapter's
   or the config's max batch size), waiting at most ``max_wait_ms`` for more to arrive;
 - ``prepare`` errors fail only their own item (when the method prepares on the caller's thread,
-  they raise from ``submit_many`` and nothing is queued); a failing batch fails every item in it, and the
-  runner keeps going; a batch that returns the wrong number of outputs is an error;
+  they raise from ``submit_many`` and nothing is queued);
+- one item's failure is its own: when a batch fails, its items are run again one by one, so only
+  the item that fails alone fails (with :class:`ItemFailed`: the same input would fail again) and
+  the others get their results; the runner keeps going; a batch that returns the wrong number of
+  outputs is an error;
+- in a decode batch a request that fails alone leaves with its error while the others decode on;
+  a prompt batch that fails to join is joined again one request at a time;
 - the queue is bounded: a call that does not fit raises QueueFull at once and queues nothing
   (the wire layer says 503);
 - an item whose Future was cancelled before it ran gets no compute, nor does one that waited in
@@ -26,7 +31,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..models.base import BatchMethod, StepMethod, TaskModel
+from ..models.base import BatchMethod, DecodeBatch, InvalidInput, ItemFailed, StepMethod, TaskModel
 from ..ops import metrics
 
 log = logging.getLogger("maas.runtime")
@@ -180,25 +185,38 @@ class Runner:
             batch.append(work)
         return batch
 
-    def _run(self, batch: list[_Work], method: BatchMethod) -> None:
-        prepared, live = [], []
-        for work in batch:
-            ok, item = self._prepare(work, method)
-            if ok:
-                prepared.append(item)
-                live.append(work)
+    def _run(self, batch: list[_Work], method: BatchMethod, prepared: list[Any] | None = None) -> None:
+        """Run a batch; `prepared` is given when its items were started and prepared already."""
+        live = batch
+        if prepared is None:
+            prepared, live = [], []
+            for work in batch:
+                ok, item = self._prepare(work, method)
+                if ok:
+                    prepared.append(item)
+                    live.append(work)
         if not live:
             return
         self._observe(live, len(live))
         try:
-            outputs = method.run(prepared)
-            if len(outputs) != len(live):
-                raise RuntimeError(f"model {self.name!r} returned {len(outputs)} outputs for {len(live)} inputs")
-        except Exception as exc:  # noqa: BLE001 - every caller in the batch hears about it
-            self._fail(live, exc)
+            outputs = self._call(method, prepared)
+        except Exception as exc:  # noqa: BLE001 - find the item that caused it
+            if len(live) == 1:
+                self._fail(live, _alone(exc))
+                return
+            log.warning("batch of %d failed on model %s (%s); running its items one by one",
+                        len(live), self.name, exc)
+            for work, item in zip(live, prepared):
+                self._run([work], method, [item])
             return
         for work, output in zip(live, outputs):
             work.future.set_result(output)
+
+    def _call(self, method: BatchMethod, prepared: list[Any]) -> list[Any]:
+        outputs = method.run(prepared)
+        if len(outputs) != len(prepared):
+            raise RuntimeError(f"model {self.name!r} returned {len(outputs)} outputs for {len(prepared)} inputs")
+        return outputs
 
     # -- step methods: continuous batching; items join between steps and leave when done
 
@@ -213,7 +231,7 @@ class Runner:
             members.update(work for work, _ in joining)
             try:
                 if joining:
-                    self._resolve(members, batch.add(joining))
+                    self._join(batch, joining, members)
                 self._observe([work for work, _ in joining], len(batch) or len(joining))
                 if len(batch):
                     self._resolve(members, batch.step())
@@ -227,10 +245,29 @@ class Runner:
         metrics.observe_batch(self.name, batch_size, [now - work.enqueued for work in starting])
         metrics.set_queue_depth(self.name, self.queued)
 
+    def _join(self, batch: DecodeBatch, joining: list[tuple[_Work, Any]], members: set[_Work]) -> None:
+        """Prefill `joining` into the batch; when that fails, join them one by one to find the culprit.
+
+        A failed prefill leaves the running batch as it was (rows merge only after it succeeds).
+        """
+        try:
+            self._resolve(members, batch.add(joining))
+            return
+        except Exception as exc:  # noqa: BLE001 - find the request that caused it
+            if len(joining) == 1:
+                members.discard(joining[0][0])
+                self._fail([joining[0][0]], _alone(exc))
+                return
+        for one in joining:
+            self._join(batch, [one], members)
+
     def _resolve(self, members: set[_Work], finished: list[tuple[_Work, Any]]) -> None:
         for work, result in finished:
             members.discard(work)
-            work.future.set_result(result)
+            if isinstance(result, ItemFailed):
+                work.future.set_exception(result)
+            else:
+                work.future.set_result(result)
 
     def _admit_rows(self, method: StepMethod, name: str, rows: int,
                     waiting: tuple[_Work, Any] | None) -> tuple[list[tuple[Any, Any]], tuple[_Work, Any] | None]:
@@ -262,7 +299,16 @@ class Runner:
         return (work, prepared) if ok else None
 
     def _fail(self, works: list[_Work], exc: Exception) -> None:
-        log.exception("batch of %d failed on model %s", len(works), self.name, exc_info=exc)
+        log.error("%d item(s) failed on model %s", len(works), self.name, exc_info=exc)
         for work in works:
             if not work.future.done():
                 work.future.set_exception(exc)
+
+
+def _alone(exc: Exception) -> Exception:
+    """An error one item raised on its own: input errors stay as they are, others become ItemFailed."""
+    if isinstance(exc, (InvalidInput, ItemFailed)):
+        return exc
+    failed = ItemFailed(f"the model failed on this input ({type(exc).__name__}: {exc})")
+    failed.__cause__ = exc
+    return failed

@@ -43,6 +43,21 @@ def test_client_errors_are_never_retried(
     assert sleeps == []
 
 
+def test_a_500_the_server_marks_x_should_retry_false_is_not_retried(
+    mocked: responses.RequestsMock, sleeps: list[float]
+) -> None:
+    fail_then_succeed(mocked, 1, 500, headers={"x-should-retry": "false"})
+    with pytest.raises(maas.InternalServerError):
+        maas.Client(base_url=BASE, max_retries=5).models()
+    assert len(mocked.calls) == 1 and sleeps == []
+
+
+def test_x_should_retry_true_is_honoured_even_for_a_4xx(mocked: responses.RequestsMock) -> None:
+    fail_then_succeed(mocked, 1, 400, headers={"x-should-retry": "true"})
+    assert maas.Client(base_url=BASE).models() == []
+    assert len(mocked.calls) == 2
+
+
 def test_connection_errors_and_timeouts_are_retried(mocked: responses.RequestsMock) -> None:
     mocked.get(MODELS_URL, body=requests.ConnectionError("refused"))
     mocked.get(MODELS_URL, body=requests.ConnectTimeout("slow"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from maas_server.models.base import BatchMethod, InvalidInput, StepMethod
+from maas_server.models.base import BatchMethod, InvalidInput, ItemFailed, StepMethod
 from maas_server.runtime.runner import QueueFull, QueueTimeout, Runner
 
 
@@ -44,7 +44,7 @@ class GatedModel:
             self.fail_next = False
             raise RuntimeError("model exploded")
         if "short" in batch:
-            return [0]
+            return batch[:-1]  # one output too few
         return [x * 2 for x in batch]
 
     def negate(self, batch: list[Any]) -> list[Any]:
@@ -98,28 +98,26 @@ def test_prepare_error_fails_only_its_own_item(runner: Runner, model: GatedModel
         bad.result(5)
 
 
-def test_failed_batch_reaches_every_caller_and_runner_survives(runner: Runner, model: GatedModel) -> None:
+def test_a_batch_that_fails_once_is_retried_item_by_item_and_runner_survives(runner: Runner,
+                                                                             model: GatedModel) -> None:
     _block_runner(runner, model)
-    model.fail_next = True  # the blocked first batch fails
+    model.fail_next = True  # the blocked first batch fails; its items then run alone and succeed
     queued = runner.submit_many("double", [1, 2])
     model.gate.set()
-    results = [f.result(5) for f in queued]
-    assert results == [2, 4]
+    assert [f.result(5) for f in queued] == [2, 4]
     model.fail_next = True
     failing = runner.submit_many("double", [3, 4])
-    for future in failing:
-        with pytest.raises(RuntimeError, match="model exploded"):
-            future.result(5)
+    assert [f.result(5) for f in failing] == [6, 8]
     assert runner.submit("double", 6).result(5) == 12
 
 
-def test_wrong_output_count_is_an_error_for_the_batch(runner: Runner, model: GatedModel) -> None:
+def test_wrong_output_count_fails_only_the_item_that_causes_it(runner: Runner, model: GatedModel) -> None:
     _block_runner(runner, model)
-    futures = runner.submit_many("double", ["short", 1])  # the model answers one output for two
+    futures = runner.submit_many("double", ["short", 1])  # the model answers one output too few
     model.gate.set()
-    for future in futures:
-        with pytest.raises(RuntimeError, match="returned 1 outputs for 2 inputs"):
-            future.result(5)
+    with pytest.raises(ItemFailed, match="returned 0 outputs for 1 inputs"):
+        futures[0].result(5)
+    assert futures[1].result(5) == 2
 
 
 def test_full_queue_raises_at_once_and_keeps_admitted_work(runner: Runner, model: GatedModel) -> None:
