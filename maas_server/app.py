@@ -17,6 +17,7 @@ from flask import Flask, Response, current_app, g, request
 from .accounts import AccountSettings
 from .api import accounting, classify, embeddings, generation, models, openapi
 from .api._common import ServerState
+from .api.admission import Admission
 from .config import ServerConfig, load_config
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
@@ -44,6 +45,7 @@ def create_app(config: ServerConfig | None = None, *, loader: Loader = load_conf
     app.before_request(_refuse_new_work_while_draining)
     app.after_request(_echo_request_id)
     accounting.init_app(app, accounts)  # keys, rate limits, usage, /metrics, the request log
+    app.wsgi_app = Admission(app.wsgi_app, config.max_concurrent_requests)  # type: ignore[method-assign]
     if load_models:
         registry.load_in_background()
     return app

@@ -76,6 +76,10 @@ class ServerConfig(_Strict):
     max_n: int = Field(8, gt=0)
     max_image_bytes: int = Field(10_000_000, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
+    max_concurrent_requests: int = Field(
+        1000, ge=1, le=100_000,
+        description="/v1 requests (open streams included) one worker holds at once; past it, 503 at once",
+    )
     cache_dir: Path = Field(default_factory=lambda: _default_cache_dir())
     models: tuple[ModelConfig, ...] = Field(min_length=1)
 

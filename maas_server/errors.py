@@ -9,6 +9,7 @@ carries a stack trace.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .models.base import InvalidInput, ItemFailed
-from .runtime.runner import QueueFull, QueueTimeout
+from .runtime.runner import Overloaded, QueueFull, QueueTimeout
 
 log = logging.getLogger("maas.server")
 
@@ -57,6 +58,13 @@ def validation_error(exc: ValidationError) -> APIError:
     return APIError(message, status=422, param=param, code="invalid_value")
 
 
+def overloaded(exc: Overloaded) -> APIError:
+    """503 at once for a request that would wait past its deadline, saying when to come back."""
+    retry_after = min(60, max(1, math.ceil(exc.retry_after)))
+    return APIError(f"{exc}; retry in {retry_after}s or on another instance", status=503, code="overloaded",
+                    headers={"Retry-After": str(retry_after)})
+
+
 def item_failed(exc: ItemFailed) -> APIError:
     """500 for one input the model fails on, marked so that clients do not send it again."""
     log.error("model failed on one input in request %s: %s", getattr(g, "request_id", "unknown"), exc)
@@ -71,6 +79,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(
         QueueFull, lambda e: error_response(APIError(f"{e}; retry shortly", status=503, code="queue_full",
                                                      headers={"Retry-After": "1"})))
+    app.register_error_handler(Overloaded, lambda e: error_response(overloaded(e)))
     app.register_error_handler(
         QueueTimeout, lambda e: error_response(APIError(f"{e}; retry later", status=503, code="queue_timeout",
                                                         headers={"Retry-After": "5"})))

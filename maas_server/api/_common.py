@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import select
 import socket
 import threading
@@ -94,6 +95,35 @@ def check_count(count: int, what: str, param: str) -> None:
     if count > limit:
         raise APIError(f"too many {what}s in one call: {count} > {limit} (max_inputs); split the call",
                        status=422, param=param, code="too_many_inputs")
+
+
+REQUEST_TIMEOUT_HEADER = "X-Request-Timeout"
+MAX_REQUEST_TIMEOUT_S = 3600.0
+
+
+def submit(entry: ModelEntry, method: str, items: list[Any]) -> list[Future[Any]]:
+    """Queue a request's items on its model's runner, with the request's own deadline if it set one.
+
+    ``X-Request-Timeout: SECONDS`` is how long the caller will wait for the model to start on its
+    request; a request the runner's estimate says would wait longer is refused at once (503).
+    """
+    assert entry.runner is not None
+    return entry.runner.submit_many(method, items, timeout=request_timeout())
+
+
+def request_timeout() -> float | None:
+    """The request's X-Request-Timeout in seconds (None: the model's queue_timeout_s); 400 when invalid."""
+    value = request.headers.get(REQUEST_TIMEOUT_HEADER)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_REQUEST_TIMEOUT_S:  # also false for NaN
+        raise APIError(f"{REQUEST_TIMEOUT_HEADER} must be a number of seconds in (0, {MAX_REQUEST_TIMEOUT_S:g}]",
+                       param=REQUEST_TIMEOUT_HEADER, code="invalid_request_timeout")
+    return seconds
 
 
 CLIENT_POLL_S = 0.1  # how often a waiting request checks that its client is still there

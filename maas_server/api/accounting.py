@@ -230,7 +230,10 @@ def _after(response: Response) -> Response:
 
 
 def _watch_stream(chunks: Iterable[Any], finished: _Finished, acc: Accounts) -> Iterator[Any]:
-    """Pass a server-sent event stream through, noting usage; finish when it ends or the client leaves."""
+    """Pass a server-sent event stream through, noting usage; finish when it ends or the client leaves.
+
+    A client that leaves before the end is logged and recorded as 499, as a non-streamed request is.
+    """
     try:
         for chunk in chunks:
             text = chunk.decode() if isinstance(chunk, bytes) else chunk
@@ -238,6 +241,9 @@ def _watch_stream(chunks: Iterable[Any], finished: _Finished, acc: Accounts) -> 
                 if line.startswith("data: {"):
                     finished.note_event(line[len("data: "):])
             yield chunk
+    except GeneratorExit:  # the server closed the stream early: a write to the client failed
+        finished.status = 499
+        raise
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:

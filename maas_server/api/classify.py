@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ..errors import APIError, validation_error
 from ..models.base import Scores, TextItem
 from . import schemas as s
-from ._common import check_count, parse_json, resolve_model, state, wait_all
+from ._common import check_count, parse_json, resolve_model, state, submit, wait_all
 from .images import decode_base64_image, open_image
 
 bp = Blueprint("classify", __name__)
@@ -25,7 +25,7 @@ def classify_text() -> Any:
     check_count(len(body.labels or []) or 1, "label", "labels")
     assert entry.runner is not None
     labels = tuple(body.labels or ())
-    results = wait_all(entry.runner.submit_many("classify", [TextItem(text, labels) for text in body.inputs]))
+    results = wait_all(submit(entry, "classify", [TextItem(text, labels) for text in body.inputs]))
     return _classification(entry.config.name, results, body.top_k)
 
 
@@ -34,7 +34,7 @@ def classify_image() -> Any:
     name, top_k, images = _image_request()
     entry = resolve_model("/v1/classify/image", name)
     assert entry.runner is not None
-    return _classification(entry.config.name, wait_all(entry.runner.submit_many("classify", images)), top_k)
+    return _classification(entry.config.name, wait_all(submit(entry, "classify", images)), top_k)
 
 
 def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:

@@ -11,7 +11,7 @@ from flask import Blueprint
 from ..errors import APIError
 from ..models.base import Vector
 from . import schemas as s
-from ._common import check_count, parse_json, resolve_model, wait_all
+from ._common import check_count, parse_json, resolve_model, submit, wait_all
 
 bp = Blueprint("embeddings", __name__)
 
@@ -26,7 +26,7 @@ def embeddings() -> Any:
     if body.dimensions is not None and body.dimensions != dimensions:
         raise APIError(f"model {entry.config.name!r} produces {dimensions}-dimensional vectors only; omit `dimensions`",
                        status=422, param="dimensions", code="unsupported_dimensions")
-    vectors: list[Vector] = wait_all(entry.runner.submit_many("embed", body.inputs))
+    vectors: list[Vector] = wait_all(submit(entry, "embed", body.inputs))
     tokens = sum(v.tokens for v in vectors)
     data = [s.Embedding(index=i, embedding=_encode(v.values, body.encoding_format)) for i, v in enumerate(vectors)]
     usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)

@@ -16,7 +16,7 @@ from ..models.base import InvalidInput, ItemFailed
 from ..models.text_generation import Choice, GenerationRequest, GenerationResult, TokenLogprob
 from . import schemas as s
 from ._common import (CLIENT_POLL_S, ModelEntry, client_gone, give_up_on_client, new_id, now, parse_json,
-                      resolve_model, state, wait_all)
+                      resolve_model, state, submit, wait_all)
 
 bp = Blueprint("generation", __name__)
 
@@ -67,11 +67,11 @@ def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shap
         gone = threading.Event()
         for generation in requests:
             generation.is_cancelled = gone.is_set  # checked every decode step
-        results = wait_all(entry.runner.submit_many("generate", requests), on_client_gone=gone.set)
+        results = wait_all(submit(entry, "generate", requests), on_client_gone=gone.set)
         return shaper.full(results)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     stream = _TokenStream(requests)
-    stream.futures = entry.runner.submit_many("generate", requests)
+    stream.futures = submit(entry, "generate", requests)
     stream.wait_for_first_event()  # errors before the first token become plain JSON errors
     g.maas_stream_usage = stream.usage  # exact metering even when the client asks for no usage chunk
     return Response(_sse(stream.events(shaper, include_usage)), mimetype="text/event-stream",
@@ -124,9 +124,12 @@ class _TokenStream:
                     give_up_on_client(self.futures, self.cancelled.set)
 
     def usage(self) -> dict[str, int]:
-        """Tokens of the prompts that finished (all, unless the client left mid-stream)."""
-        done = [f.result() for f in self.futures if f.done() and not f.cancelled() and f.exception() is None]
-        return _usage(done).model_dump()
+        """What the stream cost: every prompt that reached the model, and every token generated.
+
+        A client that left mid-stream is billed for what was generated until then: its rows stop
+        at the next decode step, which resolves their futures with the partial results.
+        """
+        return _usage([r for r in map(_settled_result, self.futures) if r is not None]).model_dump()
 
     def events(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
         results: list[GenerationResult | None] = [None] * len(self.futures)
@@ -150,6 +153,21 @@ class _TokenStream:
                 yield shaper.usage_chunk([r for r in results if r is not None])
         finally:
             self.cancelled.set()  # no-op when finished; stops generation when the client left
+            for future in self.futures:
+                future.cancel()  # a prompt still queued gets no compute (one running is not affected)
+
+
+SETTLE_TIMEOUT_S = 10.0  # a cancelled row leaves at the next decode step; this only bounds a stuck model
+
+
+def _settled_result(future: Future[GenerationResult]) -> GenerationResult | None:
+    """The result once the runner has settled it; None when it never ran or failed."""
+    if future.cancelled():
+        return None
+    try:
+        return future.result(timeout=SETTLE_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - failed, cancelled meanwhile, or stuck: nothing to bill
+        return None
 
 
 def _stream_error(exc: BaseException) -> dict[str, Any]:

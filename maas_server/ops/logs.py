@@ -19,11 +19,16 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 
 # For gunicorn's `logconfig_dict`: its defaults with this formatter; its loggers stop propagating to
-# the root's handler, which would print each line twice.
+# the root's handler, which would print each line twice. gunicorn's access log is silenced: our
+# `maas.access` line covers every request, and gunicorn's would repeat it with the raw URL, query
+# string (and any credential in it) included.
 GUNICORN_JSON_LOGS: dict[str, Any] = {
     "formatters": {"generic": {"()": "maas_server.ops.logs.JsonFormatter"}},
-    "loggers": {name: {"level": "INFO", "handlers": [handler], "propagate": False, "qualname": name}
-                for name, handler in (("gunicorn.error", "error_console"), ("gunicorn.access", "console"))},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False,
+                           "qualname": "gunicorn.error"},
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False, "qualname": "gunicorn.access"},
+    },
 }
 
 

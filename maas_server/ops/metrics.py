@@ -33,6 +33,9 @@ TOKENS = Counter("maas_tokens", "Tokens (or texts/images) processed, from respon
 # "all": one series per worker (a `pid` label), so each worker's load shows, and tests can tell when all loaded.
 MODEL_LOAD = Gauge("maas_model_load_seconds", "Time the last load of a model took", ["model"],
                    multiprocess_mode="all")
+SHED = Counter("maas_requests_shed", "Requests refused with 503 before any work, by reason", ["reason"])
+OPEN_REQUESTS = Gauge("maas_admitted_requests", "/v1 requests admitted and not yet closed (streams included)",
+                      multiprocess_mode="livesum")
 QUEUE_DEPTH = Gauge("maas_queue_depth", "Inputs waiting in a model's queue", ["model"], multiprocess_mode="livesum")
 BATCH_SIZE = Histogram("maas_batch_size", "Inputs per batch a model ran", ["model"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))

@@ -14,8 +14,11 @@ Rules (tested in tests/server/test_runner.py):
   a prompt batch that fails to join is joined again one request at a time;
 - the queue is bounded: a call that does not fit raises QueueFull at once and queues nothing
   (the wire layer says 503);
+- a call whose items would wait longer than their deadline (the call's own timeout, else
+  ``queue_timeout_s``), by the runner's estimate of its queue over its measured service rate, raises
+  Overloaded at once and queues nothing (503 with how long until there is room);
 - an item whose Future was cancelled before it ran gets no compute, nor does one that waited in
-  the queue longer than ``queue_timeout_s`` (it fails with QueueTimeout; the wire says 503);
+  the queue past its deadline (it fails with QueueTimeout; the wire says 503);
 - step methods (generation) run continuously: new items join the running batch between steps as
   long as its rows stay within the max batch size, and leave as soon as they finish.
 """
@@ -39,8 +42,39 @@ log = logging.getLogger("maas.runtime")
 _STOP = object()
 
 
+class ServiceRate:
+    """Items a model finishes per second of work, smoothed over windows of at least `window_s`.
+
+    Measured only while the runner works, so an idle model keeps its last rate. None until the
+    first window closes: a model nobody has used yet gets no estimate, and no refusal from it.
+    """
+
+    def __init__(self, window_s: float = 0.5, smoothing: float = 0.3) -> None:
+        self.window_s, self.smoothing = window_s, smoothing
+        self.per_second: float | None = None
+        self._items, self._seconds = 0, 0.0
+
+    def record(self, items: int, seconds: float) -> None:
+        self._items += items
+        self._seconds += seconds
+        if self._seconds < self.window_s or self._items == 0:
+            return
+        rate = self._items / self._seconds
+        previous = self.per_second
+        self.per_second = rate if previous is None else previous + self.smoothing * (rate - previous)
+        self._items, self._seconds = 0, 0.0
+
+
 class QueueFull(RuntimeError):
     """The model's queue is at `max_queue`; retry later."""
+
+
+class Overloaded(RuntimeError):
+    """The queue ahead would take longer than the call's deadline: refused before it waits."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds until the queue has likely drained enough
 
 
 class QueueTimeout(RuntimeError):
@@ -57,6 +91,7 @@ class _Work:
     method: str
     item: Any
     enqueued: float
+    deadline: float | None = None  # on the runner's clock: not started by then, it gets no compute
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -77,6 +112,8 @@ class Runner:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._admit = threading.Lock()  # makes "is there room?" and the puts one step
         self._held: deque[_Work] = deque()  # taken from the queue but of another method than the batch
+        self.service_rate = ServiceRate()  # items finished per second of work: the wait estimate's basis
+        self._room = max_batch_size  # items that would start at once (free rows, or a whole batch when idle)
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"runner-{name}", daemon=True)
 
@@ -93,18 +130,34 @@ class Runner:
         """Items waiting for the model (not counting those it is working on)."""
         return self._queue.qsize() + len(self._held)
 
-    def submit(self, method: str, item: Any) -> Future[Any]:
-        """Queue one item for `method`; raises QueueFull when the queue is at its bound."""
-        return self.submit_many(method, [item])[0]
+    def submit(self, method: str, item: Any, timeout: float | None = None) -> Future[Any]:
+        """Queue one item for `method`; raises QueueFull or Overloaded when it cannot be served in time."""
+        return self.submit_many(method, [item], timeout)[0]
 
-    def submit_many(self, method: str, items: list[Any]) -> list[Future[Any]]:
-        """Queue all items or none: a call that does not fit raises QueueFull and queues nothing."""
+    def estimated_wait(self, items: int) -> float | None:
+        """Seconds `items` more would wait before compute starts; None until the rate is measured."""
+        rate = self.service_rate.per_second
+        if rate is None:
+            return None
+        ahead = max(0, self.queued + items - self._room)
+        return ahead / rate
+
+    def submit_many(self, method: str, items: list[Any], timeout: float | None = None) -> list[Future[Any]]:
+        """Queue all items or none: a call that does not fit raises QueueFull and queues nothing.
+
+        `timeout` is how long the items may wait for compute (default: ``queue_timeout_s``). A call
+        the estimate says would wait longer raises Overloaded before it waits at all.
+        """
         if method not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method!r}")
+        deadline_s = timeout if timeout is not None else self.queue_timeout
+        self._refuse_if_too_slow(len(items), deadline_s)
         spec = self.methods[method]
         if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
             items = [_Prepared(spec.prepare(item)) for item in items]  # an invalid item raises here, queues nothing
-        work = [_Work(method, item, enqueued=self._clock()) for item in items]
+        now = self._clock()
+        deadline = now + deadline_s if deadline_s is not None else None
+        work = [_Work(method, item, enqueued=now, deadline=deadline) for item in items]
         with self._admit:
             if self._queue.maxsize - self._queue.qsize() < len(work):
                 raise QueueFull(f"model {self.name!r} has {self._queue.qsize()} of {self._queue.maxsize} "
@@ -113,6 +166,14 @@ class Runner:
                 self._queue.put_nowait(w)
         metrics.set_queue_depth(self.name, self.queued)
         return [w.future for w in work]
+
+    def _refuse_if_too_slow(self, items: int, deadline_s: float | None) -> None:
+        wait = self.estimated_wait(items)
+        if deadline_s is None or wait is None or wait <= deadline_s:
+            return
+        raise Overloaded(f"model {self.name!r} is overloaded: {self.queued} inputs are queued ahead, about "
+                         f"{wait:.1f}s of work, past this request's {deadline_s:g}s deadline",
+                         retry_after=wait - deadline_s)
 
     # -- the loop
 
@@ -125,7 +186,11 @@ class Runner:
             if isinstance(method, StepMethod):
                 self._decode(first, method)
             else:
-                self._run(self._fill_batch(first, method), method)
+                self._room, started = 0, time.monotonic()
+                batch = self._fill_batch(first, method)
+                self._run(batch, method)
+                self.service_rate.record(len(batch), time.monotonic() - started)
+            self._room = self.max_batch_size
 
     def _take(self, *, block: bool, method: str | None = None, timeout: float | None = None) -> _Work | None:
         """The next item (of `method`, if given; others are held for later), or None when there is none."""
@@ -150,11 +215,11 @@ class Runner:
         """Claim an item for compute: False when its caller gave up or its deadline passed."""
         if not work.future.set_running_or_notify_cancel():
             return False  # the caller gave up before we started: no compute for it
-        waited = self._clock() - work.enqueued
-        if self.queue_timeout is not None and waited > self.queue_timeout:
+        now = self._clock()
+        if work.deadline is not None and now > work.deadline:
             work.future.set_exception(QueueTimeout(
-                f"model {self.name!r} is overloaded: the request waited {waited:.1f}s in its queue, "
-                f"past the {self.queue_timeout:g}s limit, and was dropped before any compute"))
+                f"model {self.name!r} is overloaded: the request waited {now - work.enqueued:.1f}s in its queue, "
+                f"past its {work.deadline - work.enqueued:g}s deadline, and was dropped before any compute"))
             return False
         return True
 
@@ -229,6 +294,7 @@ class Runner:
             if not joining and not len(batch):
                 return  # nothing running and nothing queued: back to the main loop
             members.update(work for work, _ in joining)
+            started, running = time.monotonic(), len(members)
             try:
                 if joining:
                     self._join(batch, joining, members)
@@ -238,6 +304,8 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - every caller in the batch hears about it
                 self._fail(list(members), exc)
                 batch, members = method.new_batch(), set()
+            self._room = max(0, self._limit(method) - len(batch))
+            self.service_rate.record(running - len(members), time.monotonic() - started)
 
     def _observe(self, starting: list[_Work], batch_size: int) -> None:
         """Metrics: the batch (or decode step) size, how long the inputs starting now waited, the queue."""

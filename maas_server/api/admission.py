@@ -1,0 +1,63 @@
+"""Admission: a bound on the /v1 requests a worker holds open at once, answered 503 past it.
+
+Every admitted request holds its place until its response is closed, so an open stream counts
+until its last byte is sent or its client leaves. Past ``max_concurrent_requests`` a request is
+answered at once with 503 ``overloaded`` and ``Retry-After``, before its body is read: the bound
+is the configuration's, not the thread pool's (``serve`` gives gunicorn more threads than this, so
+``/health``, ``/ready`` and ``/metrics``, which are never counted, always find one).
+
+It wraps the WSGI app rather than hooking Flask's request cycle because a streamed response
+outlives the request context: only the WSGI iterable's ``close`` marks its end exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any, Callable
+
+from werkzeug.wsgi import ClosingIterator
+
+from ..errors import error_body
+from ..ops import metrics
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Admission:
+    """WSGI middleware: at most `limit` /v1 requests open at once; the rest get 503 immediately."""
+
+    def __init__(self, app: WSGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("PATH_INFO", "").startswith("/v1/"):
+            return self.app(environ, start_response)
+        if not self._slots.acquire(blocking=False):
+            metrics.SHED.labels("concurrency").inc()
+            return self._refuse(start_response)
+        metrics.OPEN_REQUESTS.inc()
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._release()
+            raise
+        return ClosingIterator(body, [self._release])
+
+    def _release(self) -> None:
+        metrics.OPEN_REQUESTS.dec()
+        self._slots.release()
+
+    def _refuse(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        message = (f"the server is at its limit of {self.limit} concurrent requests "
+                   f"(max_concurrent_requests); retry shortly")
+        body = json.dumps(error_body(503, message, None, "overloaded")).encode()
+        start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "application/json"),
+                                                   ("Content-Length", str(len(body))), ("Retry-After", "1"),
+                                                   # the body was not read: do not reuse the connection
+                                                   ("Connection", "close")])
+        return [body]
+
