@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,10 +63,25 @@ def test_sigterm_drains_open_streams_then_exits(tmp_path: Path) -> None:
             assert started.wait(120)
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
+            _assert_new_connections_refused(server.port)
             tokens, done = stream.result(300)
         assert (tokens, done) == (40, True)  # the admitted stream finished whole
         assert server.process.wait(60) == 0
     assert "Handling signal: term" in server.log_tail(20000)
+
+
+def _assert_new_connections_refused(port: int) -> None:
+    """During the drain a new connection is refused at once, not left unanswered in the backlog."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                sock.recv(100)
+        except ConnectionRefusedError:
+            return
+        time.sleep(0.05)  # the worker closes its listener when its signal handler has run
+    raise AssertionError("new connections were still accepted 10 s into the drain")
 
 
 def _generation_only_config(tmp_path: Path, **model_settings: object) -> str:
@@ -94,6 +110,32 @@ def test_overload_gets_503_with_retry_after_and_the_client_retries_through_it(tm
         with ThreadPoolExecutor(clients) as pool:
             texts = list(pool.map(lambda _: client.generate(PROMPT, max_tokens=8, temperature=0).text, range(clients)))
         assert len(set(texts)) == 1 and len(texts[0]) > 10  # every call succeeded, with the same greedy text
+
+
+def test_overload_at_four_times_capacity_is_refused_before_the_deadline(tmp_path: Path) -> None:
+    deadline_s = 3.0
+    rows = 4
+    with ServerProcess(_generation_only_config(tmp_path, max_batch_size=rows)) as url:
+        body = {"prompt": PROMPT, "max_tokens": 24, "temperature": 0}
+        headers = {"X-Request-Timeout": str(deadline_s)}
+        requests.post(f"{url}/v1/completions", json=body, timeout=300).raise_for_status()  # measures the rate
+
+        def call(_: int) -> tuple[requests.Response, float]:
+            started = time.monotonic()
+            response = requests.post(f"{url}/v1/completions", json=body, headers=headers, timeout=300)
+            return response, time.monotonic() - started
+
+        with ThreadPoolExecutor(4 * 4 * rows) as pool:  # 4x what the rows and the deadline's queue hold
+            answers = list(pool.map(call, range(4 * 4 * rows)))
+        statuses = [response.status_code for response, _ in answers]
+        assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+        refused = [(response, seconds) for response, seconds in answers if response.status_code == 503]
+        assert all(response.headers.get("Retry-After") for response, _ in refused)
+        codes = {response.json()["error"]["code"] for response, _ in refused}
+        assert codes <= {"overloaded", "queue_timeout"}, codes
+        # Nobody waited past the deadline for a refusal: most were refused at once, none later than it.
+        assert max(seconds for _, seconds in refused) < deadline_s + 2.0
+        assert "overloaded" in codes
 
 
 def test_server_notices_a_non_streaming_client_that_hung_up(tmp_path: Path) -> None:

@@ -1,0 +1,126 @@
+"""Load shedding: the concurrency bound, the wait estimate against a request's deadline, and the
+X-Request-Timeout header. Deterministic: models block on Events, the estimate's rate is set."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import Client
+
+from maas_server.api.admission import Admission
+from maas_server.models.base import BatchMethod
+from maas_server.runtime.runner import Overloaded, QueueTimeout, Runner, ServiceRate
+
+
+def _held_open_app(release: threading.Event) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body() -> Iterable[bytes]:
+            yield b"first"
+            release.wait(10)  # a stream: the request holds its place until its body is closed
+            yield b"last"
+        return body()
+    return app
+
+
+def test_requests_past_the_concurrency_bound_get_503_at_once_and_places_free_on_close() -> None:
+    release = threading.Event()
+    client = Client(Admission(_held_open_app(release), limit=2))
+    open_streams = [client.get("/v1/chat/completions", buffered=False) for _ in range(2)]
+    refused = client.get("/v1/embeddings")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.get_json()["error"]["code"] == "overloaded"
+    assert client.get("/health", buffered=False).status_code == 200  # never counted
+    release.set()
+    for response in open_streams:
+        assert b"".join(response.response) == b"firstlast"
+        response.close()
+    assert client.get("/v1/embeddings", buffered=False).status_code == 200
+
+
+class _Blocking:
+    task = "test"
+    device = "cpu"
+    dtype = "float32"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def batch_methods(self) -> dict[str, BatchMethod]:
+        return {"double": BatchMethod(lambda x: x, self.run)}
+
+    def warmup(self) -> None:
+        pass
+
+    def run(self, batch: list[Any]) -> list[Any]:
+        self.started.set()
+        self.gate.wait(10)
+        return [x * 2 for x in batch]
+
+
+def test_service_rate_is_unknown_until_a_window_of_work_then_smoothed() -> None:
+    rate = ServiceRate(window_s=1.0, smoothing=0.5)
+    rate.record(4, 0.5)
+    assert rate.per_second is None
+    rate.record(4, 0.5)
+    assert rate.per_second == 8.0
+    rate.record(2, 1.0)
+    assert rate.per_second == 5.0  # halfway from 8 to 2
+
+
+def test_a_call_that_would_wait_past_its_deadline_is_refused_before_it_queues() -> None:
+    model = _Blocking()
+    runner = Runner("m", model, max_batch_size=2, max_wait_ms=0, max_queue=100, queue_timeout_s=60).start()
+    try:
+        runner.service_rate.per_second = 2.0  # measured: two items a second
+        runner.submit("double", 1)
+        assert model.started.wait(5)
+        runner.submit_many("double", [2, 3, 4, 5])  # about 2 s of work queued
+        with pytest.raises(Overloaded) as refused:
+            runner.submit("double", 6, timeout=1.0)
+        assert refused.value.retry_after == pytest.approx(1.5)  # 5 items ahead / 2 per s, minus the 1 s deadline
+        assert runner.queued == 4  # nothing of the refused call was queued
+        assert runner.submit("double", 7, timeout=10.0) is not None  # a longer deadline is admitted
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+def test_an_item_past_its_own_deadline_gets_no_compute() -> None:
+    now = [0.0]
+    model = _Blocking()
+    runner = Runner("m", model, max_batch_size=1, max_wait_ms=0, max_queue=10, queue_timeout_s=60,
+                    clock=lambda: now[0]).start()
+    try:
+        runner.submit("double", 1)
+        assert model.started.wait(5)
+        short = runner.submit("double", 2, timeout=5.0)
+        default = runner.submit("double", 3)
+        now[0] = 6.0
+        model.gate.set()
+        with pytest.raises(QueueTimeout, match="5s deadline"):
+            short.result(5)
+        assert default.result(5) == 6
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "99999"])
+def test_an_invalid_request_timeout_header_is_a_400(client: FlaskClient, value: str) -> None:
+    response = client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "x"},
+                           headers={"X-Request-Timeout": value})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request_timeout"
+
+
+def test_a_valid_request_timeout_header_is_accepted(client: FlaskClient) -> None:
+    response = client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "x"},
+                           headers={"X-Request-Timeout": "2.5"})
+    assert response.status_code == 200
