@@ -40,6 +40,8 @@ from ..ops import metrics
 log = logging.getLogger("maas.runtime")
 
 _STOP = object()
+EXPIRY_INTERVAL_S = 0.1  # how often a busy decode loop looks for queued items past their deadline
+COLD_QUEUE_BATCHES = 2  # before a model's rate is measured, queue at most this many batches ahead
 
 
 class ServiceRate:
@@ -113,6 +115,7 @@ class Runner:
         self._admit = threading.Lock()  # makes "is there room?" and the puts one step
         self._held: deque[_Work] = deque()  # taken from the queue but of another method than the batch
         self.service_rate = ServiceRate()  # items finished per second of work: the wait estimate's basis
+        self._last_expiry = 0.0
         self._room = max_batch_size  # items that would start at once (free rows, or a whole batch when idle)
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"runner-{name}", daemon=True)
@@ -168,8 +171,17 @@ class Runner:
         return [w.future for w in work]
 
     def _refuse_if_too_slow(self, items: int, deadline_s: float | None) -> None:
+        if deadline_s is None:
+            return
         wait = self.estimated_wait(items)
-        if deadline_s is None or wait is None or wait <= deadline_s:
+        if wait is None:
+            # No rate measured yet (a cold model meeting a burst): queue at most a couple of batches
+            # behind the one running, rather than a burst's worth that would wait out its deadline.
+            if self.queued >= COLD_QUEUE_BATCHES * self.max_batch_size:
+                raise Overloaded(f"model {self.name!r} is busy and has no service rate measured yet; "
+                                 f"{self.queued} inputs are queued ahead", retry_after=1.0)
+            return
+        if wait <= deadline_s:
             return
         raise Overloaded(f"model {self.name!r} is overloaded: {self.queued} inputs are queued ahead, about "
                          f"{wait:.1f}s of work, past this request's {deadline_s:g}s deadline",
@@ -213,6 +225,8 @@ class Runner:
 
     def _start(self, work: _Work) -> bool:
         """Claim an item for compute: False when its caller gave up or its deadline passed."""
+        if work.future.done():
+            return False  # already expired while it waited (see _expire_overdue)
         if not work.future.set_running_or_notify_cancel():
             return False  # the caller gave up before we started: no compute for it
         now = self._clock()
@@ -306,6 +320,23 @@ class Runner:
                 batch, members = method.new_batch(), set()
             self._room = max(0, self._limit(method) - len(batch))
             self.service_rate.record(running - len(members), time.monotonic() - started)
+            self._expire_overdue()
+
+    def _expire_overdue(self) -> None:
+        """Fail queued items whose deadline has passed now, not when a row frees up for them.
+
+        While a decode batch is full, queued requests can wait long; each is answered (503) at
+        its deadline. At most every EXPIRY_INTERVAL_S, as it scans the whole queue.
+        """
+        now = self._clock()
+        if now - self._last_expiry < EXPIRY_INTERVAL_S or not self.queued:
+            return
+        self._last_expiry = now
+        with self._queue.mutex:
+            waiting = [w for w in self._queue.queue if isinstance(w, _Work)] + list(self._held)
+        for work in waiting:
+            if work.deadline is not None and now > work.deadline and not work.future.done():
+                self._start(work)  # sets QueueTimeout; the item is skipped when it is taken
 
     def _observe(self, starting: list[_Work], batch_size: int) -> None:
         """Metrics: the batch (or decode step) size, how long the inputs starting now waited, the queue."""

@@ -124,3 +124,77 @@ def test_a_valid_request_timeout_header_is_accepted(client: FlaskClient) -> None
     response = client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "x"},
                            headers={"X-Request-Timeout": "2.5"})
     assert response.status_code == 200
+
+
+def test_a_cold_model_queues_at_most_two_batches_before_its_rate_is_known() -> None:
+    model = _Blocking()
+    runner = Runner("m", model, max_batch_size=2, max_wait_ms=0, max_queue=100, queue_timeout_s=60).start()
+    try:
+        runner.submit("double", 1)
+        assert model.started.wait(5)
+        runner.submit_many("double", [2, 3, 4, 5])  # two batches of two queued: still admitted
+        with pytest.raises(Overloaded, match="no service rate measured yet"):
+            runner.submit("double", 6)
+        assert runner.queued == 4
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+class _Rows:
+    """A step method whose decode batch holds one row and finishes only when told to."""
+
+    task = "test"
+    device = "cpu"
+    dtype = "float32"
+
+    def __init__(self) -> None:
+        self.finish = threading.Event()
+        self.stepped = threading.Event()
+
+    def batch_methods(self) -> dict[str, Any]:
+        from maas_server.models.base import StepMethod
+
+        return {"generate": StepMethod(lambda x: x, lambda: _OneRowBatch(self), max_batch_size=1)}
+
+    def warmup(self) -> None:
+        pass
+
+
+class _OneRowBatch:
+    def __init__(self, model: _Rows) -> None:
+        self.model, self.items = model, []  # type: ignore[var-annotated]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, items: list[Any]) -> list[Any]:
+        self.items += items
+        return []
+
+    def step(self) -> list[Any]:
+        self.model.stepped.set()
+        self.model.finish.wait(0.05)
+        if self.model.finish.is_set():
+            done, self.items = self.items, []
+            return [(key, item) for key, item in done]
+        return []
+
+
+def test_a_request_queued_behind_full_rows_is_answered_at_its_deadline_not_later() -> None:
+    now = [0.0]
+    model = _Rows()
+    runner = Runner("m", model, max_batch_size=1, max_wait_ms=0, max_queue=10, clock=lambda: now[0]).start()
+    try:
+        running = runner.submit("generate", "a")
+        assert model.stepped.wait(5)
+        waiting = runner.submit("generate", "b", timeout=2.0)
+        now[0] = 3.0  # past its deadline while the only row is still busy
+        with pytest.raises(QueueTimeout):
+            waiting.result(5)
+        assert not running.done()  # answered while the running request still holds the row
+        model.finish.set()
+        assert running.result(5) == "a"
+    finally:
+        model.finish.set()
+        runner.stop()

@@ -1,0 +1,132 @@
+"""Many connections against a running server: open streams and slow clients, while /health is timed.
+
+    .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --streams 1000
+    .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --slowloris 100
+
+Streams: opens N streamed chat requests at once on raw sockets and reads them all from one thread
+(a selector), so the client costs little CPU; reports how each ended (200 whole, 503, other),
+the time until the last one ended, and /health latency (p50, max) measured meanwhile.
+Slowloris: N connections that send a header byte every second; reports /health latency
+meanwhile and how many were cut off (408 or closed) within the time given. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import selectors
+import socket
+import statistics
+import threading
+import time
+from urllib.parse import urlsplit
+
+
+def _health_probe(host: str, port: int, stop: threading.Event, latencies: list[float]) -> None:
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=30)
+            connection.request("GET", "/health")
+            connection.getresponse().read()
+            connection.close()
+            latencies.append((time.monotonic() - started) * 1000)
+        except OSError:
+            latencies.append(float("inf"))
+        stop.wait(0.25)
+
+
+def _stream_request(max_tokens: int) -> bytes:
+    body = json.dumps({"max_tokens": max_tokens, "stream": True, "temperature": 0,
+                       "messages": [{"role": "user", "content": "Count from one to twenty."}]}).encode()
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def streams(host: str, port: int, count: int, max_tokens: int, limit_s: float) -> dict[str, object]:
+    selector = selectors.DefaultSelector()
+    received: dict[socket.socket, bytearray] = {}
+    request = _stream_request(max_tokens)
+    started = time.monotonic()
+    for _ in range(count):
+        sock = socket.create_connection((host, port), timeout=30)
+        sock.sendall(request)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        received[sock] = bytearray()
+    open_socks = set(received)
+    while open_socks and time.monotonic() - started < limit_s:
+        for key, _ in selector.select(timeout=1.0):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            try:
+                chunk = sock.recv(65536)
+            except (BlockingIOError, ConnectionError):
+                chunk = b""
+            received[sock] += chunk
+            if not chunk or received[sock].rstrip().endswith(b"0\r\n\r\n") or received[sock].startswith(b"HTTP/1.1 503"):
+                selector.unregister(sock)
+                sock.close()
+                open_socks.discard(sock)
+    outcomes: dict[str, int] = {}
+    for data in received.values():
+        status = data[9:12].decode() or "none"
+        kind = "200 whole" if status == "200" and b"[DONE]" in data else status
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    for sock in open_socks:
+        sock.close()
+    return {"outcomes": outcomes, "seconds": round(time.monotonic() - started, 1), "unfinished": len(open_socks)}
+
+
+def slowloris(host: str, port: int, count: int, seconds: float) -> dict[str, object]:
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection((host, port), timeout=30)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        socks.append(sock)
+    cut, deadline = 0, time.monotonic() + seconds
+    alive = list(socks)
+    while alive and time.monotonic() < deadline:
+        for sock in list(alive):
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                alive.remove(sock)
+                cut += 1
+        time.sleep(1.0)
+    for sock in socks:
+        sock.close()
+    return {"connections": count, "cut_off_within_s": seconds, "cut_off": cut}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("url")
+    parser.add_argument("--streams", type=int, default=0)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--slowloris", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="slowloris duration / stream time limit")
+    args = parser.parse_args()
+    parts = urlsplit(args.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    latencies: list[float] = []
+    stop = threading.Event()
+    probe = threading.Thread(target=_health_probe, args=(host, port, stop, latencies), daemon=True)
+    probe.start()
+    if args.streams:
+        result = streams(host, port, args.streams, args.max_tokens, max(args.seconds, 600))
+    else:
+        result = slowloris(host, port, args.slowloris, args.seconds)
+    stop.set()
+    probe.join(35)
+    finite = [v for v in latencies if v != float("inf")]
+    result["health_ms"] = {"p50": round(statistics.median(finite), 1) if finite else None,
+                           "max": round(max(latencies), 1) if latencies else None,
+                           "failed": len(latencies) - len(finite), "probes": len(latencies)}
+    result["loadavg"] = open("/proc/loadavg").read().split()[0]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
