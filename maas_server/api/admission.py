@@ -55,9 +55,8 @@ class Admission:
         message = (f"the server is at its limit of {self.limit} concurrent requests "
                    f"(max_concurrent_requests); retry shortly")
         body = json.dumps(error_body(503, message, None, "overloaded")).encode()
+        # The body is left unread; gunicorn drains it (within a deadline) before reusing the connection.
         start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "application/json"),
-                                                   ("Content-Length", str(len(body))), ("Retry-After", "1"),
-                                                   # the body was not read: do not reuse the connection
-                                                   ("Connection", "close")])
+                                                   ("Content-Length", str(len(body))), ("Retry-After", "1")])
         return [body]
 
