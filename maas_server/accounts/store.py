@@ -127,7 +127,8 @@ class Store:
         self._path = _sqlite_file(url)
         self.engine = _engine(_never_create(self._path) if self._path else make_url(url), busy_timeout_ms)
         self._lock = threading.Lock()
-        self._identity: tuple[int, int] | None = None  # of the SQLite file opened, and of its -wal
+        # (device, inode) of the SQLite file opened, and of its -wal
+        self._identity: tuple[int, int] | None = None
         self._wal_identity: tuple[int, int] | None = None
         self._problem: str | None = None
         try:
@@ -205,7 +206,7 @@ class Store:
         except StoreUnavailable as error:
             self._fail(str(error))
             return
-        log.warning("the store %s is %s", self.location, "available again" if was_failing else "a new file: reopened it")
+        log.warning("the store %s is %s", self.location, "back" if was_failing else "a new file: reopened it")
 
     def _open(self, *, create: bool) -> None:
         """(Re)open: the file must exist (unless `create`), its schema is checked and migrated forward,

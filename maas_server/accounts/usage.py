@@ -144,7 +144,7 @@ class UsageWriter:
             timeout = max(0.0, deadline - time.monotonic())
         _observe(queued=kept + dropped, dropped=dropped)
         if dropped:
-            log.error("%d usage rows dropped: %d wait for the store already (the most kept)", dropped, self.max_pending)
+            log.error("dropped %d usage rows: %d wait for the store already, the most kept", dropped, self.max_pending)
         return flushes
 
     def _write_pending(self) -> bool:
@@ -178,7 +178,8 @@ class UsageWriter:
     def _at_exit(self) -> None:
         if not self.flush(5):
             lost = self.pending
-            log.error("the process exits before the store took its last %d usage rows; they are dropped", lost)
+            log.error("the process exits before the store %s took its last %d usage rows; they are dropped",
+                      self.store.location, lost)
             _observe(dropped=lost)
 
 
