@@ -67,7 +67,7 @@ def _unavailable(response: Any) -> None:
 
 
 def _db(app: Flask) -> Path:
-    return Path(accounts_of(app).store.location)
+    return accounts_of(app).settings.data_dir / "maas.db"
 
 
 # -- read-only
@@ -214,8 +214,8 @@ def _rows_in(store: Store) -> int:
 
 
 def test_usage_rows_the_store_refuses_are_kept_retried_and_counted(tmp_path: Path) -> None:
-    clock = Clock()
-    store = Store(f"sqlite:///{tmp_path / 'maas.db'}", clock=clock)
+    store = Store(f"sqlite:///{tmp_path / 'maas.db'}")
+    store.clock = clock = Clock()
     writer = UsageWriter(store, linger=0)
     before = _samples()
     undo = refuse_writes(store)
@@ -236,8 +236,8 @@ def test_usage_rows_the_store_refuses_are_kept_retried_and_counted(tmp_path: Pat
 
 
 def test_usage_rows_past_the_cap_are_dropped_and_counted(tmp_path: Path) -> None:
-    clock = Clock()
-    store = Store(f"sqlite:///{tmp_path / 'maas.db'}", clock=clock)
+    store = Store(f"sqlite:///{tmp_path / 'maas.db'}")
+    store.clock = clock = Clock()
     writer = UsageWriter(store, linger=0, max_pending=3)
     before = _samples().get("maas_usage_rows_dropped_total", 0)
     undo = refuse_writes(store)
@@ -277,6 +277,27 @@ def test_sigkill_loses_at_most_the_rows_of_the_last_linger_seconds(tmp_path: Pat
 
 # -- serve and the commands on a bad store
 
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))  # the commands set these for gunicorn's
+    monkeypatch.setenv("MAAS_CREATE_STORE", "1")  # workers; monkeypatch restores what it set itself
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
+    monkeypatch.setattr("maas_server.cli._serve", lambda args: pytest.fail("serve started on a bad store"))
+
+
+def test_no_store_is_created_next_to_the_wal_of_a_deleted_one(tmp_path: Path, cli_env: None,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    live = Store(f"sqlite:///{tmp_path / 'maas.db'}")
+    create_key(live, "deleted")  # its last pages are in maas.db-wal
+    (tmp_path / "maas.db").unlink()
+    # An empty store made here would take those pages: the deleted key would be listed, and work.
+    assert main(["keys", "list", "--data-dir", str(tmp_path)]) == 2
+    assert "left from a deleted store" in capsys.readouterr().err
+    assert not (tmp_path / "maas.db").exists()
+    live.dispose()
+
+
 def _bad_stores(tmp_path: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
     """name -> (--data-dir args, environment, what the message must say)."""
     corrupt = tmp_path / "corrupt"
@@ -297,17 +318,12 @@ def _bad_stores(tmp_path: Path) -> dict[str, tuple[list[str], dict[str, str], st
 
 
 @pytest.mark.parametrize("case", ["corrupt", "wrong path", "not a file", "read-only"])
-def test_serve_keys_and_usage_on_a_bad_store_exit_2_with_one_line(case: str, tmp_path: Path,
+def test_serve_keys_and_usage_on_a_bad_store_exit_2_with_one_line(case: str, tmp_path: Path, cli_env: None,
                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     args, env, says = _bad_stores(tmp_path)[case]
-    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))  # the commands set these for gunicorn's
-    monkeypatch.setenv("MAAS_CREATE_STORE", "1")  # workers; monkeypatch restores what it set itself
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("maas_server.cli._serve", lambda args: pytest.fail("serve started on a bad store"))
     for command in (["serve", *args], ["keys", "list", *args], ["usage", *args]):
         assert main(command) == 2, command
         err = capsys.readouterr().err
