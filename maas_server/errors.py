@@ -1,9 +1,9 @@
 """The one JSON error envelope, and the handlers that turn every failure into it.
 
 ``{"error": {"type", "message", "param", "code"}}`` with the right status, whatever went wrong:
-our own APIError, a model-level InvalidInput, a full queue, pydantic validation, Werkzeug's HTTP
-errors (404, 405, 413...) and, for genuine bugs, a 500 that names the request id and never
-carries a stack trace.
+our own APIError, a model-level InvalidInput, a full queue, an account store that cannot be used
+(503 ``store_unavailable``), pydantic validation, Werkzeug's HTTP errors (404, 405, 413...) and,
+for genuine bugs, a 500 that names the request id and never carries a stack trace.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flask import Flask, Response, g, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .accounts.store import StoreUnavailable
 from .models.base import InvalidInput, ItemFailed
 from .runtime.runner import Overloaded, QueueFull, QueueTimeout
 
@@ -84,6 +85,7 @@ def register_error_handlers(app: Flask) -> None:
         QueueTimeout, lambda e: error_response(APIError(f"{e}; retry later", status=503, code="queue_timeout",
                                                         headers={"Retry-After": "5"})))
     app.register_error_handler(ItemFailed, lambda e: error_response(item_failed(e)))
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -99,6 +101,13 @@ def _http_error(exc: HTTPException) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
     return error_response(APIError(messages.get(status, exc.description or exc.name), status=status,
                                    code=codes.get(status)))
+
+
+def _store_unavailable(exc: StoreUnavailable) -> Response:
+    # The store logs what is wrong (paths, causes) once; the client only learns to come back. It is
+    # looked at again every second, so a short wait is enough.
+    return error_response(APIError("the server's account store is unavailable (keys, limits and usage need it); "
+                                   "retry shortly", status=503, code="store_unavailable", headers={"Retry-After": "2"}))
 
 
 def _unexpected_error(exc: Exception) -> Response:

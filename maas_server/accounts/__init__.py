@@ -2,7 +2,8 @@
 
 ```
 settings.py   AccountSettings: where the store lives (MAAS_DATA_DIR / MAAS_DATABASE_URL), Redis, auth cache
-store.py      the SQL store (SQLAlchemy Core: SQLite or PostgreSQL), its schema and forward migrations
+store.py      the SQL store (SQLAlchemy Core: SQLite or PostgreSQL), its schema, forward migrations, and
+              StoreUnavailable: the store fails closed and recovers by itself
 keys.py       creating, listing, revoking keys; Authenticator (hash lookup with a short cache)
 limits.py     requests/min and tokens/min per key: SqlLimiter (one server) or RedisLimiter (several)
 usage.py      one row per request (never its content) and the summaries read back from them
@@ -13,7 +14,7 @@ Nothing here knows about Flask: ``maas_server.api.accounting`` wires it to reque
 from .keys import ApiKey, AuthError, Authenticator, KeyStoreError, create_key, list_keys, revoke_key
 from .limits import Decision, Limits, RateLimiter, RedisLimiter, SqlLimiter
 from .settings import AccountSettings
-from .store import Store
+from .store import Store, StoreUnavailable
 from .usage import UsageRecord, UsageWriter, record_usage, usage_summary
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "RedisLimiter",
     "SqlLimiter",
     "Store",
+    "StoreUnavailable",
     "UsageRecord",
     "UsageWriter",
     "create_key",

@@ -14,7 +14,7 @@ from typing import Any
 
 from .keys import KeyStoreError, count_active, create_key, list_keys, revoke_key
 from .settings import AccountSettings
-from .store import Store
+from .store import Store, StoreUnavailable
 from .times import format_time, parse_time
 from .usage import usage_summary
 
@@ -41,8 +41,8 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
 
 
 def prepare_serve(args: argparse.Namespace) -> str | None:
-    """Before gunicorn forks: settings into the environment for the workers, the store migrated, a
-    fresh Prometheus folder. Returns why serving is refused, if it is."""
+    """Before gunicorn forks: settings into the environment for the workers, the store created or
+    migrated, a fresh Prometheus folder. Returns why serving is refused, if it is."""
     if args.allow_anonymous:
         os.environ["MAAS_ALLOW_ANONYMOUS"] = "1"
     if args.log_content:
@@ -53,7 +53,12 @@ def prepare_serve(args: argparse.Namespace) -> str | None:
     from ..ops.multiproc import prepare_multiprocess_dir  # before anything imports prometheus_client
 
     prepare_multiprocess_dir()
-    return check_serving_address(args.host, settings.allow_anonymous, settings)
+    try:
+        refusal = check_serving_address(args.host, settings.allow_anonymous, settings)
+    except StoreUnavailable as exc:
+        return str(exc)
+    os.environ["MAAS_CREATE_STORE"] = "0"  # the store exists now: a worker that finds it gone must not make a new one
+    return refusal
 
 
 def add_commands(commands: Any) -> None:
@@ -82,12 +87,16 @@ def settings_from(args: argparse.Namespace) -> AccountSettings:
 
 def run(args: argparse.Namespace) -> int:
     """Run `keys ...` or `usage`; 2 with a message on stderr when the operator must change something."""
-    store = Store(settings_from(args).url)
+    try:
+        store = Store.open(settings_from(args).url)
+    except StoreUnavailable as exc:
+        print(f"maas-server: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "usage":
             return _usage(store, args)
         return {"create": _create, "list": _list, "revoke": _revoke}[args.action](store, args)
-    except (KeyStoreError, ValueError) as exc:
+    except (KeyStoreError, StoreUnavailable, ValueError) as exc:
         print(f"maas-server: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -141,9 +150,10 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 def check_serving_address(host: str, allow_anonymous: bool, settings: AccountSettings) -> str | None:
     """Why serving on `host` is refused (no keys, not loopback, no --allow-anonymous), else None.
 
-    Also migrates the store, once, before any worker starts.
+    Also creates or migrates the store, once, before any worker starts; StoreUnavailable when it
+    cannot be used (read-only, damaged, unreachable...).
     """
-    store = Store(settings.url)
+    store = Store.open(settings.url)
     try:
         keys = count_active(store, time.time())
     finally:

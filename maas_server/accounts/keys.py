@@ -77,7 +77,7 @@ def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | No
     key = PREFIX + secrets.token_urlsafe(32)
     values = dict(name=name, key_hash=hash_key(key), prefix=key[:12], rpm=rpm, tpm=tpm, created_at=now,
                   expires_at=expires_at)
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         key_id = conn.execute(api_keys.insert().values(**values)).inserted_primary_key[0]
     return key, ApiKey(id=key_id, revoked_at=None, **{k: v for k, v in values.items() if k != "key_hash"})
 
@@ -85,7 +85,7 @@ def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | No
 def list_keys(store: Store) -> list[ApiKey]:
     """Every key ever created (revoked and expired ones too), oldest first."""
     columns = [c for c in api_keys.c if c.name != "key_hash"]
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         return [ApiKey(**row._mapping) for row in conn.execute(select(*columns).order_by(api_keys.c.id))]
 
 
@@ -95,7 +95,7 @@ def revoke_key(store: Store, name_or_id: str, *, now: float | None = None) -> in
     match = api_keys.c.name == name_or_id
     if name_or_id.isdigit():
         match = match | (api_keys.c.id == int(name_or_id))
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         count = conn.execute(api_keys.update().where(match, api_keys.c.revoked_at.is_(None))
                              .values(revoked_at=now)).rowcount
     if not count:
@@ -104,7 +104,7 @@ def revoke_key(store: Store, name_or_id: str, *, now: float | None = None) -> in
 
 
 def count_active(store: Store, now: float) -> int:
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         query = select(func.count()).select_from(api_keys).where(
             api_keys.c.revoked_at.is_(None), (api_keys.c.expires_at.is_(None)) | (api_keys.c.expires_at > now))
         return int(conn.execute(query).scalar() or 0)
@@ -124,7 +124,12 @@ class Authenticator:
         self._keys_exist: tuple[float, bool] | None = None
 
     def keys_required(self) -> bool:
-        """True when at least one active key exists: then every /v1 call needs one."""
+        """True when at least one active key exists: then every /v1 call needs one.
+
+        StoreUnavailable when the store cannot be used, even with the answer cached: the request's key,
+        limits and usage all need the store, so the server fails closed at once.
+        """
+        self.store.check()
         now = self.clock()
         cached = self._keys_exist
         if cached is None or now - cached[0] >= self.ttl:
@@ -154,7 +159,7 @@ class Authenticator:
         return record
 
     def _fetch(self, digest: str) -> tuple[ApiKey | None, str]:
-        with self.store.engine.begin() as conn:
+        with self.store.begin() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
         if row is None:
             return None, ""

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from .store import Store, insert_ignore, rate_windows
+from .store import Store, StoreUnavailable, insert_ignore, rate_windows
 
 WINDOW_SECONDS = 60
 
@@ -67,6 +68,8 @@ class Decision:
 
 
 class RateLimiter(Protocol):
+    """Both methods raise StoreUnavailable when the counters cannot be reached: limits fail closed."""
+
     def admit(self, key_id: int, limits: Limits) -> Decision: ...
     def charge(self, key_id: int, tokens: int) -> None: ...
 
@@ -95,7 +98,7 @@ class SqlLimiter:
     def admit(self, key_id: int, limits: Limits) -> Decision:
         window, reset = _window(self.clock)
         where = (rate_windows.c.key_id == key_id) & (rate_windows.c.window == window)
-        with self.store.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock below
+        with self.store.begin() as conn:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock below
             if insert_ignore(conn, rate_windows, dict(key_id=key_id, window=window, requests=0, tokens=0)):
                 # A new minute for this key: drop its old rows so the table stays small.
                 conn.execute(rate_windows.delete().where((rate_windows.c.key_id == key_id)
@@ -112,7 +115,7 @@ class SqlLimiter:
         if tokens <= 0:
             return
         window, _ = _window(self.clock)
-        with self.store.engine.begin() as conn:
+        with self.store.begin() as conn:
             insert_ignore(conn, rate_windows, dict(key_id=key_id, window=window, requests=0, tokens=0))
             conn.execute(rate_windows.update()
                          .where((rate_windows.c.key_id == key_id) & (rate_windows.c.window == window))
@@ -151,8 +154,9 @@ class RedisLimiter:
 
     def admit(self, key_id: int, limits: Limits) -> Decision:
         window, reset = _window(self.clock)
-        allowed, requests, tokens = self._admit(keys=[f"{self.prefix}:{key_id}:{window}"],
-                                                args=[limits.rpm or 0, limits.tpm or 0, 2 * WINDOW_SECONDS])
+        with _redis_errors():
+            allowed, requests, tokens = self._admit(keys=[f"{self.prefix}:{key_id}:{window}"],
+                                                    args=[limits.rpm or 0, limits.tpm or 0, 2 * WINDOW_SECONDS])
         exceeded = None if allowed else _decide(limits, int(requests), int(tokens))
         return Decision(bool(allowed), limits, int(requests), int(tokens), reset, exceeded)
 
@@ -161,5 +165,16 @@ class RedisLimiter:
             return
         window, _ = _window(self.clock)
         name = f"{self.prefix}:{key_id}:{window}"
-        with self.client.pipeline() as pipe:
+        with _redis_errors(), self.client.pipeline() as pipe:
             pipe.hincrby(name, "t", tokens).expire(name, 2 * WINDOW_SECONDS).execute()
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    """Redis unreachable (or failing) means the counters are unavailable, as a SQL store's would be."""
+    import redis
+
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"the rate-limit counters in Redis (MAAS_REDIS_URL) cannot be used: {exc}") from exc

@@ -27,6 +27,9 @@ class AccountSettings(BaseModel):
     auth_cache_seconds: float = Field(5.0, ge=0, description="how long a key lookup is reused (revocation delay)")
     log_content: bool = Field(False, description="debug only: request bodies appear in the request log")
     cors_origins: tuple[str, ...] = Field((), description="origins browsers may call from; empty: CORS off")
+    create_store: bool = Field(True, description="create a missing store when the server starts; `serve` creates "
+                                                 "it before forking and turns this off for its workers, so a "
+                                                 "worker never starts on a new, empty (keyless, open) store")
 
     @property
     def url(self) -> str:
@@ -45,6 +48,7 @@ class AccountSettings(BaseModel):
             auth_cache_seconds=float(env.get("MAAS_AUTH_CACHE_SECONDS") or 5.0),
             log_content=_flag(env.get("MAAS_LOG_CONTENT")),
             cors_origins=tuple(o.strip() for o in (env.get("MAAS_CORS_ORIGINS") or "").split(",") if o.strip()),
+            create_store=_flag(env.get("MAAS_CREATE_STORE") or "1"),
         )
 
 

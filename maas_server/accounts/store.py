@@ -8,18 +8,36 @@ can never deadlock on a lock upgrade, which busy timeouts do not resolve.
 
 The schema migrates forward: ``schema_version`` holds the number of migrations applied, and
 ``migrate`` applies the missing ones in order, under a lock, so workers starting together apply
-each exactly once.
+each exactly once. It reads the version first and writes nothing when it is current.
+
+The store fails closed and recovers by itself. ``Store.begin`` either gives a working transaction
+or raises ``StoreUnavailable`` (unreadable, read-only, damaged, missing, unreachable), which the
+wire answers with 503. After a failure the store is looked at again at most once per
+``check_interval`` (1 s): reopened, its schema checked and a write tried (then rolled back); once
+that works it is used again. The SQLite file's identity (device, inode) is compared every
+``check_interval`` too: a replaced file is reopened, a missing one makes the store unavailable.
+While serving, a missing file is never created again: an empty store would have no keys, and a
+server without keys is open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (Column, Connection, Engine, Float, Index, Integer, MetaData, String, Table,
-                        create_engine, event, select, text)
+                        create_engine, event, exc, inspect, select, text)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+
+log = logging.getLogger("maas.accounts")
 
 metadata = MetaData()
 
@@ -76,31 +94,222 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
 _PG_MIGRATION_LOCK = 0x6D616173  # "maas": the advisory lock that serializes migrations
 
 
-class Store:
-    """An engine on the store's URL, migrated to the current schema on construction."""
+class StoreUnavailable(Exception):
+    """The store cannot be read or written now; the message (one line) says what to fix.
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:
+    The wire answers it with 503 ``store_unavailable`` and ``Retry-After``; commands exit 2 with it.
+    """
+
+
+# Failures of the store itself: cannot open, read-only, disk I/O, damaged, locked past the busy
+# timeout, connection lost, pool exhausted. A constraint violation or a programming error is a bug.
+_OUTAGES = (exc.OperationalError, exc.InterfaceError, exc.InternalError, exc.TimeoutError)
+
+
+def _is_outage(error: Exception) -> bool:
+    return isinstance(error, _OUTAGES) or type(error) is exc.DatabaseError  # plain: "file is not a database"
+
+
+class Store:
+    """An engine on the store's URL, and whether the store can be used now (see the module docstring).
+
+    Construction never raises for an unusable store, so a gunicorn worker always boots, answers 503
+    and recovers by itself; ``Store.open`` is the strict form, for commands. ``create``: make a
+    missing SQLite file and the schema, at construction only (``serve`` turns it off in its workers,
+    which must find the store it prepared). Tests may replace ``clock``.
+    """
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, create: bool = True,
+                 check_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
-        self.engine = _engine(url, busy_timeout_ms)
-        migrate(self.engine)
+        self.check_interval = check_interval
+        self.clock = clock
+        self._path = _sqlite_file(url)
+        self.engine = _engine(_never_create(self._path) if self._path else make_url(url), busy_timeout_ms)
+        self._lock = threading.Lock()
+        # (device, inode) of the SQLite file opened, and of its -wal
+        self._identity: tuple[int, int] | None = None
+        self._wal_identity: tuple[int, int] | None = None
+        self._problem: str | None = None
+        try:
+            self._open(create=create)
+        except StoreUnavailable as error:
+            self._problem = str(error)
+        self._next_check = clock() + check_interval
+
+    @classmethod
+    def open(cls, url: str, **options: Any) -> Store:
+        """A store that can be used now; StoreUnavailable, saying what to fix, otherwise."""
+        store = cls(url, **options)
+        if store._problem is not None:
+            store.dispose()
+            raise StoreUnavailable(store._problem)
+        return store
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def location(self) -> str:
+        """The SQLite file, or the URL without its password: what messages name."""
+        if self._path:
+            return str(self._path)
+        parsed = make_url(self.url)
+        return self.url if parsed.password is None else parsed.render_as_string(hide_password=True)
+
     def dispose(self) -> None:
         """Close pooled connections (before a fork, and at exit)."""
         self.engine.dispose()
 
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction, committed when the block ends; StoreUnavailable when the store cannot be used."""
+        self.check()
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            if not _is_outage(error):
+                raise
+            problem = _describe(error, self.location)
+            self._fail(problem)
+            raise StoreUnavailable(problem) from error
 
-def _engine(url: str, busy_timeout_ms: int) -> Engine:
+    def check(self) -> None:
+        """StoreUnavailable when the store is known to be unusable.
+
+        At most every `check_interval` seconds it looks again: is the SQLite file still the one that
+        was opened (a replaced file is reopened, a missing one is unavailable), and is a failed store back?
+        """
+        if self.clock() >= self._next_check and self._lock.acquire(blocking=False):
+            try:  # (a thread that finds another one looking uses what is known meanwhile)
+                self._next_check = self.clock() + self.check_interval
+                self._look_again()
+            finally:
+                self._lock.release()
+        problem = self._problem
+        if problem is not None:
+            raise StoreUnavailable(problem)
+
+    def _look_again(self) -> None:
+        was_failing = self._problem is not None
+        try:
+            identity = self._file_identity()
+            if identity == self._identity:
+                if not was_failing:
+                    self._wal_identity = self._current_wal() or self._wal_identity
+                    return
+            else:
+                self._refuse_old_wal()
+            self._open(create=False)
+        except StoreUnavailable as error:
+            self._fail(str(error))
+            return
+        log.warning("the store %s is %s", self.location, "back" if was_failing else "a new file: reopened it")
+
+    def _open(self, *, create: bool) -> None:
+        """(Re)open: the file must exist (unless `create`), its schema is checked and migrated forward,
+        and a write is tried then rolled back. Pooled connections are closed first: none to a replaced
+        file, or one that failed (SQLite keeps a file it opened read-only read-only), is used again."""
+        if create and self._path:
+            _create_file(self._path)
+        identity = self._file_identity()
+        self.engine.dispose()
+        try:
+            if not create and read_schema_version(self.engine) is None:
+                raise StoreUnavailable(f"the store {self.location} has no maas tables: restore it from a backup, or "
+                                       f"create them with `maas-server keys list` (a running server never does)")
+            migrate(self.engine)
+            _try_write(self.engine)
+        except (exc.DBAPIError, exc.TimeoutError) as error:  # opening: any database error means unusable
+            raise StoreUnavailable(_describe(error, self.location)) from error
+        self._identity = identity
+        self._wal_identity = self._current_wal()
+        self._problem = None
+
+    def _fail(self, problem: str) -> None:
+        if self._problem is None:
+            log.error("the account store is unavailable: %s. Requests that need it are answered 503 until it is "
+                      "back; it is looked at again every %g s", problem, self.check_interval)
+            self._next_check = self.clock() + self.check_interval
+            self.engine.dispose()  # a connection that failed, or to a deleted file, is not used again
+        self._problem = problem
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the SQLite file; None for other stores."""
+        if self._path is None:
+            return None
+        identity = _identity(self._path)
+        if identity is None:
+            raise StoreUnavailable(f"the store {self._path} is missing: restore it from a backup, or create an empty "
+                                   f"one with `maas-server keys list` and the same --data-dir (a running server "
+                                   f"never creates it)")
+        return identity
+
+    def _current_wal(self) -> tuple[int, int] | None:
+        return _identity(_wal(self._path)) if self._path else None
+
+    def _refuse_old_wal(self) -> None:
+        """A file put in place of the one opened must not be opened while the old one's -wal is still there:
+        SQLite would lay the old database's last pages over the new file (deleted keys would work again)."""
+        if self._path and self._wal_identity is not None and self._current_wal() == self._wal_identity:
+            raise StoreUnavailable(f"the store {self._path} was replaced or deleted while the server ran, and the old "
+                                   f"database's {_wal(self._path).name} and -shm files are still there: delete them "
+                                   f"(they would mix the old data into the new file); the server then opens the new "
+                                   f"file by itself")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a file; None when there is none."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise StoreUnavailable(f"cannot reach the store {path}: {error.strerror}; check its folder's permissions") \
+            from None
+    return status.st_dev, status.st_ino
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a plain SQLite URL (``sqlite:///path``), absolute; None for any other URL, used as given."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        from pathlib import Path
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:") or parsed.query:
+        return None
+    return Path(os.path.abspath(database))
 
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+def _never_create(path: Path) -> URL:
+    # mode=rw: SQLite opens the file but never creates it, so a connection the pool opens after the file
+    # vanished fails rather than starting an empty store.
+    return URL.create("sqlite", database=f"file:{quote(str(path))}", query={"mode": "rw", "uri": "true"})
+
+
+def _create_file(path: Path) -> None:
+    if path.exists():
+        return
+    if _wal(path).exists():  # SQLite would take the deleted store's last pages into the new one
+        raise StoreUnavailable(f"{_wal(path)} and -shm are left from a deleted store: restore {path.name} from a "
+                               f"backup, or delete them to start an empty store")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):  # an empty file is an empty SQLite database
+            pass
+    except OSError as error:
+        raise StoreUnavailable(f"cannot create the store {path}: {error.strerror}; choose a writable --data-dir "
+                               f"(MAAS_DATA_DIR)") from None
+
+
+def _engine(url: URL, busy_timeout_ms: int) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
     # Pooled: opening a connection (and setting WAL on it) costs milliseconds per transaction. A Store is
     # built in each gunicorn worker after the fork; one built before a fork must be disposed first.
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
@@ -116,13 +325,32 @@ def _engine(url: str, busy_timeout_ms: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads (read_schema_version) needs no write lock: then it works on a read-only file.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("maas_read_only") else "BEGIN IMMEDIATE")
 
     return engine
 
 
+def read_schema_version(engine: Engine) -> int | None:
+    """The schema version in place, or None for a database without maas's tables. Only reads."""
+    with engine.connect() as conn:
+        conn.execution_options(maas_read_only=True)
+        if not inspect(conn).has_table(schema_version.name):
+            return None
+        version = conn.execute(select(schema_version.c.version)).scalar()
+        return None if version is None else int(version)
+
+
 def migrate(engine: Engine) -> int:
-    """Apply the missing migrations; returns the schema version now in place."""
+    """Apply the missing migrations; returns the schema version now in place.
+
+    The version is read first, and nothing is written when it is current: a store that is read-only
+    still opens, and a worker that starts on it still boots.
+    """
+    current = read_schema_version(engine)
+    if current == len(MIGRATIONS):
+        return current
+    _refuse_newer(current)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
@@ -131,13 +359,51 @@ def migrate(engine: Engine) -> int:
         if current is None:
             conn.execute(schema_version.insert().values(version=0))
             current = 0
-        if current > len(MIGRATIONS):
-            raise RuntimeError(f"the store's schema is version {current}, newer than this maas-server "
-                               f"({len(MIGRATIONS)}); upgrade maas")
+        _refuse_newer(current)  # again: another server may have migrated since the first read
         for step in MIGRATIONS[current:]:
             step(conn)
         conn.execute(schema_version.update().values(version=len(MIGRATIONS)))
         return len(MIGRATIONS)
+
+
+def _refuse_newer(current: int | None) -> None:
+    if current is not None and current > len(MIGRATIONS):
+        raise StoreUnavailable(f"the store's schema is version {current}, newer than this maas-server "
+                               f"({len(MIGRATIONS)}); upgrade maas")
+
+
+def _try_write(engine: Engine) -> None:
+    """Fail as a write would (a read-only file, no permission, a read-only replica), writing nothing: the
+    update is rolled back."""
+    with engine.connect() as conn:
+        conn.execute(schema_version.update().values(version=schema_version.c.version))
+        conn.rollback()
+
+
+# What a database error means for the operator, by a fragment of its message.
+_MEANINGS = (
+    ("readonly", "is read-only: make it (SQLite: the file, its -wal and -shm files and its folder) writable "
+                 "by the server's user"),
+    ("read-only", "is read-only: make it writable by the server's user"),
+    ("unable to open", "cannot be opened: check that it exists and that the server's user can read and write "
+                       "it and its folder"),
+    ("not a database", "is not a SQLite database (damaged, or another file): restore it from a backup"),
+    ("malformed", "is damaged: restore it from a backup"),
+    ("no such table", "has no maas tables: restore it from a backup, or set --data-dir (MAAS_DATA_DIR) to the "
+                      "right folder"),
+    ("locked", "stayed locked by another process past the busy timeout"),
+    ("disk i/o", "cannot be read or written (disk I/O error): check the disk, the file and its permissions"),
+)
+
+
+def _describe(error: Exception, location: str) -> str:
+    """One line: what is wrong with the store, and what to do about it."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    detail = lines[0] if lines else type(error).__name__
+    for fragment, meaning in _MEANINGS:
+        if fragment in detail.lower():
+            return f"the store {location} {meaning} ({detail})"
+    return f"the store {location} cannot be used: {detail}"
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> int:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import itertools
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, select
 
-from .store import Store, usage
+from .store import Store, StoreUnavailable, usage
 
 log = logging.getLogger("maas.accounts")
 
@@ -40,38 +42,67 @@ class UsageRecord:
 
 
 def record_usage(store: Store, record: UsageRecord) -> None:
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         conn.execute(usage.insert().values(**dataclasses.asdict(record)))
+
+
+class _Flush:
+    """A marker in the writer's queue: set once every row queued before it was written, or could not be."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.written = False
+
+    def finish(self, written: bool) -> None:
+        self.written = written
+        self.done.set()
 
 
 class UsageWriter:
     """Writes usage rows on a background thread, many per transaction, off the request's path.
 
-    A request only queues its row (microseconds); the thread writes whatever has queued in one
-    transaction. `flush` waits until everything queued so far is in the store; it runs before
-    `/v1/usage` answers and at exit, so a caller always sees its own requests. A crash can lose
-    the rows of the last moments (what queued in the last `linger` seconds, at most `max_batch`).
+    A request only queues its row (microseconds); the thread waits `linger` seconds for more, then
+    writes what has queued in one transaction (one commit per request cost ~2.5 ms each). So a
+    process killed outright (SIGKILL, OOM) loses at most the rows of its last `linger` seconds; an
+    orderly exit writes them first. `flush` writes everything queued so far; `/v1/usage` calls it.
+
+    Rows the store refuses (StoreUnavailable) are kept, oldest first, and retried every
+    `retry_seconds` until the store takes them. At most `max_pending` rows are kept (about 35 MB per
+    100,000); rows past that, and rows still unwritten at exit, are dropped, logged and counted.
+    /metrics shows all of it: maas_usage_rows_pending, maas_usage_write_failures_total and
+    maas_usage_rows_dropped_total.
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 500, linger: float = 0.5) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 500, linger: float = 0.5, max_pending: int = 100_000,
+                 retry_seconds: float = 1.0) -> None:
         self.store = store
         self.max_batch = max_batch
         self.linger = linger
-        self._queue: queue.Queue[UsageRecord | threading.Event] = queue.Queue()
+        self.max_pending = max_pending
+        self.retry_seconds = retry_seconds
+        self._queue: queue.Queue[UsageRecord | _Flush] = queue.Queue()
+        self._pending: deque[UsageRecord] = deque()  # taken from the queue, not yet in the store
+        self._failing = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> int:
+        """Rows not yet in the store: queued, or kept after a failed write."""
+        return self._queue.qsize() + len(self._pending)
 
     def add(self, record: UsageRecord) -> None:
         self._ensure_thread()
         self._queue.put(record)
 
     def flush(self, timeout: float = 30) -> bool:
-        """Wait until every row queued before this call is written; False on timeout."""
+        """Write every row queued before this call. False when they are not all in the store: on
+        timeout, or when the store refused them (they are kept and retried)."""
         if self._thread is None:
             return True
-        done = threading.Event()
-        self._queue.put(done)
-        return done.wait(timeout)
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout) and marker.written
 
     def _ensure_thread(self) -> None:
         # Started on first use, so it is started in the gunicorn worker, never in a process that forks.
@@ -80,29 +111,84 @@ class UsageWriter:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="maas-usage-writer", daemon=True)
                     self._thread.start()
-                    atexit.register(self.flush, 5)
+                    atexit.register(self._at_exit)
 
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
-            # Linger so that rows arriving close together share one transaction: one commit per
-            # request cost the serving threads ~1 ms of CPU each (measured). A flush ends it early.
-            deadline = time.monotonic() + self.linger
-            while len(items) < self.max_batch and not isinstance(items[-1], threading.Event):
-                try:
-                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            rows = [dataclasses.asdict(item) for item in items if isinstance(item, UsageRecord)]
+            flushes = self._gather()
+            written = self._write_pending()
+            for marker in flushes:
+                marker.finish(written)
+
+    def _gather(self) -> list[_Flush]:
+        """Move queued rows to the pending ones: wait for the first (while rows wait for a retry, no longer
+        than `retry_seconds`), then linger for more. A flush ends the wait at once."""
+        flushes: list[_Flush] = []
+        kept = dropped = 0
+        deadline = None
+        timeout = self.retry_seconds if self._pending else None
+        for _ in range(self.max_batch):
             try:
-                if rows:
-                    with self.store.engine.begin() as conn:
-                        conn.execute(usage.insert(), rows)
-            except Exception:  # a store outage loses these rows, never the serving thread
-                log.exception("could not write %d usage rows", len(rows))
-            for item in items:
-                if isinstance(item, threading.Event):
-                    item.set()
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if isinstance(item, _Flush):
+                flushes.append(item)
+                break
+            if len(self._pending) < self.max_pending:
+                self._pending.append(item)
+                kept += 1
+            else:
+                dropped += 1
+            deadline = deadline or time.monotonic() + self.linger
+            timeout = max(0.0, deadline - time.monotonic())
+        _observe(queued=kept + dropped, dropped=dropped)
+        if dropped:
+            log.error("dropped %d usage rows: %d wait for the store already, the most kept", dropped, self.max_pending)
+        return flushes
+
+    def _write_pending(self) -> bool:
+        """Write the pending rows, `max_batch` per transaction; False when the store refused them."""
+        while self._pending:
+            batch = list(itertools.islice(self._pending, self.max_batch))
+            try:
+                with self.store.begin() as conn:
+                    conn.execute(usage.insert(), [dataclasses.asdict(record) for record in batch])
+            except StoreUnavailable as exc:
+                _observe(write_failed=True)
+                if not self._failing:
+                    log.error("could not write %d usage rows; they are kept and retried: %s", len(self._pending), exc)
+                self._failing = True
+                return False
+            except Exception:  # a bug, not the store's availability: retrying would fail the same way
+                log.exception("could not write %d usage rows; they are dropped", len(batch))
+                self._take(len(batch), dropped=True)
+                return False
+            self._take(len(batch))
+            if self._failing:
+                log.warning("usage rows are written again")
+                self._failing = False
+        return True
+
+    def _take(self, count: int, *, dropped: bool = False) -> None:
+        for _ in range(count):
+            self._pending.popleft()
+        _observe(written=0 if dropped else count, dropped=count if dropped else 0)
+
+    def _at_exit(self) -> None:
+        if not self.flush(5):
+            lost = self.pending
+            log.error("the process exits before the store %s took its last %d usage rows; they are dropped",
+                      self.store.location, lost)
+            _observe(dropped=lost)
+
+
+def _observe(*, queued: int = 0, written: int = 0, dropped: int = 0, write_failed: bool = False) -> None:
+    # Imported here: prometheus_client must not be imported before `maas-server serve` sets
+    # PROMETHEUS_MULTIPROC_DIR, and the CLI imports this module before that.
+    from ..ops.metrics import observe_usage_writer
+
+    observe_usage_writer(queued=queued, written=written, dropped=dropped, write_failed=write_failed)
 
 
 def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | None = None,
@@ -127,7 +213,7 @@ def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | No
         query = query.where(usage.c.key_id.is_(None))
     if since is not None:
         query = query.where(usage.c.at >= since)
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         rows = conn.execute(query).all()
     return [{"key": r.key_name, "model": r.model, "requests": int(r.requests), "errors": int(r.errors or 0),
              "prompt_tokens": int(r.prompt_tokens), "completion_tokens": int(r.completion_tokens),

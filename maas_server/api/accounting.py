@@ -27,7 +27,8 @@ from flask import Blueprint, Flask, Response, current_app, g, has_request_contex
 from flask.json.provider import JSONProvider
 from pydantic import BaseModel
 
-from ..accounts import AccountSettings, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter, Store
+from ..accounts import (AccountSettings, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter, Store,
+                        StoreUnavailable)
 from ..accounts.times import parse_time
 from ..accounts.usage import UsageRecord, UsageWriter, usage_summary
 from ..config import ServerConfig
@@ -62,7 +63,7 @@ def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
     Tests swap the returned object's `auth` or `limiter` for ones on a clock they move.
     """
     settings = settings or AccountSettings.from_env()
-    store = Store(settings.url)
+    store = Store(settings.url, create=settings.create_store)
     limiter: RateLimiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
     accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
                         UsageWriter(store))
@@ -72,7 +73,12 @@ def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
     app.before_request(_before)
     app.after_request(_after)
     cors.init_app(app, settings.cors_origins)
-    if not accounts.auth.keys_required():
+    try:
+        keys_required = accounts.auth.keys_required()
+    except StoreUnavailable as exc:  # the worker boots anyway, answers 503 and recovers when the store is back
+        log.error("the account store is unavailable: %s", exc)
+        keys_required = True
+    if not keys_required:
         where = "any client" if settings.allow_anonymous else "loopback clients only"
         log.warning("no API keys in the store: /v1 is open to %s; `maas-server keys create` adds one", where)
     return accounts
@@ -296,14 +302,16 @@ def _finish(finished: _Finished, acc: Accounts) -> None:
     try:
         metrics.observe_request(finished.route, model, finished.status, seconds)
         metrics.observe_tokens(model, prompt, completion)
-        if account is not None and account.limits.tpm is not None:
-            acc.limiter.charge(account.id, prompt + completion)
-        if finished.route.startswith("/v1/") and finished.status != 401:
+        if finished.route.startswith("/v1/") and finished.status != 401:  # queued first: charging may fail
             acc.usage.add(UsageRecord(
                 at=time.time(), route=finished.route, status=finished.status, latency_ms=seconds * 1000,
                 key_id=account.id if account else None, key_name=account.name if account else None,
                 model=finished.model, task=_task(finished), prompt_tokens=prompt, completion_tokens=completion,
                 request_id=finished.request_id))
+        if account is not None and account.limits.tpm is not None:
+            acc.limiter.charge(account.id, prompt + completion)
+    except StoreUnavailable as exc:  # the store logs the outage; the next call from this key is refused (503)
+        log.warning("tokens of request %s not charged to its key's limit: %s", finished.request_id, exc)
     except Exception:  # accounting must not turn an answered request into an error
         log.exception("could not record request %s", finished.request_id)
     fields = dict(request_id=finished.request_id, method=finished.method, route=finished.route,

@@ -7,7 +7,8 @@ process) the default in-process registry is used.
 
 The runtime reports through three functions, so it needs no Prometheus code of its own:
 ``observe_batch(model, size, queue_seconds)`` per batch run, ``set_queue_depth(model, depth)``
-when its queue changes, and ``observe_model_load(model, seconds)`` once per model.
+when its queue changes, and ``observe_model_load(model, seconds)`` once per model. The usage
+writer reports its rows through ``observe_usage_writer``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ OPEN_REQUESTS = Gauge("maas_admitted_requests", "/v1 requests admitted and not y
 QUEUE_DEPTH = Gauge("maas_queue_depth", "Inputs waiting in a model's queue", ["model"], multiprocess_mode="livesum")
 BATCH_SIZE = Histogram("maas_batch_size", "Inputs per batch a model ran", ["model"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+USAGE_PENDING = Gauge("maas_usage_rows_pending", "Usage rows waiting to be written to the store",
+                      multiprocess_mode="livesum")
+USAGE_WRITE_FAILURES = Counter("maas_usage_write_failures", "Attempts to write usage rows that the store refused "
+                               "(the rows are kept and retried)")
+USAGE_DROPPED = Counter("maas_usage_rows_dropped", "Usage rows lost: past the pending cap, failed for a reason "
+                        "other than the store, or unwritten at exit")
 QUEUE_TIME = Histogram("maas_queue_seconds", "Time an input waited in the queue before its batch ran",
                        ["model"], buckets=_LATENCY_BUCKETS)
 
@@ -69,6 +76,16 @@ def set_queue_depth(model: str, depth: int) -> None:
 
 def observe_model_load(model: str, seconds: float) -> None:
     MODEL_LOAD.labels(model).set(seconds)
+
+
+def observe_usage_writer(*, queued: int = 0, written: int = 0, dropped: int = 0, write_failed: bool = False) -> None:
+    """The usage writer took `queued` rows, wrote `written`, dropped `dropped`; a write failed."""
+    if queued - written - dropped:
+        USAGE_PENDING.inc(queued - written - dropped)
+    if dropped:
+        USAGE_DROPPED.inc(dropped)
+    if write_failed:
+        USAGE_WRITE_FAILURES.inc()
 
 
 def timed_loader(loader: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:

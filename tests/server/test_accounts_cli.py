@@ -18,6 +18,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     # (setenv, not delenv: monkeypatch only restores a variable that existed or that it set itself.)
     monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setenv("MAAS_CREATE_STORE", "1")
     monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
     return str(tmp_path / "data")
 

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from maas_server.accounts import (AuthError, Authenticator, KeyStoreError, Limits, RedisLimiter, SqlLimiter, Store,
-                                  UsageRecord, UsageWriter, create_key, list_keys, record_usage, revoke_key, usage_summary)
+                                  StoreUnavailable, UsageRecord, UsageWriter, create_key, list_keys, record_usage,
+                                  revoke_key, usage_summary)
 from maas_server.accounts import store as store_module
 from maas_server.accounts.times import parse_time
 from tests.server.accounting_support import Clock, reset_postgres
@@ -110,8 +111,11 @@ def test_a_newer_schema_is_refused(url: str) -> None:
     Store(url).dispose()
     with Store(url).engine.begin() as conn:
         conn.execute(store_module.schema_version.update().values(version=99))
-    with pytest.raises(RuntimeError, match="newer than this maas-server"):
-        Store(url)
+    with pytest.raises(StoreUnavailable, match="newer than this maas-server"):
+        Store.open(url)
+    served = Store(url)  # a worker still starts on it, and refuses to use it
+    with pytest.raises(StoreUnavailable, match="upgrade maas"):
+        list_keys(served)
 
 
 # -- limits
