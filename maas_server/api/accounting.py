@@ -33,7 +33,7 @@ from ..accounts.usage import UsageRecord, UsageWriter, usage_summary
 from ..config import ServerConfig
 from ..errors import APIError
 from ..ops import metrics
-from ..ops.logs import log_request
+from ..ops.logs import CREDENTIAL_NAMES, KEY_PREFIX, log_request
 from . import cors
 from . import schemas as s
 from ._common import state
@@ -112,6 +112,7 @@ def _before() -> None:
     g.maas_account = None
     g.maas_decision = None
     metrics.IN_FLIGHT.inc()
+    _refuse_keys_in_url()
     # A CORS preflight carries no credentials and runs nothing; it is answered without a key.
     if request.method != "OPTIONS" and (request.path.startswith("/v1/") or request.path == "/v1"):
         _authorize()
@@ -139,6 +140,15 @@ def _authorize() -> None:
             raise APIError(f"rate limit reached for {decision.exceeded}: {limit} per minute for key "
                            f"{g.maas_account.name!r}; retry in {decision.headers()['Retry-After']} s",
                            status=429, code="rate_limit_exceeded")
+
+
+def _refuse_keys_in_url() -> None:
+    # A URL is written to access logs, proxy logs and browser history: a key there is a leaked key.
+    for name, value in request.args.items(multi=True):
+        if name.lower() in CREDENTIAL_NAMES or value.startswith(KEY_PREFIX):
+            raise APIError(f"API keys are refused in the URL (query parameter {name!r}): URLs end up in logs. "
+                           "Send the header Authorization: Bearer <key> instead, and revoke a key that was sent "
+                           "in a URL", code="api_key_in_url")
 
 
 def _bearer() -> str | None:
