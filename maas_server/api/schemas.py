@@ -303,6 +303,19 @@ class ModelList(_Response):
     data: list[ModelInfo]
 
 
+class Health(_Response):
+    """GET /health: the process is alive."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(_Response):
+    """GET /ready: 200 with status `ready` once every model is loaded, else 503; each model's state."""
+
+    status: Literal["ready", "not_ready", "draining"]
+    models: dict[str, Literal["ready", "loading", "failed"]]
+
+
 class ErrorDetail(_Response):
     type: str
     message: str
