@@ -81,7 +81,9 @@ def test_model_of_the_wrong_task_is_400(client: FlaskClient) -> None:
 
 def test_unknown_route_is_404_and_wrong_method_is_405(client: FlaskClient) -> None:
     _error(client.get("/v1/nothing"), 404)
-    _error(client.get("/v1/completions"), 405)
+    wrong = client.get("/v1/completions")
+    _error(wrong, 405)
+    assert set(wrong.headers["Allow"].split(", ")) >= {"POST"}  # RFC 9110: a 405 names the methods
 
 
 def test_body_over_limit_is_413(client: FlaskClient) -> None:
