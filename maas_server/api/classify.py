@@ -49,7 +49,8 @@ def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:
         if unknown:
             raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0], code="invalid_value")
         try:
-            body = s.ImageClassificationRequest.model_validate({**fields, "image": "-"})
+            # Form fields are text: "3" is top_k 3 here, where JSON must send a number.
+            body = s.ImageClassificationRequest.model_validate({**fields, "image": "-"}, strict=False)
         except ValidationError as exc:
             raise validation_error(exc) from None
         blobs = [(f.read(config.max_image_bytes + 1), f"image[{i}]") for i, f in enumerate(uploads)]

@@ -52,6 +52,10 @@ def test_malformed_body_is_400(client: FlaskClient, body: str, content_type: str
     ({"prompt": 42}, "prompt"),
     ({}, "prompt"),
     ({"prompt": "hi", "frequency_penalty": 1.0}, None),
+    ({"prompt": "hi", "temperature": True}, "temperature"),   # JSON types are not coerced
+    ({"prompt": "hi", "max_tokens": "5"}, "max_tokens"),
+    ({"prompt": "hi", "n": 2.0}, "n"),
+    ({"prompt": "hi", "frequency_penalty": False}, "frequency_penalty"),
 ])
 def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body: dict[str, Any], param: str | None) -> None:
     error = _error(client.post("/v1/completions", json=body), 422)
