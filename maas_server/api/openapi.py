@@ -58,7 +58,7 @@ class Route:
     security: list[dict[str, list[str]]] | None = None  # None: no credentials
 
 
-_V1 = [{"bearer": []}]
+_V1: list[dict[str, list[str]]] = [{"bearer": []}]
 _IMAGE_FORM = {
     "type": "object",
     "description": "One or more image files (under `image` or any other part name; their order is kept), "
