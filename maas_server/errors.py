@@ -99,8 +99,10 @@ def _http_error(exc: HTTPException) -> Response:
         413: "request body too large; see the server's max_body_bytes limit",
     }
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    # Werkzeug's own headers stay: a 405 must carry Allow (RFC 9110), a 416 Content-Range...
+    headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
     return error_response(APIError(messages.get(status, exc.description or exc.name), status=status,
-                                   code=codes.get(status)))
+                                   code=codes.get(status), headers=headers))
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:

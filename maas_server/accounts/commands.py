@@ -12,8 +12,8 @@ import sys
 import time
 from typing import Any
 
-from .keys import KeyStoreError, count_active, create_key, list_keys, revoke_key
-from .settings import AccountSettings
+from .keys import KeyStoreError, count_keys, create_key, list_keys, revoke_key
+from .settings import AUTH_MODES, AccountSettings
 from .store import Store, StoreUnavailable
 from .times import format_time, parse_time
 from .usage import usage_summary
@@ -32,8 +32,12 @@ def store_options() -> argparse.ArgumentParser:
 def add_serve_options(serve: argparse.ArgumentParser) -> None:
     """The flags `maas-server serve` takes for accounts, logs and TLS."""
     serve.add_argument("--data-dir", help="folder of the SQLite store (default: MAAS_DATA_DIR or .maas)")
+    serve.add_argument("--auth", choices=AUTH_MODES,
+                       help="who may call /v1 without a key (MAAS_AUTH): auto (default: loopback clients until the "
+                            "first key is created, nobody after), keys (nobody), loopback, open (anyone)")
     serve.add_argument("--allow-anonymous", action="store_true",
-                       help="serve /v1 without API keys on a non-loopback address (MAAS_ALLOW_ANONYMOUS=1)")
+                       help="auto mode: serve /v1 without keys to any client until the first key is created, "
+                            "on a non-loopback address too (MAAS_ALLOW_ANONYMOUS=1)")
     serve.add_argument("--log-content", action="store_true",
                        help="DEBUG ONLY: write request bodies (prompts) into the request log (MAAS_LOG_CONTENT=1)")
     serve.add_argument("--certfile", help="TLS certificate (PEM); with --keyfile the server speaks HTTPS")
@@ -43,13 +47,18 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
 def prepare_serve(args: argparse.Namespace) -> str | None:
     """Before gunicorn forks: settings into the environment for the workers, the store created or
     migrated, a fresh Prometheus folder. Returns why serving is refused, if it is."""
+    if args.auth:
+        os.environ["MAAS_AUTH"] = args.auth
     if args.allow_anonymous:
         os.environ["MAAS_ALLOW_ANONYMOUS"] = "1"
     if args.log_content:
         os.environ["MAAS_LOG_CONTENT"] = "1"
     if bool(args.certfile) != bool(args.keyfile):
         return "--certfile and --keyfile go together"
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:  # a MAAS_* variable the operator must fix
+        return str(exc)
     from ..ops.multiproc import prepare_multiprocess_dir  # before anything imports prometheus_client
 
     prepare_multiprocess_dir()
@@ -148,17 +157,20 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def check_serving_address(host: str, allow_anonymous: bool, settings: AccountSettings) -> str | None:
-    """Why serving on `host` is refused (no keys, not loopback, no --allow-anonymous), else None.
+    """Why serving on `host` is refused, else None: in the `auto` auth mode, before any key was
+    ever created, a non-loopback address without --allow-anonymous would be open to anyone.
 
-    Also creates or migrates the store, once, before any worker starts; StoreUnavailable when it
-    cannot be used (read-only, damaged, unreachable...).
+    The explicit modes (`keys`, `loopback`, `open`) are the operator's stated choice. Also creates or
+    migrates the store, once, before any worker starts; StoreUnavailable when it cannot be used
+    (read-only, damaged, unreachable...).
     """
     store = Store.open(settings.url)
     try:
-        keys = count_active(store, time.time())
+        keys = count_keys(store)
     finally:
         store.dispose()  # no pooled connection may cross gunicorn's fork
-    if keys or allow_anonymous or host in LOOPBACK_HOSTS:
+    if settings.auth != "auto" or keys or allow_anonymous or host in LOOPBACK_HOSTS:
         return None
     return (f"refusing to serve on {host} without API keys: anyone who can reach it could use it. "
-            f"Create one with `maas-server keys create --name NAME`, bind 127.0.0.1, or pass --allow-anonymous")
+            f"Create one with `maas-server keys create --name NAME`, bind 127.0.0.1, pass --auth keys, "
+            f"or pass --allow-anonymous (or --auth open)")

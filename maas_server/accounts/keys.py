@@ -103,6 +103,12 @@ def revoke_key(store: Store, name_or_id: str, *, now: float | None = None) -> in
     return int(count)
 
 
+def count_keys(store: Store) -> int:
+    """Keys ever created, revoked and expired ones included (rows are never deleted)."""
+    with store.engine.begin() as conn:
+        return int(conn.execute(select(func.count()).select_from(api_keys)).scalar() or 0)
+
+
 def count_active(store: Store, now: float) -> int:
     with store.begin() as conn:
         query = select(func.count()).select_from(api_keys).where(
@@ -121,21 +127,25 @@ class Authenticator:
         self.clock = clock
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, ApiKey | None, str]] = {}
-        self._keys_exist: tuple[float, bool] | None = None
+        self._checked_for_keys: float | None = None
+        self._keys_created = False
 
-    def keys_required(self) -> bool:
-        """True when at least one active key exists: then every /v1 call needs one.
+    def keys_created(self) -> bool:
+        """True once a key was ever created in the store, revoked and expired keys included.
+
+        In the `auto` auth mode this closes /v1 to callers without a key for good: revoking every
+        key (an emergency) must shut the server, not reopen it. A True answer never changes, so
+        it is not looked up again; False is looked up again after `ttl` seconds.
 
         StoreUnavailable when the store cannot be used, even with the answer cached: the request's key,
         limits and usage all need the store, so the server fails closed at once.
         """
         self.store.check()
         now = self.clock()
-        cached = self._keys_exist
-        if cached is None or now - cached[0] >= self.ttl:
-            cached = (now, count_active(self.store, now) > 0)
-            self._keys_exist = cached
-        return cached[1]
+        if not self._keys_created and (self._checked_for_keys is None or now - self._checked_for_keys >= self.ttl):
+            self._keys_created = count_keys(self.store) > 0
+            self._checked_for_keys = now
+        return self._keys_created
 
     def authenticate(self, key: str) -> ApiKey:
         """The active key record for `key`; AuthError for unknown, revoked or expired keys."""

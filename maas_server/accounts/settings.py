@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+AuthMode = Literal["auto", "keys", "loopback", "open"]
+AUTH_MODES: tuple[str, ...] = get_args(AuthMode)
 
 
 class AccountSettings(BaseModel):
@@ -22,7 +27,8 @@ class AccountSettings(BaseModel):
     data_dir: Path = Path(".maas")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
     redis_url: str | None = Field(None, description="rate limits shared by several servers when set")
-    allow_anonymous: bool = Field(False, description="serve without keys on a non-loopback address")
+    auth: AuthMode = Field("auto", description="who may call /v1 without a key (docs/operations.md, Auth modes)")
+    allow_anonymous: bool = Field(False, description="auto mode: any client, not only loopback, before the first key")
     metrics_token: str | None = Field(None, description="bearer token /metrics requires when set")
     auth_cache_seconds: float = Field(5.0, ge=0, description="how long a key lookup is reused (revocation delay)")
     log_content: bool = Field(False, description="debug only: request bodies appear in the request log")
@@ -43,6 +49,7 @@ class AccountSettings(BaseModel):
             data_dir=Path(env.get("MAAS_DATA_DIR") or ".maas"),
             database_url=env.get("MAAS_DATABASE_URL") or None,
             redis_url=env.get("MAAS_REDIS_URL") or None,
+            auth=_auth_mode(env.get("MAAS_AUTH")),
             allow_anonymous=_flag(env.get("MAAS_ALLOW_ANONYMOUS")),
             metrics_token=env.get("MAAS_METRICS_TOKEN") or None,
             auth_cache_seconds=float(env.get("MAAS_AUTH_CACHE_SECONDS") or 5.0),
@@ -54,3 +61,10 @@ class AccountSettings(BaseModel):
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _auth_mode(value: str | None) -> AuthMode:
+    mode = (value or "auto").strip().lower()
+    if mode not in AUTH_MODES:
+        raise ValueError(f"MAAS_AUTH={value!r} is not a mode; use one of: {', '.join(AUTH_MODES)}")
+    return mode  # type: ignore[return-value]

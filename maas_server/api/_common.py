@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import select
 import socket
@@ -16,6 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from flask import current_app, request
 from pydantic import BaseModel
+from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 
 from ..config import ServerConfig
 from ..errors import APIError
@@ -47,21 +47,72 @@ def state() -> ServerState:
     return current_app.extensions["maas"]  # type: ignore[no-any-return]
 
 
+MAX_JSON_DEPTH = 32  # our deepest body (chat content parts) nests 5 levels
+
+
 def parse_json(schema: type[M]) -> M:
     """The request body as `schema`: 400 when it is not a JSON object, 422 when a field is invalid."""
     if not request.is_json:
         raise APIError("send a JSON body with Content-Type: application/json", code="invalid_content_type")
-    body = request.get_json(silent=True)
+    read_body()
+    try:
+        body = request.get_json()  # cached: the request log reads `model` from it later
+    except BadRequest:
+        body = None
+    except RecursionError:  # the parser recurses once per level: thousands of levels exhaust the stack
+        raise APIError(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json") from None
     if not isinstance(body, dict):
         raise APIError("the request body is not a valid JSON object", code="invalid_json")
-    _check_unicode(body)
+    _check_values(body)
     return schema.model_validate(body)
 
 
-def _check_unicode(body: dict[str, Any]) -> None:
-    # JSON may carry lone surrogates ("\ud800") that are not text; tokenizers reject them deep inside.
+def read_body() -> bytes:
+    """The whole request body: 413 over max_body_bytes (chunked bodies too), 400 when it was cut short."""
     try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
+        data = request.get_data()
+    except ClientDisconnected:  # werkzeug's own check, when the server does not frame the body
+        raise _truncated(request.content_length) from None
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # A chunked body is read up to the limit and no further, so the limit looks like the end:
+        # one more byte from the server's stream tells a body of exactly `limit` from a larger one.
+        if request.input_stream.read(1):
+            raise RequestEntityTooLarge()
+    if request.content_length is not None and len(data) < request.content_length:
+        # gunicorn hands over what arrived when the client half-closes early; werkzeug cannot tell.
+        raise _truncated(request.content_length, len(data))
+    return data
+
+
+def _truncated(expected: int | None, received: int | None = None) -> APIError:
+    got = f"{received} bytes" if received is not None else "fewer bytes"
+    return APIError(f"the request body ended early: {got} of the {expected} its Content-Length announced",
+                    code="truncated_body")
+
+
+def _check_values(body: dict[str, Any]) -> None:
+    """Refuse what JSON allows but no field can hold, before anything recurses into the body.
+
+    Deep nesting would overflow the stack of every later step (validation, logging); lone
+    surrogate escapes ("\\ud800") are not text, and tokenizers reject them deep inside.
+    """
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+            continue
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise APIError(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json")
+            children = [*value, *value.values()] if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
     except UnicodeEncodeError:
         raise APIError("the request contains invalid Unicode (a lone surrogate escape)", code="invalid_unicode") from None
 

@@ -9,7 +9,9 @@
   limits, write the usage row, observe the metrics and log one JSON line;
 - and two routes: ``GET /v1/usage`` (the caller's own usage) and ``GET /metrics`` (Prometheus).
 
-With no active key, ``/v1`` is open, to loopback clients only unless ``allow_anonymous``.
+Who may call ``/v1`` without a key is the auth mode's choice (``MAAS_AUTH``, see ``auth_mode``): by
+default loopback clients until the first key is created, and nobody after, even once every key
+is revoked.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ from flask import Blueprint, Flask, Response, current_app, g, has_request_contex
 from flask.json.provider import JSONProvider
 from pydantic import BaseModel
 
-from ..accounts import (AccountSettings, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter, Store,
-                        StoreUnavailable)
+from ..accounts import (AccountSettings, ApiKey, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter,
+                        Store, StoreUnavailable)
+from ..accounts.keys import count_active
 from ..accounts.times import parse_time
 from ..accounts.usage import UsageRecord, UsageWriter, usage_summary
 from ..config import ServerConfig
 from ..errors import APIError
 from ..ops import metrics
-from ..ops.logs import log_request
+from ..ops.logs import CREDENTIAL_NAMES, KEY_PREFIX, log_request
 from . import cors
 from . import schemas as s
 from ._common import state
@@ -74,14 +77,22 @@ def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
     app.after_request(_after)
     cors.init_app(app, settings.cors_origins)
     try:
-        keys_required = accounts.auth.keys_required()
+        _log_auth_mode(accounts)
     except StoreUnavailable as exc:  # the worker boots anyway, answers 503 and recovers when the store is back
         log.error("the account store is unavailable: %s", exc)
-        keys_required = True
-    if not keys_required:
-        where = "any client" if settings.allow_anonymous else "loopback clients only"
-        log.warning("no API keys in the store: /v1 is open to %s; `maas-server keys create` adds one", where)
     return accounts
+
+
+def _log_auth_mode(acc: Accounts) -> None:
+    mode = auth_mode(acc)
+    if mode == "open":
+        log.warning("auth mode %s: /v1 is open to any client without a key", acc.settings.auth)
+    elif mode == "loopback":
+        log.warning("auth mode %s: /v1 is open to loopback clients without a key (behind a reverse proxy on this "
+                    "host, that is every client); `maas-server keys create` closes it", acc.settings.auth)
+    elif count_active(acc.store, time.time()) == 0:
+        log.warning("auth mode %s and no active API key: every /v1 call is refused until `maas-server keys create`",
+                    acc.settings.auth)
 
 
 class _NotingJSON(JSONProvider):
@@ -118,33 +129,69 @@ def _before() -> None:
     g.maas_account = None
     g.maas_decision = None
     metrics.IN_FLIGHT.inc()
+    _refuse_keys_in_url()
     # A CORS preflight carries no credentials and runs nothing; it is answered without a key.
     if request.method != "OPTIONS" and (request.path.startswith("/v1/") or request.path == "/v1"):
         _authorize()
 
 
+def auth_mode(acc: Accounts) -> Literal["keys", "loopback", "open"]:
+    """The auth mode in force: `auto` means `keys` once a key was ever created (revoked ones count),
+    before that `loopback`, or `open` with allow_anonymous."""
+    if acc.settings.auth != "auto":
+        return acc.settings.auth
+    if acc.auth.keys_created():
+        return "keys"
+    return "open" if acc.settings.allow_anonymous else "loopback"
+
+
 def _authorize() -> None:
     acc = accounts()
-    if not acc.auth.keys_required():
-        if not acc.settings.allow_anonymous and not _is_loopback(request.remote_addr):
-            raise APIError("this server has no API keys and serves loopback clients only", status=401,
-                           code="anonymous_loopback_only")
-        return
     token = _bearer()
-    if token is None:
-        raise APIError("missing API key: send Authorization: Bearer <key>", status=401, code="missing_api_key",
-                       headers={"WWW-Authenticate": "Bearer"})
-    try:
-        g.maas_account = acc.auth.authenticate(token)
-    except AuthError as exc:
-        raise APIError(str(exc), status=401, code=exc.code, headers={"WWW-Authenticate": "Bearer"}) from None
-    if g.maas_account.limits.any:
+    refusal = _refusal_without_key(acc)
+    if refusal is not None and token is None:
+        raise refusal
+    g.maas_account = _account(acc, token, required=refusal is not None)
+    if g.maas_account is not None and g.maas_account.limits.any:
         g.maas_decision = decision = acc.limiter.admit(g.maas_account.id, g.maas_account.limits)
         if not decision.allowed:
             limit = decision.limits.rpm if decision.exceeded == "requests" else decision.limits.tpm
             raise APIError(f"rate limit reached for {decision.exceeded}: {limit} per minute for key "
                            f"{g.maas_account.name!r}; retry in {decision.headers()['Retry-After']} s",
                            status=429, code="rate_limit_exceeded")
+
+
+def _refusal_without_key(acc: Accounts) -> APIError | None:
+    """The 401 a call without a key gets from this client, or None when the mode admits it."""
+    mode = auth_mode(acc)
+    if mode == "open" or (mode == "loopback" and _is_loopback(request.remote_addr)):
+        return None
+    if mode == "loopback" and not acc.auth.keys_created():
+        return APIError("this server has no API keys and serves loopback clients only", status=401,
+                        code="anonymous_loopback_only")
+    return APIError("missing API key: send Authorization: Bearer <key>", status=401, code="missing_api_key",
+                    headers={"WWW-Authenticate": "Bearer"})
+
+
+def _account(acc: Accounts, token: str | None, *, required: bool) -> ApiKey | None:
+    """The key's record (its name goes on usage, its limits apply); 401 for a bad key when one is required."""
+    if token is None or not acc.auth.keys_created():
+        return None
+    try:
+        return acc.auth.authenticate(token)
+    except AuthError as exc:
+        if not required:  # where no key is needed, clients may send a placeholder (the openai package must)
+            return None
+        raise APIError(str(exc), status=401, code=exc.code, headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+def _refuse_keys_in_url() -> None:
+    # A URL is written to access logs, proxy logs and browser history: a key there is a leaked key.
+    for name, value in request.args.items(multi=True):
+        if name.lower() in CREDENTIAL_NAMES or value.startswith(KEY_PREFIX):
+            raise APIError(f"API keys are refused in the URL (query parameter {name!r}): URLs end up in logs. "
+                           "Send the header Authorization: Bearer <key> instead, and revoke a key that was sent "
+                           "in a URL", code="api_key_in_url")
 
 
 def _bearer() -> str | None:

@@ -7,17 +7,15 @@ is the configuration's, not the thread pool's (``serve`` gives gunicorn more thr
 ``/health``, ``/ready`` and ``/metrics``, which are never counted, always find one).
 
 It wraps the WSGI app rather than hooking Flask's request cycle because a streamed response
-outlives the request context: only the WSGI iterable's ``close`` marks its end exactly once.
+outlives the request context: only the WSGI iterable's end (or ``close``) marks when it is done.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Callable
-
-from werkzeug.wsgi import ClosingIterator
 
 from ..errors import error_body
 from ..ops import metrics
@@ -45,7 +43,27 @@ class Admission:
         except BaseException:
             self._release()
             raise
-        return ClosingIterator(body, [self._release])
+        return self._holding_place(body)
+
+    def _holding_place(self, body: Iterable[bytes]) -> Iterator[bytes]:
+        """The response body; its place is released once, when it is sent whole or closed early.
+
+        Releasing at the end of iteration too (not only on ``close``) keeps the count right under
+        WSGI callers that read a body but never close it, as some test clients do.
+        """
+        closed_early = False
+        try:
+            yield from body  # a close() of this generator closes `body` too (PEP 380)
+        except GeneratorExit:
+            closed_early = True
+            raise
+        finally:
+            try:
+                close = getattr(body, "close", None)
+                if not closed_early and close is not None:
+                    close()
+            finally:
+                self._release()
 
     def _release(self) -> None:
         metrics.OPEN_REQUESTS.dec()

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ..errors import APIError, validation_error
 from ..models.base import Scores, TextItem
 from . import schemas as s
-from ._common import check_count, parse_json, resolve_model, state, submit, wait_all
+from ._common import check_count, parse_json, read_body, resolve_model, state, submit, wait_all
 from .images import decode_base64_image, open_image
 
 bp = Blueprint("classify", __name__)
@@ -41,6 +41,7 @@ def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:
     """Read either the multipart form (file parts) or the JSON form (base64)."""
     config = state().config
     if request.mimetype == "multipart/form-data":
+        read_body()  # the form is then parsed from the checked bytes (werkzeug reuses them)
         uploads = [f for _, f in request.files.items(multi=True)]
         check_count(len(uploads), "image file part", "image")
         fields = {k: v for k, v in request.form.items() if k in ("model", "top_k")}
@@ -48,7 +49,8 @@ def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:
         if unknown:
             raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0], code="invalid_value")
         try:
-            body = s.ImageClassificationRequest.model_validate({**fields, "image": "-"})
+            # Form fields are text: "3" is top_k 3 here, where JSON must send a number.
+            body = s.ImageClassificationRequest.model_validate({**fields, "image": "-"}, strict=False)
         except ValidationError as exc:
             raise validation_error(exc) from None
         blobs = [(f.read(config.max_image_bytes + 1), f"image[{i}]") for i, f in enumerate(uploads)]

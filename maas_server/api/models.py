@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint
 
@@ -30,18 +30,22 @@ def get_model(name: str) -> Any:
 
 @bp.get("/health")
 def health() -> Any:
-    return {"status": "ok"}
+    return s.dump(s.Health())
 
 
 @bp.get("/ready")
 def ready() -> Any:
     registry = state().registry
-    models = {e.config.name: ("ready" if e.ready else "failed" if e.error else "loading") for e in registry.entries()}
+    models = {e.config.name: _model_state(e) for e in registry.entries()}
     if state().draining.is_set():
-        return {"status": "draining", "models": models}, 503
+        return s.dump(s.Readiness(status="draining", models=models)), 503
     if registry.ready:
-        return {"status": "ready", "models": models}
-    return {"status": "not_ready", "models": models}, 503, {"Retry-After": "5"}
+        return s.dump(s.Readiness(status="ready", models=models))
+    return s.dump(s.Readiness(status="not_ready", models=models)), 503, {"Retry-After": "5"}
+
+
+def _model_state(entry: ModelEntry) -> Literal["ready", "loading", "failed"]:
+    return "ready" if entry.ready else "failed" if entry.error else "loading"
 
 
 def _info(entry: ModelEntry) -> s.ModelInfo:

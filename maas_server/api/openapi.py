@@ -1,7 +1,14 @@
-"""GET /openapi.json, generated from the same pydantic models the routes validate with."""
+"""GET /openapi.json, generated from the same pydantic models the routes validate with.
+
+Each route is one `Route` line below: its request and response models, the content types it
+speaks (JSON, server-sent events, multipart, Prometheus text), its parameters and the error
+statuses it can answer with (always the one error envelope). tests/server/test_openapi.py checks
+that every Flask route has its line, and schemathesis checks that the answers match.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint
@@ -14,22 +21,95 @@ from .accounting import UsageReport
 
 bp = Blueprint("openapi", __name__)
 
-# (method, path, summary, request model or None, response model)
-ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel]]] = [
-    ("post", "/v1/completions", "Text completion (OpenAI shape; stream=true for SSE)", s.CompletionRequest, s.Completion),
-    ("post", "/v1/chat/completions", "Chat completion (OpenAI shape; stream=true for SSE)", s.ChatCompletionRequest,
-     s.ChatCompletion),
-    ("post", "/v1/embeddings", "Embeddings (OpenAI shape)", s.EmbeddingRequest, s.EmbeddingList),
-    ("post", "/v1/classify/text", "Text classification, zero-shot or with the model's labels",
-     s.TextClassificationRequest, s.ClassificationList),
-    ("post", "/v1/classify/image", "Image classification (JSON base64 here, or multipart file parts)",
-     s.ImageClassificationRequest, s.ClassificationList),
-    ("get", "/v1/models", "List the served models", None, s.ModelList),
-    ("get", "/v1/usage", "The caller's own usage per model (?since=DATE)", None, UsageReport),
+_REF = "#/components/schemas/{model}"
+_FILE = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+
+# Which error statuses a route answers with, and what each means there.
+_ERRORS = {
+    400: "Malformed request: invalid JSON, wrong content type, a body cut short, a key in the URL (`api_key_in_url`)",
+    401: "Missing, unknown, revoked or expired API key (the server's auth mode decides when a key is needed)",
+    404: "Unknown model (`model_not_found`)",
+    413: "Body, image bytes or image pixels over the server's limits",
+    422: "A field's value is invalid (`param` names it) or over a limit",
+    429: "The key's requests or tokens per minute are used up",
+    500: "A bug: the message carries the request id, never a stack trace",
+    503: "A model still loading, its queue full or timed out, or the server draining",
+}
+_POST_ERRORS = (400, 401, 404, 413, 422, 429, 500, 503)
+_GET_ERRORS = (400, 401, 429, 500, 503)
+_RETRY_AFTER = (429, 503)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation of the API, as /openapi.json describes it."""
+
+    method: str
+    path: str  # OpenAPI's template: /v1/models/{model}
+    summary: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    events: type[BaseModel] | None = None  # with `stream: true` the answer is server-sent events of these
+    multipart: dict[str, Any] | None = None  # a multipart/form-data body besides the JSON one
+    text: str | None = None  # a text/plain answer instead of JSON (its description)
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # JSON request bodies, by name
+    errors: tuple[int, ...] = ()
+    security: list[dict[str, list[str]]] | None = None  # None: no credentials
+
+
+_V1: list[dict[str, list[str]]] = [{"bearer": []}]
+_IMAGE_FORM = {
+    "type": "object",
+    "description": "One or more image files (under `image` or any other part name; their order is kept), "
+                   "and the optional fields `model` and `top_k`.",
+    "properties": {"model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1},
+                   "image": {"type": "array", "items": _FILE, "minItems": 1}},
+    "additionalProperties": _FILE,
+}
+
+_PNG_2X2 = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMDAxMDAwMDAAAANBAEIfXHKZgAAAABJRU5ErkJggg=="
+_CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."}]
+
+ROUTES: list[Route] = [
+    Route("post", "/v1/completions", "Text completion (OpenAI shape); `stream: true` answers with server-sent events",
+          s.CompletionRequest, s.Completion, events=s.Completion, errors=_POST_ERRORS, security=_V1,
+          examples={"whole": {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0},
+                    "streamed": {"prompt": ["Once upon a time", "Hello"], "max_tokens": 8, "n": 2, "logprobs": 2,
+                                 "stream": True, "stream_options": {"include_usage": True}}}),
+    Route("post", "/v1/chat/completions", "Chat completion (OpenAI shape); `stream: true` answers with server-sent "
+          "events", s.ChatCompletionRequest, s.ChatCompletion, events=s.ChatCompletionChunk, errors=_POST_ERRORS,
+          security=_V1,
+          examples={"whole": {"messages": _CHAT, "max_tokens": 8, "logprobs": True, "top_logprobs": 2},
+                    "streamed": {"messages": _CHAT, "max_tokens": 8, "seed": 7, "stream": True, "logprobs": True,
+                                 "top_logprobs": 2, "stream_options": {"include_usage": True}}}),
+    Route("post", "/v1/embeddings", "Embeddings (OpenAI shape)", s.EmbeddingRequest, s.EmbeddingList,
+          errors=_POST_ERRORS, security=_V1,
+          examples={"floats": {"input": ["a red car", "a blue boat"]},
+                    "base64": {"input": "a red car", "encoding_format": "base64"}}),
+    Route("post", "/v1/classify/text", "Text classification, zero-shot or with the model's labels",
+          s.TextClassificationRequest, s.ClassificationList, errors=_POST_ERRORS, security=_V1,
+          examples={"zero-shot": {"input": ["I love it", "I hate it"], "labels": ["positive", "negative"]}}),
+    Route("post", "/v1/classify/image", "Image classification: multipart file parts, or JSON with base64 images",
+          s.ImageClassificationRequest, s.ClassificationList, multipart=_IMAGE_FORM, errors=_POST_ERRORS,
+          security=_V1, examples={"base64": {"image": _PNG_2X2, "top_k": 3},
+                                  "data-url": {"image": [f"data:image/png;base64,{_PNG_2X2}"]}}),
+    Route("get", "/v1/models", "List the served models", response=s.ModelList, errors=_GET_ERRORS, security=_V1),
+    Route("get", "/v1/models/{model}", "One served model", response=s.ModelInfo,
+          parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": "a configured model name, as listed by GET /v1/models"}],
+          errors=(*_GET_ERRORS, 404), security=_V1),
+    Route("get", "/v1/usage", "The caller's own usage per model", response=UsageReport,
+          parameters=[{"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
+                       "description": "only requests since this time: YYYY-MM-DD, an ISO time or unix seconds"}],
+          errors=(*_GET_ERRORS, 422), security=_V1),
+    Route("get", "/health", "Liveness: 200 while the process is alive", response=s.Health, errors=(400,)),
+    Route("get", "/ready", "Readiness: 200 once every model is loaded and warmed, 503 before and while draining",
+          response=s.Readiness, errors=(400,)),
+    Route("get", "/metrics", "Prometheus metrics, summed over workers", text="Prometheus text exposition format",
+          errors=(400, 401), security=[{"metricsToken": []}, {}]),
+    Route("get", "/openapi.json", "This description", errors=(400,)),
 ]
-_ERRORS = {"400": "Malformed request", "401": "Missing, unknown, revoked or expired API key",
-           "404": "Unknown route or model", "413": "Too large", "422": "Invalid field value",
-           "429": "Rate limit reached (see Retry-After)", "503": "Not ready or queue full"}
 
 
 @bp.get("/openapi.json")
@@ -38,34 +118,95 @@ def openapi() -> Any:
 
 
 def build_openapi() -> dict[str, Any]:
-    models = {m for _, _, _, req, resp in ROUTES for m in (req, resp) if m is not None} | {s.ErrorResponse}
-    ref = "#/components/schemas/{model}"
-    keys, schemas = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
-                                       ref_template=ref)
-    paths: dict[str, Any] = {"/health": {"get": _op("Liveness", None, None)},
-                             "/ready": {"get": _op("Readiness: 200 once every model is loaded", None, None)}}
-    for method, path, summary, req, resp in ROUTES:
-        paths.setdefault(path, {})[method] = _op(summary, req, resp)
+    """The OpenAPI 3.1 document for ROUTES."""
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method] = _operation(route)
     return {
         "openapi": "3.1.0",
         "info": {"title": "maas", "version": __version__,
                  "description": "Model-as-a-Service: OpenAI-compatible completions, chat, embeddings and models; "
-                                "classification for text and images."},
+                                "classification for text and images. Every error is the JSON envelope "
+                                "`{\"error\": {\"type\", \"message\", \"param\", \"code\"}}`."},
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {})},
+        "components": {"schemas": _component_schemas(), "headers": _HEADERS, "securitySchemes": _SECURITY_SCHEMES},
     }
 
 
-def _op(summary: str, request: type[BaseModel] | None, response: type[BaseModel] | None) -> dict[str, Any]:
-    def content(model: type[BaseModel]) -> dict[str, Any]:
-        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+def _component_schemas() -> dict[str, Any]:
+    models = {m for r in ROUTES for m in (r.request, r.response, r.events) if m is not None} | {s.ErrorResponse}
+    _, schemas = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+                                    ref_template=_REF)
+    return schemas.get("$defs", {})  # type: ignore[no-any-return]
 
-    op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
-    if response is not None:
-        op["responses"]["200"]["content"] = content(response)
-    if request is not None:
-        op["requestBody"] = {"required": True, "content": content(request)}
-    if response is not None:  # the /v1 routes: any of them may answer with the error envelope
-        op["responses"].update({code: {"description": text, "content": content(s.ErrorResponse)}
-                                for code, text in _ERRORS.items()})
+
+def _operation(route: Route) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": route.summary, "responses": _responses(route)}
+    if route.parameters:
+        op["parameters"] = route.parameters
+    if route.request is not None:
+        content = _json(route.request)
+        if route.examples:
+            content["application/json"]["examples"] = {name: {"value": value} for name, value in route.examples.items()}
+        if route.multipart is not None:
+            content["multipart/form-data"] = {"schema": route.multipart}
+        op["requestBody"] = {"required": True, "content": content}
+    op["security"] = route.security if route.security is not None else []
     return op
+
+
+def _responses(route: Route) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "OK", "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}}
+    if route.response is not None:
+        ok["content"] = _json(route.response)
+    elif route.text is not None:
+        ok["content"] = {"text/plain": {"schema": {"type": "string", "description": route.text}}}
+    else:
+        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if route.events is not None:
+        ok["content"]["text/event-stream"] = {"schema": _event(route.events)}
+    responses = {"200": ok}
+    if route.response is s.Readiness:  # /ready answers 503 with the same body, not the error envelope
+        responses["503"] = {"description": "Not ready yet, or draining", "content": _json(s.Readiness)}
+    for status in route.errors:
+        responses[str(status)] = _error(status)
+    return responses
+
+
+def _error(status: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": _ERRORS[status], "content": _json(s.ErrorResponse),
+                              "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}}
+    if status in _RETRY_AFTER:
+        answer["headers"]["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
+    return answer
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}}
+
+
+def _event(chunk: type[BaseModel]) -> dict[str, Any]:
+    """One server-sent event: a JSON chunk, an error after the stream began, or the final [DONE]."""
+    json_data = {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"anyOf": [{"$ref": _REF.format(model=chunk.__name__)},
+                                             {"$ref": _REF.format(model="ErrorResponse")}]}}
+    return {"type": "object", "required": ["data"],
+            "description": f"One event: `data: <{chunk.__name__} JSON>` for each piece of text, "
+                           "`data: {\"error\": ...}` when generation fails after the stream began, and last "
+                           "`data: [DONE]`.",
+            "properties": {"data": {"anyOf": [{"const": "[DONE]"}, json_data]}}}
+
+
+_HEADERS = {
+    "RequestId": {"description": "The client's X-Request-ID, echoed, or a new one; it names the request's log line",
+                  "required": True, "schema": {"type": "string"}},
+    "RetryAfter": {"description": "Seconds to wait before retrying", "required": True,
+                   "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+}
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "An API key from `maas-server keys create`, as `Authorization: Bearer <key>` (never in "
+                              "the URL). Whether a call may omit it is the server's auth mode (MAAS_AUTH)."},
+    "metricsToken": {"type": "http", "scheme": "bearer",
+                     "description": "$MAAS_METRICS_TOKEN; needed only when the server sets it"},
+}

@@ -1,8 +1,10 @@
 """Request and response models for every route; /openapi.json is generated from these.
 
 Requests are strict: unknown fields are rejected with a 422 naming them (a typo such as
-`max_token` must not be silently ignored). OpenAI fields we do not implement are accepted only
-at their neutral value, so standard clients that send defaults keep working.
+`max_token` must not be silently ignored), and so are values of the wrong JSON type (`true` or
+`"5"` where a number goes is not coerced; an integer where a float goes is fine). OpenAI fields
+we do not implement are accepted only at their neutral value, so standard clients that send
+defaults keep working.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Response(BaseModel):
@@ -301,6 +303,19 @@ class ModelInfo(_Response):
 class ModelList(_Response):
     object: Literal["list"] = "list"
     data: list[ModelInfo]
+
+
+class Health(_Response):
+    """GET /health: the process is alive."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(_Response):
+    """GET /ready: 200 with status `ready` once every model is loaded, else 503; each model's state."""
+
+    status: Literal["ready", "not_ready", "draining"]
+    models: dict[str, Literal["ready", "loading", "failed"]]
 
 
 class ErrorDetail(_Response):

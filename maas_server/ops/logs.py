@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -59,5 +60,26 @@ def configure_json_logging(level: int = logging.INFO) -> None:
 
 
 def log_request(**fields: Any) -> None:
-    """The request's one line: fields become JSON keys (request_id, route, status, latency_ms...)."""
+    """The request's one line: fields become JSON keys (request_id, route, status, latency_ms...).
+
+    Text fields pass through `redact_credentials`: the body (with ``--log-content``) and the
+    client's request id are the caller's text, and a key pasted into them must not reach the log.
+    """
+    fields = {name: redact_credentials(value) if isinstance(value, str) else value for name, value in fields.items()}
     access_log.info("%s %s %s", fields.get("method"), fields.get("route"), fields.get("status"), extra=fields)
+
+
+# Parameter names that carry credentials in URLs and forms; the server refuses them in a query string.
+CREDENTIAL_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "access_token", "token"})
+KEY_PREFIX = "maas_"  # accounts.keys.PREFIX: every key starts with it
+
+_NAMES = "|".join(re.escape(name) for name in sorted(CREDENTIAL_NAMES, key=len, reverse=True))
+_NAMED_CREDENTIAL = re.compile(  # name=value (query, form) or "name": "value" (JSON)
+    rf"""(?i)(["']?(?<![\w-])(?:{_NAMES})["']?\s*[:=]\s*["']?)([^"'&\s,;}}]+)""")
+_KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{8,}")
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the values of credential parameters and anything shaped like a key replaced."""
+    text = _NAMED_CREDENTIAL.sub(r"\1[redacted]", text)
+    return _KEY.sub(KEY_PREFIX + "[redacted]", text)

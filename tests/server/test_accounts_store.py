@@ -74,9 +74,9 @@ def test_key_names_are_unique_among_active_keys(store: Store) -> None:
 def test_authenticate_accepts_active_keys_only(store: Store) -> None:
     clock = Clock()
     auth = Authenticator(store, ttl=0, clock=clock)
-    assert not auth.keys_required()
+    assert not auth.keys_created()
     key, record = create_key(store, "a", expires_at=clock.now + 10, now=clock.now)
-    assert auth.keys_required() and auth.authenticate(key).id == record.id
+    assert auth.keys_created() and auth.authenticate(key).id == record.id
     with pytest.raises(AuthError) as wrong:
         auth.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"))
     assert wrong.value.code == "invalid_api_key"
@@ -84,7 +84,7 @@ def test_authenticate_accepts_active_keys_only(store: Store) -> None:
     with pytest.raises(AuthError) as expired:
         auth.authenticate(key)
     assert expired.value.code == "expired_api_key"
-    assert not auth.keys_required()  # the only key expired: the server is open (loopback) again
+    assert auth.keys_created()  # the only key expired: keys stay required, the server does not reopen
 
 
 def test_parse_time_reads_dates_and_unix_seconds() -> None:

@@ -198,3 +198,12 @@ def test_a_request_queued_behind_full_rows_is_answered_at_its_deadline_not_later
     finally:
         model.finish.set()
         runner.stop()
+
+
+def test_a_body_read_whole_but_never_closed_still_frees_its_place() -> None:
+    release = threading.Event()
+    release.set()
+    admission = Admission(_held_open_app(release), limit=1)
+    environ = {"PATH_INFO": "/v1/embeddings", "REQUEST_METHOD": "GET"}
+    for _ in range(3):  # a leaked place would refuse the second call
+        assert b"".join(admission(environ, lambda *_: None)) == b"firstlast"

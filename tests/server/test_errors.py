@@ -52,6 +52,10 @@ def test_malformed_body_is_400(client: FlaskClient, body: str, content_type: str
     ({"prompt": 42}, "prompt"),
     ({}, "prompt"),
     ({"prompt": "hi", "frequency_penalty": 1.0}, None),
+    ({"prompt": "hi", "temperature": True}, "temperature"),   # JSON types are not coerced
+    ({"prompt": "hi", "max_tokens": "5"}, "max_tokens"),
+    ({"prompt": "hi", "n": 2.0}, "n"),
+    ({"prompt": "hi", "frequency_penalty": False}, "frequency_penalty"),
 ])
 def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body: dict[str, Any], param: str | None) -> None:
     error = _error(client.post("/v1/completions", json=body), 422)
@@ -81,11 +85,60 @@ def test_model_of_the_wrong_task_is_400(client: FlaskClient) -> None:
 
 def test_unknown_route_is_404_and_wrong_method_is_405(client: FlaskClient) -> None:
     _error(client.get("/v1/nothing"), 404)
-    _error(client.get("/v1/completions"), 405)
+    wrong = client.get("/v1/completions")
+    _error(wrong, 405)
+    assert set(wrong.headers["Allow"].split(", ")) >= {"POST"}  # RFC 9110: a 405 names the methods
 
 
 def test_body_over_limit_is_413(client: FlaskClient) -> None:
     _error(client.post("/v1/embeddings", json={"input": "x" * 2_100_000}), 413, "request_too_large")
+
+
+def test_deeply_nested_json_is_400_not_a_recursion_error(client: FlaskClient) -> None:
+    # 10,000 levels overflow the JSON parser's recursion; a few hundred would overflow later steps.
+    _error(client.post("/v1/embeddings", data="[" * 10_000 + "]" * 10_000, content_type="application/json"), 400,
+           "invalid_json")
+    nested = '{"input": ' + "[" * 200 + '"x"' + "]" * 200 + "}"
+    _error(client.post("/v1/embeddings", data=nested, content_type="application/json"), 400, "invalid_json")
+
+
+# gunicorn marks its input stream as ending where the body ends (chunked or not), as these tests do.
+_GUNICORN_INPUT = {"wsgi.input_terminated": True}
+
+
+def test_chunked_body_over_limit_is_413(client: FlaskClient) -> None:
+    body = b'{"input": "' + b"x" * 2_100_000 + b'"}'  # over max_body_bytes, with no Content-Length
+    response = client.post("/v1/embeddings", input_stream=io.BytesIO(body), content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"}, environ_overrides=_GUNICORN_INPUT)
+    _error(response, 413, "request_too_large")
+
+
+def test_chunked_body_within_limit_is_read_whole(client: FlaskClient) -> None:
+    body = b'{"model": "tiny-embed", "input": "hello"}'
+    response = client.post("/v1/embeddings", input_stream=io.BytesIO(body), content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"}, environ_overrides=_GUNICORN_INPUT)
+    assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize("input_terminated", [True, False])
+def test_body_shorter_than_its_content_length_is_400(client: FlaskClient, input_terminated: bool) -> None:
+    # A client that half-closes after part of its body: the part must not be taken for the whole.
+    body = b'{"input": "hello world"}'
+    environ = {"CONTENT_LENGTH": str(len(body) + 50), **(_GUNICORN_INPUT if input_terminated else {})}
+    response = client.post("/v1/embeddings", input_stream=io.BytesIO(body), content_type="application/json",
+                           environ_overrides=environ)
+    _error(response, 400, "truncated_body")
+
+
+def test_multipart_body_shorter_than_its_content_length_is_400(client: FlaskClient) -> None:
+    boundary = "b0undary"
+    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + _image_bytes((8, 8), "PNG")
+    body = part + f"\r\n--{boundary}--\r\n".encode()
+    response = client.post("/v1/classify/image", input_stream=io.BytesIO(body[:len(part) - 20]),
+                           content_type=f"multipart/form-data; boundary={boundary}",
+                           environ_overrides={"CONTENT_LENGTH": str(len(body)), **_GUNICORN_INPUT})
+    _error(response, 400, "truncated_body")
 
 
 def test_limits_on_max_tokens_n_and_inputs(client: FlaskClient) -> None:
