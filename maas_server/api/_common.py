@@ -149,6 +149,7 @@ def check_count(count: int, what: str, param: str) -> None:
 
 
 REQUEST_TIMEOUT_HEADER = "X-Request-Timeout"
+MIN_REQUEST_TIMEOUT_S = 0.1  # shorter deadlines cannot be told apart from the time it takes to start at all
 MAX_REQUEST_TIMEOUT_S = 3600.0
 
 
@@ -171,8 +172,9 @@ def request_timeout() -> float | None:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not 0 < seconds <= MAX_REQUEST_TIMEOUT_S:  # also false for NaN
-        raise APIError(f"{REQUEST_TIMEOUT_HEADER} must be a number of seconds in (0, {MAX_REQUEST_TIMEOUT_S:g}]",
+    if not MIN_REQUEST_TIMEOUT_S <= seconds <= MAX_REQUEST_TIMEOUT_S:  # also false for NaN
+        raise APIError(f"{REQUEST_TIMEOUT_HEADER} must be a number of seconds from {MIN_REQUEST_TIMEOUT_S:g} "
+                       f"to {MAX_REQUEST_TIMEOUT_S:g}",
                        param=REQUEST_TIMEOUT_HEADER, code="invalid_request_timeout")
     return seconds
 

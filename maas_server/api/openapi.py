@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from .. import __version__
 from . import schemas as s
+from ._common import MAX_REQUEST_TIMEOUT_S, MIN_REQUEST_TIMEOUT_S
 from .accounting import UsageReport
 
 bp = Blueprint("openapi", __name__)
@@ -32,12 +33,25 @@ _ERRORS = {
     413: "Body, image bytes or image pixels over the server's limits",
     422: "A field's value is invalid (`param` names it) or over a limit",
     429: "The key's requests or tokens per minute are used up",
-    500: "A bug: the message carries the request id, never a stack trace",
-    503: "A model still loading, its queue full or timed out, or the server draining",
+    408: "The request's headers or body did not arrive within the server's deadlines (`request_timeout`)",
+    500: "`model_error`: the model failed on this input alone (sent with x-should-retry: false); "
+         "`internal_error`: a bug. The message carries the request id, never a stack trace",
+    503: "Over capacity or past the request's deadline (`overloaded`, at once), a model still loading, "
+         "its queue full or timed out, the account store unavailable, or the server draining",
 }
-_POST_ERRORS = (400, 401, 404, 413, 422, 429, 500, 503)
+_POST_ERRORS = (400, 401, 404, 408, 413, 422, 429, 500, 503)
 _GET_ERRORS = (400, 401, 429, 500, 503)
 _RETRY_AFTER = (429, 503)
+
+
+# Every route that queues work for a model takes the caller's deadline (api/_common.py).
+_REQUEST_TIMEOUT: dict[str, Any] = {
+    "name": "X-Request-Timeout", "in": "header", "required": False,
+    "description": "Seconds the caller will wait for the model to start on the request; a request the "
+                   "server estimates would wait longer gets 503 `overloaded` at once (default: the "
+                   "model's queue_timeout_s)",
+    "schema": {"type": "number", "minimum": MIN_REQUEST_TIMEOUT_S, "maximum": MAX_REQUEST_TIMEOUT_S},
+}
 
 
 @dataclass(frozen=True)
@@ -142,8 +156,9 @@ def _component_schemas() -> dict[str, Any]:
 
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": route.summary, "responses": _responses(route)}
-    if route.parameters:
-        op["parameters"] = route.parameters
+    parameters = route.parameters + ([_REQUEST_TIMEOUT] if route.request is not None else [])
+    if parameters:
+        op["parameters"] = parameters
     if route.request is not None:
         content = _json(route.request)
         if route.examples:

@@ -112,7 +112,7 @@ def test_an_item_past_its_own_deadline_gets_no_compute() -> None:
         runner.stop()
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "99999"])
+@pytest.mark.parametrize("value", ["abc", "0", "0.01", "-1", "nan", "inf", "99999"])
 def test_an_invalid_request_timeout_header_is_a_400(client: FlaskClient, value: str) -> None:
     response = client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "x"},
                            headers={"X-Request-Timeout": value})
