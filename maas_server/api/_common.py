@@ -41,6 +41,8 @@ class ServerState:
     registry: ModelRegistry
     started: int = 0  # unix time the app was built; reported as each model's `created`
     draining: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: finish, admit nothing
+    # What else /ready depends on besides the models: each returns why the server cannot serve, or None.
+    readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
 
 
 def state() -> ServerState:

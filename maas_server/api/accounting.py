@@ -71,6 +71,7 @@ def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
     accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
                         UsageWriter(store))
     app.extensions["maas_accounts"] = accounts
+    app.extensions["maas"].readiness_checks.append(lambda: _store_problem(store))  # /ready says so too
     app.json = _NotingJSON(app, app.json)
     app.register_blueprint(bp)
     app.before_request(_before)
@@ -81,6 +82,14 @@ def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
     except StoreUnavailable as exc:  # the worker boots anyway, answers 503 and recovers when the store is back
         log.error("the account store is unavailable: %s", exc)
     return accounts
+
+
+def _store_problem(store: Store) -> str | None:
+    try:
+        store.check()
+    except StoreUnavailable as exc:
+        return f"account store: {exc}"
+    return None
 
 
 def _log_auth_mode(acc: Accounts) -> None:

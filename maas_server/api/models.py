@@ -39,6 +39,9 @@ def ready() -> Any:
     models = {e.config.name: _model_state(e) for e in registry.entries()}
     if state().draining.is_set():
         return s.dump(s.Readiness(status="draining", models=models)), 503
+    problems = [problem for check in state().readiness_checks if (problem := check()) is not None]
+    if problems:  # e.g. the account store: a load balancer should send the traffic elsewhere
+        return s.dump(s.Readiness(status="unavailable", models=models, problems=problems)), 503, {"Retry-After": "5"}
     if registry.ready:
         return s.dump(s.Readiness(status="ready", models=models))
     return s.dump(s.Readiness(status="not_ready", models=models)), 503, {"Retry-After": "5"}

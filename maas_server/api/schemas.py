@@ -312,10 +312,15 @@ class Health(_Response):
 
 
 class Readiness(_Response):
-    """GET /ready: 200 with status `ready` once every model is loaded, else 503; each model's state."""
+    """GET /ready: 200 with status `ready` once every model is loaded, else 503; each model's state.
 
-    status: Literal["ready", "not_ready", "draining"]
+    `unavailable`: something the models need besides themselves (the account store) cannot be used;
+    `problems` says what.
+    """
+
+    status: Literal["ready", "not_ready", "draining", "unavailable"]
     models: dict[str, Literal["ready", "loading", "failed"]]
+    problems: list[str] = []
 
 
 class ErrorDetail(_Response):

@@ -139,6 +139,9 @@ def test_a_worker_boots_on_a_read_only_store_and_refuses_with_503(tmp_path: Path
     read_only = f"sqlite:///file:{database}?mode=ro&uri=true"
     client = word_app(tmp_path, database_url=read_only).test_client()  # booting must not fail on it
     _unavailable(_embed(client, None))
+    ready = client.get("/ready")  # a load balancer sends the traffic elsewhere meanwhile
+    assert ready.status_code == 503 and ready.get_json()["status"] == "unavailable"
+    assert "account store" in ready.get_json()["problems"][0]
 
 
 # -- deleted, replaced
