@@ -57,6 +57,7 @@ def _retry_after(error: BaseException | None) -> float | None:
     value = response.headers.get("Retry-After") if response is not None else None
     if not value:
         return None
+    seconds: float | None
     try:
         seconds = float(value)
     except ValueError:
