@@ -10,7 +10,11 @@ requests join and leave between decode steps. The runner (runtime/) decides what
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Literal, Protocol
+
+# Why a generated sequence ended: a stop condition (EOS or a stop string) or its token budget. The
+# wire schemas use this same type, so a new reason must be added to the API on purpose.
+FinishReason = Literal["stop", "length"]
 
 
 class InvalidInput(ValueError):

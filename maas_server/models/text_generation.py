@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from .base import BatchMethod, InvalidInput, ItemFailed, StepMethod
+from .base import BatchMethod, FinishReason, InvalidInput, ItemFailed, StepMethod
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 
 log = logging.getLogger("maas.models")
@@ -61,7 +61,7 @@ class Choice:
     """The result for one sampled sequence."""
 
     text: str = ""
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
     tokens: list[TokenLogprob] = field(default_factory=list)
     completion_tokens: int = 0
 
