@@ -20,7 +20,7 @@ def load_model(config: Any, device: str, dtype: Any, cache_dir: Path) -> TaskMod
         from .image_classification import ImageClassificationModel as adapter  # type: ignore[assignment]
     else:  # the config schema already restricts tasks; this guards a new task without an adapter
         raise ValueError(f"no adapter for task {config.task!r}")
-    return adapter.load(config, device, dtype, cache_dir)  # type: ignore[return-value]
+    return adapter.load(config, device, dtype, cache_dir)
 
 
 __all__ = ["BatchMethod", "InvalidInput", "Scores", "TaskModel", "TextItem", "Vector", "load_model"]

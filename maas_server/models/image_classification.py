@@ -82,7 +82,8 @@ def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor],
     if config.preprocess.size:
         overrides["input_size"] = (3, config.preprocess.size, config.preprocess.size)
     transform = create_transform(**{**data_config, **overrides}, is_training=False)
-    num_classes = model.num_classes
+    # nn.Module.__getattr__ is typed Tensor | Module; timm models hold an int here.
+    num_classes: int = model.num_classes  # type: ignore[assignment]
     if num_classes == 1000:
         info = ImageNetInfo()  # reads its label files on construction: build it once
         labels = [info.index_to_description(i) for i in range(1000)]
@@ -104,7 +105,8 @@ def _load_hf(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], l
         overrides["image_std"] = list(config.preprocess.std)
 
     def transform(image: Image.Image) -> torch.Tensor:
-        return processor(images=image, return_tensors="pt", **overrides)["pixel_values"][0]
+        pixel_values: torch.Tensor = processor(images=image, return_tensors="pt", **overrides)["pixel_values"][0]
+        return pixel_values
 
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     return model, transform, labels
@@ -117,7 +119,8 @@ def _read_weights(path: str) -> dict[str, torch.Tensor]:
         return load_file(path)
     # weights_only: never unpickle arbitrary objects from a model file.
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    weights: dict[str, torch.Tensor] = state.get("state_dict", state) if isinstance(state, dict) else state
+    return weights
 
 
 def _match_state_dict(weights: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

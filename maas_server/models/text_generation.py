@@ -96,7 +96,8 @@ class TextGenerationModel:
         if is_gguf(path):
             path = str(cached_gguf_conversion(path, cache_dir, lambda out: _convert_gguf(path, out)))
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        # transformers declares `to` with @wraps(nn.Module.to), so mypy reads it as unbound (self first).
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()  # type: ignore[arg-type]
         max_context = config.max_context or _context_length(model, tokenizer)
         return cls(model, tokenizer, device=device, max_context=max_context, default_max_tokens=config.default_max_tokens)
 
@@ -311,9 +312,11 @@ class DecodeBatch:
         start = int(used[0]) if len(used) else self.mask.shape[1]
         self.mask = self.mask[:, start:]
         assert self.cache is not None
+        # transformers types `layers` as every cache layer kind (some without keys/values) and their
+        # keys/values as Optional until first filled; a prefilled DynamicCache holds filled DynamicLayers.
         for layer in self.cache.layers:
-            layer.keys = layer.keys[index, :, start:]
-            layer.values = layer.values[index, :, start:]
+            layer.keys = layer.keys[index, :, start:]  # type: ignore[union-attr,index]
+            layer.values = layer.values[index, :, start:]  # type: ignore[union-attr,index]
 
     def _merge(self, rows: list[_Row], cache: DynamicCache, mask: torch.Tensor, next_ids: torch.Tensor,
                positions: torch.Tensor) -> None:
@@ -324,9 +327,9 @@ class DecodeBatch:
             return
         width = max(self.mask.shape[1], mask.shape[1])
         self.mask = torch.cat([_pad_left(self.mask, width, -1), _pad_left(mask, width, -1)])
-        for old, new in zip(self.cache.layers, cache.layers):
-            old.keys = torch.cat([_pad_left(old.keys, width, -2), _pad_left(new.keys, width, -2)])
-            old.values = torch.cat([_pad_left(old.values, width, -2), _pad_left(new.values, width, -2)])
+        for old, new in zip(self.cache.layers, cache.layers):  # filled DynamicLayers, as in _select
+            old.keys = torch.cat([_pad_left(old.keys, width, -2), _pad_left(new.keys, width, -2)])  # type: ignore[union-attr,arg-type]
+            old.values = torch.cat([_pad_left(old.values, width, -2), _pad_left(new.values, width, -2)])  # type: ignore[union-attr,arg-type]
         self.rows = self.rows + rows
         self.next_ids = torch.cat([self.next_ids, next_ids])
         self.positions = torch.cat([self.positions, positions])
@@ -474,7 +477,7 @@ def _convert_gguf(gguf_path: str, out_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     # The model is plain float32 once dequantized; drop the GGUF quantizer so it can be saved.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # nn.Module types attributes as Tensor | Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out_dir)
