@@ -92,10 +92,10 @@ def register_error_handlers(app: Flask) -> None:
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
+    allowed = getattr(exc, "valid_methods", None)  # MethodNotAllowed's; a bare 405 has none
     messages = {
         404: "no such route; see /openapi.json for the API",
-        405: f"method not allowed; allowed: {', '.join(sorted(exc.valid_methods or []))}"
-        if getattr(exc, "valid_methods", None) else "method not allowed",
+        405: f"method not allowed; allowed: {', '.join(sorted(allowed))}" if allowed else "method not allowed",
         413: "request body too large; see the server's max_body_bytes limit",
     }
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}

@@ -124,7 +124,7 @@ def _create(store: Store, args: argparse.Namespace) -> int:
 
 def _list(store: Store, args: argparse.Namespace) -> int:
     now = time.time()
-    rows = [("id", "name", "prefix", "rpm", "tpm", "created", "expires", "status")]
+    rows: list[tuple[str, ...]] = [("id", "name", "prefix", "rpm", "tpm", "created", "expires", "status")]
     for k in list_keys(store):
         status = "revoked" if k.revoked_at else "expired" if not k.active(now) else "active"
         rows.append((str(k.id), k.name, k.prefix + "...", str(k.rpm or "-"), str(k.tpm or "-"),
@@ -142,8 +142,8 @@ def _revoke(store: Store, args: argparse.Namespace) -> int:
 
 def _usage(store: Store, args: argparse.Namespace) -> int:
     since = parse_time(args.since) if args.since else None
-    rows = [("key", "model", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
-             "mean_latency_ms")]
+    rows: list[tuple[str, ...]] = [("key", "model", "requests", "errors", "prompt_tokens", "completion_tokens",
+                                    "total_tokens", "mean_latency_ms")]
     for r in usage_summary(store, key_name=args.key, since=since):
         rows.append((r["key"] or "(anonymous)", r["model"] or "-", *(str(r[c]) for c in rows[0][2:])))
     _table(rows)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -75,11 +76,12 @@ def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | No
     if any(k.name == name and k.active(now) for k in list_keys(store)):
         raise KeyStoreError(f"an active key named {name!r} exists; revoke it first or pick another name")
     key = PREFIX + secrets.token_urlsafe(32)
-    values = dict(name=name, key_hash=hash_key(key), prefix=key[:12], rpm=rpm, tpm=tpm, created_at=now,
-                  expires_at=expires_at)
+    values: dict[str, Any] = dict(name=name, key_hash=hash_key(key), prefix=key[:12], rpm=rpm, tpm=tpm,
+                                  created_at=now, expires_at=expires_at)
     with store.begin() as conn:
-        key_id = conn.execute(api_keys.insert().values(**values)).inserted_primary_key[0]
-    return key, ApiKey(id=key_id, revoked_at=None, **{k: v for k, v in values.items() if k != "key_hash"})
+        inserted = conn.execute(api_keys.insert().values(**values)).inserted_primary_key
+    assert inserted is not None  # None only for executemany; a one-row INSERT reports its key
+    return key, ApiKey(id=inserted[0], revoked_at=None, **{k: v for k, v in values.items() if k != "key_hash"})
 
 
 def list_keys(store: Store) -> list[ApiKey]:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from flask.json.provider import JSONProvider
 from pydantic import BaseModel
+from werkzeug.sansio.response import Response as BaseResponse
 
 from ..accounts import (AccountSettings, ApiKey, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter,
                         Store, StoreUnavailable)
@@ -121,7 +122,7 @@ class _NotingJSON(JSONProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return self.inner.loads(s, **kwargs)
 
-    def response(self, *args: Any, **kwargs: Any) -> Response:
+    def response(self, *args: Any, **kwargs: Any) -> BaseResponse:  # JSONProvider's own return type
         if len(args) == 1 and not kwargs and isinstance(args[0], dict) and has_request_context():
             g.maas_answer = args[0]
         return self.inner.response(*args, **kwargs)

@@ -14,9 +14,10 @@ from flask import Blueprint, Response, g, request
 from ..errors import APIError, error_body
 from ..models.base import InvalidInput, ItemFailed
 from ..models.text_generation import Choice, GenerationRequest, GenerationResult, TokenLogprob
+from ..runtime.registry import ModelEntry
 from . import schemas as s
-from ._common import (CLIENT_POLL_S, ModelEntry, client_gone, give_up_on_client, new_id, now, parse_json,
-                      resolve_model, state, submit, wait_all)
+from ._common import (CLIENT_POLL_S, client_gone, give_up_on_client, new_id, now, parse_json, resolve_model, state,
+                      submit, wait_all)
 
 bp = Blueprint("generation", __name__)
 
@@ -103,9 +104,12 @@ class _TokenStream:
     def _on_text(self, offset: int) -> Callable[[int, str, list[TokenLogprob]], None]:
         return lambda index, text, tokens: self.events_queue.put(("text", offset + index, (text, tokens)))
 
+    def _on_done(self, prompt_index: int) -> Callable[[Future[GenerationResult]], None]:
+        return lambda future: self.events_queue.put(("done", prompt_index, future))
+
     def wait_for_first_event(self) -> None:
         for prompt_index, future in enumerate(self.futures):
-            future.add_done_callback(lambda f, i=prompt_index: self.events_queue.put(("done", i, f)))
+            future.add_done_callback(self._on_done(prompt_index))
         self.first = self._next_event_while_client_stays()
         kind, _, payload = self.first
         if kind == "done" and payload.exception() is not None:

@@ -152,7 +152,8 @@ class TextGenerationModel:
 
     def run(self, items: list[PreparedGeneration]) -> list[GenerationResult]:
         """Decode `items` together as one static batch (in-process use, warm-up, tests)."""
-        batch, results = DecodeBatch(self), {}
+        batch = DecodeBatch(self)
+        results: dict[int, GenerationResult | ItemFailed] = {}
         finished = batch.add(list(enumerate(items)))
         while True:
             results.update(finished)
@@ -219,7 +220,7 @@ class DecodeBatch:
         return len(self.rows)
 
     @torch.inference_mode()
-    def add(self, items: list[tuple[Any, PreparedGeneration]]) -> list[tuple[Any, GenerationResult]]:
+    def add(self, items: list[tuple[Any, PreparedGeneration]]) -> list[tuple[Any, GenerationResult | ItemFailed]]:
         """Prefill `items` (key, prepared) and sample their first token; returns those already done."""
         device = self.model.device
         rows = []
@@ -238,7 +239,7 @@ class DecodeBatch:
         return self._retire()
 
     @torch.inference_mode()
-    def step(self) -> list[tuple[Any, GenerationResult]]:
+    def step(self) -> list[tuple[Any, GenerationResult | ItemFailed]]:
         """One decode step for every row; returns (key, result) for the requests that finished."""
         mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         out = self.model.model(input_ids=self.next_ids[:, None], attention_mask=mask,
