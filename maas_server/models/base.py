@@ -9,8 +9,9 @@ requests join and leave between decode steps. The runner (runtime/) decides what
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 # Why a generated sequence ended: a stop condition (EOS or a stop string) or its token budget. The
 # wire schemas use this same type, so a new reason must be added to the API on purpose.

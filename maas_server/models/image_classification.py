@@ -9,8 +9,9 @@ shape), tensors are matched by position after checking that every shape agrees. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from PIL import Image

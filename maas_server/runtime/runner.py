@@ -30,9 +30,10 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..models.base import BatchMethod, DecodeBatch, InvalidInput, ItemFailed, StepMethod, TaskModel
 from ..ops import metrics
