@@ -10,7 +10,7 @@ try:
     from importlib.metadata import version as _version
 
     __version__ = _version("maas")
-except Exception:  # pragma: no cover - running from a source tree without installing
+except Exception:  # noqa: BLE001  # pragma: no cover - running from a source tree without installing
     __version__ = "0.0.0"
 
 __all__ = ["__version__"]

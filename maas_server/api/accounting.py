@@ -329,7 +329,7 @@ def _requested_model(status: int) -> str | None:
         elif request.is_json:
             body = request.get_json(silent=True)
             name = body.get("model") if isinstance(body, dict) else None
-    except Exception:  # an unreadable body has no model to report
+    except Exception:  # noqa: BLE001 - an unreadable body has no model to report
         return None
     return name if isinstance(name, str) and state().config.model(name) is not None else None
 
@@ -339,7 +339,7 @@ def _logged_body(status: int) -> str | None:
         return None
     try:
         return request.get_data(as_text=True)[:_MAX_LOGGED_BODY]
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unreadable body is not logged, and never fails the response
         return None
 
 

@@ -286,7 +286,7 @@ class DecodeBatch:
         req = sequence.request
         try:
             chosen[indices] = _sample(logits[indices], req.temperature, req.top_p, sequence.generator)
-        except Exception as exc:  # noqa: BLE001 - this request's failure, not its neighbours'
+        except Exception as exc:  # this request's failure, not its neighbours'
             log.exception("sampling failed for one request; the rest of the batch goes on")
             sequence.error = ItemFailed(f"sampling failed for this request ({exc})")
 
