@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import IO, Any, Literal, Protocol, TypeVar, Union, cast, overload
+from typing import IO, Any, Literal, Protocol, TypeVar, cast, overload
 from urllib.parse import quote
 
 import requests
@@ -68,8 +68,8 @@ class _SavableImage(Protocol):
     def save(self, fp: IO[bytes], format: str | None = None) -> None: ...
 
 
-ImageInput = Union[str, os.PathLike[str], bytes, bytearray, IO[bytes], _SavableImage]
-MessageInput = Union[ChatMessage, Mapping[str, Any]]
+ImageInput = str | os.PathLike[str] | bytes | bytearray | IO[bytes] | _SavableImage
+MessageInput = ChatMessage | Mapping[str, Any]
 M = TypeVar("M", bound=BaseModel)
 
 
