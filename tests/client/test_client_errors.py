@@ -87,7 +87,7 @@ def test_request_id_falls_back_to_the_one_sent(mocked: responses.RequestsMock) -
 
 def test_connection_refused_is_an_api_connection_error(mocked: responses.RequestsMock) -> None:
     mocked.get(f"{BASE}/v1/models", body=requests.ConnectionError("[Errno 111] Connection refused"))
-    with pytest.raises(maas.APIConnectionError, match="Connection refused.*server is running") as caught:
+    with pytest.raises(maas.APIConnectionError, match=r"Connection refused.*server is running") as caught:
         maas.Client(base_url=BASE, max_retries=0).models()
     assert not isinstance(caught.value, maas.APITimeoutError)
 
@@ -100,7 +100,7 @@ def test_timeout_is_an_api_timeout_error(mocked: responses.RequestsMock) -> None
 
 def test_a_200_that_is_not_json_is_an_api_error(mocked: responses.RequestsMock) -> None:
     mocked.get(f"{BASE}/v1/models", body="<html>proxy login</html>", content_type="text/html")
-    with pytest.raises(maas.APIError, match="not JSON.*base URL"):
+    with pytest.raises(maas.APIError, match=r"not JSON.*base URL"):
         maas.Client(base_url=BASE).models()
 
 

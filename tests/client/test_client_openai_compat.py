@@ -87,7 +87,7 @@ def test_omitting_model_against_openai_says_to_pass_it(
     mocked: responses.RequestsMock, openai_client: maas.Client
 ) -> None:
     mocked.get(f"{ROOT}/v1/models", json=load_fixture("openai_models.json"))
-    with pytest.raises(maas.MaasError, match="carry no `endpoints`.*pass model="):
+    with pytest.raises(maas.MaasError, match=r"carry no `endpoints`.*pass model="):
         openai_client.generate("Once upon a time")
 
 

@@ -158,9 +158,8 @@ def test_breaking_out_of_a_with_block_on_an_exception_closes_the_response(
     fake: FakeAdapter, fake_client: maas.Client
 ) -> None:
     raw = fake.add([sse(completion_chunk("a"))])
-    with pytest.raises(KeyError):
-        with fake_client.chat("x", model="m", stream=True):
-            raise KeyError("user code failed")
+    with pytest.raises(KeyError), fake_client.chat("x", model="m", stream=True):
+        raise KeyError("user code failed")
     assert raw.closed
 
 

@@ -58,7 +58,7 @@ def test_completion_logprobs(client: FlaskClient) -> None:
     lp = r.json["choices"][0]["logprobs"]
     assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == len(lp["text_offset"])
     assert all(v <= 0 for v in lp["token_logprobs"])
-    for chosen, lp_value, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+    for _chosen, lp_value, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
         assert len(top) <= 2 and lp_value >= max(top.values()) - 1e-5  # greedy picks the best
 
 

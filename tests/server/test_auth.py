@@ -140,7 +140,7 @@ def test_before_the_first_key_a_placeholder_key_is_ignored(tmp_path: Path) -> No
 def test_auth_mode_is_read_from_maas_auth() -> None:
     assert AccountSettings.from_env({"MAAS_AUTH": "Keys"}).auth == "keys"
     assert AccountSettings.from_env({}).auth == "auto"
-    with pytest.raises(ValueError, match="MAAS_AUTH.*auto, keys, loopback, open"):
+    with pytest.raises(ValueError, match=r"MAAS_AUTH.*auto, keys, loopback, open"):
         AccountSettings.from_env({"MAAS_AUTH": "none"})
 
 

@@ -39,9 +39,8 @@ def test_waiting_request_gives_up_and_cancels_when_its_client_hangs_up() -> None
     never: list[Future[Any]] = [Future(), Future()]
     stopped = []
     theirs.close()
-    with ours, app.test_request_context(environ_base={"gunicorn.socket": ours}):
-        with pytest.raises(APIError) as info:
-            wait_all(never, on_client_gone=lambda: stopped.append(True))
+    with ours, app.test_request_context(environ_base={"gunicorn.socket": ours}), pytest.raises(APIError) as info:
+        wait_all(never, on_client_gone=lambda: stopped.append(True))
     assert info.value.status == 499 and stopped == [True]
     assert all(f.cancelled() for f in never)
 

@@ -27,7 +27,7 @@ def test_pth_weights_are_never_unpickled_blindly(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     weights = tmp_path / "evil.pth"
     torch.save({"state_dict": _Payload(marker)}, weights)
-    with pytest.raises(Exception, match="(?i)weights.only|unsupported|global"):
+    with pytest.raises(Exception, match=r"(?i)weights.only|unsupported|global"):
         _read_weights(str(weights))
     assert not marker.exists()
 
