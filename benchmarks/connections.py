@@ -20,6 +20,7 @@ import socket
 import statistics
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -124,7 +125,7 @@ def main() -> None:
     result["health_ms"] = {"p50": round(statistics.median(finite), 1) if finite else None,
                            "max": round(max(latencies), 1) if latencies else None,
                            "failed": len(latencies) - len(finite), "probes": len(latencies)}
-    result["loadavg"] = open("/proc/loadavg").read().split()[0]
+    result["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
     print(json.dumps(result))
 
 

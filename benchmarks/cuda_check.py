@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from run import (EMB_MODEL, GEN_MODEL, IMG_MODEL, PROMPT, SENTENCES, config_with, fixed_body,  # noqa: E402
+from run import (EMB_MODEL, GEN_MODEL, IMG_MODEL, PROMPT, SENTENCES, config_with, fixed_body,
                  generation_load, inprocess_embeddings, inprocess_generation, inprocess_images, load)
 
 

@@ -226,7 +226,7 @@ def config_with(models: list[str], tmp: Path, **model_settings: Any) -> str:
 def peer_server(model_dir: str) -> Iterator[str]:
     """`transformers serve --continuous-batching` on the same model folder, on a free port."""
     port = free_port()
-    log = open(Path(tempfile.mkdtemp(prefix="peer-")) / "peer.log", "wb")
+    log = open(Path(tempfile.mkdtemp(prefix="peer-")) / "peer.log", "wb")  # noqa: SIM115 - closed in finally
     process = subprocess.Popen([str(Path(sys.executable).parent / "transformers"), "serve", "--continuous-batching",
                                 "--device", "cpu", "--host", "127.0.0.1", "--port", str(port), model_dir],
                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         assert server.process is not None
         worker = _worker_pid(server.process.pid)
         soak = Soak(url, _image_b64())
-        load_start = open("/proc/loadavg").read().split()[0]
+        load_start = Path("/proc/loadavg").read_text().split()[0]
         stop_at = time.monotonic() + args.minutes * 60
         memory: list[tuple[float, float | None]] = [(0.0, _rss_mb(worker))]
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             memory.append((time.monotonic() - soak.started, _rss_mb(worker)))
         for thread in threads:
             thread.join(150)
-        load_end = open("/proc/loadavg").read().split()[0]
+        load_end = Path("/proc/loadavg").read_text().split()[0]
     print(_report(soak, memory, args.minutes, (load_start, load_end)))
     bad = sum(1 for s in soak.samples if s.status not in (200, 503))
     print(json.dumps({"requests": len(soak.samples), "errors": bad,
