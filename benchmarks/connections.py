@@ -66,7 +66,8 @@ def streams(host: str, port: int, count: int, max_tokens: int, limit_s: float) -
             except (BlockingIOError, ConnectionError):
                 chunk = b""
             received[sock] += chunk
-            if not chunk or received[sock].rstrip().endswith(b"0\r\n\r\n") or received[sock].startswith(b"HTTP/1.1 503"):
+            if (not chunk or received[sock].rstrip().endswith(b"0\r\n\r\n")
+                    or received[sock].startswith(b"HTTP/1.1 503")):
                 selector.unregister(sock)
                 sock.close()
                 open_socks.discard(sock)

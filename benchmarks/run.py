@@ -371,8 +371,8 @@ def bench_overload(quick: bool) -> list[Row]:
           f"{retried_ok}/{clients} succeeded in {retried_wall:.1f}s.")
     return [Row("overload", f"{clients} raw clients: 200 / 503+Retry-After / other = {ok}/{busy}/{other}",
                 clients / wall, "requests/s"),
-            Row("overload", f"{clients} maas_client (retries): {retried_ok}/{clients} succeeded", clients / retried_wall,
-                "requests/s")]
+            Row("overload", f"{clients} maas_client (retries): {retried_ok}/{clients} succeeded",
+                clients / retried_wall, "requests/s")]
 
 
 def print_table(rows: list[Row]) -> None:

@@ -23,7 +23,8 @@ def free_port() -> int:
 class ServerProcess:
     """`maas-server serve` on a free loopback port; waits for /ready, terminates on exit."""
 
-    def __init__(self, config: str | None = None, *, ready_timeout: float = 600, extra_args: list[str] | None = None) -> None:
+    def __init__(self, config: str | None = None, *, ready_timeout: float = 600,
+                 extra_args: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = config

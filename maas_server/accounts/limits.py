@@ -57,7 +57,8 @@ class Decision:
         """OpenAI's rate-limit headers (and Retry-After when refused), for the limits this key has."""
         reset = f"{max(1, math.ceil(self.reset_seconds))}s"
         out: dict[str, str] = {}
-        for kind, limit, used in (("requests", self.limits.rpm, self.requests), ("tokens", self.limits.tpm, self.tokens)):
+        for kind, limit, used in (("requests", self.limits.rpm, self.requests),
+                                  ("tokens", self.limits.tpm, self.tokens)):
             if limit is not None:
                 out[f"x-ratelimit-limit-{kind}"] = str(limit)
                 out[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - used))

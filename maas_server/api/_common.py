@@ -117,7 +117,8 @@ def _check_text(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise APIError("the request contains invalid Unicode (a lone surrogate escape)", code="invalid_unicode") from None
+        raise APIError("the request contains invalid Unicode (a lone surrogate escape)",
+                       code="invalid_unicode") from None
 
 
 def resolve_model(endpoint: str, name: str | None) -> ModelEntry:

@@ -47,7 +47,8 @@ def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:
         fields = {k: v for k, v in request.form.items() if k in ("model", "top_k")}
         unknown = sorted(set(request.form) - {"model", "top_k"})
         if unknown:
-            raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0], code="invalid_value")
+            raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0],
+                           code="invalid_value")
         try:
             # Form fields are text: "3" is top_k 3 here, where JSON must send a number.
             body = s.ImageClassificationRequest.model_validate({**fields, "image": "-"}, strict=False)

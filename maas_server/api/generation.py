@@ -57,7 +57,8 @@ def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> No
                        code="too_many_inputs")
 
 
-def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int | None, **prompt: Any) -> GenerationRequest:
+def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int | None,
+                        **prompt: Any) -> GenerationRequest:
     return GenerationRequest(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, n=body.n,
                              stop=tuple(body.stops), seed=body.seed, logprobs=logprobs, **prompt)
 

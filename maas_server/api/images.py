@@ -55,7 +55,8 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int, param: str = "im
 
 def _check_header(image: Image.Image, max_pixels: int, param: str) -> None:
     if image.format not in ALLOWED_FORMATS:
-        raise APIError(f"image format {image.format} is not supported; send one of: {', '.join(sorted(ALLOWED_FORMATS))}",
+        raise APIError(f"image format {image.format} is not supported; "
+                       f"send one of: {', '.join(sorted(ALLOWED_FORMATS))}",
                        param=param, code="unsupported_image_format")
     width, height = image.size
     if width * height > max_pixels:

@@ -33,7 +33,8 @@ class EmbeddingModel:
 
     task = "embeddings"
 
-    def __init__(self, model: Any, tokenizer: Any, *, device: str, pooling: str, max_length: int, zero_shot_scale: float) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, device: str, pooling: str, max_length: int,
+                 zero_shot_scale: float) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.device = device

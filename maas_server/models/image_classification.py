@@ -27,7 +27,8 @@ class ImageClassificationModel:
 
     task = "image-classification"
 
-    def __init__(self, model: Any, transform: Callable[[Image.Image], torch.Tensor], labels: list[str], *, device: str, dtype: torch.dtype) -> None:
+    def __init__(self, model: Any, transform: Callable[[Image.Image], torch.Tensor], labels: list[str], *,
+                 device: str, dtype: torch.dtype) -> None:
         self.model = model
         self.transform = transform
         self.labels = labels
@@ -40,7 +41,8 @@ class ImageClassificationModel:
         if config.source.startswith(TIMM_PREFIX) or (config.architecture or "").startswith(TIMM_PREFIX):
             model, transform, labels = _load_timm(config)
         elif config.architecture:
-            raise ValueError(f"model {config.name!r}: unknown architecture {config.architecture!r}; use 'timm:NAME' or omit it")
+            raise ValueError(f"model {config.name!r}: unknown architecture {config.architecture!r}; "
+                             "use 'timm:NAME' or omit it")
         else:
             model, transform, labels = _load_hf(config)
         return cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype)

@@ -100,7 +100,8 @@ class TextGenerationModel:
         # transformers declares `to` with @wraps(nn.Module.to), so mypy reads it as unbound (self first).
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()  # type: ignore[arg-type]
         max_context = config.max_context or _context_length(model, tokenizer)
-        return cls(model, tokenizer, device=device, max_context=max_context, default_max_tokens=config.default_max_tokens)
+        return cls(model, tokenizer, device=device, max_context=max_context,
+                   default_max_tokens=config.default_max_tokens)
 
     @property
     def has_chat_template(self) -> bool:
@@ -146,8 +147,10 @@ class TextGenerationModel:
         if request.messages is None:
             return list(self.tokenizer(request.prompt or "")["input_ids"])
         if not self.has_chat_template:
-            raise InvalidInput("this model has no chat template; use /v1/completions", param="model", code="chat_not_supported")
-        return list(self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, return_dict=True)["input_ids"])
+            raise InvalidInput("this model has no chat template; use /v1/completions", param="model",
+                               code="chat_not_supported")
+        return list(self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True,
+                                                       return_dict=True)["input_ids"])
 
     # -- decoding
 
@@ -270,7 +273,8 @@ class DecodeBatch:
                 row.decoder.finished = True
                 continue
             req = row.sequence.request
-            info = self.model.token_logprob(logprobs[position], token_id, req.logprobs) if logprobs is not None else None
+            info = (self.model.token_logprob(logprobs[position], token_id, req.logprobs)
+                    if logprobs is not None else None)
             row.decoder.add(token_id, info, is_eos=token_id in self.model.eos_ids)
             if row.decoder.choice.completion_tokens >= row.sequence.item.max_tokens:
                 row.decoder.finish_length()

@@ -38,8 +38,9 @@ def test_openai_completion_with_stop_and_seed(oai: openai.OpenAI) -> None:
 
 
 def test_openai_completion_stream(oai: openai.OpenAI) -> None:
-    pieces = [c.choices[0].text for c in oai.completions.create(model="smollm2-135m-instruct", prompt="Once upon a time",
-                                                                max_tokens=12, stream=True, temperature=0) if c.choices]
+    stream = oai.completions.create(model="smollm2-135m-instruct", prompt="Once upon a time", max_tokens=12,
+                                    stream=True, temperature=0)
+    pieces = [c.choices[0].text for c in stream if c.choices]
     assert len(pieces) >= 3
 
 

@@ -102,7 +102,8 @@ def test_two_workers_share_one_limit_and_one_metrics_view(served: tuple[str, str
 def test_tls_with_certfile_and_keyfile(tmp_path: Path, tiny_bert: str) -> None:
     cert, private = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(private), "-out", str(cert)], check=True, capture_output=True)
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(private),
+                    "-out", str(cert)], check=True, capture_output=True)
     port = free_port()
     log = tmp_path / "server.log"
     with open(log, "wb") as out:

@@ -94,7 +94,8 @@ def test_bad_input_on_the_real_server_is_a_clear_4xx(server_url: str, path: str,
 
 
 def test_malformed_json_and_oversized_body(server_url: str) -> None:
-    r = requests.post(f"{server_url}/v1/completions", data=b"{", headers={"Content-Type": "application/json"}, timeout=10)
+    r = requests.post(f"{server_url}/v1/completions", data=b"{", headers={"Content-Type": "application/json"},
+                      timeout=10)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     r = requests.post(f"{server_url}/v1/embeddings", data=b"x" * 21_000_000,
                       headers={"Content-Type": "application/json"}, timeout=30)

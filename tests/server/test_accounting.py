@@ -292,7 +292,8 @@ def test_stream_without_usage_is_metered_exactly(gpt2_app: Flask) -> None:
     row = _usage_rows(client, key)
     expected = client.post("/v1/completions", json=body,  # ...yet it is metered as the same call without stream
                            headers={"Authorization": f"Bearer {key}"}).json["usage"]
-    assert (row["prompt_tokens"], row["completion_tokens"]) == (expected["prompt_tokens"], expected["completion_tokens"])
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (expected["prompt_tokens"],
+                                                                 expected["completion_tokens"])
     assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
 
 

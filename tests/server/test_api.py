@@ -153,7 +153,8 @@ def test_image_classification_json_and_multipart(client: FlaskClient) -> None:
     as_json = client.post("/v1/classify/image", json={"model": "tiny-resnet", "image": base64.b64encode(png).decode(),
                                                       "top_k": 2})
     assert as_json.status_code == 200 and len(as_json.json["data"][0]["labels"]) == 2
-    form = {"model": "tiny-resnet", "top_k": "4", "a": (io.BytesIO(png), "a.png"), "b": (io.BytesIO(_png(fmt="JPEG")), "b.jpg")}
+    form = {"model": "tiny-resnet", "top_k": "4", "a": (io.BytesIO(png), "a.png"),
+            "b": (io.BytesIO(_png(fmt="JPEG")), "b.jpg")}
     multi = client.post("/v1/classify/image", data=form, content_type="multipart/form-data")
     assert multi.status_code == 200, multi.json
     assert [d["index"] for d in multi.json["data"]] == [0, 1]

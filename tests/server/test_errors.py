@@ -57,7 +57,8 @@ def test_malformed_body_is_400(client: FlaskClient, body: str, content_type: str
     ({"prompt": "hi", "n": 2.0}, "n"),
     ({"prompt": "hi", "frequency_penalty": False}, "frequency_penalty"),
 ])
-def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body: dict[str, Any], param: str | None) -> None:
+def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body: dict[str, Any],
+                                                        param: str | None) -> None:
     error = _error(client.post("/v1/completions", json=body), 422)
     if param:
         assert error["param"] is not None and error["param"].startswith(param)
@@ -75,7 +76,8 @@ def test_unsupported_openai_field_at_neutral_value_is_accepted(client: FlaskClie
 
 
 def test_unknown_model_is_404_and_lists_alternatives(client: FlaskClient) -> None:
-    error = _error(client.post("/v1/completions", json={"model": "gpt-9", "prompt": "hi"}), 404, "model_not_found", "model")
+    error = _error(client.post("/v1/completions", json={"model": "gpt-9", "prompt": "hi"}), 404, "model_not_found",
+                   "model")
     assert "tiny-gpt2" in error["message"]
 
 

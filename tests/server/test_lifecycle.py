@@ -55,7 +55,8 @@ def test_waiting_request_returns_results_while_its_client_stays() -> None:
 
 
 @pytest.fixture
-def draining_client(tmp_path, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights) -> FlaskClient:  # type: ignore[no-untyped-def]
+def draining_client(tmp_path, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet,  # type: ignore[no-untyped-def]
+                    tiny_timm_weights) -> FlaskClient:
     config = tiny_config(tmp_path, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights)
     app = create_app(config, load_models=False)
     begin_drain(app)

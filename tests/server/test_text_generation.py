@@ -96,7 +96,8 @@ def test_seeded_sampling_does_not_depend_on_batch_neighbours(model: TextGenerati
 
     alone = model.run([model.prepare(sampled())])[0]
     crowded = model.run([model.prepare(_greedy(PROMPTS[1])), model.prepare(sampled()),
-                         model.prepare(GenerationRequest(prompt=PROMPTS[2], max_tokens=10, temperature=1.0, seed=3))])[1]
+                         model.prepare(GenerationRequest(prompt=PROMPTS[2], max_tokens=10, temperature=1.0,
+                                                         seed=3))])[1]
     assert [c.text for c in crowded.choices] == [c.text for c in alone.choices]
 
 
