@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -92,8 +93,12 @@ class Runner:
         """Queue one item for `method`; raises QueueFull when the queue is at its bound."""
         return self.submit_many(method, [item])[0]
 
-    def submit_many(self, method: str, items: list[Any]) -> list[Future[Any]]:
-        """Queue all items or none: a call that does not fit raises QueueFull and queues nothing."""
+    def submit_many(self, method: str, items: Iterable[Any]) -> list[Future[Any]]:
+        """Queue all items or none: a call that does not fit raises QueueFull and queues nothing.
+
+        `items` may be a lazy iterator: a method that prepares on the caller's thread prepares each
+        item as it is produced, so the caller need never hold all raw items (decoded images) at once.
+        """
         if method not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method!r}")
         spec = self.methods[method]
