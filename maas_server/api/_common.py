@@ -13,7 +13,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-from flask import current_app, request
+from flask import Response, after_this_request, current_app, request
 from pydantic import BaseModel
 
 from ..config import ServerConfig
@@ -142,6 +142,14 @@ def client_gone(sock: socket.socket | None) -> bool:
         return True  # reset by peer, or the socket is already closed
     except ValueError:
         return False  # TLS sockets do not allow peeking; such clients are noticed when we write
+
+
+def after_response(callback: Callable[[], object]) -> None:
+    """Call `callback` once this request's response has been sent (an error response too)."""
+    @after_this_request
+    def _register(response: Response) -> Response:
+        response.call_on_close(callback)
+        return response
 
 
 def new_id(prefix: str) -> str:
