@@ -36,11 +36,13 @@ ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 DECODED_BYTES = 4  # a decoded Pillow image takes at most 4 bytes per pixel (RGB is stored as RGBX)
 TILE_SIDE = 1024  # converting 1024x1024 pixels at a time: a 4 MB RGB tile
 # Hand freed memory back to the system each time a request has decoded this many pixels (16-64 MB
-# of buffers; checked before each image, so always before a large one), and after a request that
-# decoded as many. glibc keeps freed heap pages resident, and the holes that earlier images left
-# between the prepared tensors rarely fit the next image's buffers: without a trim they add up to
-# the request's peak, and a worker would stay at that peak for good. A trim costs ~3 ms when there
-# is something to return: once per 4 M pixels, against ~100 ms to decode and prepare them.
+# of buffers; checked before each image, so always before a large one), once more before the
+# model runs, and after the response of a request that decoded as many. glibc keeps freed heap
+# pages resident in the freeing thread's arena: the holes that earlier images left between the
+# prepared tensors rarely fit the next image's buffers, and the model's thread cannot use them at
+# all, so without a trim they add up to the request's peak, and a worker would keep that peak for
+# good. A trim costs ~3 ms when there is something to return, against ~100 ms to decode and
+# prepare 4 M pixels.
 RELEASE_AFTER_PIXELS = 4_000_000
 
 
@@ -102,6 +104,8 @@ def decode_images(images: Sequence[CheckedImage], max_side: int) -> Iterator[Ima
             decoded = 0
         decoded += checked.pixels
         yield _decode_shrunk(checked, max_side)
+    if decoded >= RELEASE_AFTER_PIXELS:
+        release_freed_memory()  # the model runs next, on its own thread: it cannot reuse what this one freed
 
 
 def working_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
