@@ -106,13 +106,16 @@ def main() -> int:
     parser.add_argument("--code", help="run the server from this checkout (e.g. `git archive` of an older commit)")
     parser.add_argument("--only", help="comma-separated scenario name prefixes")
     args = parser.parse_args()
-    if args.code:  # the server subprocess imports maas_server from there; this script keeps its own
+    base = None
+    if args.code:  # the server subprocess imports maas_server (and its default config) from there
         os.environ["PYTHONPATH"] = str(Path(args.code).resolve())
+        os.chdir(args.code)  # `python -m` puts the working directory first on the server's sys.path
+        base = Path("maas_server/default_config.toml").read_text()
     chosen = {name: build for name, build in scenarios().items()
               if not args.only or any(name.startswith(p) for p in args.only.split(","))}
     print(f"{'request':<28} {'status':>6} {'idle MB':>8} {'peak +MB':>9} {'kept +MB':>9} {'s':>6}")
     with tempfile.TemporaryDirectory() as tmp:
-        config = config_with([IMG_MODEL], Path(tmp))
+        config = config_with([IMG_MODEL], Path(tmp), base=base)
         for name, build in chosen.items():
             images = build()
             server = ServerProcess(config)  # a fresh worker each time: what one request leaves behind skews the next
