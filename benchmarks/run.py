@@ -211,9 +211,9 @@ def images_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
 
 # -- servers
 
-def config_with(models: list[str], tmp: Path, **model_settings: Any) -> str:
-    """The default config restricted to `models`, with per-model overrides; returns its path."""
-    text = default_config_text()
+def config_with(models: list[str], tmp: Path, *, base: str | None = None, **model_settings: Any) -> str:
+    """The default config (or `base`, a config text) restricted to `models`, with overrides; returns its path."""
+    text = default_config_text() if base is None else base
     head, *blocks = text.split("[[models]]")
     kept = [b for b in blocks if any(f'name = "{m}"' in b for m in models)]
     extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in model_settings.items())

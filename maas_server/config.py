@@ -80,6 +80,14 @@ class ServerConfig(_Strict):
         1000, ge=1, le=100_000,
         description="/v1 requests (open streams included) one worker holds at once; past it, 503 at once",
     )
+    max_request_pixels: int = Field(
+        250_000_000, gt=0, description="width*height summed over one request's images, read before decoding "
+                                       "(bounds the decoding work of one call: ~256 images of 1 Mpx)"
+    )
+    image_max_side: int = Field(
+        1024, ge=32, description="images are shrunk at once to at most this many pixels on their longest side: "
+                                 "above the inputs of common image models (224-512), far below a photo's"
+    )
     cache_dir: Path = Field(default_factory=lambda: _default_cache_dir())
     models: tuple[ModelConfig, ...] = Field(min_length=1)
 
@@ -98,6 +106,14 @@ class ServerConfig(_Strict):
         if small:
             raise ValueError(f"max_queue of {', '.join(small)} is below max_inputs ({self.max_inputs}): "
                              f"a full-size call could never be admitted; raise max_queue or lower max_inputs")
+        return self
+
+    @model_validator(mode="after")
+    def _request_fits_one_image(self) -> ServerConfig:
+        if self.max_request_pixels < self.max_image_pixels:
+            raise ValueError(f"max_request_pixels ({self.max_request_pixels}) is below max_image_pixels "
+                             f"({self.max_image_pixels}): an image within its own limit could be refused; "
+                             f"raise max_request_pixels or lower max_image_pixels")
         return self
 
     def model(self, name: str) -> ModelConfig | None:

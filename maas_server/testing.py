@@ -59,6 +59,11 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
 
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers: the children of the server process (the gunicorn master)."""
+        assert self.process is not None
+        return child_pids(self.process.pid)
+
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
@@ -75,3 +80,33 @@ class ServerProcess:
                 pass
             time.sleep(0.5)
         raise RuntimeError(f"server not ready after {self.ready_timeout}s:\n{self.log_tail()}")
+
+
+# -- process memory (Linux /proc), for tests and benchmarks that bound a worker's memory
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is `pid`, read from /proc/*/stat (the kernel may lack /proc/PID/task/*/children)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()  # the command name may hold spaces: skip it
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Reset the process's resident-memory high-water mark (VmHWM) to its current RSS."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def memory_bytes(pid: int) -> dict[str, int]:
+    """The process's current resident memory (`rss`) and its high-water mark (`peak`), in bytes."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {"rss": _kb(fields["VmRSS"]) * 1024, "peak": _kb(fields["VmHWM"]) * 1024}
+
+
+def _kb(value: str) -> int:
+    return int(value.split()[0])  # "  123456 kB"

@@ -8,13 +8,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import current_app, request
+from flask import Response, after_this_request, current_app, request
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 
@@ -157,14 +157,15 @@ MIN_REQUEST_TIMEOUT_S = 0.1  # shorter deadlines cannot be told apart from the t
 MAX_REQUEST_TIMEOUT_S = 3600.0
 
 
-def submit(entry: ModelEntry, method: str, items: list[Any]) -> list[Future[Any]]:
+def submit(entry: ModelEntry, method: str, items: Iterable[Any], count: int | None = None) -> list[Future[Any]]:
     """Queue a request's items on its model's runner, with the request's own deadline if it set one.
 
     ``X-Request-Timeout: SECONDS`` is how long the caller will wait for the model to start on its
     request; a request the runner's estimate says would wait longer is refused at once (503).
+    `count` is the number of items when `items` is a lazy iterator (see Runner.submit_many).
     """
     assert entry.runner is not None
-    return entry.runner.submit_many(method, items, timeout=request_timeout())
+    return entry.runner.submit_many(method, items, timeout=request_timeout(), count=count)
 
 
 def request_timeout() -> float | None:
@@ -229,6 +230,14 @@ def client_gone(sock: socket.socket | None) -> bool:
         return True  # reset by peer, or the socket is already closed
     except ValueError:
         return False  # TLS sockets do not allow peeking; such clients are noticed when we write
+
+
+def after_response(callback: Callable[[], object]) -> None:
+    """Call `callback` once this request's response has been sent (an error response too)."""
+    @after_this_request
+    def _register(response: Response) -> Response:
+        response.call_on_close(callback)
+        return response
 
 
 def new_id(prefix: str) -> str:

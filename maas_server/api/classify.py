@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, request
-from PIL import Image
 from pydantic import ValidationError
 
 from ..errors import APIError, validation_error
 from ..models.base import Scores, TextItem
+from ..ops.memory import release_freed_memory
 from . import schemas as s
-from ._common import check_count, parse_json, read_body, resolve_model, state, submit, wait_all
-from .images import decode_base64_image, open_image
+from ._common import after_response, check_count, parse_json, read_body, resolve_model, state, submit, wait_all
+from .images import RELEASE_AFTER_PIXELS, CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images
 
 bp = Blueprint("classify", __name__)
 
@@ -34,11 +34,15 @@ def classify_image() -> Any:
     name, top_k, images = _image_request()
     entry = resolve_model("/v1/classify/image", name)
     assert entry.runner is not None
-    return _classification(entry.config.name, wait_all(submit(entry, "classify", images)), top_k)
+    if sum(image.pixels for image in images) >= RELEASE_AFTER_PIXELS:
+        after_response(release_freed_memory)  # by then the decoded images and their tensors are freed
+    # Decoded lazily: the runner prepares each image as it comes, so one full-size image at a time.
+    decoded = decode_images(images, state().config.image_max_side)
+    return _classification(entry.config.name, wait_all(submit(entry, "classify", decoded, count=len(images))), top_k)
 
 
-def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:
-    """Read either the multipart form (file parts) or the JSON form (base64)."""
+def _image_request() -> tuple[str | None, int | None, list[CheckedImage]]:
+    """Read either the multipart form (file parts) or the JSON form (base64); check every image's header."""
     config = state().config
     if request.mimetype == "multipart/form-data":
         read_body()  # the form is then parsed from the checked bytes (werkzeug reuses them)
@@ -59,9 +63,9 @@ def _image_request() -> tuple[str | None, int | None, list[Image.Image]]:
         body = parse_json(s.ImageClassificationRequest)
         check_count(len(body.images), "image", "image")
         blobs = [(decode_base64_image(text, f"image[{i}]"), f"image[{i}]") for i, text in enumerate(body.images)]
-    images = [open_image(data, max_bytes=config.max_image_bytes, max_pixels=config.max_image_pixels, param=param)
-              for data, param in blobs]
-    return body.model, body.top_k, images
+    limits = ImageLimits(max_bytes=config.max_image_bytes, max_pixels=config.max_image_pixels,
+                         max_request_pixels=config.max_request_pixels)
+    return body.model, body.top_k, check_images(blobs, limits)
 
 
 def _classification(model: str, results: list[Scores], top_k: int | None) -> dict[str, Any]:

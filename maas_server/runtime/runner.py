@@ -30,7 +30,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sized
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,19 +146,31 @@ class Runner:
         ahead = max(0, self.queued + items - self._room)
         return ahead / rate
 
-    def submit_many(self, method: str, items: list[Any], timeout: float | None = None) -> list[Future[Any]]:
+    def submit_many(self, method: str, items: Iterable[Any], timeout: float | None = None,
+                    count: int | None = None) -> list[Future[Any]]:
         """Queue all items or none: a call that does not fit raises QueueFull and queues nothing.
 
         `timeout` is how long the items may wait for compute (default: ``queue_timeout_s``). A call
         the estimate says would wait longer raises Overloaded before it waits at all.
+
+        `items` may be a lazy iterator: a method that prepares on the caller's thread prepares each
+        item as it is produced, so the caller need never hold all raw items (decoded images) at once.
+        Give its `count` then, so that an overloaded model refuses it before anything is prepared.
         """
         if method not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method!r}")
         deadline_s = timeout if timeout is not None else self.queue_timeout
-        self._refuse_if_too_slow(len(items), deadline_s)
+        if count is None and isinstance(items, Sized):
+            count = len(items)
+        if count is not None:
+            self._refuse_if_too_slow(count, deadline_s)
         spec = self.methods[method]
         if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
             items = [_Prepared(spec.prepare(item)) for item in items]  # an invalid item raises here, queues nothing
+        else:
+            items = list(items)
+        if count is None:
+            self._refuse_if_too_slow(len(items), deadline_s)
         now = self._clock()
         deadline = now + deadline_s if deadline_s is not None else None
         work = [_Work(method, item, enqueued=now, deadline=deadline) for item in items]

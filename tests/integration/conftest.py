@@ -12,9 +12,16 @@ READY_TIMEOUT_S = 600  # the first start on a fresh machine converts the GGUF mo
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    with ServerProcess(ready_timeout=READY_TIMEOUT_S) as url:
-        yield url
+def server() -> Iterator[ServerProcess]:
+    """The server process itself, for tests that look at its workers (memory, pids)."""
+    server = ServerProcess(ready_timeout=READY_TIMEOUT_S)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def server_url(server: ServerProcess) -> str:
+    return server.url
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

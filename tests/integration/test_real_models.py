@@ -52,9 +52,16 @@ def test_zero_shot_text_classification(server_url: str) -> None:
     assert top == ["sports", "cooking"]
 
 
+def _large_chelsea() -> np.ndarray:
+    """The cat at 8x (3608x2400): the server decodes it at reduced scale and shrinks it before the model."""
+    image = Image.fromarray(skimage.data.chelsea())
+    return np.asarray(image.resize((image.width * 8, image.height * 8), Image.Resampling.BICUBIC))
+
+
 @pytest.mark.parametrize("image, expected", [
     (skimage.data.chelsea, {"tabby, tabby cat", "tiger cat", "Egyptian cat"}),
     (skimage.data.coffee, {"espresso", "cup"}),
+    (_large_chelsea, {"tabby, tabby cat", "tiger cat", "Egyptian cat"}),
 ])
 def test_image_classification_of_real_photos(server_url: str, image, expected: set[str]) -> None:  # type: ignore[no-untyped-def]
     files = {"image": ("photo.jpg", _jpeg(image()), "image/jpeg")}

@@ -16,7 +16,8 @@ def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, tim
                 **server) -> ServerConfig:
     return config_from_dict({
         "server": {"cache_dir": str(tmp / "cache"), "max_body_bytes": 2_000_000, "max_inputs": 8, "max_tokens": 64,
-                   "max_n": 3, "max_image_bytes": 200_000, "max_image_pixels": 1_000_000, **server},
+                   "max_n": 3, "max_image_bytes": 200_000, "max_image_pixels": 1_000_000,
+                   "max_request_pixels": 3_000_000, "image_max_side": 128, **server},
         "models": [
             {"name": "tiny-gpt2", "task": "text-generation", "source": gpt2, "max_queue": 64},
             {"name": "tiny-embed", "task": "embeddings", "source": bert, "max_queue": 64},

@@ -30,6 +30,13 @@ def test_invalid_configs_explain_themselves(models: list[dict], message: str) ->
         config_from_dict({"models": models})
 
 
+def test_request_pixel_budget_must_admit_one_image_at_its_own_limit() -> None:
+    model = {"name": "a", "task": "embeddings", "source": "x"}
+    with pytest.raises(ConfigError, match="max_request_pixels"):
+        config_from_dict({"server": {"max_image_pixels": 1000, "max_request_pixels": 999}, "models": [model]})
+    assert load_config().max_request_pixels >= load_config().max_image_pixels
+
+
 def test_unknown_section_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown top-level"):
         config_from_dict({"modles": [], "models": []})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -294,6 +295,29 @@ def test_prepare_on_caller_runs_before_queueing_and_refuses_the_whole_call() -> 
             runner.submit_many("double", [1, "bad"])
         assert runner.queued == 0 and model.batches == [[3]]
         assert {name for name, _ in calls} == {threading.current_thread().name}
+    finally:
+        runner.stop()
+
+
+def test_prepare_on_caller_consumes_a_lazy_iterable_one_item_at_a_time() -> None:
+    events: list[str] = []
+
+    class CallerPrepared(GatedModel):
+        def batch_methods(self) -> dict[str, BatchMethod]:
+            return {"double": BatchMethod(lambda item: events.append(f"prepare {item}") or item, self.run,
+                                          prepare_on_caller=True)}
+
+    def produce() -> Iterator[int]:
+        for item in range(3):
+            events.append(f"make {item}")
+            yield item
+
+    model = CallerPrepared()
+    model.gate.set()
+    runner = Runner("m", model, max_batch_size=4, max_wait_ms=0, max_queue=8).start()
+    try:
+        assert [f.result(5) for f in runner.submit_many("double", produce())] == [0, 2, 4]
+        assert events == ["make 0", "prepare 0", "make 1", "prepare 1", "make 2", "prepare 2"]
     finally:
         runner.stop()
 
