@@ -235,6 +235,9 @@ class _Finished:
     body: str | None
     usage: dict[str, int] = field(default_factory=dict)
     done: bool = False
+    # Whether `_before` counted this request in: a request refused by an earlier hook (the drain
+    # check) never was, and must not be counted out either (the gauge went negative).
+    counted_in: bool = True
     # A streaming view may leave `g.maas_stream_usage`: a callable giving the stream's exact usage
     # when it ends, whether or not the client asked for a usage chunk (generation does).
     stream_usage: Callable[[], dict[str, int]] | None = None
@@ -279,7 +282,7 @@ def _after(response: Response) -> Response:
         route=request.url_rule.rule if request.url_rule else "unmatched", method=request.method,
         status=response.status_code, request_id=getattr(g, "request_id", "") or "",
         started=getattr(g, "maas_started", time.perf_counter()), account=getattr(g, "maas_account", None),
-        model=_requested_model(response.status_code), config=state().config,
+        model=_requested_model(response.status_code), config=state().config, counted_in="maas_started" in g,
         body=_logged_body(response.status_code))
     if response.is_streamed:
         finished.stream_usage = g.pop("maas_stream_usage", None)
@@ -351,7 +354,8 @@ def _finish(finished: _Finished, acc: Accounts) -> None:
     if finished.stream_usage is not None:
         finished.usage = finished.stream_usage()
     seconds = time.perf_counter() - finished.started
-    metrics.IN_FLIGHT.dec()
+    if finished.counted_in:
+        metrics.IN_FLIGHT.dec()
     prompt = int(finished.usage.get("prompt_tokens", 0))
     completion = int(finished.usage.get("completion_tokens", 0))
     model = finished.model or ""

@@ -20,8 +20,9 @@ keeps gthread (its threads suit our runner hand-off) and adds:
   and never log the request line (it may carry credentials in a query string).
 
 TLS connections are wrapped by gunicorn after accept; they get a plain per-call socket timeout
-(``idle_timeout``) instead of the header deadline. A buffering proxy in front (nginx, envoy) is
-the right place for TLS and slow clients in production; see docs/server.md.
+(``idle_timeout``, inherited from this socket) instead of the header deadline. A buffering proxy
+in front (nginx, envoy) is the right place for TLS and slow clients in production; see
+docs/server.md.
 """
 
 from __future__ import annotations
@@ -79,8 +80,14 @@ class DeadlineSocket(socket.socket):
         return adopted
 
     def setblocking(self, flag: bool) -> None:
-        self._deadline = time.monotonic() + self.timeouts.header_timeout if flag else None
-        super().setblocking(flag)
+        if not flag:
+            self._deadline = None
+            super().setblocking(False)
+            return
+        self._deadline = time.monotonic() + self.timeouts.header_timeout
+        # Blocking, but never forever: a TLS socket gunicorn wraps around this one inherits the
+        # timeout, so even there one silent read cannot hold a thread past `idle_timeout`.
+        super().settimeout(self.timeouts.idle_timeout)
 
     def settimeout(self, value: float | None) -> None:
         self._deadline = None
