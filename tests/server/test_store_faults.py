@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, func, select
 
@@ -201,9 +202,20 @@ def test_a_worker_started_while_the_store_is_missing_boots_and_never_creates_it(
 
 # -- usage rows
 
-def _samples() -> dict[str, float]:
-    body, _ = metrics.render()
-    return {s.name: s.value for family in text_string_to_metric_families(body.decode()) for s in family.samples
+@pytest.fixture
+def usage_registry(monkeypatch: pytest.MonkeyPatch) -> CollectorRegistry:
+    """The usage-writer metrics of this test alone: other tests' apps write usage rows in the background
+    into the process-wide metrics while this one runs."""
+    registry = CollectorRegistry()
+    monkeypatch.setattr(metrics, "USAGE_PENDING", Gauge("maas_usage_rows_pending", "", registry=registry))
+    monkeypatch.setattr(metrics, "USAGE_WRITE_FAILURES", Counter("maas_usage_write_failures", "", registry=registry))
+    monkeypatch.setattr(metrics, "USAGE_DROPPED", Counter("maas_usage_rows_dropped", "", registry=registry))
+    return registry
+
+
+def _samples(registry: CollectorRegistry) -> dict[str, float]:
+    body = generate_latest(registry).decode()
+    return {s.name: s.value for family in text_string_to_metric_families(body) for s in family.samples
             if s.name.startswith("maas_usage")}
 
 
@@ -216,16 +228,17 @@ def _rows_in(store: Store) -> int:
         return int(conn.execute(select(func.count()).select_from(store_module.usage)).scalar() or 0)
 
 
-def test_usage_rows_the_store_refuses_are_kept_retried_and_counted(tmp_path: Path) -> None:
+def test_usage_rows_the_store_refuses_are_kept_retried_and_counted(tmp_path: Path,
+                                                                  usage_registry: CollectorRegistry) -> None:
     store = Store(f"sqlite:///{tmp_path / 'maas.db'}")
     store.clock = clock = Clock()
     writer = UsageWriter(store, linger=0)
-    before = _samples()
+    before = _samples(usage_registry)
     undo = refuse_writes(store)
     for i in range(5):
         writer.add(_row(i))
     assert writer.flush() is False
-    during = _samples()
+    during = _samples(usage_registry)
     assert during["maas_usage_write_failures_total"] > before.get("maas_usage_write_failures_total", 0)
     assert during["maas_usage_rows_pending"] - before.get("maas_usage_rows_pending", 0) == 5
     assert writer.pending == 5
@@ -233,21 +246,21 @@ def test_usage_rows_the_store_refuses_are_kept_retried_and_counted(tmp_path: Pat
     clock.now += 1
     assert writer.flush() is True
     assert _rows_in(store) == 5 and writer.pending == 0
-    after = _samples()
+    after = _samples(usage_registry)
     assert after["maas_usage_rows_pending"] == before.get("maas_usage_rows_pending", 0)
     assert after["maas_usage_rows_dropped_total"] == before.get("maas_usage_rows_dropped_total", 0)
 
 
-def test_usage_rows_past_the_cap_are_dropped_and_counted(tmp_path: Path) -> None:
+def test_usage_rows_past_the_cap_are_dropped_and_counted(tmp_path: Path, usage_registry: CollectorRegistry) -> None:
     store = Store(f"sqlite:///{tmp_path / 'maas.db'}")
     store.clock = clock = Clock()
     writer = UsageWriter(store, linger=0, max_pending=3)
-    before = _samples().get("maas_usage_rows_dropped_total", 0)
+    before = _samples(usage_registry).get("maas_usage_rows_dropped_total", 0)
     undo = refuse_writes(store)
     for i in range(5):
         writer.add(_row(i))
     assert writer.flush() is False
-    assert _samples()["maas_usage_rows_dropped_total"] - before == 2
+    assert _samples(usage_registry)["maas_usage_rows_dropped_total"] - before == 2
     undo()
     clock.now += 1
     assert writer.flush() is True and _rows_in(store) == 3
