@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from datetime import timezone
+from datetime import UTC
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
@@ -73,7 +73,7 @@ def _seconds_until(http_date: str) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # HTTP dates are GMT; "-0000" parses as naive
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return when.timestamp() - time.time()
 
 

