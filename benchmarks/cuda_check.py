@@ -25,7 +25,7 @@ from run import (EMB_MODEL, GEN_MODEL, IMG_MODEL, PROMPT, SENTENCES, config_with
 
 
 def check_generation(tokens: int) -> None:
-    from maas_server.models.text_generation import GenerationRequest
+    from maas_server.models.base import GenerationRequest
 
     model = load(GEN_MODEL)
     print(f"{GEN_MODEL}: {model.device} {model.dtype}")

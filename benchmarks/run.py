@@ -108,7 +108,7 @@ def inprocess_embedding_latency_ms(model: Any) -> float:
 
 def inprocess_generation(model: Any, batch: int, tokens: int) -> float:
     """A static batch: `batch` copies of the prompt decoded together (left-padded), greedy."""
-    from maas_server.models.text_generation import GenerationRequest
+    from maas_server.models.base import GenerationRequest
 
     request = GenerationRequest(prompt=PROMPT, max_tokens=tokens, temperature=0, n=batch)
     start = time.perf_counter()

@@ -12,8 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from ..errors import APIError, error_body
-from ..models.base import InvalidInput, ItemFailed
-from ..models.text_generation import Choice, GenerationRequest, GenerationResult, TokenLogprob
+from ..models.base import Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, TokenLogprob
 from ..runtime.registry import ModelEntry
 from . import schemas as s
 from ._common import (CLIENT_POLL_S, client_gone, give_up_on_client, new_id, now, parse_json, resolve_model, state,

@@ -26,10 +26,15 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from ..errors import APIError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# PIL is imported inside the functions that decode: importing the wire layer (maas_server.app) must
+# not load image libraries before a request needs them (the app starts, and answers /health, sooner).
 from ..ops.memory import release_freed_memory
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
@@ -123,6 +128,8 @@ def to_rgb_at(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     Converts and box-reduces tile by tile (by the largest whole factor that stays at least `size`),
     then resamples the small result: the peak is one tile, whatever the image's mode.
     """
+    from PIL import Image
+
     if image.size == size:
         return image.convert("RGB")
     factor = max(1, min(image.width // size[0], image.height // size[1]))
@@ -131,6 +138,8 @@ def to_rgb_at(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def _open_checked(data: bytes, limits: ImageLimits, param: str) -> CheckedImage:
+    from PIL import Image, UnidentifiedImageError
+
     if len(data) > limits.max_bytes:
         raise APIError(f"image is {len(data)} bytes, above the limit of {limits.max_bytes} (max_image_bytes)",
                        status=413, param=param, code="image_too_large")
@@ -189,6 +198,8 @@ def _decode_bytes_per_pixel(image: Image.Image) -> int:
 
 
 def _decode_shrunk(checked: CheckedImage, max_side: int) -> Image.Image:
+    from PIL import Image
+
     size = working_size(checked.size, max_side)
     try:
         # Closing frees the full-size pixels (and any decoder buffers) as soon as the small copy exists.
@@ -202,6 +213,8 @@ def _decode_shrunk(checked: CheckedImage, max_side: int) -> Image.Image:
 
 def _reduce_to_rgb(image: Image.Image, factor: int) -> Image.Image:
     """`image.convert("RGB").reduce(factor)` computed tile by tile (the same: tiles are multiples of `factor`)."""
+    from PIL import Image
+
     step = factor * max(1, TILE_SIDE // factor)
     width, height = image.size
     reduced = Image.new("RGB", (-(-width // factor), -(-height // factor)))

@@ -10,7 +10,7 @@ requests join and leave between decode steps. The runner (runtime/) decides what
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 # Why a generated sequence ended: a stop condition (EOS or a stop string) or its token budget. The
@@ -111,3 +111,49 @@ class TaskModel(Protocol):
     def batch_methods(self) -> dict[str, BatchMethod | StepMethod]: ...
 
     def warmup(self) -> None: ...
+
+
+# -- generation: what crosses the runtime boundary, plain dataclasses (no torch), so the wire layer
+# imports them without loading the model code.
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class GenerationRequest:
+    """One prompt (text, or chat messages) and its own sampling parameters."""
+
+    prompt: str | None = None
+    messages: list[dict[str, str]] | None = None
+    max_tokens: int | None = None  # None: default_max_tokens, clipped to the context
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: int | None = None  # None: no log-probabilities; k: chosen token plus k alternatives
+    # Streaming: called with (choice index, new text, the tokens behind it) as text becomes final.
+    on_text: Callable[[int, str, list[TokenLogprob]], None] | None = None
+    is_cancelled: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class Choice:
+    """The result for one sampled sequence."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    tokens: list[TokenLogprob] = field(default_factory=list)
+    completion_tokens: int = 0
+
+
+@dataclass
+class GenerationResult:
+    prompt_tokens: int
+    choices: list[Choice]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,37 +16,11 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from .base import BatchMethod, FinishReason, InvalidInput, ItemFailed, StepMethod
+from .base import (BatchMethod, Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, StepMethod,
+                   TokenLogprob)
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 
 log = logging.getLogger("maas.models")
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token with its log-probability and the most likely alternatives."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...] = ()
-
-
-@dataclass
-class GenerationRequest:
-    """One prompt (text, or chat messages) and its own sampling parameters."""
-
-    prompt: str | None = None
-    messages: list[dict[str, str]] | None = None
-    max_tokens: int | None = None  # None: default_max_tokens, clipped to the context
-    temperature: float = 1.0
-    top_p: float = 1.0
-    n: int = 1
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    logprobs: int | None = None  # None: no log-probabilities; k: chosen token plus k alternatives
-    # Streaming: called with (choice index, new text, the tokens behind it) as text becomes final.
-    on_text: Callable[[int, str, list[TokenLogprob]], None] | None = None
-    is_cancelled: Callable[[], bool] = lambda: False
 
 
 @dataclass
@@ -55,22 +28,6 @@ class PreparedGeneration:
     request: GenerationRequest
     prompt_ids: list[int]
     max_tokens: int
-
-
-@dataclass
-class Choice:
-    """The result for one sampled sequence."""
-
-    text: str = ""
-    finish_reason: FinishReason | None = None
-    tokens: list[TokenLogprob] = field(default_factory=list)
-    completion_tokens: int = 0
-
-
-@dataclass
-class GenerationResult:
-    prompt_tokens: int
-    choices: list[Choice]
 
 
 class TextGenerationModel:

@@ -11,8 +11,8 @@ import torch
 from flask.testing import FlaskClient
 
 from maas_server.config import ModelConfig
-from maas_server.models.base import BatchMethod, InvalidInput, ItemFailed, StepMethod
-from maas_server.models.text_generation import GenerationRequest, TextGenerationModel, _sample
+from maas_server.models.base import BatchMethod, GenerationRequest, InvalidInput, ItemFailed, StepMethod
+from maas_server.models.text_generation import TextGenerationModel, _sample
 from maas_server.runtime.runner import Runner
 
 POISON_LENGTH = 5  # a row whose real tokens number exactly this gets NaN scores

@@ -89,8 +89,8 @@ def test_a_subsampled_jpeg_keeps_the_full_pixel_limit(client: FlaskClient) -> No
 def test_images_are_decoded_lazily_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     checked = check_images([(_encode(_photo((64, 48)), "PNG"), f"image[{i}]") for i in range(3)], LIMITS)
     opened: list[int] = []
-    real_open = images.Image.open
-    monkeypatch.setattr(images.Image, "open", lambda fp: opened.append(1) or real_open(fp))
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp: opened.append(1) or real_open(fp))
     decoded = decode_images(checked, 1024)
     assert opened == []
     next(decoded)

@@ -10,7 +10,8 @@ import torch
 
 from maas_server.config import ModelConfig
 from maas_server.models.base import InvalidInput
-from maas_server.models.text_generation import DecodeBatch, GenerationRequest, TextGenerationModel
+from maas_server.models.base import GenerationRequest
+from maas_server.models.text_generation import DecodeBatch, TextGenerationModel
 
 
 @pytest.fixture(scope="module")
