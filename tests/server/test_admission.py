@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import Client
 
 from maas_server.api.admission import Admission
-from maas_server.models.base import BatchMethod
 from maas_server.runtime.runner import Overloaded, QueueTimeout, Runner, ServiceRate
+from tests.server.runner_support import GatedModel
 
 
 def _held_open_app(release: threading.Event) -> Any:
@@ -43,27 +43,6 @@ def test_requests_past_the_concurrency_bound_get_503_at_once_and_places_free_on_
     assert client.get("/v1/embeddings", buffered=False).status_code == 200
 
 
-class _Blocking:
-    task = "test"
-    device = "cpu"
-    dtype = "float32"
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.started = threading.Event()
-
-    def batch_methods(self) -> dict[str, BatchMethod]:
-        return {"double": BatchMethod(lambda x: x, self.run)}
-
-    def warmup(self) -> None:
-        pass
-
-    def run(self, batch: list[Any]) -> list[Any]:
-        self.started.set()
-        self.gate.wait(10)
-        return [x * 2 for x in batch]
-
-
 def test_service_rate_is_unknown_until_a_window_of_work_then_smoothed() -> None:
     rate = ServiceRate(window_s=1.0, smoothing=0.5)
     rate.record(4, 0.5)
@@ -75,7 +54,7 @@ def test_service_rate_is_unknown_until_a_window_of_work_then_smoothed() -> None:
 
 
 def test_a_call_that_would_wait_past_its_deadline_is_refused_before_it_queues() -> None:
-    model = _Blocking()
+    model = GatedModel()
     runner = Runner("m", model, max_batch_size=2, max_wait_ms=0, max_queue=100, queue_timeout_s=60).start()
     try:
         runner.service_rate.per_second = 2.0  # measured: two items a second
@@ -94,7 +73,7 @@ def test_a_call_that_would_wait_past_its_deadline_is_refused_before_it_queues() 
 
 def test_an_item_past_its_own_deadline_gets_no_compute() -> None:
     now = [0.0]
-    model = _Blocking()
+    model = GatedModel()
     runner = Runner("m", model, max_batch_size=1, max_wait_ms=0, max_queue=10, queue_timeout_s=60,
                     clock=lambda: now[0]).start()
     try:
@@ -127,7 +106,7 @@ def test_a_valid_request_timeout_header_is_accepted(client: FlaskClient) -> None
 
 
 def test_a_cold_model_queues_at_most_two_batches_before_its_rate_is_known() -> None:
-    model = _Blocking()
+    model = GatedModel()
     runner = Runner("m", model, max_batch_size=2, max_wait_ms=0, max_queue=100, queue_timeout_s=60).start()
     try:
         runner.submit("double", 1)

@@ -11,9 +11,10 @@ import torch
 from flask.testing import FlaskClient
 
 from maas_server.config import ModelConfig
-from maas_server.models.base import BatchMethod, GenerationRequest, InvalidInput, ItemFailed, StepMethod
+from maas_server.models.base import GenerationRequest, ItemFailed, StepMethod
 from maas_server.models.text_generation import TextGenerationModel, _sample
 from maas_server.runtime.runner import Runner
+from tests.server.runner_support import GatedModel
 
 POISON_LENGTH = 5  # a row whose real tokens number exactly this gets NaN scores
 
@@ -91,38 +92,8 @@ def _submit_together(runner: Runner, requests: list[GenerationRequest], gate: th
     return futures
 
 
-class _FlakyItems:
-    """Batch methods where the item "boom" breaks whatever batch it is in."""
-
-    task = "test"
-    device = "cpu"
-    dtype = "float32"
-
-    def __init__(self) -> None:
-        self.batches: list[list[Any]] = []
-        self.gate = threading.Event()
-
-    def batch_methods(self) -> dict[str, BatchMethod | StepMethod]:
-        return {"double": BatchMethod(self.prepare, self.run)}
-
-    def warmup(self) -> None:
-        pass
-
-    def prepare(self, item: Any) -> Any:
-        if item == "invalid":
-            raise InvalidInput("invalid item")
-        return item
-
-    def run(self, batch: list[Any]) -> list[Any]:
-        self.gate.wait(10)
-        self.batches.append(list(batch))
-        if "boom" in batch:
-            raise RuntimeError("kaboom")
-        return [x * 2 for x in batch]
-
-
 def test_one_item_that_breaks_a_batch_fails_alone() -> None:
-    model = _FlakyItems()
+    model = GatedModel()
     runner = Runner("m", model, max_batch_size=8, max_wait_ms=0).start()
     try:
         blocker = runner.submit("double", 1)

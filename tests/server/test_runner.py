@@ -11,46 +11,7 @@ import pytest
 
 from maas_server.models.base import BatchMethod, InvalidInput, ItemFailed, StepMethod
 from maas_server.runtime.runner import QueueFull, QueueTimeout, Runner
-
-
-class GatedModel:
-    """Doubles its inputs in batches; the first batch waits until the test opens the gate."""
-
-    task = "test"
-    device = "cpu"
-    dtype = "float32"
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.started = threading.Event()
-        self.batches: list[list[Any]] = []
-        self.fail_next = False
-
-    def batch_methods(self) -> dict[str, BatchMethod]:
-        return {"double": BatchMethod(self.prepare, self.run), "negate": BatchMethod(lambda x: x, self.negate)}
-
-    def warmup(self) -> None:
-        pass
-
-    def prepare(self, item: Any) -> Any:
-        if item == "bad":
-            raise InvalidInput("bad item", param="input")
-        return item
-
-    def run(self, batch: list[Any]) -> list[Any]:
-        self.started.set()
-        self.gate.wait(timeout=10)
-        self.batches.append(list(batch))
-        if self.fail_next:
-            self.fail_next = False
-            raise RuntimeError("model exploded")
-        if "short" in batch:
-            return batch[:-1]  # one output too few
-        return [x * 2 for x in batch]
-
-    def negate(self, batch: list[Any]) -> list[Any]:
-        self.batches.append(list(batch))
-        return [-x for x in batch]
+from tests.server.runner_support import GatedModel
 
 
 @pytest.fixture
