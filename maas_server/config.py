@@ -77,7 +77,7 @@ class ServerConfig(_Strict):
     max_image_bytes: int = Field(10_000_000, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_concurrent_requests: int = Field(
-        1000, ge=1, le=100_000,
+        1000, ge=1, le=10_000,  # `serve` gives the worker this many threads (+64): ~19 KiB RSS each when idle
         description="/v1 requests (open streams included) one worker holds at once; past it, 503 at once",
     )
     max_request_pixels: int = Field(

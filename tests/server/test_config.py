@@ -53,3 +53,9 @@ def test_serve_refuses_a_bad_config_before_starting(tmp_path: Path, capsys: pyte
     bad.write_text('[[models]]\nname = "x"\ntask = "nope"\nsource = "y"\n')
     assert server_main(["serve", "--config", str(bad)]) == 2
     assert "models.0.task" in capsys.readouterr().err
+
+
+def test_the_concurrency_bound_is_capped_because_serve_gives_it_threads() -> None:
+    models = [{"name": "a", "task": "embeddings", "source": "x"}]
+    with pytest.raises(ConfigError, match="max_concurrent_requests"):
+        config_from_dict({"server": {"max_concurrent_requests": 20_000}, "models": models})
