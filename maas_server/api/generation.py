@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -133,7 +134,9 @@ class _TokenStream:
         A client that left mid-stream is billed for what was generated until then: its rows stop
         at the next decode step, which resolves their futures with the partial results.
         """
-        return _usage([r for r in map(_settled_result, self.futures) if r is not None]).model_dump()
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S  # one bound for all prompts, not one each
+        settled = (_settled_result(future, deadline) for future in self.futures)
+        return _usage([r for r in settled if r is not None]).model_dump()
 
     def events(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
         results: list[GenerationResult | None] = [None] * len(self.futures)
@@ -164,12 +167,12 @@ class _TokenStream:
 SETTLE_TIMEOUT_S = 10.0  # a cancelled row leaves at the next decode step; this only bounds a stuck model
 
 
-def _settled_result(future: Future[GenerationResult]) -> GenerationResult | None:
+def _settled_result(future: Future[GenerationResult], deadline: float) -> GenerationResult | None:
     """The result once the runner has settled it; None when it never ran or failed."""
     if future.cancelled():
         return None
     try:
-        return future.result(timeout=SETTLE_TIMEOUT_S)
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except Exception:  # noqa: BLE001 - failed, cancelled meanwhile, or stuck: nothing to bill
         return None
 
