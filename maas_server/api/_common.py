@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,17 +19,22 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
+from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, Method
+from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 
 M = TypeVar("M", bound=BaseModel)
+In = TypeVar("In")
+Out = TypeVar("Out")
 
-# Which tasks can serve which route. A new task adds its route here and nowhere else in api/.
-ENDPOINT_TASKS: dict[str, tuple[str, ...]] = {
-    "/v1/completions": ("text-generation",),
-    "/v1/chat/completions": ("text-generation",),
-    "/v1/embeddings": ("embeddings",),
-    "/v1/classify/text": ("text-classification", "embeddings"),
-    "/v1/classify/image": ("image-classification",),
+# The method each route calls; any model whose task offers it can serve the route (models.TASKS).
+# A new task's route adds its line here; its blueprint goes in api/ and is registered in app.py.
+ENDPOINT_METHODS: dict[str, Method[Any, Any]] = {
+    "/v1/completions": GENERATE,
+    "/v1/chat/completions": GENERATE,
+    "/v1/embeddings": EMBED,
+    "/v1/classify/text": CLASSIFY_TEXT,
+    "/v1/classify/image": CLASSIFY_IMAGE,
 }
 
 
@@ -124,13 +128,13 @@ def _check_text(text: str) -> None:
 def resolve_model(endpoint: str, name: str | None) -> ModelEntry:
     """The configured model for this request: 404 unknown, 400 wrong task, 503 still loading."""
     registry = state().registry
-    tasks = ENDPOINT_TASKS[endpoint]
-    entry = registry.first_for(tasks) if name is None else registry.get(name)
-    serving = [e.config.name for e in registry.entries() if e.config.task in tasks]
+    method = ENDPOINT_METHODS[endpoint]
+    entry = registry.first_for(method) if name is None else registry.get(name)
+    serving = [e.config.name for e in registry.entries() if e.offers(method)]
     if entry is None:
         hint = f"models serving {endpoint}: {', '.join(serving)}" if serving else f"no model serves {endpoint}"
         raise APIError(f"model {name!r} does not exist; {hint}", status=404, param="model", code="model_not_found")
-    if entry.config.task not in tasks:
+    if not entry.offers(method):
         raise APIError(
             f"model {entry.config.name!r} is a {entry.config.task} model and cannot serve {endpoint}; "
             f"use one of: {', '.join(serving) or 'none configured'}",
@@ -157,7 +161,8 @@ MIN_REQUEST_TIMEOUT_S = 0.1  # shorter deadlines cannot be told apart from the t
 MAX_REQUEST_TIMEOUT_S = 3600.0
 
 
-def submit(entry: ModelEntry, method: str, items: Iterable[Any], count: int | None = None) -> list[Future[Any]]:
+def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In],
+           count: int | None = None) -> list[Handle[Out]]:
     """Queue a request's items on its model's runner, with the request's own deadline if it set one.
 
     ``X-Request-Timeout: SECONDS`` is how long the caller will wait for the model to start on its
@@ -166,6 +171,12 @@ def submit(entry: ModelEntry, method: str, items: Iterable[Any], count: int | No
     """
     assert entry.runner is not None
     return entry.runner.submit_many(method, items, timeout=request_timeout(), count=count)
+
+
+def stream(entry: ModelEntry, method: Method[In, Out], items: list[In]) -> EventStream[Out]:
+    """As `submit`, with each item's events and outcome arriving in order on one stream."""
+    assert entry.runner is not None
+    return entry.runner.stream(method, items, timeout=request_timeout())
 
 
 def request_timeout() -> float | None:
@@ -187,32 +198,30 @@ def request_timeout() -> float | None:
 CLIENT_POLL_S = 0.1  # how often a waiting request checks that its client is still there
 
 
-def wait_all(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None = None) -> list[Any]:
+def wait_all(handles: list[Handle[Out]]) -> list[Out]:
     """Results in order; the first failure is raised (the error handlers map it).
 
     While it waits it watches the client's socket: when the client has hung up (it timed out and
-    closed), queued items are cancelled, `on_client_gone` stops work already running, and the
-    request ends with 499 (nobody reads it).
+    closed), its items are cancelled (queued ones never start, running ones stop at their next
+    step) and the request ends with 499 (nobody reads it).
     """
     sock = request.environ.get("gunicorn.socket")
     results = []
-    for future in futures:
+    for handle in handles:
         while True:
             try:
-                results.append(future.result(timeout=CLIENT_POLL_S if sock is not None else None))
+                results.append(handle.result(timeout=CLIENT_POLL_S if sock is not None else None))
                 break
             except FutureTimeout:
                 if client_gone(sock):
-                    give_up_on_client(futures, on_client_gone)
+                    give_up_on_client(handles)
     return results
 
 
-def give_up_on_client(futures: list[Future[Any]], on_client_gone: Callable[[], None] | None) -> None:
-    """The client hung up: cancel what is queued, stop what runs, and end the request with 499."""
-    for future in futures:
-        future.cancel()
-    if on_client_gone is not None:
-        on_client_gone()
+def give_up_on_client(handles: list[Handle[Any]]) -> None:
+    """The client hung up: cancel its items and end the request with 499."""
+    for handle in handles:
+        handle.cancel()
     raise APIError("the client closed the connection before the response was ready", status=499,
                    code="client_closed_request")
 

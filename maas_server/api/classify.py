@@ -8,7 +8,7 @@ from flask import Blueprint, request
 from pydantic import ValidationError
 
 from ..errors import APIError, validation_error
-from ..models.base import Scores, TextItem
+from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, Scores, TextItem
 from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, check_count, parse_json, read_body, resolve_model, state, submit, wait_all
@@ -23,9 +23,8 @@ def classify_text() -> Any:
     entry = resolve_model("/v1/classify/text", body.model)
     check_count(len(body.inputs), "input", "input")
     check_count(len(body.labels or []) or 1, "label", "labels")
-    assert entry.runner is not None
     labels = tuple(body.labels or ())
-    results = wait_all(submit(entry, "classify", [TextItem(text, labels) for text in body.inputs]))
+    results = wait_all(submit(entry, CLASSIFY_TEXT, [TextItem(text, labels) for text in body.inputs]))
     return _classification(entry.config.name, results, body.top_k)
 
 
@@ -33,12 +32,12 @@ def classify_text() -> Any:
 def classify_image() -> Any:
     name, top_k, images = _image_request()
     entry = resolve_model("/v1/classify/image", name)
-    assert entry.runner is not None
     if sum(image.pixels for image in images) >= RELEASE_AFTER_PIXELS:
         after_response(release_freed_memory)  # by then the decoded images and their tensors are freed
     # Decoded lazily: the runner prepares each image as it comes, so one full-size image at a time.
     decoded = decode_images(images, state().config.image_max_side)
-    return _classification(entry.config.name, wait_all(submit(entry, "classify", decoded, count=len(images))), top_k)
+    results = wait_all(submit(entry, CLASSIFY_IMAGE, decoded, count=len(images)))
+    return _classification(entry.config.name, results, top_k)
 
 
 def _image_request() -> tuple[str | None, int | None, list[CheckedImage]]:

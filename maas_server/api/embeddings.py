@@ -9,7 +9,7 @@ import numpy as np
 from flask import Blueprint
 
 from ..errors import APIError
-from ..models.base import Vector
+from ..models.base import EMBED
 from . import schemas as s
 from ._common import check_count, parse_json, resolve_model, submit, wait_all
 
@@ -21,12 +21,12 @@ def embeddings() -> Any:
     body = parse_json(s.EmbeddingRequest)
     entry = resolve_model("/v1/embeddings", body.model)
     check_count(len(body.inputs), "input", "input")
-    assert entry.runner is not None
-    dimensions = getattr(entry.runner.model, "dimensions", None)
+    assert entry.description is not None  # set when the model loaded, as the runner is
+    dimensions = entry.description.dimensions
     if body.dimensions is not None and body.dimensions != dimensions:
         raise APIError(f"model {entry.config.name!r} produces {dimensions}-dimensional vectors only; omit `dimensions`",
                        status=422, param="dimensions", code="unsupported_dimensions")
-    vectors: list[Vector] = wait_all(submit(entry, "embed", body.inputs))
+    vectors = wait_all(submit(entry, EMBED, body.inputs))
     tokens = sum(v.tokens for v in vectors)
     data = [s.Embedding(index=i, embedding=_encode(v.values, body.encoding_format)) for i, v in enumerate(vectors)]
     usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from ..errors import APIError, error_body
-from ..models.base import Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, TokenLogprob
+from ..models.base import (GENERATE, Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, TextDelta,
+                           TokenLogprob)
+from ..runtime.handles import EventStream, Finished, Handle, Progress
 from ..runtime.registry import ModelEntry
 from . import schemas as s
 from ._common import (CLIENT_POLL_S, client_gone, give_up_on_client, new_id, now, parse_json, resolve_model, state,
-                      submit, wait_all)
+                      stream, submit, wait_all)
 
 bp = Blueprint("generation", __name__)
 
@@ -64,19 +63,15 @@ def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int
 
 
 def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shaper, body: s._Sampling) -> Any:
-    assert entry.runner is not None
     if not body.stream:
-        gone = threading.Event()
-        for generation in requests:
-            generation.is_cancelled = gone.is_set  # checked every decode step
-        results = wait_all(submit(entry, "generate", requests), on_client_gone=gone.set)
-        return shaper.full(results)
+        return shaper.full(wait_all(submit(entry, GENERATE, requests)))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    stream = _TokenStream(requests)
-    stream.futures = submit(entry, "generate", requests)
-    stream.wait_for_first_event()  # errors before the first token become plain JSON errors
-    g.maas_stream_usage = stream.usage  # exact metering even when the client asks for no usage chunk
-    return Response(_sse(stream.events(shaper, include_usage)), mimetype="text/event-stream",
+    for generation in requests:
+        generation.stream = True
+    tokens = _TokenStream(stream(entry, GENERATE, requests))
+    tokens.wait_for_first_event()  # errors before the first token become plain JSON errors
+    g.maas_stream_usage = tokens.usage  # exact metering even when the client asks for no usage chunk
+    return Response(_sse(tokens.chunks(shaper, include_usage)), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -87,92 +82,78 @@ def _sse(chunks: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 
 class _TokenStream:
-    """Carries text from the runner thread to the response generator, one queue for all prompts.
+    """Turns the runner's events for a streamed call (one item per prompt) into response chunks.
 
-    Each prompt's text events, then a done marker for its future, arrive in order because the
-    runner thread emits both. Closing the response (client gone) cancels generation.
+    Each prompt's text events, then its outcome, arrive in order on one queue. Closing the
+    response (the client left) cancels every prompt: queued ones never start, running ones leave
+    their decode batch at the next step.
     """
 
-    def __init__(self, requests: list[GenerationRequest]) -> None:
-        self.events_queue: queue.Queue[tuple[str, int, Any]] = queue.Queue()
-        self.cancelled = threading.Event()
-        self.futures: list[Future[GenerationResult]] = []
-        self.first: tuple[str, int, Any] | None = None
-        for prompt_index, generation in enumerate(requests):
-            generation.on_text = self._on_text(prompt_index * generation.n)
-            generation.is_cancelled = self.cancelled.is_set
-
-    def _on_text(self, offset: int) -> Callable[[int, str, list[TokenLogprob]], None]:
-        return lambda index, text, tokens: self.events_queue.put(("text", offset + index, (text, tokens)))
-
-    def _on_done(self, prompt_index: int) -> Callable[[Future[GenerationResult]], None]:
-        return lambda future: self.events_queue.put(("done", prompt_index, future))
+    def __init__(self, events: EventStream[GenerationResult]) -> None:
+        self.events = events
+        self.prompts = len(events.handles)
+        self.first: Progress | Finished | None = None
 
     def wait_for_first_event(self) -> None:
-        for prompt_index, future in enumerate(self.futures):
-            future.add_done_callback(self._on_done(prompt_index))
         self.first = self._next_event_while_client_stays()
-        kind, _, payload = self.first
-        if kind == "done" and payload.exception() is not None:
-            self.cancelled.set()
-            raise payload.exception()
+        if isinstance(self.first, Finished) and self.first.error is not None:
+            self.events.cancel()
+            raise self.first.error
 
-    def _next_event_while_client_stays(self) -> tuple[str, int, Any]:
+    def _next_event_while_client_stays(self) -> Progress | Finished:
         # Before the first token a request may wait in the queue: a client that leaves meanwhile
-        # must not cost a prefill. After it, a failed write tells us (see events()).
+        # must not cost a prefill. After it, a failed write tells us (see chunks()).
         sock = request.environ.get("gunicorn.socket")
         while True:
-            try:
-                return self.events_queue.get(timeout=CLIENT_POLL_S if sock is not None else None)
-            except queue.Empty:
-                if client_gone(sock):
-                    give_up_on_client(self.futures, self.cancelled.set)
+            event = self.events.next_event(timeout=CLIENT_POLL_S if sock is not None else None)
+            if event is not None:
+                return event
+            if client_gone(sock):
+                give_up_on_client(self.events.handles)
 
     def usage(self) -> dict[str, int]:
         """What the stream cost: every prompt that reached the model, and every token generated.
 
-        A client that left mid-stream is billed for what was generated until then: its rows stop
-        at the next decode step, which resolves their futures with the partial results.
+        A client that left mid-stream is billed for what was generated until then: its rows leave
+        at the next decode step, which resolves their handles with the partial results.
         """
         deadline = time.monotonic() + SETTLE_TIMEOUT_S  # one bound for all prompts, not one each
-        settled = (_settled_result(future, deadline) for future in self.futures)
+        settled = (_settled_result(handle, deadline) for handle in self.events.handles)
         return _usage([r for r in settled if r is not None]).model_dump()
 
-    def events(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
-        results: list[GenerationResult | None] = [None] * len(self.futures)
-        pending = len(self.futures)
+    def chunks(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
+        results: list[GenerationResult | None] = [None] * self.prompts
+        pending = self.prompts
         try:
-            yield from shaper.start_chunks(len(self.futures))
+            yield from shaper.start_chunks(self.prompts)
             event = self.first
             while event is not None:
-                kind, index, payload = event
-                if kind == "text":
-                    yield shaper.text_chunk(index, *payload)
+                if isinstance(event, Progress):
+                    delta: TextDelta = event.event
+                    yield shaper.text_chunk(event.index * shaper.n + delta.choice, delta.text, delta.tokens)
                 else:
                     pending -= 1
-                    if payload.exception() is not None:
-                        yield _stream_error(payload.exception())
+                    if event.error is not None:
+                        yield _stream_error(event.error)
                         return
-                    results[index] = payload.result()
-                    yield from shaper.finish_chunks(index, payload.result())
-                event = self.events_queue.get() if pending else None
+                    results[event.index] = event.result
+                    yield from shaper.finish_chunks(event.index, event.result)
+                event = self.events.next_event() if pending else None
             if include_usage:
                 yield shaper.usage_chunk([r for r in results if r is not None])
         finally:
-            self.cancelled.set()  # no-op when finished; stops generation when the client left
-            for future in self.futures:
-                future.cancel()  # a prompt still queued gets no compute (one running is not affected)
+            self.events.cancel()  # a no-op when finished; stops generation when the client left
 
 
 SETTLE_TIMEOUT_S = 10.0  # a cancelled row leaves at the next decode step; this only bounds a stuck model
 
 
-def _settled_result(future: Future[GenerationResult], deadline: float) -> GenerationResult | None:
+def _settled_result(handle: Handle[GenerationResult], deadline: float) -> GenerationResult | None:
     """The result once the runner has settled it; None when it never ran or failed."""
-    if future.cancelled():
+    if handle.cancelled():
         return None
     try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        return handle.result(timeout=max(0.0, deadline - time.monotonic()))
     except Exception:  # noqa: BLE001 - failed, cancelled meanwhile, or stuck: nothing to bill
         return None
 
@@ -215,7 +196,7 @@ class _Shaper:
     def full(self, results: list[GenerationResult]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def text_chunk(self, index: int, text: str, tokens: list[TokenLogprob]) -> dict[str, Any]:
+    def text_chunk(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
         raise NotImplementedError
 
     def finish_choice(self, index: int, choice: Choice) -> Any:
@@ -233,7 +214,7 @@ class _CompletionShaper(_Shaper):
         return s.dump(s.Completion(id=self.id, created=self.created, model=self.model, choices=choices,
                                    usage=_usage(results)))
 
-    def text_chunk(self, index: int, text: str, tokens: list[TokenLogprob]) -> dict[str, Any]:
+    def text_chunk(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
         logprobs = _completion_logprobs(tokens) if tokens else None
         return self.chunk([s.CompletionChoice(index=index, text=text, logprobs=logprobs)])
 
@@ -256,7 +237,7 @@ class _ChatShaper(_Shaper):
         for index in range(prompts * self.n):
             yield self.chunk([s.ChatChunkChoice(index=index, delta=s.ChatDelta(role="assistant", content=""))])
 
-    def text_chunk(self, index: int, text: str, tokens: list[TokenLogprob]) -> dict[str, Any]:
+    def text_chunk(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
         logprobs = _chat_logprobs(tokens) if tokens else None
         return self.chunk([s.ChatChunkChoice(index=index, delta=s.ChatDelta(content=text), logprobs=logprobs)])
 
@@ -268,7 +249,7 @@ class _ChatShaper(_Shaper):
                                             usage=usage))
 
 
-def _completion_logprobs(tokens: list[TokenLogprob]) -> s.CompletionLogprobs:
+def _completion_logprobs(tokens: Sequence[TokenLogprob]) -> s.CompletionLogprobs:
     offsets, position = [], 0
     for token in tokens:
         offsets.append(position)
@@ -277,7 +258,7 @@ def _completion_logprobs(tokens: list[TokenLogprob]) -> s.CompletionLogprobs:
                                 top_logprobs=[dict(t.top) for t in tokens], text_offset=offsets)
 
 
-def _chat_logprobs(tokens: list[TokenLogprob]) -> s.ChoiceLogprobs:
+def _chat_logprobs(tokens: Sequence[TokenLogprob]) -> s.ChoiceLogprobs:
     return s.ChoiceLogprobs(content=[
         s.TokenLogprobOut(token=t.token, logprob=t.logprob, bytes=list(t.token.encode()),
                           top_logprobs=[s.TopLogprob(token=a, logprob=lp, bytes=list(a.encode())) for a, lp in t.top])

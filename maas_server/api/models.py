@@ -9,14 +9,14 @@ from flask import Blueprint
 from ..errors import APIError
 from ..runtime.registry import ModelEntry
 from . import schemas as s
-from ._common import ENDPOINT_TASKS, state
+from ._common import ENDPOINT_METHODS, state
 
 bp = Blueprint("models", __name__)
 
 
 @bp.get("/v1/models")
 def list_models() -> Any:
-    return s.dump(s.ModelList(data=[_info(e) for e in state().registry.entries()]))
+    return s.dump(s.ModelList(data=[_info(e, with_labels=False) for e in state().registry.entries()]))
 
 
 @bp.get("/v1/models/<path:name>")
@@ -25,7 +25,7 @@ def get_model(name: str) -> Any:
     if entry is None:
         raise APIError(f"model {name!r} does not exist; GET /v1/models lists them", status=404, param="model",
                        code="model_not_found")
-    return s.dump(_info(entry))
+    return s.dump(_info(entry, with_labels=True))
 
 
 @bp.get("/health")
@@ -51,14 +51,17 @@ def _model_state(entry: ModelEntry) -> Literal["ready", "loading", "failed"]:
     return "ready" if entry.ready else "failed" if entry.error else "loading"
 
 
-def _info(entry: ModelEntry) -> s.ModelInfo:
-    model = entry.runner.model if entry.runner else None
+def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
+    described = entry.description
     return s.ModelInfo(
         id=entry.config.name,
         created=state().started,
         task=entry.config.task,
-        endpoints=[path for path, tasks in ENDPOINT_TASKS.items() if entry.config.task in tasks],
-        device=getattr(model, "device", None),
-        dtype=getattr(model, "dtype", None),
+        endpoints=[path for path, method in ENDPOINT_METHODS.items() if entry.offers(method)],
+        device=described.device if described else None,
+        dtype=described.dtype if described else None,
+        context_length=described.context_length if described else None,
+        dimensions=described.dimensions if described else None,
+        labels=list(described.labels) if with_labels and described and described.labels else None,
         ready=entry.ready,
     )

@@ -299,6 +299,10 @@ class ModelInfo(_Response):
     endpoints: list[str]
     device: str | None
     dtype: str | None
+    context_length: int | None = Field(None, description="tokens a request may use (prompt plus output)")
+    dimensions: int | None = Field(None, description="embedding size (embedding models)")
+    labels: list[str] | None = Field(
+        None, description="a classifier's own labels (GET /v1/models/{id} only: ImageNet has 1000)")
     ready: bool
 
 

@@ -1,26 +1,55 @@
-"""Model adapters, one per task. Only torch/transformers code lives here: no HTTP, no queues."""
+"""Model adapters, one per task. Only torch/transformers code lives here: no HTTP, no queues.
+
+This module itself imports no torch: :data:`TASKS` says, for each task, which adapter serves it
+and which methods it offers, and :func:`load_model` imports the one adapter a config needs.
+A new task adds its adapter module and one line here.
+"""
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import BatchMethod, InvalidInput, Scores, TaskModel, TextItem, Vector
+from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, BatchMethod, InvalidInput, Method, Scores,
+                   TaskModel, TextItem, Vector)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: the adapter class that serves it ("module:Class" under models/) and the methods it offers."""
+
+    adapter: str
+    methods: tuple[Method[Any, Any], ...]
+
+    def offers(self, method: Method[Any, Any]) -> bool:
+        return method in self.methods
+
+
+TASKS: dict[str, TaskSpec] = {
+    "text-generation": TaskSpec("text_generation:TextGenerationModel", (GENERATE,)),
+    "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, CLASSIFY_TEXT)),  # zero-shot labels by similarity
+    "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT,)),
+    "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE,)),
+}
 
 
 def load_model(config: Any, device: str, dtype: Any, cache_dir: Path) -> TaskModel:
     """Build the adapter for `config.task` (imports only the adapter that is needed)."""
-    if config.task == "text-generation":
-        from .text_generation import TextGenerationModel as adapter
-    elif config.task == "embeddings":
-        from .embeddings import EmbeddingModel as adapter  # type: ignore[assignment]
-    elif config.task == "text-classification":
-        from .text_classification import TextClassificationModel as adapter  # type: ignore[assignment]
-    elif config.task == "image-classification":
-        from .image_classification import ImageClassificationModel as adapter  # type: ignore[assignment]
-    else:  # the config schema already restricts tasks; this guards a new task without an adapter
+    spec = TASKS.get(config.task)
+    if spec is None:  # the config schema already restricts tasks; this guards a task without an adapter
         raise ValueError(f"no adapter for task {config.task!r}")
-    return adapter.load(config, device, dtype, cache_dir)
+    module, name = spec.adapter.split(":")
+    adapter = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return adapter.load(config, device, dtype, cache_dir)  # type: ignore[no-any-return]
 
 
-__all__ = ["BatchMethod", "InvalidInput", "Scores", "TaskModel", "TextItem", "Vector", "load_model"]
+def missing_methods(task: str, model: TaskModel) -> list[str]:
+    """The methods `task` declares that the loaded `model` does not implement (empty when it is complete)."""
+    offered = model.batch_methods()
+    return [method.name for method in TASKS[task].methods if method not in offered]
+
+
+__all__ = ["TASKS", "BatchMethod", "InvalidInput", "Scores", "TaskModel", "TaskSpec", "TextItem", "Vector",
+           "load_model", "missing_methods"]

@@ -1,17 +1,21 @@
-"""What every task adapter shares. Adapters hold torch/transformers code only: no HTTP, no queues.
+"""What every task adapter shares, and the types that cross the runtime boundary. Imports no torch.
 
-An adapter is built by ``load(config, device, dtype, cache_dir)`` and exposes its work as *batch
-methods*: ``prepare`` turns one request item into model input (tokenizing, checking its length) and
-may raise :class:`InvalidInput` for that item alone; ``run`` takes a list of prepared items and
-returns one output per item, in order. Generation is a *step method* instead: a batch that
-requests join and leave between decode steps. The runner (runtime/) decides what goes into a batch.
+An adapter is built by ``load(config, device, dtype, cache_dir)``, describes itself once
+(:class:`ModelDescription`) and offers its work as typed :class:`Method` objects, each implemented
+as a *batch method*: ``prepare`` turns one request item into model input (tokenizing, checking its
+length) and may raise :class:`InvalidInput` for that item alone; ``run`` takes a list of prepared
+items and returns one output per item, in order. Generation is a *step method* instead: a batch
+that requests join and leave between decode steps, which returns its progress as plain events
+(:class:`TextDelta`) and never calls out. The runner (runtime/) decides what goes into a batch.
+
+Everything here is plain data, so a request, its events and its result can cross a process boundary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 # Why a generated sequence ended: a stop condition (EOS or a stop string) or its token budget. The
 # wire schemas use this same type, so a new reason must be added to the API on purpose.
@@ -63,6 +67,25 @@ class Scores:
     tokens: int
 
 
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+@dataclass(frozen=True)
+class Method(Generic[In, Out]):
+    """A kind of work a model offers, typed by what one item is and what its result is.
+
+    Routes and adapters refer to the same constants below, so a misspelt method is a NameError
+    at import and a type error under mypy, and a model that lacks a method its task declares fails
+    when it loads (see runtime/registry.py), never when a request runs.
+    """
+
+    name: str
+
+    def __repr__(self) -> str:
+        return f"Method({self.name!r})"
+
+
 @dataclass(frozen=True)
 class BatchMethod:
     """A unit of batched work: per-item preparation, then one call over the whole batch."""
@@ -75,6 +98,18 @@ class BatchMethod:
     prepare_on_caller: bool = False
 
 
+@dataclass
+class StepOutput:
+    """What a join or a decode step produced, keyed by the runner's handles for the items.
+
+    ``events`` are progress in order (streamed text); ``finished`` are the items that are done, with
+    their result, or with an ItemFailed when the item failed alone while the others went on.
+    """
+
+    events: list[tuple[Any, Any]] = field(default_factory=list)
+    finished: list[tuple[Any, Any]] = field(default_factory=list)
+
+
 class DecodeBatch(Protocol):
     """Work that advances one step at a time for everything in it (continuous batching).
 
@@ -83,11 +118,12 @@ class DecodeBatch(Protocol):
 
     def __len__(self) -> int: ...  # rows in the batch (the runner keeps it under its limit)
 
-    # Both return the items that finished as (key, result); an item that failed alone, while the
-    # others went on, comes back with an ItemFailed in place of its result.
-    def add(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]: ...  # (key, prepared) -> finished
+    def add(self, items: list[tuple[Any, Any]]) -> StepOutput: ...  # prefill (key, prepared) items
 
-    def step(self) -> list[tuple[Any, Any]]: ...  # -> finished (key, result)
+    def step(self) -> StepOutput: ...  # one decode step for every row
+
+    # The items leave now, finished with what they produced so far (a client that left is billed for it).
+    def cancel(self, keys: list[Any]) -> StepOutput: ...
 
 
 @dataclass(frozen=True)
@@ -101,14 +137,26 @@ class StepMethod:
     prefill_tokens: Callable[[Any], int] = lambda prepared: 0  # work joining costs (prompt tokens x rows)
 
 
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a loaded model says about itself; the wire layer shows it (GET /v1/models) and checks requests
+    against it (embedding dimensions). Fields that do not apply to a task stay None."""
+
+    device: str
+    dtype: str
+    context_length: int | None = None  # tokens a request may use (prompt plus output)
+    dimensions: int | None = None  # embedding size
+    labels: tuple[str, ...] | None = None  # a classifier's own label set
+
+
 class TaskModel(Protocol):
     """The interface the runtime relies on."""
 
     task: str
-    device: str
-    dtype: str
 
-    def batch_methods(self) -> dict[str, BatchMethod | StepMethod]: ...
+    def describe(self) -> ModelDescription: ...
+
+    def batch_methods(self) -> Mapping[Method[Any, Any], BatchMethod | StepMethod]: ...
 
     def warmup(self) -> None: ...
 
@@ -138,9 +186,16 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: int | None = None  # None: no log-probabilities; k: chosen token plus k alternatives
-    # Streaming: called with (choice index, new text, the tokens behind it) as text becomes final.
-    on_text: Callable[[int, str, list[TokenLogprob]], None] | None = None
-    is_cancelled: Callable[[], bool] = lambda: False
+    stream: bool = False  # emit TextDelta events as text becomes final (else only the result)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """Streamed progress of one generation: new final text of one choice, and the tokens behind it."""
+
+    choice: int  # which of the request's n sequences
+    text: str
+    tokens: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass
@@ -157,3 +212,11 @@ class Choice:
 class GenerationResult:
     prompt_tokens: int
     choices: list[Choice]
+
+
+# -- the methods tasks offer (see models/__init__.py for which task offers which)
+
+GENERATE: Method[GenerationRequest, GenerationResult] = Method("generate")
+EMBED: Method[str, Vector] = Method("embed")
+CLASSIFY_TEXT: Method[TextItem, Scores] = Method("classify-text")
+CLASSIFY_IMAGE: Method[Any, Scores] = Method("classify-image")  # a PIL image, or an iterator's item

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from .base import BatchMethod, InvalidInput, Scores, TextItem, Vector
+from .base import CLASSIFY_TEXT, EMBED, BatchMethod, InvalidInput, Method, ModelDescription, Scores, TextItem, Vector
 from .sources import resolve_source
 
 _LABEL_CACHE_SIZE = 4096
@@ -54,10 +54,14 @@ class EmbeddingModel:
         return cls(model, tokenizer, device=device, pooling=_pooling_mode(path), max_length=max_length,
                    zero_shot_scale=config.zero_shot_scale)
 
-    def batch_methods(self) -> dict[str, BatchMethod]:
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
+                                dimensions=self.dimensions)
+
+    def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         return {
-            "embed": BatchMethod(self.prepare_text, self.embed),
-            "classify": BatchMethod(self.prepare_zero_shot, self.classify),
+            EMBED: BatchMethod(self.prepare_text, self.embed),
+            CLASSIFY_TEXT: BatchMethod(self.prepare_zero_shot, self.classify),
         }
 
     def warmup(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .base import BatchMethod, Scores
+from .base import CLASSIFY_IMAGE, BatchMethod, Method, ModelDescription, Scores
 from .sources import resolve_source
 
 TIMM_PREFIX = "timm:"
@@ -47,9 +47,12 @@ class ImageClassificationModel:
             model, transform, labels = _load_hf(config)
         return cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype)
 
-    def batch_methods(self) -> dict[str, BatchMethod]:
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels))
+
+    def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         # Resizing and normalising an image costs ~15% of the model's time: do it on request threads.
-        return {"classify": BatchMethod(self.prepare, self.classify, prepare_on_caller=True)}
+        return {CLASSIFY_IMAGE: BatchMethod(self.prepare, self.classify, prepare_on_caller=True)}
 
     def warmup(self) -> None:
         self.classify([self.prepare(Image.new("RGB", (64, 64)))])

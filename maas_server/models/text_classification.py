@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .base import BatchMethod, InvalidInput, Scores, TextItem
+from .base import CLASSIFY_TEXT, BatchMethod, InvalidInput, Method, ModelDescription, Scores, TextItem
 from .sources import resolve_source
 
 
@@ -43,8 +43,12 @@ class TextClassificationModel:
         )
         return cls(model, tokenizer, device=device, max_length=limit)
 
-    def batch_methods(self) -> dict[str, BatchMethod]:
-        return {"classify": BatchMethod(self.prepare, self.classify)}
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
+                                labels=tuple(self.labels))
+
+    def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
+        return {CLASSIFY_TEXT: BatchMethod(self.prepare, self.classify)}
 
     def warmup(self) -> None:
         self.classify([self.prepare(TextItem("warm-up"))])

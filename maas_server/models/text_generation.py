@@ -2,7 +2,8 @@
 
 The decode loop is our own rather than ``model.generate`` because it needs, per step: per-request
 sampling with its own seeded generator, token log-probabilities, stop strings that are cut from
-the output, a callback for streaming, and a cancellation check. It keeps the KV cache itself.
+the output, streamed text as events, and requests that leave when cancelled. It keeps the KV cache
+itself.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from .base import (BatchMethod, Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, StepMethod,
-                   TokenLogprob)
+from .base import (GENERATE, Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, Method,
+                   ModelDescription, StepMethod, StepOutput, TextDelta, TokenLogprob)
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 
 log = logging.getLogger("maas.models")
@@ -64,8 +65,11 @@ class TextGenerationModel:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def batch_methods(self) -> dict[str, BatchMethod | StepMethod]:
-        return {"generate": StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n,
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_context)
+
+    def batch_methods(self) -> dict[Method[Any, Any], StepMethod]:
+        return {GENERATE: StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n,
                                        max_batch_size=None if self.can_merge_caches else 1,
                                        prefill_tokens=lambda item: len(item.prompt_ids) * item.request.n)}
 
@@ -115,12 +119,12 @@ class TextGenerationModel:
         """Decode `items` together as one static batch (in-process use, warm-up, tests)."""
         batch = DecodeBatch(self)
         results: dict[int, GenerationResult | ItemFailed] = {}
-        finished = batch.add(list(enumerate(items)))
+        output = batch.add(list(enumerate(items)))
         while True:
-            results.update(finished)
+            results.update(output.finished)
             if not batch:
                 return [_raise_failed(results[i]) for i in range(len(items))]
-            finished = batch.step()
+            output = batch.step()
 
     def token_logprob(self, logprobs: torch.Tensor, token_id: int, top_k: int | None) -> TokenLogprob | None:
         if top_k is None:
@@ -164,7 +168,8 @@ class DecodeBatch:
 
     ``add`` prefills new requests as one left-padded batch and merges their KV cache into the
     running one; ``step`` feeds every row its last token. A row leaves as soon as it hits a stop
-    condition, its ``max_tokens``, or its request is cancelled, which frees its slot at once.
+    condition or its ``max_tokens``, and ``cancel`` takes requests out at once; either frees their
+    slots. Streamed requests get their new final text back as TextDelta events.
     Each request keeps its own sampling parameters and seeded generator, so its output does not
     depend on what else is in the batch. Invariant: ``mask`` has one column per cached position.
     """
@@ -181,7 +186,7 @@ class DecodeBatch:
         return len(self.rows)
 
     @torch.inference_mode()
-    def add(self, items: list[tuple[Any, PreparedGeneration]]) -> list[tuple[Any, GenerationResult | ItemFailed]]:
+    def add(self, items: list[tuple[Any, PreparedGeneration]]) -> StepOutput:
         """Prefill `items` (key, prepared) and sample their first token; returns those already done."""
         device = self.model.device
         rows = []
@@ -195,22 +200,34 @@ class DecodeBatch:
         cache = DynamicCache()
         out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                                **{self.model.cache_arg: cache})
-        next_ids = self._choose(rows, out.logits[:, -1, :].float())
+        events: list[tuple[Any, TextDelta]] = []
+        next_ids = self._choose(rows, out.logits[:, -1, :].float(), events)
         self._merge(rows, cache, mask, next_ids, positions[:, -1] + 1)
-        return self._retire()
+        return StepOutput(events, self._retire())
 
     @torch.inference_mode()
-    def step(self) -> list[tuple[Any, GenerationResult | ItemFailed]]:
-        """One decode step for every row; returns (key, result) for the requests that finished."""
+    def step(self) -> StepOutput:
+        """One decode step for every row: the streamed text and the requests that finished."""
         mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         out = self.model.model(input_ids=self.next_ids[:, None], attention_mask=mask,
                                position_ids=self.positions[:, None], use_cache=True,
                                **{self.model.cache_arg: self.cache})
         self.mask, self.positions = mask, self.positions + 1
-        self.next_ids = self._choose(self.rows, out.logits[:, -1, :].float())
-        return self._retire()
+        events: list[tuple[Any, TextDelta]] = []
+        self.next_ids = self._choose(self.rows, out.logits[:, -1, :].float(), events)
+        return StepOutput(events, self._retire())
 
-    def _choose(self, rows: list[_Row], logits: torch.Tensor) -> torch.Tensor:
+    def cancel(self, keys: list[Any]) -> StepOutput:
+        """The requests of `keys` leave now (finish reason "length"), with the text they have so far."""
+        leaving = set(keys)
+        events: list[tuple[Any, TextDelta]] = []
+        for row in self.rows:
+            if row.sequence.key in leaving:
+                row.decoder.finish_length()
+                _emit(row, events)
+        return StepOutput(events, self._retire())
+
+    def _choose(self, rows: list[_Row], logits: torch.Tensor, events: list[tuple[Any, TextDelta]]) -> torch.Tensor:
         """Sample each request's rows with its own parameters, then hand the tokens to the decoders.
 
         A request whose scores are not finite, or whose sampling fails, fails alone: its rows are
@@ -235,7 +252,7 @@ class DecodeBatch:
             row.decoder.add(token_id, info, is_eos=token_id in self.model.eos_ids)
             if row.decoder.choice.completion_tokens >= row.sequence.item.max_tokens:
                 row.decoder.finish_length()
-            _emit(req, row)
+            _emit(row, events)
         return chosen
 
     def _sample_sequence(self, sequence: _Sequence, indices: list[int], logits: torch.Tensor, finite: list[bool],
@@ -252,13 +269,10 @@ class DecodeBatch:
             sequence.error = ItemFailed(f"sampling failed for this request ({exc})")
 
     def _retire(self) -> list[tuple[Any, GenerationResult | ItemFailed]]:
-        """Drop finished, failed and cancelled rows; return the requests that are complete.
+        """Drop finished and failed rows; return the requests that are complete.
 
         A request that failed is returned with its error in place of a result.
         """
-        for row in self.rows:
-            if not row.decoder.finished and row.sequence.request.is_cancelled():
-                row.decoder.finish_length()
         keep = [i for i, row in enumerate(self.rows) if not row.decoder.finished]
         done = dict.fromkeys(row.sequence for row in self.rows if row.decoder.finished)  # ordered set
         if len(keep) < len(self.rows):
@@ -304,11 +318,12 @@ def _raise_failed(result: GenerationResult | ItemFailed) -> GenerationResult:
     return result
 
 
-def _emit(req: GenerationRequest, row: _Row) -> None:
-    if req.on_text is not None:
+def _emit(row: _Row, events: list[tuple[Any, TextDelta]]) -> None:
+    """Streamed requests: the row's text that became final, as an event for its request."""
+    if row.sequence.request.stream:
         text, tokens = row.decoder.take_final_text()
         if text or tokens:
-            req.on_text(row.index, text, tokens)
+            events.append((row.sequence.key, TextDelta(row.index, text, tuple(tokens))))
 
 
 def _group_rows(rows: list[_Row]) -> list[tuple[_Sequence, list[int]]]:

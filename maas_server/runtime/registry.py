@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import ModelConfig, ServerConfig
-from ..models.base import TaskModel
+from ..models import TASKS, missing_methods
+from ..models.base import Method, ModelDescription, TaskModel
 from .runner import Runner
 
 log = logging.getLogger("maas.runtime")
@@ -25,12 +27,17 @@ Loader = Callable[[ModelConfig, ServerConfig], TaskModel]
 class ModelEntry:
     config: ModelConfig
     runner: Runner | None = None
+    description: ModelDescription | None = None  # what the model says about itself, once loaded
     error: str | None = None
     load_seconds: float | None = None
 
     @property
     def ready(self) -> bool:
         return self.runner is not None
+
+    def offers(self, method: Method[Any, Any]) -> bool:
+        """Whether this model's task offers `method` (known from the config, before the model loads)."""
+        return TASKS[self.config.task].offers(method)
 
 
 def load_configured_model(config: ModelConfig, server: ServerConfig) -> TaskModel:
@@ -44,20 +51,20 @@ def load_configured_model(config: ModelConfig, server: ServerConfig) -> TaskMode
     return model
 
 
-def _max_wait_ms(config: ModelConfig, model: TaskModel) -> float:
+def _max_wait_ms(config: ModelConfig, device: str) -> float:
     # Measured (docs/performance.md): on CPU a 2 ms wait only adds latency at low load, because
     # under load inputs pile up while the model is busy anyway. On a GPU a step is short.
     if config.max_wait_ms is not None:
         return config.max_wait_ms
-    return 2.0 if str(model.device).startswith("cuda") else 0.0
+    return 2.0 if device.startswith("cuda") else 0.0
 
 
-def _max_prefill_tokens(config: ModelConfig, model: TaskModel) -> int:
+def _max_prefill_tokens(config: ModelConfig, device: str) -> int:
     # A prefill stalls every running stream for its duration; on CPU a few prompts' worth per step
     # keeps time to first token low for those who arrive together (docs/performance.md).
     if config.max_prefill_tokens is not None:
         return config.max_prefill_tokens
-    return 8192 if str(model.device).startswith("cuda") else 128
+    return 8192 if device.startswith("cuda") else 128
 
 
 class ModelRegistry:
@@ -86,15 +93,18 @@ class ModelRegistry:
         started = time.perf_counter()
         try:
             model = self._loader(cfg, self.config)
+            description = _checked(cfg, model)
         except Exception as exc:  # noqa: BLE001 - one broken model must not take the others down
             entry.error = f"{type(exc).__name__}: {exc}"
             log.error("%s failed to load %s: %s", progress, cfg.name, entry.error)
             return
         entry.load_seconds = time.perf_counter() - started
-        entry.runner = Runner(cfg.name, model, max_batch_size=cfg.max_batch_size, max_wait_ms=_max_wait_ms(cfg, model),
+        device = description.device
+        entry.runner = Runner(cfg.name, model, max_batch_size=cfg.max_batch_size, max_wait_ms=_max_wait_ms(cfg, device),
                               max_queue=cfg.max_queue, queue_timeout_s=cfg.queue_timeout_s,
-                              max_prefill_tokens=_max_prefill_tokens(cfg, model)).start()
-        log.info("%s loaded %s on %s (%s) in %.1fs", progress, cfg.name, model.device, model.dtype, entry.load_seconds)
+                              max_prefill_tokens=_max_prefill_tokens(cfg, device)).start()
+        entry.description = description
+        log.info("%s loaded %s on %s (%s) in %.1fs", progress, cfg.name, device, description.dtype, entry.load_seconds)
 
     def wait_until_loaded(self, timeout: float | None = None) -> bool:
         return self._loaded.wait(timeout)
@@ -116,5 +126,14 @@ class ModelRegistry:
     def get(self, name: str) -> ModelEntry | None:
         return self._entries.get(name)
 
-    def first_for(self, tasks: tuple[str, ...]) -> ModelEntry | None:
-        return next((e for e in self._entries.values() if e.config.task in tasks), None)
+    def first_for(self, method: Method[Any, Any]) -> ModelEntry | None:
+        """The first configured model that offers `method` (a request that names no model gets it)."""
+        return next((e for e in self._entries.values() if e.offers(method)), None)
+
+
+def _checked(config: ModelConfig, model: TaskModel) -> ModelDescription:
+    """The model's description, once it is known to implement every method its task declares."""
+    missing = missing_methods(config.task, model)
+    if missing:
+        raise TypeError(f"the {config.task} adapter {type(model).__name__} does not implement {', '.join(missing)}")
+    return model.describe()

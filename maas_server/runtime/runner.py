@@ -1,7 +1,8 @@
 """The runner: the one thread that runs a model. Request threads hand it work and wait.
 
 Rules (tested in tests/server/test_runner.py):
-- every submitted item gets its own Future, resolved with the result or an exception;
+- every submitted item gets its own Handle (runtime/handles.py), resolved with the result or an
+  exception, and cancelled one way: ``handle.cancel()``;
 - items of the same batch method that are queued together run as one batch (up to the adapter's
   or the config's max batch size), waiting at most ``max_wait_ms`` for more to arrive;
 - ``prepare`` errors fail only their own item (when the method prepares on the caller's thread,
@@ -17,10 +18,12 @@ Rules (tested in tests/server/test_runner.py):
 - a call whose items would wait longer than their deadline (the call's own timeout, else
   ``queue_timeout_s``), by the runner's estimate of its queue over its measured service rate, raises
   Overloaded at once and queues nothing (503 with how long until there is room);
-- an item whose Future was cancelled before it ran gets no compute, nor does one that waited in
-  the queue past its deadline (it fails with QueueTimeout; the wire says 503);
+- an item cancelled before it ran gets no compute, nor does one that waited in the queue past its
+  deadline (it fails with QueueTimeout; the wire says 503);
 - step methods (generation) run continuously: new items join the running batch between steps as
-  long as its rows stay within the max batch size, and leave as soon as they finish.
+  long as its rows stay within the max batch size, and leave as soon as they finish, or at the
+  next step after they are cancelled (with what they produced so far);
+- a streamed call (``stream``) gets each item's events and then its outcome on one queue, in order.
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sized
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from ..models.base import BatchMethod, DecodeBatch, InvalidInput, ItemFailed, StepMethod, TaskModel
+from ..models.base import (BatchMethod, DecodeBatch, InvalidInput, ItemFailed, Method, StepMethod, StepOutput,
+                           TaskModel)
 from ..ops import metrics
+from .handles import EventStream, Finished, Handle, Progress, Work
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 log = logging.getLogger("maas.runtime")
 
@@ -89,15 +96,6 @@ class _Prepared:
     value: Any  # already prepared on the caller's thread
 
 
-@dataclass(eq=False)
-class _Work:
-    method: str
-    item: Any
-    enqueued: float
-    deadline: float | None = None  # on the runner's clock: not started by then, it gets no compute
-    future: Future[Any] = field(default_factory=Future)
-
-
 class Runner:
     """Owns one model; runs its batch and step methods on a single background thread."""
 
@@ -106,7 +104,7 @@ class Runner:
                  max_prefill_tokens: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.model = model
-        self.methods: dict[str, BatchMethod | StepMethod] = model.batch_methods()
+        self.methods: dict[str, BatchMethod | StepMethod] = {m.name: spec for m, spec in model.batch_methods().items()}
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.queue_timeout = queue_timeout_s
@@ -114,7 +112,7 @@ class Runner:
         self._clock = clock  # a seam for tests of deadlines
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._admit = threading.Lock()  # makes "is there room?" and the puts one step
-        self._held: deque[_Work] = deque()  # taken from the queue but of another method than the batch
+        self._held: deque[Work] = deque()  # taken from the queue but of another method than the batch
         self.service_rate = ServiceRate()  # items finished per second of work: the wait estimate's basis
         self._last_expiry = 0.0
         self._room = max_batch_size  # items that would start at once (free rows, or a whole batch when idle)
@@ -134,7 +132,7 @@ class Runner:
         """Items waiting for the model (not counting those it is working on)."""
         return self._queue.qsize() + len(self._held)
 
-    def submit(self, method: str, item: Any, timeout: float | None = None) -> Future[Any]:
+    def submit(self, method: Method[In, Out], item: In, timeout: float | None = None) -> Handle[Out]:
         """Queue one item for `method`; raises QueueFull or Overloaded when it cannot be served in time."""
         return self.submit_many(method, [item], timeout)[0]
 
@@ -146,8 +144,8 @@ class Runner:
         ahead = max(0, self.queued + items - self._room)
         return ahead / rate
 
-    def submit_many(self, method: str, items: Iterable[Any], timeout: float | None = None,
-                    count: int | None = None) -> list[Future[Any]]:
+    def submit_many(self, method: Method[In, Out], items: Iterable[In], timeout: float | None = None,
+                    count: int | None = None) -> list[Handle[Out]]:
         """Queue all items or none: a call that does not fit raises QueueFull and queues nothing.
 
         `timeout` is how long the items may wait for compute (default: ``queue_timeout_s``). A call
@@ -157,14 +155,26 @@ class Runner:
         item as it is produced, so the caller need never hold all raw items (decoded images) at once.
         Give its `count` then, so that an overloaded model refuses it before anything is prepared.
         """
-        if method not in self.methods:
-            raise ValueError(f"model {self.name!r} has no method {method!r}")
+        return [Handle(work) for work in self._enqueue(method, items, timeout, count)]
+
+    def stream(self, method: Method[In, Out], items: list[In], timeout: float | None = None) -> EventStream[Out]:
+        """Like submit_many, and each item's events, then its outcome, arrive on one queue in order."""
+        events: queue.SimpleQueue[Progress | Finished] = queue.SimpleQueue()
+        works = self._enqueue(method, items, timeout, None, events)
+        for work in works:  # after queueing: a refused call must put nothing on the queue
+            work.future.add_done_callback(work.report_outcome)
+        return EventStream([Handle(work) for work in works], events)
+
+    def _enqueue(self, method: Method[Any, Any], items: Iterable[Any], timeout: float | None, count: int | None,
+                 events: queue.SimpleQueue[Progress | Finished] | None = None) -> list[Work]:
+        if method.name not in self.methods:
+            raise ValueError(f"model {self.name!r} has no method {method.name!r}")
         deadline_s = timeout if timeout is not None else self.queue_timeout
         if count is None and isinstance(items, Sized):
             count = len(items)
         if count is not None:
             self._refuse_if_too_slow(count, deadline_s)
-        spec = self.methods[method]
+        spec = self.methods[method.name]
         if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
             items = [_Prepared(spec.prepare(item)) for item in items]  # an invalid item raises here, queues nothing
         else:
@@ -173,7 +183,8 @@ class Runner:
             self._refuse_if_too_slow(len(items), deadline_s)
         now = self._clock()
         deadline = now + deadline_s if deadline_s is not None else None
-        work = [_Work(method, item, enqueued=now, deadline=deadline) for item in items]
+        work = [Work(method.name, item, enqueued=now, deadline=deadline, index=index, events=events)
+                for index, item in enumerate(items)]
         with self._admit:
             if self._queue.maxsize - self._queue.qsize() < len(work):
                 raise QueueFull(f"model {self.name!r} has {self._queue.qsize()} of {self._queue.maxsize} "
@@ -181,7 +192,7 @@ class Runner:
             for w in work:
                 self._queue.put_nowait(w)
         metrics.set_queue_depth(self.name, self.queued)
-        return [w.future for w in work]
+        return work
 
     def _refuse_if_too_slow(self, items: int, deadline_s: float | None) -> None:
         if deadline_s is None:
@@ -217,7 +228,7 @@ class Runner:
                 self.service_rate.record(len(batch), time.monotonic() - started)
             self._room = self.max_batch_size
 
-    def _take(self, *, block: bool, method: str | None = None, timeout: float | None = None) -> _Work | None:
+    def _take(self, *, block: bool, method: str | None = None, timeout: float | None = None) -> Work | None:
         """The next item (of `method`, if given; others are held for later), or None when there is none."""
         for work in self._held:
             if method is None or work.method == method:
@@ -236,7 +247,7 @@ class Runner:
             self._held.append(work)
         return None
 
-    def _start(self, work: _Work) -> bool:
+    def _start(self, work: Work) -> bool:
         """Claim an item for compute: False when its caller gave up or its deadline passed."""
         if work.future.done():
             return False  # already expired while it waited (see _expire_overdue)
@@ -250,7 +261,7 @@ class Runner:
             return False
         return True
 
-    def _prepare(self, work: _Work, method: BatchMethod | StepMethod) -> tuple[bool, Any]:
+    def _prepare(self, work: Work, method: BatchMethod | StepMethod) -> tuple[bool, Any]:
         if not self._start(work):
             return False, None
         if isinstance(work.item, _Prepared):
@@ -266,7 +277,7 @@ class Runner:
     def _limit(self, method: BatchMethod | StepMethod) -> int:
         return min(self.max_batch_size, method.max_batch_size or self.max_batch_size)
 
-    def _fill_batch(self, first: _Work, method: BatchMethod) -> list[_Work]:
+    def _fill_batch(self, first: Work, method: BatchMethod) -> list[Work]:
         limit = self._limit(method)
         batch = [first]
         deadline = time.monotonic() + self.max_wait
@@ -277,7 +288,7 @@ class Runner:
             batch.append(work)
         return batch
 
-    def _run(self, batch: list[_Work], method: BatchMethod, prepared: list[Any] | None = None) -> None:
+    def _run(self, batch: list[Work], method: BatchMethod, prepared: list[Any] | None = None) -> None:
         """Run a batch; `prepared` is given when its items were started and prepared already."""
         live = batch
         if prepared is None:
@@ -312,9 +323,9 @@ class Runner:
 
     # -- step methods: continuous batching; items join between steps and leave when done
 
-    def _decode(self, first: _Work, method: StepMethod) -> None:
+    def _decode(self, first: Work, method: StepMethod) -> None:
         batch = method.new_batch()
-        members: set[_Work] = set()
+        members: set[Work] = set()
         waiting = self._prepared_or_none(first, method)
         while True:
             joining, waiting = self._admit_rows(method, first.method, len(batch), waiting)
@@ -323,6 +334,7 @@ class Runner:
             members.update(work for work, _ in joining)
             started, running = time.monotonic(), len(members)
             try:
+                self._leave_if_cancelled(batch, members)
                 if joining:
                     self._join(batch, joining, members)
                 self._observe([work for work, _ in joining], len(batch) or len(joining))
@@ -346,18 +358,18 @@ class Runner:
             return
         self._last_expiry = now
         with self._queue.mutex:
-            waiting = [w for w in self._queue.queue if isinstance(w, _Work)] + list(self._held)
+            waiting = [w for w in self._queue.queue if isinstance(w, Work)] + list(self._held)
         for work in waiting:
             if work.deadline is not None and now > work.deadline and not work.future.done():
                 self._start(work)  # sets QueueTimeout; the item is skipped when it is taken
 
-    def _observe(self, starting: list[_Work], batch_size: int) -> None:
+    def _observe(self, starting: list[Work], batch_size: int) -> None:
         """Metrics: the batch (or decode step) size, how long the inputs starting now waited, the queue."""
         now = self._clock()
         metrics.observe_batch(self.name, batch_size, [now - work.enqueued for work in starting])
         metrics.set_queue_depth(self.name, self.queued)
 
-    def _join(self, batch: DecodeBatch, joining: list[tuple[_Work, Any]], members: set[_Work]) -> None:
+    def _join(self, batch: DecodeBatch, joining: list[tuple[Work, Any]], members: set[Work]) -> None:
         """Prefill `joining` into the batch; when that fails, join them one by one to find the culprit.
 
         A failed prefill leaves the running batch as it was (rows merge only after it succeeds).
@@ -373,8 +385,16 @@ class Runner:
         for one in joining:
             self._join(batch, [one], members)
 
-    def _resolve(self, members: set[_Work], finished: list[tuple[_Work, Any]]) -> None:
-        for work, result in finished:
+    def _leave_if_cancelled(self, batch: DecodeBatch, members: set[Work]) -> None:
+        """Items whose caller cancelled them leave before the next step, with what they produced."""
+        cancelled = [work for work in members if work.cancel_requested]
+        if cancelled:
+            self._resolve(members, batch.cancel(cancelled))
+
+    def _resolve(self, members: set[Work], output: StepOutput) -> None:
+        for work, event in output.events:
+            work.emit(event)
+        for work, result in output.finished:
             members.discard(work)
             if isinstance(result, ItemFailed):
                 work.future.set_exception(result)
@@ -382,7 +402,7 @@ class Runner:
                 work.future.set_result(result)
 
     def _admit_rows(self, method: StepMethod, name: str, rows: int,
-                    waiting: tuple[_Work, Any] | None) -> tuple[list[tuple[Any, Any]], tuple[_Work, Any] | None]:
+                    waiting: tuple[Work, Any] | None) -> tuple[list[tuple[Any, Any]], tuple[Work, Any] | None]:
         """Items that fit in the free rows now, and the first one that did not (it waits for room)."""
         joining: list[tuple[Any, Any]] = []
         prefill = 0
@@ -406,11 +426,11 @@ class Runner:
             prefill += method.prefill_tokens(waiting[1])
             waiting = None
 
-    def _prepared_or_none(self, work: _Work, method: StepMethod) -> tuple[_Work, Any] | None:
+    def _prepared_or_none(self, work: Work, method: StepMethod) -> tuple[Work, Any] | None:
         ok, prepared = self._prepare(work, method)
         return (work, prepared) if ok else None
 
-    def _fail(self, works: list[_Work], exc: Exception) -> None:
+    def _fail(self, works: list[Work], exc: Exception) -> None:
         log.error("%d item(s) failed on model %s", len(works), self.name, exc_info=exc)
         for work in works:
             if not work.future.done():

@@ -14,20 +14,27 @@ from maas_server.accounts import AccountSettings
 from maas_server.api.accounting import Accounts
 from maas_server.app import create_app
 from maas_server.config import config_from_dict
-from maas_server.models.base import BatchMethod, Vector
+from maas_server.models.base import (CLASSIFY_TEXT, EMBED, BatchMethod, Method, ModelDescription, Scores, TextItem,
+                                     Vector)
 
 
 class WordEmbedder:
     """Two-dimensional vectors; `tokens` = words in the text."""
 
     task = "embeddings"
-    device = "cpu"
-    dtype = "float32"
-    dimensions = 2
 
-    def batch_methods(self) -> dict[str, BatchMethod]:
-        return {"embed": BatchMethod(prepare=lambda text: text,
-                                     run=lambda texts: [Vector([1.0, 0.0], len(t.split())) for t in texts])}
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32", dimensions=2)
+
+    def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
+        return {EMBED: BatchMethod(prepare=lambda text: text,
+                                     run=lambda texts: [Vector([1.0, 0.0], len(t.split())) for t in texts]),
+                CLASSIFY_TEXT: BatchMethod(prepare=lambda item: item, run=self.classify)}
+
+    def classify(self, items: list[TextItem]) -> list[Scores]:
+        """Every label scores the same; a text costs its words."""
+        return [Scores([(label, 1 / len(item.labels)) for label in item.labels], len(item.text.split()))
+                for item in items]
 
     def warmup(self) -> None:
         pass

@@ -5,15 +5,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from maas_server.models.base import BatchMethod, InvalidInput
+from maas_server.models.base import BatchMethod, InvalidInput, Method, ModelDescription
+
+DOUBLE: Method[Any, Any] = Method("double")
+NEGATE: Method[Any, Any] = Method("negate")
 
 
 class GatedModel:
     """Doubles its inputs in batches; the first batch waits until the test opens the gate."""
 
     task = "test"
-    device = "cpu"
-    dtype = "float32"
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -21,8 +22,11 @@ class GatedModel:
         self.batches: list[list[Any]] = []
         self.fail_next = False
 
-    def batch_methods(self) -> dict[str, BatchMethod]:
-        return {"double": BatchMethod(self.prepare, self.run), "negate": BatchMethod(lambda x: x, self.negate)}
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32")
+
+    def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
+        return {DOUBLE: BatchMethod(self.prepare, self.run), NEGATE: BatchMethod(lambda x: x, self.negate)}
 
     def warmup(self) -> None:
         pass

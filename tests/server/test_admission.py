@@ -12,8 +12,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import Client
 
 from maas_server.api.admission import Admission
+from maas_server.models.base import GENERATE, Method, ModelDescription, StepOutput
 from maas_server.runtime.runner import Overloaded, QueueTimeout, Runner, ServiceRate
-from tests.server.runner_support import GatedModel
+from tests.server.runner_support import DOUBLE, GatedModel
 
 
 def _held_open_app(release: threading.Event) -> Any:
@@ -58,14 +59,14 @@ def test_a_call_that_would_wait_past_its_deadline_is_refused_before_it_queues() 
     runner = Runner("m", model, max_batch_size=2, max_wait_ms=0, max_queue=100, queue_timeout_s=60).start()
     try:
         runner.service_rate.per_second = 2.0  # measured: two items a second
-        runner.submit("double", 1)
+        runner.submit(DOUBLE, 1)
         assert model.started.wait(5)
-        runner.submit_many("double", [2, 3, 4, 5])  # about 2 s of work queued
+        runner.submit_many(DOUBLE, [2, 3, 4, 5])  # about 2 s of work queued
         with pytest.raises(Overloaded) as refused:
-            runner.submit("double", 6, timeout=1.0)
+            runner.submit(DOUBLE, 6, timeout=1.0)
         assert refused.value.retry_after == pytest.approx(1.5)  # 5 items ahead / 2 per s, minus the 1 s deadline
         assert runner.queued == 4  # nothing of the refused call was queued
-        assert runner.submit("double", 7, timeout=10.0) is not None  # a longer deadline is admitted
+        assert runner.submit(DOUBLE, 7, timeout=10.0) is not None  # a longer deadline is admitted
     finally:
         model.gate.set()
         runner.stop()
@@ -77,10 +78,10 @@ def test_an_item_past_its_own_deadline_gets_no_compute() -> None:
     runner = Runner("m", model, max_batch_size=1, max_wait_ms=0, max_queue=10, queue_timeout_s=60,
                     clock=lambda: now[0]).start()
     try:
-        runner.submit("double", 1)
+        runner.submit(DOUBLE, 1)
         assert model.started.wait(5)
-        short = runner.submit("double", 2, timeout=5.0)
-        default = runner.submit("double", 3)
+        short = runner.submit(DOUBLE, 2, timeout=5.0)
+        default = runner.submit(DOUBLE, 3)
         now[0] = 6.0
         model.gate.set()
         with pytest.raises(QueueTimeout, match="5s deadline"):
@@ -109,11 +110,11 @@ def test_a_cold_model_queues_at_most_two_batches_before_its_rate_is_known() -> N
     model = GatedModel()
     runner = Runner("m", model, max_batch_size=2, max_wait_ms=0, max_queue=100, queue_timeout_s=60).start()
     try:
-        runner.submit("double", 1)
+        runner.submit(DOUBLE, 1)
         assert model.started.wait(5)
-        runner.submit_many("double", [2, 3, 4, 5])  # two batches of two queued: still admitted
+        runner.submit_many(DOUBLE, [2, 3, 4, 5])  # two batches of two queued: still admitted
         with pytest.raises(Overloaded, match="no service rate measured yet"):
-            runner.submit("double", 6)
+            runner.submit(DOUBLE, 6)
         assert runner.queued == 4
     finally:
         model.gate.set()
@@ -124,17 +125,18 @@ class _Rows:
     """A step method whose decode batch holds one row and finishes only when told to."""
 
     task = "test"
-    device = "cpu"
-    dtype = "float32"
+
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32")
 
     def __init__(self) -> None:
         self.finish = threading.Event()
         self.stepped = threading.Event()
 
-    def batch_methods(self) -> dict[str, Any]:
+    def batch_methods(self) -> dict[Method[Any, Any], Any]:
         from maas_server.models.base import StepMethod
 
-        return {"generate": StepMethod(lambda x: x, lambda: _OneRowBatch(self), max_batch_size=1)}
+        return {GENERATE: StepMethod(lambda x: x, lambda: _OneRowBatch(self), max_batch_size=1)}
 
     def warmup(self) -> None:
         pass
@@ -147,17 +149,21 @@ class _OneRowBatch:
     def __len__(self) -> int:
         return len(self.items)
 
-    def add(self, items: list[Any]) -> list[Any]:
+    def add(self, items: list[Any]) -> StepOutput:
         self.items += items
-        return []
+        return StepOutput()
 
-    def step(self) -> list[Any]:
+    def cancel(self, keys: list[Any]) -> StepOutput:
+        self.items = [(key, item) for key, item in self.items if key not in keys]
+        return StepOutput(finished=[(key, None) for key in keys])
+
+    def step(self) -> StepOutput:
         self.model.stepped.set()
         self.model.finish.wait(0.05)
         if self.model.finish.is_set():
             done, self.items = self.items, []
-            return [(key, item) for key, item in done]
-        return []
+            return StepOutput(finished=[(key, item) for key, item in done])
+        return StepOutput()
 
 
 def test_a_request_queued_behind_full_rows_is_answered_at_its_deadline_not_later() -> None:
@@ -165,9 +171,9 @@ def test_a_request_queued_behind_full_rows_is_answered_at_its_deadline_not_later
     model = _Rows()
     runner = Runner("m", model, max_batch_size=1, max_wait_ms=0, max_queue=10, clock=lambda: now[0]).start()
     try:
-        running = runner.submit("generate", "a")
+        running = runner.submit(GENERATE, "a")
         assert model.stepped.wait(5)
-        waiting = runner.submit("generate", "b", timeout=2.0)
+        waiting = runner.submit(GENERATE, "b", timeout=2.0)
         now[0] = 3.0  # past its deadline while the only row is still busy
         with pytest.raises(QueueTimeout):
             waiting.result(5)

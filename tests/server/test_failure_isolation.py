@@ -11,10 +11,10 @@ import torch
 from flask.testing import FlaskClient
 
 from maas_server.config import ModelConfig
-from maas_server.models.base import GenerationRequest, ItemFailed, StepMethod
+from maas_server.models.base import GENERATE, GenerationRequest, ItemFailed, StepMethod
 from maas_server.models.text_generation import TextGenerationModel, _sample
 from maas_server.runtime.runner import Runner
-from tests.server.runner_support import GatedModel
+from tests.server.runner_support import DOUBLE, GatedModel
 
 POISON_LENGTH = 5  # a row whose real tokens number exactly this gets NaN scores
 
@@ -87,7 +87,7 @@ def _submit_together(runner: Runner, requests: list[GenerationRequest], gate: th
 
     runner.methods["generate"] = StepMethod(gated_prepare, first_method.new_batch, rows=first_method.rows,
                                             prefill_tokens=first_method.prefill_tokens)
-    futures = [runner.submit("generate", r) for r in requests]
+    futures = [runner.submit(GENERATE, r) for r in requests]
     gate.set()
     return futures
 
@@ -96,8 +96,8 @@ def test_one_item_that_breaks_a_batch_fails_alone() -> None:
     model = GatedModel()
     runner = Runner("m", model, max_batch_size=8, max_wait_ms=0).start()
     try:
-        blocker = runner.submit("double", 1)
-        futures = runner.submit_many("double", [2, "boom", 3])
+        blocker = runner.submit(DOUBLE, 1)
+        futures = runner.submit_many(DOUBLE, [2, "boom", 3])
         model.gate.set()
         assert blocker.result(5) == 2
         assert futures[0].result(5) == 4 and futures[2].result(5) == 6

@@ -103,9 +103,9 @@ def test_the_runner_prepares_each_image_before_the_next_is_decoded(client: Flask
     real_decode = images._decode_shrunk
     monkeypatch.setattr(images, "_decode_shrunk", lambda *a: events.append("decode") or real_decode(*a))
     runner = client.application.extensions["maas"].registry.get("tiny-timm").runner
-    spec = runner.methods["classify"]
+    spec = runner.methods["classify-image"]
     spied = dataclasses.replace(spec, prepare=lambda image: events.append("prepare") or spec.prepare(image))
-    monkeypatch.setitem(runner.methods, "classify", spied)
+    monkeypatch.setitem(runner.methods, "classify-image", spied)
     assert _post(client, *[_encode(_photo((64, 48)), "PNG")] * 3).status_code == 200
     assert events == ["decode", "prepare"] * 3
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,7 +16,8 @@ from maas_server.api._common import client_gone, wait_all
 from maas_server.app import begin_drain, create_app
 from maas_server.config import config_from_dict
 from maas_server.errors import APIError
-from maas_server.models.base import BatchMethod, Vector
+from maas_server.models.base import CLASSIFY_TEXT, EMBED, BatchMethod, Method, ModelDescription, Vector
+from maas_server.runtime.handles import Handle, Work
 
 from .conftest import tiny_config
 
@@ -36,22 +37,23 @@ def test_client_gone_sees_a_closed_peer_but_not_a_quiet_or_talking_one() -> None
 def test_waiting_request_gives_up_and_cancels_when_its_client_hangs_up() -> None:
     ours, theirs = socket.socketpair()
     app = Flask("t")
-    never: list[Future[Any]] = [Future(), Future()]
-    stopped = []
+    queued, running = Work("m", 1, enqueued=0.0), Work("m", 2, enqueued=0.0)
+    assert running.future.set_running_or_notify_cancel()
     theirs.close()
     with ours, app.test_request_context(environ_base={"gunicorn.socket": ours}), pytest.raises(APIError) as info:
-        wait_all(never, on_client_gone=lambda: stopped.append(True))
-    assert info.value.status == 499 and stopped == [True]
-    assert all(f.cancelled() for f in never)
+        wait_all([Handle(queued), Handle(running)])
+    assert info.value.status == 499
+    assert queued.future.cancelled()  # it never starts
+    assert running.cancel_requested and not running.future.done()  # the runner stops it at its next step
 
 
 def test_waiting_request_returns_results_while_its_client_stays() -> None:
     ours, theirs = socket.socketpair()
     app = Flask("t")
-    done: Future[int] = Future()
-    done.set_result(7)
+    done = Work("m", 7, enqueued=0.0)
+    done.future.set_result(7)
     with ours, theirs, app.test_request_context(environ_base={"gunicorn.socket": ours}):
-        assert wait_all([done]) == [7]
+        assert wait_all([Handle(done)]) == [7]
 
 
 @pytest.fixture
@@ -75,13 +77,17 @@ def test_draining_server_is_not_ready_and_refuses_new_work(draining_client: Flas
 class GatedEmbedder:
     """Embeds nothing until the test opens the gate, so requests pile up behind the first."""
 
-    task, device, dtype = "embeddings", "cpu", "float32"
+    task = "embeddings"
+
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32")
 
     def __init__(self) -> None:
         self.gate, self.started = threading.Event(), threading.Event()
 
-    def batch_methods(self) -> dict[str, BatchMethod]:
-        return {"embed": BatchMethod(lambda text: text, self.embed)}
+    def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
+        return {EMBED: BatchMethod(lambda text: text, self.embed),
+                CLASSIFY_TEXT: BatchMethod(lambda item: item, lambda items: [])}  # its task declares it; unused
 
     def warmup(self) -> None:
         pass

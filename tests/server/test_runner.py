@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 
-from maas_server.models.base import BatchMethod, InvalidInput, ItemFailed, StepMethod
+from maas_server.models.base import (BatchMethod, InvalidInput, ItemFailed, Method, ModelDescription, StepMethod,
+                                     StepOutput)
+from maas_server.runtime.handles import Finished
 from maas_server.runtime.runner import QueueFull, QueueTimeout, Runner
-from tests.server.runner_support import GatedModel
+from tests.server.runner_support import DOUBLE, NEGATE, GatedModel
+
+GEN: Method[Any, Any] = Method("gen")
 
 
 @pytest.fixture
@@ -29,14 +33,14 @@ def runner(model: GatedModel):  # type: ignore[no-untyped-def]
 
 def _block_runner(runner: Runner, model: GatedModel) -> Any:
     """Occupy the runner with one item so the next ones queue up behind it."""
-    first = runner.submit("double", 100)
+    first = runner.submit(DOUBLE, 100)
     assert model.started.wait(5)
     return first
 
 
 def test_items_queued_while_busy_run_as_one_batch(runner: Runner, model: GatedModel) -> None:
     first = _block_runner(runner, model)
-    futures = runner.submit_many("double", [1, 2, 3])
+    futures = runner.submit_many(DOUBLE, [1, 2, 3])
     model.gate.set()
     assert first.result(5) == 200
     assert [f.result(5) for f in futures] == [2, 4, 6]
@@ -45,7 +49,7 @@ def test_items_queued_while_busy_run_as_one_batch(runner: Runner, model: GatedMo
 
 def test_batches_never_exceed_max_batch_size_and_keep_order(runner: Runner, model: GatedModel) -> None:
     _block_runner(runner, model)
-    futures = runner.submit_many("double", list(range(7)))
+    futures = runner.submit_many(DOUBLE, list(range(7)))
     model.gate.set()
     assert [f.result(5) for f in futures] == [x * 2 for x in range(7)]
     assert [len(b) for b in model.batches[1:]] == [4, 3]
@@ -53,7 +57,7 @@ def test_batches_never_exceed_max_batch_size_and_keep_order(runner: Runner, mode
 
 def test_prepare_error_fails_only_its_own_item(runner: Runner, model: GatedModel) -> None:
     _block_runner(runner, model)
-    good, bad = runner.submit("double", 5), runner.submit("double", "bad")
+    good, bad = runner.submit(DOUBLE, 5), runner.submit(DOUBLE, "bad")
     model.gate.set()
     assert good.result(5) == 10
     with pytest.raises(InvalidInput, match="bad item"):
@@ -64,18 +68,18 @@ def test_a_batch_that_fails_once_is_retried_item_by_item_and_runner_survives(run
                                                                              model: GatedModel) -> None:
     _block_runner(runner, model)
     model.fail_next = True  # the blocked first batch fails; its items then run alone and succeed
-    queued = runner.submit_many("double", [1, 2])
+    queued = runner.submit_many(DOUBLE, [1, 2])
     model.gate.set()
     assert [f.result(5) for f in queued] == [2, 4]
     model.fail_next = True
-    failing = runner.submit_many("double", [3, 4])
+    failing = runner.submit_many(DOUBLE, [3, 4])
     assert [f.result(5) for f in failing] == [6, 8]
-    assert runner.submit("double", 6).result(5) == 12
+    assert runner.submit(DOUBLE, 6).result(5) == 12
 
 
 def test_wrong_output_count_fails_only_the_item_that_causes_it(runner: Runner, model: GatedModel) -> None:
     _block_runner(runner, model)
-    futures = runner.submit_many("double", ["short", 1])  # the model answers one output too few
+    futures = runner.submit_many(DOUBLE, ["short", 1])  # the model answers one output too few
     model.gate.set()
     with pytest.raises(ItemFailed, match="returned 0 outputs for 1 inputs"):
         futures[0].result(5)
@@ -84,9 +88,9 @@ def test_wrong_output_count_fails_only_the_item_that_causes_it(runner: Runner, m
 
 def test_full_queue_raises_at_once_and_keeps_admitted_work(runner: Runner, model: GatedModel) -> None:
     first = _block_runner(runner, model)
-    admitted = runner.submit_many("double", list(range(8)))
+    admitted = runner.submit_many(DOUBLE, list(range(8)))
     with pytest.raises(QueueFull):
-        runner.submit("double", 99)
+        runner.submit(DOUBLE, 99)
     model.gate.set()
     assert first.result(5) == 200
     assert [f.result(5) for f in admitted] == [x * 2 for x in range(8)]
@@ -95,16 +99,16 @@ def test_full_queue_raises_at_once_and_keeps_admitted_work(runner: Runner, model
 def test_submit_many_queues_nothing_when_the_call_does_not_fit(runner: Runner, model: GatedModel) -> None:
     _block_runner(runner, model)
     with pytest.raises(QueueFull):
-        runner.submit_many("double", list(range(10)))
+        runner.submit_many(DOUBLE, list(range(10)))
     model.gate.set()
-    assert runner.submit("double", 1000).result(5) == 2000
+    assert runner.submit(DOUBLE, 1000).result(5) == 2000
     computed = [x for batch in model.batches for x in batch]
     assert computed == [100, 1000]  # none of the refused call's items ran
 
 
 def test_cancelled_item_gets_no_compute(runner: Runner, model: GatedModel) -> None:
     _block_runner(runner, model)
-    doomed, kept = runner.submit("double", 7), runner.submit("double", 8)
+    doomed, kept = runner.submit(DOUBLE, 7), runner.submit(DOUBLE, 8)
     assert doomed.cancel()
     model.gate.set()
     assert kept.result(5) == 16
@@ -115,8 +119,8 @@ def test_cancelled_item_gets_no_compute(runner: Runner, model: GatedModel) -> No
 
 def test_methods_are_batched_separately(runner: Runner, model: GatedModel) -> None:
     _block_runner(runner, model)
-    doubles = runner.submit_many("double", [1, 2])
-    negates = runner.submit_many("negate", [3, 4])
+    doubles = runner.submit_many(DOUBLE, [1, 2])
+    negates = runner.submit_many(NEGATE, [3, 4])
     model.gate.set()
     assert [f.result(5) for f in doubles] == [2, 4]
     assert [f.result(5) for f in negates] == [-3, -4]
@@ -125,7 +129,7 @@ def test_methods_are_batched_separately(runner: Runner, model: GatedModel) -> No
 
 def test_unknown_method_is_refused(runner: Runner) -> None:
     with pytest.raises(ValueError, match="no method"):
-        runner.submit("explode", 1)
+        runner.submit(Method("explode"), 1)
 
 
 def test_item_that_waited_past_its_deadline_gets_no_compute(model: GatedModel) -> None:
@@ -133,9 +137,9 @@ def test_item_that_waited_past_its_deadline_gets_no_compute(model: GatedModel) -
     runner = Runner("m", model, max_batch_size=4, max_wait_ms=0, queue_timeout_s=5, clock=lambda: now[0]).start()
     try:
         first = _block_runner(runner, model)
-        late, fresh = runner.submit("double", 7), None
+        late, fresh = runner.submit(DOUBLE, 7), None
         now[0] = 6.0  # `late` has now waited 6 s of its 5
-        fresh = runner.submit("double", 8)
+        fresh = runner.submit(DOUBLE, 8)
         model.gate.set()
         assert first.result(5) == 200 and fresh.result(5) == 16
         with pytest.raises(QueueTimeout, match=r"waited 6\.0s"):
@@ -158,12 +162,15 @@ class CountdownBatch:
     def __len__(self) -> int:
         return sum(rows for _, _, rows in self.remaining.values())
 
-    def add(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    def add(self, items: list[tuple[Any, Any]]) -> StepOutput:
         for key, (name, steps, rows) in items:
             self.remaining[key] = [name, steps, rows]
-        return []
+        return StepOutput()
 
-    def step(self) -> list[tuple[Any, Any]]:
+    def cancel(self, keys: list[Any]) -> StepOutput:
+        return StepOutput(finished=[(key, f"{self.remaining.pop(key)[0]} cancelled") for key in keys])
+
+    def step(self) -> StepOutput:
         self.owner.stepping.set()
         assert self.owner.gate.wait(10)
         self.owner.steps.append(sorted(name for name, _, _ in self.remaining.values()))
@@ -175,11 +182,15 @@ class CountdownBatch:
             if entry[1] == 0:
                 del self.remaining[key]
                 finished.append((key, f"{entry[0]} done"))
-        return finished
+        return StepOutput(events=[(key, f"{entry[0]} stepped") for key, entry in self.remaining.items()],
+                          finished=finished)
 
 
 class SteppedModel:
-    task, device, dtype = "test", "cpu", "float32"
+    task = "test"
+
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32")
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -187,8 +198,8 @@ class SteppedModel:
         self.steps: list[list[str]] = []
         self.fail_at_step = 0
 
-    def batch_methods(self) -> dict[str, StepMethod]:
-        return {"gen": StepMethod(lambda item: item, lambda: CountdownBatch(self), rows=lambda item: item[2])}
+    def batch_methods(self) -> dict[Method[Any, Any], StepMethod]:
+        return {GEN: StepMethod(lambda item: item, lambda: CountdownBatch(self), rows=lambda item: item[2])}
 
     def warmup(self) -> None:
         pass
@@ -205,9 +216,9 @@ def stepped():  # type: ignore[no-untyped-def]
 
 def test_new_item_joins_the_running_batch_and_leaves_when_done(stepped) -> None:  # type: ignore[no-untyped-def]
     model, runner = stepped
-    long = runner.submit("gen", ("long", 4, 1))
+    long = runner.submit(GEN, ("long", 4, 1))
     assert model.stepping.wait(5)  # `long` is mid-step: the next item must join, not wait for it
-    short = runner.submit("gen", ("short", 2, 1))
+    short = runner.submit(GEN, ("short", 2, 1))
     model.gate.set()
     assert short.result(5) == "short done" and long.result(5) == "long done"
     assert model.steps == [["long"], ["long", "short"], ["long", "short"], ["long"]]
@@ -215,9 +226,9 @@ def test_new_item_joins_the_running_batch_and_leaves_when_done(stepped) -> None:
 
 def test_items_wait_for_free_rows(stepped) -> None:  # type: ignore[no-untyped-def]
     model, runner = stepped
-    wide = runner.submit("gen", ("wide", 2, 3))  # 3 of the 4 rows
+    wide = runner.submit(GEN, ("wide", 2, 3))  # 3 of the 4 rows
     assert model.stepping.wait(5)
-    narrow, too_wide = runner.submit("gen", ("narrow", 3, 1)), runner.submit("gen", ("too-wide", 1, 2))
+    narrow, too_wide = runner.submit(GEN, ("narrow", 3, 1)), runner.submit(GEN, ("too-wide", 1, 2))
     model.gate.set()
     assert [f.result(5) for f in (wide, narrow, too_wide)] == ["wide done", "narrow done", "too-wide done"]
     assert model.steps == [["wide"], ["narrow", "wide"], ["narrow", "too-wide"], ["narrow"]]
@@ -225,15 +236,15 @@ def test_items_wait_for_free_rows(stepped) -> None:  # type: ignore[no-untyped-d
 
 def test_failed_step_reaches_every_member_and_decoding_goes_on(stepped) -> None:  # type: ignore[no-untyped-def]
     model, runner = stepped
-    first = runner.submit("gen", ("a", 3, 1))
+    first = runner.submit(GEN, ("a", 3, 1))
     assert model.stepping.wait(5)
-    second = runner.submit("gen", ("b", 3, 1))
+    second = runner.submit(GEN, ("b", 3, 1))
     model.fail_at_step = 2  # the first step with both a and b in it
     model.gate.set()
     for future in (first, second):
         with pytest.raises(RuntimeError, match="decode exploded"):
             future.result(5)
-    assert runner.submit("gen", ("c", 1, 1)).result(5) == "c done"
+    assert runner.submit(GEN, ("c", 1, 1)).result(5) == "c done"
     assert model.steps == [["a"], ["a", "b"], ["c"]]
 
 
@@ -245,15 +256,15 @@ def test_prepare_on_caller_runs_before_queueing_and_refuses_the_whole_call() -> 
             def prepare(item: Any) -> Any:
                 calls.append((threading.current_thread().name, item))
                 return self.prepare(item)
-            return {"double": BatchMethod(prepare, self.run, prepare_on_caller=True)}
+            return {DOUBLE: BatchMethod(prepare, self.run, prepare_on_caller=True)}
 
     model = CallerPrepared()
     model.gate.set()
     runner = Runner("m", model, max_batch_size=4, max_wait_ms=0, max_queue=8).start()
     try:
-        assert runner.submit("double", 3).result(5) == 6
+        assert runner.submit(DOUBLE, 3).result(5) == 6
         with pytest.raises(InvalidInput):
-            runner.submit_many("double", [1, "bad"])
+            runner.submit_many(DOUBLE, [1, "bad"])
         assert runner.queued == 0 and model.batches == [[3]]
         assert {name for name, _ in calls} == {threading.current_thread().name}
     finally:
@@ -265,7 +276,7 @@ def test_prepare_on_caller_consumes_a_lazy_iterable_one_item_at_a_time() -> None
 
     class CallerPrepared(GatedModel):
         def batch_methods(self) -> dict[str, BatchMethod]:
-            return {"double": BatchMethod(lambda item: events.append(f"prepare {item}") or item, self.run,
+            return {DOUBLE: BatchMethod(lambda item: events.append(f"prepare {item}") or item, self.run,
                                           prepare_on_caller=True)}
 
     def produce() -> Iterator[int]:
@@ -277,7 +288,7 @@ def test_prepare_on_caller_consumes_a_lazy_iterable_one_item_at_a_time() -> None
     model.gate.set()
     runner = Runner("m", model, max_batch_size=4, max_wait_ms=0, max_queue=8).start()
     try:
-        assert [f.result(5) for f in runner.submit_many("double", produce())] == [0, 2, 4]
+        assert [f.result(5) for f in runner.submit_many(DOUBLE, produce())] == [0, 2, 4]
         assert events == ["make 0", "prepare 0", "make 1", "prepare 1", "make 2", "prepare 2"]
     finally:
         runner.stop()
@@ -285,17 +296,59 @@ def test_prepare_on_caller_consumes_a_lazy_iterable_one_item_at_a_time() -> None
 
 def test_prefill_budget_spreads_simultaneous_joins_over_steps() -> None:
     model = SteppedModel()
-    method = model.batch_methods()["gen"]
-    model.batch_methods = lambda: {"gen": StepMethod(method.prepare, method.new_batch, rows=method.rows,  # type: ignore[method-assign]
+    method = model.batch_methods()[GEN]
+    model.batch_methods = lambda: {GEN: StepMethod(method.prepare, method.new_batch, rows=method.rows,  # type: ignore[method-assign]
                                                      prefill_tokens=lambda item: 8)}
     runner = Runner("s", model, max_batch_size=4, max_wait_ms=0, max_queue=8, max_prefill_tokens=10).start()
     try:
-        long = runner.submit("gen", ("long", 4, 1))
+        long = runner.submit(GEN, ("long", 4, 1))
         assert model.stepping.wait(5)
-        a, b = runner.submit("gen", ("a", 2, 1)), runner.submit("gen", ("b", 2, 1))  # 16 tokens > 10: two steps
+        a, b = runner.submit(GEN, ("a", 2, 1)), runner.submit(GEN, ("b", 2, 1))  # 16 tokens > 10: two steps
         model.gate.set()
         assert [f.result(5) for f in (long, a, b)] == ["long done", "a done", "b done"]
         assert model.steps == [["long"], ["a", "long"], ["a", "b", "long"], ["b", "long"]]
     finally:
         model.gate.set()
         runner.stop()
+
+
+def test_cancelled_running_item_leaves_before_the_next_step_with_what_it_has(stepped) -> None:  # type: ignore[no-untyped-def]
+    model, runner = stepped
+    doomed = runner.submit(GEN, ("doomed", 100, 1))
+    assert model.stepping.wait(5)  # it is running: cancelling cannot unqueue it any more
+    kept = runner.submit(GEN, ("kept", 3, 1))
+    assert doomed.cancel() is False
+    model.gate.set()
+    assert doomed.result(5) == "doomed cancelled" and kept.result(5) == "kept done"
+    assert sum("doomed" in step for step in model.steps) <= 2  # the step it was in, at most one more
+
+
+def test_a_streamed_call_gets_each_items_events_then_its_outcome_in_order(stepped) -> None:  # type: ignore[no-untyped-def]
+    model, runner = stepped
+    model.gate.set()
+    events = runner.stream(GEN, [("a", 2, 1), ("b", 1, 1)])
+    seen = []
+    while len([e for e in seen if isinstance(e, Finished)]) < 2:
+        event = events.next_event(timeout=5)
+        assert event is not None
+        seen.append(event)
+    a_events = [(type(e).__name__, getattr(e, "event", getattr(e, "result", None))) for e in seen if e.index == 0]
+    assert a_events[-1] == ("Finished", "a done") and ("Progress", "a stepped") in a_events
+    assert [e.result for e in seen if isinstance(e, Finished)] == ["b done", "a done"]
+    assert events.next_event(timeout=0.05) is None  # nothing after the outcomes
+
+
+def test_a_streamed_item_cancelled_while_queued_reports_its_cancellation(stepped) -> None:  # type: ignore[no-untyped-def]
+    model, runner = stepped
+    runner.submit(GEN, ("long", 4, 4))  # fills every row
+    assert model.stepping.wait(5)
+    events = runner.stream(GEN, [("queued", 1, 1)])
+    events.cancel()
+    outcome = events.next_event(timeout=5)
+    assert isinstance(outcome, Finished) and isinstance(outcome.error, CancelledError)
+    model.gate.set()
+
+
+def test_streaming_an_unknown_method_is_refused(runner: Runner) -> None:
+    with pytest.raises(ValueError, match="no method"):
+        runner.stream(Method("explode"), [1])

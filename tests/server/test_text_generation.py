@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from maas_server.config import ModelConfig
-from maas_server.models.base import InvalidInput
-from maas_server.models.base import GenerationRequest
+from maas_server.models.base import GENERATE, GenerationRequest, GenerationResult, InvalidInput, StepOutput, TextDelta
 from maas_server.models.text_generation import DecodeBatch, TextGenerationModel
 
 
@@ -20,11 +19,21 @@ def model(tiny_gpt2: str, tmp_path_factory: pytest.TempPathFactory) -> TextGener
     return TextGenerationModel.load(config, "cpu", torch.float32, tmp_path_factory.mktemp("cache"))
 
 
-def _run(model: TextGenerationModel, **kwargs) -> tuple:  # type: ignore[no-untyped-def]
-    streamed: dict[int, str] = {}
-    request = GenerationRequest(prompt="Once upon a time", on_text=lambda i, t, _: streamed.__setitem__(
-        i, streamed.get(i, "") + t), **kwargs)
-    return model.run([model.prepare(request)])[0], streamed
+def _run(model: TextGenerationModel, **kwargs: Any) -> tuple[GenerationResult, dict[int, str]]:
+    """Decode one streamed request to its end: its result, and the text its events added up to, per choice."""
+    batch, streamed = DecodeBatch(model), {}
+    output = batch.add([("key", model.prepare(GenerationRequest(prompt="Once upon a time", stream=True, **kwargs)))])
+    while True:
+        for key, delta in output.events:
+            assert key == "key" and isinstance(delta, TextDelta)
+            streamed[delta.choice] = streamed.get(delta.choice, "") + delta.text
+        if output.finished:
+            return output.finished[0][1], streamed
+        output = batch.step()
+
+
+def _finished(output: StepOutput) -> dict[Any, Any]:
+    return dict(output.finished)
 
 
 def test_streamed_text_adds_up_to_the_final_text(model: TextGenerationModel) -> None:
@@ -54,12 +63,18 @@ def test_top_p_tiny_is_greedy(model: TextGenerationModel) -> None:
     assert nucleus.choices[0].text == greedy.choices[0].text
 
 
-def test_cancellation_stops_within_one_step(model: TextGenerationModel) -> None:
-    steps = []
-    request = GenerationRequest(prompt="Hello", max_tokens=50, temperature=1.0, seed=1,
-                                on_text=lambda i, t, _: steps.append(t), is_cancelled=lambda: len(steps) >= 1)
-    result = model.run([model.prepare(request)])[0]
-    assert result.choices[0].completion_tokens <= 3
+def test_unstreamed_requests_emit_no_events(model: TextGenerationModel) -> None:
+    batch = DecodeBatch(model)
+    outputs = [batch.add([("key", model.prepare(_greedy(PROMPTS[0], 4)))])]
+    while len(batch):
+        outputs.append(batch.step())
+    assert not any(output.events for output in outputs) and outputs[-1].finished
+
+
+def test_model_offers_the_generate_method(model: TextGenerationModel) -> None:
+    assert set(model.batch_methods()) == {GENERATE}
+    described = model.describe()
+    assert described.device == "cpu" and described.context_length == model.max_context
 
 
 PROMPTS = ["Once upon a time", "The quick brown fox jumps over the lazy dog and then", "1 2 3"]
@@ -72,13 +87,14 @@ def _greedy(prompt: str, max_tokens: int = 12) -> GenerationRequest:
 def test_greedy_output_is_the_same_alone_and_in_a_batch_joined_mid_decode(model: TextGenerationModel) -> None:
     alone = [model.run([model.prepare(_greedy(p))])[0].choices[0].text for p in PROMPTS]
     batch, results = DecodeBatch(model), {}
-    results.update(batch.add([(0, model.prepare(_greedy(PROMPTS[0])))]))
+    results.update(_finished(batch.add([(0, model.prepare(_greedy(PROMPTS[0])))])))
     for _ in range(3):
-        results.update(batch.step())
+        results.update(_finished(batch.step()))
     # A longer and a shorter prompt join while the first is mid-way: both sides get left-padded.
-    results.update(batch.add([(1, model.prepare(_greedy(PROMPTS[1]))), (2, model.prepare(_greedy(PROMPTS[2], 5)))]))
+    results.update(_finished(batch.add([(1, model.prepare(_greedy(PROMPTS[1]))),
+                                        (2, model.prepare(_greedy(PROMPTS[2], 5)))])))
     while len(batch):
-        results.update(batch.step())
+        results.update(_finished(batch.step()))
     assert results[0].choices[0].text == alone[0] and results[1].choices[0].text == alone[1]
     assert alone[2].startswith(results[2].choices[0].text) and results[2].choices[0].completion_tokens == 5
 
@@ -87,7 +103,7 @@ def test_finished_rows_leave_the_batch_at_once(model: TextGenerationModel) -> No
     batch = DecodeBatch(model)
     batch.add([("short", model.prepare(_greedy(PROMPTS[0], 2))), ("long", model.prepare(_greedy(PROMPTS[1], 8)))])
     assert len(batch) == 2
-    finished = batch.step()  # the short one's second token
+    finished = batch.step().finished  # the short one's second token
     assert [key for key, _ in finished] == ["short"] and len(batch) == 1
 
 
@@ -102,17 +118,17 @@ def test_seeded_sampling_does_not_depend_on_batch_neighbours(model: TextGenerati
     assert [c.text for c in crowded.choices] == [c.text for c in alone.choices]
 
 
-def test_cancelled_request_leaves_within_one_step_and_the_others_go_on(model: TextGenerationModel) -> None:
-    cancel = threading.Event()
-    doomed = GenerationRequest(prompt=PROMPTS[0], max_tokens=50, temperature=0, is_cancelled=cancel.is_set)
+def test_cancelled_request_leaves_at_once_with_its_text_and_the_others_go_on(model: TextGenerationModel) -> None:
+    doomed = GenerationRequest(prompt=PROMPTS[0], max_tokens=50, temperature=0, stream=True)
     batch = DecodeBatch(model)
     batch.add([("doomed", model.prepare(doomed)), ("kept", model.prepare(_greedy(PROMPTS[1], 6)))])
     batch.step()
-    cancel.set()
-    finished = dict(batch.step())
-    assert finished["doomed"].choices[0].completion_tokens == 3 and len(batch) == 1
+    cancelled = batch.cancel(["doomed"])
+    finished = _finished(cancelled)
+    assert finished["doomed"].choices[0].completion_tokens == 2 and len(batch) == 1
+    assert finished["doomed"].choices[0].finish_reason == "length"
     while len(batch):
-        finished.update(batch.step())
+        finished.update(_finished(batch.step()))
     assert finished["kept"].choices[0].text == model.run([model.prepare(_greedy(PROMPTS[1], 6))])[0].choices[0].text
 
 
@@ -168,9 +184,9 @@ def test_positional_weight_matching_refuses_a_shape_mismatch() -> None:
 
 
 def test_sliding_window_models_decode_one_request_at_a_time(model: TextGenerationModel) -> None:
-    assert model.batch_methods()["generate"].max_batch_size is None  # GPT-2: requests share the batch
+    assert model.batch_methods()[GENERATE].max_batch_size is None  # GPT-2: requests share the batch
     model.model.config.layer_types = ["sliding_attention", "full_attention"]
     try:
-        assert model.batch_methods()["generate"].max_batch_size == 1
+        assert model.batch_methods()[GENERATE].max_batch_size == 1
     finally:
         del model.model.config.layer_types

@@ -1,0 +1,113 @@
+"""What a caller holds for work it submitted to a runner: one handle per item, one way to cancel.
+
+A handle gives the item's result (or its error) and ``cancel()``. Cancelling an item that is still
+queued means it never starts; cancelling one that is running (a generation) makes it leave its
+decode batch at the next step, finished with what it produced so far. That is the only way work
+is cancelled: the model never asks the wire layer whether to go on.
+
+Step methods can also be *streamed*: the runner then puts each item's progress events and, last,
+its outcome on one queue for the whole call (:class:`EventStream`), in order. Events are plain
+dataclasses (see models/base.py), so a stream can cross a process boundary as well as a thread.
+"""
+
+from __future__ import annotations
+
+import queue
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+Out = TypeVar("Out")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An event from item `index` of a streamed call (for generation: a TextDelta)."""
+
+    index: int
+    event: Any
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Item `index` of a streamed call is done: its result, or the error it failed with."""
+
+    index: int
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(eq=False)
+class Work:
+    """One submitted item as the runner tracks it (the handle's other side)."""
+
+    method: str
+    item: Any
+    enqueued: float
+    deadline: float | None = None  # on the runner's clock: not started by then, it gets no compute
+    future: Future[Any] = field(default_factory=Future)
+    index: int = 0  # its position in the call that submitted it
+    events: queue.SimpleQueue[Progress | Finished] | None = None  # set when the call is streamed
+    cancel_requested: bool = False  # read by the runner between decode steps
+
+    def emit(self, event: Any) -> None:
+        if self.events is not None:
+            self.events.put(Progress(self.index, event))
+
+    def report_outcome(self, future: Future[Any]) -> None:
+        """Done callback: the item's outcome, after its events (the runner resolves it after emitting)."""
+        assert self.events is not None
+        if future.cancelled():
+            self.events.put(Finished(self.index, error=CancelledError()))
+        elif (error := future.exception()) is not None:
+            self.events.put(Finished(self.index, error=error))
+        else:
+            self.events.put(Finished(self.index, result=future.result()))
+
+
+class Handle(Generic[Out]):
+    """One submitted item: wait for its result, or cancel it."""
+
+    def __init__(self, work: Work) -> None:
+        self._work = work
+
+    def result(self, timeout: float | None = None) -> Out:
+        """The item's result; raises its error, or TimeoutError after `timeout` seconds."""
+        return self._work.future.result(timeout)  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        return self._work.future.exception(timeout)
+
+    def done(self) -> bool:
+        return self._work.future.done()
+
+    def cancelled(self) -> bool:
+        """True when the item was cancelled before it started (it got no compute)."""
+        return self._work.future.cancelled()
+
+    def cancel(self) -> bool:
+        """Stop the item: a queued one never starts, a running one leaves at its next decode step.
+
+        True when it had not started (it gets no compute), as ``Future.cancel``.
+        """
+        self._work.cancel_requested = True
+        return self._work.future.cancel()  # succeeds only while it is queued
+
+
+class EventStream(Generic[Out]):
+    """A streamed call: every item's progress and outcome on one queue, in the order they happened."""
+
+    def __init__(self, handles: list[Handle[Out]], events: queue.SimpleQueue[Progress | Finished]) -> None:
+        self.handles = handles
+        self._events = events
+
+    def next_event(self, timeout: float | None = None) -> Progress | Finished | None:
+        """The next event, or None when none came within `timeout` seconds."""
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def cancel(self) -> None:
+        for handle in self.handles:
+            handle.cancel()

@@ -1,0 +1,52 @@
+"""The registry checks each loaded model against what its task declares, and routes find models by method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maas_server.config import TASKS as CONFIG_TASKS
+from maas_server.config import config_from_dict
+from maas_server.models import TASKS
+from maas_server.models.base import CLASSIFY_TEXT, EMBED, GENERATE, BatchMethod, Method, ModelDescription
+from maas_server.runtime.registry import ModelRegistry
+
+
+class HalfEmbedder:
+    """An embeddings adapter that forgot zero-shot classification, which its task declares."""
+
+    task = "embeddings"
+
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32", dimensions=3)
+
+    def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
+        return {EMBED: BatchMethod(lambda text: text, lambda texts: texts)}
+
+    def warmup(self) -> None:
+        pass
+
+
+def _registry(loader: Any) -> ModelRegistry:
+    config = config_from_dict({"models": [{"name": "e", "task": "embeddings", "source": "x"},
+                                          {"name": "g", "task": "text-generation", "source": "y"}]})
+    return ModelRegistry(config, loader=loader)
+
+
+def test_a_model_without_a_method_its_task_declares_fails_to_load_and_says_which() -> None:
+    registry = _registry(lambda config, server: HalfEmbedder())
+    registry.load_all()
+    entry = registry.get("e")
+    assert entry is not None and entry.runner is None and entry.description is None
+    assert entry.error is not None and "does not implement classify-text" in entry.error
+
+
+def test_routes_find_models_by_the_method_they_offer_before_anything_loads() -> None:
+    registry = _registry(lambda config, server: HalfEmbedder())
+    entry, generator = registry.first_for(CLASSIFY_TEXT), registry.first_for(GENERATE)
+    assert entry is not None and entry.config.name == "e" and entry.offers(EMBED)
+    assert generator is not None and generator.config.name == "g" and not generator.offers(EMBED)
+
+
+def test_every_configurable_task_has_an_adapter_and_methods() -> None:
+    assert set(CONFIG_TASKS) == set(TASKS)
+    assert all(spec.methods for spec in TASKS.values())
