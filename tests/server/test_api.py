@@ -178,6 +178,15 @@ def test_models_list_tells_task_endpoints_and_device(client: FlaskClient) -> Non
     assert client.get("/v1/models/tiny-resnet").json["id"] == "tiny-resnet"
 
 
+def test_models_show_what_each_model_describes(client: FlaskClient) -> None:
+    data = {m["id"]: m for m in client.get("/v1/models").json["data"]}
+    embed = client.application.extensions["maas"].registry.get("tiny-embed").runner.model
+    assert data["tiny-embed"]["dimensions"] == embed.dimensions and data["tiny-gpt2"]["dimensions"] is None
+    assert data["tiny-gpt2"]["context_length"] > 0 and data["tiny-sentiment"]["labels"] is None  # not in the list
+    one = client.get("/v1/models/tiny-sentiment").json
+    assert one["labels"] == client.application.extensions["maas"].registry.get("tiny-sentiment").runner.model.labels
+
+
 def test_health_ready_and_openapi(client: FlaskClient) -> None:
     assert client.get("/health").status_code == 200
     assert client.get("/ready").status_code == 200
