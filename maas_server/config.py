@@ -56,6 +56,9 @@ class ModelConfig(_Strict):
                                 "(default: 128 on CPU, 8192 on CUDA); more wait for the next step"
     )
     max_queue: int = Field(1024, ge=1, description="queued inputs (a list input counts each item)")
+    explain_max_queue: int = Field(
+        8, ge=1, description="queued explanations (explain: true); they run on a runner of their own, a "
+                             "backward pass each, so they never delay plain requests in the queue")
     queue_timeout_s: float | None = Field(
         60.0, gt=0, description="an input that waited this long in the queue is dropped with 503 (none: no limit)"
     )
@@ -72,6 +75,7 @@ class ServerConfig(_Strict):
 
     max_body_bytes: int = Field(20_000_000, gt=0)
     max_inputs: int = Field(256, gt=0)
+    max_explain_inputs: int = Field(4, gt=0, description="inputs per call with explain: true (a backward pass each)")
     max_tokens: int = Field(2048, gt=0)
     max_n: int = Field(8, gt=0)
     max_image_bytes: int = Field(10_000_000, gt=0)
@@ -106,6 +110,14 @@ class ServerConfig(_Strict):
         if small:
             raise ValueError(f"max_queue of {', '.join(small)} is below max_inputs ({self.max_inputs}): "
                              f"a full-size call could never be admitted; raise max_queue or lower max_inputs")
+        return self
+
+    @model_validator(mode="after")
+    def _explain_queues_fit_one_call(self) -> ServerConfig:
+        small = [m.name for m in self.models if m.explain_max_queue < self.max_explain_inputs]
+        if small:
+            raise ValueError(f"explain_max_queue of {', '.join(small)} is below max_explain_inputs "
+                             f"({self.max_explain_inputs}): a full-size call could never be admitted")
         return self
 
     @model_validator(mode="after")

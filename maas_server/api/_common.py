@@ -125,18 +125,24 @@ def _check_text(text: str) -> None:
                        code="invalid_unicode") from None
 
 
-def resolve_model(endpoint: str, name: str | None) -> ModelEntry:
-    """The configured model for this request: 404 unknown, 400 wrong task, 503 still loading."""
+def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | None = None) -> ModelEntry:
+    """The configured model for this request: 404 unknown, 400 wrong task, 503 still loading.
+
+    `method` is what the request needs when it is not the route's usual one (explain: true).
+    """
     registry = state().registry
-    method = ENDPOINT_METHODS[endpoint]
+    usual = ENDPOINT_METHODS[endpoint]
+    method = method or usual
+    what = endpoint if method == usual else f"{endpoint} with {method.name}"
     entry = registry.first_for(method) if name is None else registry.get(name)
     serving = [e.config.name for e in registry.entries() if e.offers(method)]
     if entry is None:
-        hint = f"models serving {endpoint}: {', '.join(serving)}" if serving else f"no model serves {endpoint}"
-        raise APIError(f"model {name!r} does not exist; {hint}", status=404, param="model", code="model_not_found")
+        hint = f"models serving {what}: {', '.join(serving)}" if serving else f"no model serves {what}"
+        subject = "no model was named" if name is None else f"model {name!r} does not exist"
+        raise APIError(f"{subject}; {hint}", status=404, param="model", code="model_not_found")
     if not entry.offers(method):
         raise APIError(
-            f"model {entry.config.name!r} is a {entry.config.task} model and cannot serve {endpoint}; "
+            f"model {entry.config.name!r} is a {entry.config.task} model and cannot serve {what}; "
             f"use one of: {', '.join(serving) or 'none configured'}",
             param="model", code="wrong_model_task",
         )
@@ -169,14 +175,12 @@ def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In],
     request; a request the runner's estimate says would wait longer is refused at once (503).
     `count` is the number of items when `items` is a lazy iterator (see Runner.submit_many).
     """
-    assert entry.runner is not None
-    return entry.runner.submit_many(method, items, timeout=request_timeout(), count=count)
+    return entry.runner_for(method).submit_many(method, items, timeout=request_timeout(), count=count)
 
 
 def stream(entry: ModelEntry, method: Method[In, Out], items: list[In]) -> EventStream[Out]:
     """As `submit`, with each item's events and outcome arriving in order on one stream."""
-    assert entry.runner is not None
-    return entry.runner.stream(method, items, timeout=request_timeout())
+    return entry.runner_for(method).stream(method, items, timeout=request_timeout())
 
 
 def request_timeout() -> float | None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from flask import Blueprint, request
-from pydantic import ValidationError
+from flask import Blueprint
 
-from ..errors import APIError, validation_error
-from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, Scores, TextItem
+from ..errors import APIError
+from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EXPLAIN_IMAGE, EXPLAIN_TEXT, Explained, ImageQuestion,
+                           Scores, TextExplanation, TextItem)
 from ..ops.memory import release_freed_memory
 from . import schemas as s
-from ._common import after_response, check_count, parse_json, read_body, resolve_model, state, submit, wait_all
-from .images import RELEASE_AFTER_PIXELS, CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images
+from ._common import after_response, check_count, parse_json, resolve_model, state, submit, wait_all
+from .images import RELEASE_AFTER_PIXELS, decode_images, read_image_request
 
 bp = Blueprint("classify", __name__)
 
@@ -20,56 +21,62 @@ bp = Blueprint("classify", __name__)
 @bp.post("/v1/classify/text")
 def classify_text() -> Any:
     body = parse_json(s.TextClassificationRequest)
-    entry = resolve_model("/v1/classify/text", body.model)
     check_count(len(body.inputs), "input", "input")
     check_count(len(body.labels or []) or 1, "label", "labels")
-    labels = tuple(body.labels or ())
-    results = wait_all(submit(entry, CLASSIFY_TEXT, [TextItem(text, labels) for text in body.inputs]))
-    return _classification(entry.config.name, results, body.top_k)
+    items = [TextItem(text, tuple(body.labels or ())) for text in body.inputs]
+    if body.explain:
+        _check_explain_count(len(items))
+        entry = resolve_model("/v1/classify/text", body.model, EXPLAIN_TEXT)
+        return _explained(entry.config.name, wait_all(submit(entry, EXPLAIN_TEXT, items)), body.top_k)
+    entry = resolve_model("/v1/classify/text", body.model)
+    return _classification(entry.config.name, wait_all(submit(entry, CLASSIFY_TEXT, items)), body.top_k)
 
 
 @bp.post("/v1/classify/image")
 def classify_image() -> Any:
-    name, top_k, images = _image_request()
-    entry = resolve_model("/v1/classify/image", name)
+    body, images = read_image_request(s.ImageClassificationRequest)
+    explaining = body.explain or body.explain_overlay
+    if explaining:
+        _check_explain_count(len(images))
+    entry = resolve_model("/v1/classify/image", body.model, EXPLAIN_IMAGE if explaining else None)
     if sum(image.pixels for image in images) >= RELEASE_AFTER_PIXELS:
         after_response(release_freed_memory)  # by then the decoded images and their tensors are freed
     # Decoded lazily: the runner prepares each image as it comes, so one full-size image at a time.
     decoded = decode_images(images, state().config.image_max_side)
+    if explaining:
+        questions = (ImageQuestion(image, overlay=body.explain_overlay) for image in decoded)
+        explained = wait_all(submit(entry, EXPLAIN_IMAGE, questions, count=len(images)))
+        return _explained(entry.config.name, explained, body.top_k)
     results = wait_all(submit(entry, CLASSIFY_IMAGE, decoded, count=len(images)))
-    return _classification(entry.config.name, results, top_k)
+    return _classification(entry.config.name, results, body.top_k)
 
 
-def _image_request() -> tuple[str | None, int | None, list[CheckedImage]]:
-    """Read either the multipart form (file parts) or the JSON form (base64); check every image's header."""
-    config = state().config
-    if request.mimetype == "multipart/form-data":
-        read_body()  # the form is then parsed from the checked bytes (werkzeug reuses them)
-        uploads = [f for _, f in request.files.items(multi=True)]
-        check_count(len(uploads), "image file part", "image")
-        fields = {k: v for k, v in request.form.items() if k in ("model", "top_k")}
-        unknown = sorted(set(request.form) - {"model", "top_k"})
-        if unknown:
-            raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0],
-                           code="invalid_value")
-        try:
-            # Form fields are text: "3" is top_k 3 here, where JSON must send a number.
-            body = s.ImageClassificationRequest.model_validate({**fields, "image": "-"}, strict=False)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
-        blobs = [(f.read(config.max_image_bytes + 1), f"image[{i}]") for i, f in enumerate(uploads)]
-    else:
-        body = parse_json(s.ImageClassificationRequest)
-        check_count(len(body.images), "image", "image")
-        blobs = [(decode_base64_image(text, f"image[{i}]"), f"image[{i}]") for i, text in enumerate(body.images)]
-    limits = ImageLimits(max_bytes=config.max_image_bytes, max_pixels=config.max_image_pixels,
-                         max_request_pixels=config.max_request_pixels)
-    return body.model, body.top_k, check_images(blobs, limits)
+def _check_explain_count(count: int) -> None:
+    limit = state().config.max_explain_inputs
+    if count > limit:
+        raise APIError(f"explanations cost a backward pass each: at most {limit} inputs per call with explain "
+                       f"(max_explain_inputs), this one has {count}; split the call",
+                       status=422, param="explain", code="too_many_inputs")
 
 
-def _classification(model: str, results: list[Scores], top_k: int | None) -> dict[str, Any]:
+def _classification(model: str, results: list[Scores], top_k: int | None,
+                    explanations: list[s.TextExplanationOut | s.ImageExplanationOut] | None = None) -> dict[str, Any]:
     data = [s.Classification(index=i, labels=[s.LabelScore(label=label, score=score)
-                                              for label, score in scores.labels[:top_k]])
+                                              for label, score in scores.labels[:top_k]],
+                             explanation=explanations[i] if explanations else None)
             for i, scores in enumerate(results)]
     units = sum(r.tokens for r in results)
     return s.dump(s.ClassificationList(model=model, data=data, usage=s.Usage(prompt_tokens=units, total_tokens=units)))
+
+
+def _explained(model: str, results: list[Explained], top_k: int | None) -> dict[str, Any]:
+    return _classification(model, [r.scores for r in results], top_k, [_explanation(r) for r in results])
+
+
+def _explanation(result: Explained) -> s.TextExplanationOut | s.ImageExplanationOut:
+    explanation = result.explanation
+    if isinstance(explanation, TextExplanation):
+        return s.TextExplanationOut(label=explanation.label, tokens=[
+            s.TokenWeightOut(text=t.text, start=t.start, end=t.end, weight=t.weight) for t in explanation.tokens])
+    png = base64.b64encode(explanation.overlay_png).decode() if explanation.overlay_png is not None else None
+    return s.ImageExplanationOut(label=explanation.label, grid=explanation.grid, overlay_png=png)

@@ -26,9 +26,14 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from ..errors import APIError
+from flask import request
+from pydantic import ValidationError
+
+from ..errors import APIError, validation_error
+from . import schemas as s
+from ._common import check_count, parse_json, read_body, state
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
 # PIL is imported inside the functions that decode: importing the wire layer (maas_server.app) must
 # not load image libraries before a request needs them (the app starts, and answers /health, sooner).
 from ..ops.memory import release_freed_memory
+
+R = TypeVar("R", bound=s.ImageRequest)
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 DECODED_BYTES = 4  # a decoded Pillow image takes at most 4 bytes per pixel (RGB is stored as RGBX)
@@ -227,3 +234,38 @@ def _reduce_to_rgb(image: Image.Image, factor: int) -> Image.Image:
 
 def _corrupt(exc: Exception, param: str) -> APIError:
     return APIError(f"the image is corrupt or truncated ({exc})", param=param, code="invalid_image")
+
+
+def read_image_request(schema: type[R]) -> tuple[R, list[CheckedImage]]:
+    """The request's fields and its checked (not yet decoded) images, from either form.
+
+    A multipart form carries images as file parts and the schema's other fields as form fields
+    (text: "3" is the number 3 there, where JSON must send a number); JSON carries base64 images.
+    """
+    config = state().config
+    if request.mimetype == "multipart/form-data":
+        body, blobs = _multipart(schema, config.max_image_bytes)
+    else:
+        body = parse_json(schema)
+        check_count(len(body.images), "image", "image")
+        blobs = [(decode_base64_image(text, f"image[{i}]"), f"image[{i}]") for i, text in enumerate(body.images)]
+    limits = ImageLimits(max_bytes=config.max_image_bytes, max_pixels=config.max_image_pixels,
+                         max_request_pixels=config.max_request_pixels)
+    return body, check_images(blobs, limits)
+
+
+def _multipart(schema: type[R], max_image_bytes: int) -> tuple[R, list[tuple[bytes, str]]]:
+    read_body()  # the form is then parsed from the checked bytes (werkzeug reuses them)
+    uploads = [f for _, f in request.files.items(multi=True)]
+    check_count(len(uploads), "image file part", "image")
+    allowed = set(schema.model_fields) - {"image"}
+    unknown = sorted(set(request.form) - allowed)
+    if unknown:
+        raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0],
+                       code="invalid_value")
+    fields = {k: v for k, v in request.form.items() if k in allowed}
+    try:
+        body = schema.model_validate({**fields, "image": "-"}, strict=False)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    return body, [(f.read(max_image_bytes + 1), f"image[{i}]") for i, f in enumerate(uploads)]

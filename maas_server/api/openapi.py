@@ -73,14 +73,20 @@ class Route:
 
 
 _V1: list[dict[str, list[str]]] = [{"bearer": []}]
-_IMAGE_FORM = {
-    "type": "object",
-    "description": "One or more image files (under `image` or any other part name; their order is kept), "
-                   "and the optional fields `model` and `top_k`.",
-    "properties": {"model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1},
-                   "image": {"type": "array", "items": _FILE, "minItems": 1}},
-    "additionalProperties": _FILE,
-}
+def _image_form(fields: dict[str, Any]) -> dict[str, Any]:
+    """A multipart form of image file parts plus the route's other fields (`model` and `fields`)."""
+    return {
+        "type": "object",
+        "description": "One or more image files (under `image` or any other part name; their order is kept), "
+                       f"and the optional fields `model`, {', '.join(f'`{name}`' for name in fields)}.",
+        "properties": {"model": {"type": "string"}, **fields,
+                       "image": {"type": "array", "items": _FILE, "minItems": 1}},
+        "additionalProperties": _FILE,
+    }
+
+
+_IMAGE_FORM = _image_form({"top_k": {"type": "integer", "minimum": 1}, "explain": {"type": "boolean"},
+                           "explain_overlay": {"type": "boolean"}})
 
 _PNG_2X2 = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMDAxMDAwMDAAAANBAEIfXHKZgAAAABJRU5E"
             "rkJggg==")

@@ -243,6 +243,8 @@ class TextClassificationRequest(_Request):
     input: str | list[str]
     labels: list[str] | None = None
     top_k: int | None = Field(None, ge=1)
+    explain: bool = Field(False, description="also weigh each input token for the top label (costs a backward "
+                                             "pass: its own queue and a lower input limit, max_explain_inputs)")
 
     @field_validator("labels")
     @classmethod
@@ -259,16 +261,24 @@ class TextClassificationRequest(_Request):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
-class ImageClassificationRequest(_Request):
-    """The JSON form; the multipart form carries the same fields as form fields plus file parts."""
+class ImageRequest(_Request):
+    """Any route that takes images: the JSON form; the multipart form carries the same fields as form fields
+    plus file parts (api/images.py, read_image_request)."""
 
     model: str | None = None
     image: str | list[str] = Field(description="base64 image bytes, optionally as a data: URL")
-    top_k: int | None = Field(5, ge=1)
 
     @property
     def images(self) -> list[str]:
         return [self.image] if isinstance(self.image, str) else list(self.image)
+
+
+class ImageClassificationRequest(ImageRequest):
+    top_k: int | None = Field(5, ge=1)
+    explain: bool = Field(False, description="also return where the model looked for the top label (Grad-CAM): "
+                                             "a backward pass, with its own queue and max_explain_inputs")
+    explain_overlay: bool = Field(False, description="with the explanation, a PNG of the heatmap over the image as "
+                                                     "the model saw it (base64); implies explain")
 
 
 class LabelScore(_Response):
@@ -276,9 +286,29 @@ class LabelScore(_Response):
     score: float
 
 
+class TokenWeightOut(_Response):
+    text: str
+    start: int = Field(description="character offset of the token in the input")
+    end: int
+    weight: float = Field(description="in [-1, 1]: > 0 speaks for the label, < 0 against it")
+
+
+class TextExplanationOut(_Response):
+    label: str
+    tokens: list[TokenWeightOut]
+
+
+class ImageExplanationOut(_Response):
+    label: str
+    grid: list[list[float]] = Field(description="rows top to bottom of weights in [0, 1] (1: what mattered most) "
+                                                "over the image as the model saw it (after its resize and crop)")
+    overlay_png: str | None = Field(None, description="base64 PNG of the heatmap over that view (explain_overlay)")
+
+
 class Classification(_Response):
     index: int
     labels: list[LabelScore]
+    explanation: TextExplanationOut | ImageExplanationOut | None = None
 
 
 class ClassificationList(_Response):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, BatchMethod, InvalidInput, Method, Scores,
-                   TaskModel, TextItem, Vector)
+from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, GENERATE, BatchMethod,
+                   InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "text-generation": TaskSpec("text_generation:TextGenerationModel", (GENERATE,)),
     "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, CLASSIFY_TEXT)),  # zero-shot labels by similarity
-    "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT,)),
-    "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE,)),
+    "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT, EXPLAIN_TEXT)),
+    "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE, EXPLAIN_IMAGE)),
 }
 
 

@@ -67,6 +67,49 @@ class Scores:
     tokens: int
 
 
+@dataclass(frozen=True)
+class ImageQuestion:
+    """An image to classify and explain; `overlay` asks for a PNG heatmap drawn over it too."""
+
+    image: Any  # a decoded PIL image
+    overlay: bool = False
+
+
+@dataclass(frozen=True)
+class ImageExplanation:
+    """Where the model looked for `label`: a grid of weights in [0, 1] (1: most important) over the image as
+    the model saw it (after its resize and crop), rows top to bottom, and optionally that view as a PNG heatmap."""
+
+    label: str
+    grid: list[list[float]]
+    overlay_png: bytes | None = None
+
+
+@dataclass(frozen=True)
+class TokenWeight:
+    """One input token's share in a text's top label: `weight` in [-1, 1], > 0 for, < 0 against it; `start`
+    and `end` are character offsets into the text."""
+
+    text: str
+    start: int
+    end: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class TextExplanation:
+    label: str
+    tokens: list[TokenWeight]
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A classification and the explanation of its top label."""
+
+    scores: Scores
+    explanation: ImageExplanation | TextExplanation
+
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -86,6 +129,10 @@ class Method(Generic[In, Out]):
         return f"Method({self.name!r})"
 
 
+DEFAULT_LANE = "default"
+EXPLAIN_LANE = "explain"  # explanations: a backward pass each, so they queue apart from plain inference
+
+
 @dataclass(frozen=True)
 class BatchMethod:
     """A unit of batched work: per-item preparation, then one call over the whole batch."""
@@ -96,6 +143,10 @@ class BatchMethod:
     # True when `prepare` is thread-safe and worth overlapping with compute (image resizing): it then
     # runs on the request's thread before queueing. Tokenizers are not safe to share across threads.
     prepare_on_caller: bool = False
+    # Methods of another lane get a runner of their own (thread, queue, limits): their work never
+    # waits behind the default lane's, nor delays it in the queue. Such a method must not share
+    # mutable state with the default lane's (an explanation works on its own copy of the network).
+    lane: str = DEFAULT_LANE
 
 
 @dataclass
@@ -135,6 +186,7 @@ class StepMethod:
     rows: Callable[[Any], int] = lambda prepared: 1  # batch rows a prepared item occupies (n choices: n)
     max_batch_size: int | None = None  # an upper bound on rows the adapter imposes, if any
     prefill_tokens: Callable[[Any], int] = lambda prepared: 0  # work joining costs (prompt tokens x rows)
+    lane: str = DEFAULT_LANE
 
 
 @dataclass(frozen=True)
@@ -220,3 +272,6 @@ GENERATE: Method[GenerationRequest, GenerationResult] = Method("generate")
 EMBED: Method[str, Vector] = Method("embed")
 CLASSIFY_TEXT: Method[TextItem, Scores] = Method("classify-text")
 CLASSIFY_IMAGE: Method[Any, Scores] = Method("classify-image")  # a PIL image, or an iterator's item
+# Explanations cost a backward pass: adapters run them in the EXPLAIN_LANE, on a copy of the network.
+EXPLAIN_TEXT: Method[TextItem, Explained] = Method("explain-text")
+EXPLAIN_IMAGE: Method[ImageQuestion, Explained] = Method("explain-image")

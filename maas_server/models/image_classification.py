@@ -9,6 +9,7 @@ shape), tensors are matched by position after checking that every shape agrees. 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .base import CLASSIFY_IMAGE, BatchMethod, Method, ModelDescription, Scores
+from . import explain
+from .base import (CLASSIFY_IMAGE, EXPLAIN_IMAGE, EXPLAIN_LANE, BatchMethod, Explained, ImageExplanation,
+                   ImageQuestion, Method, ModelDescription, Scores)
 from .sources import resolve_source
 
 TIMM_PREFIX = "timm:"
+Normalisation = tuple[tuple[float, ...], tuple[float, ...]]  # per-channel mean and std of the model's input
 
 
 class ImageClassificationModel:
@@ -28,34 +32,40 @@ class ImageClassificationModel:
     task = "image-classification"
 
     def __init__(self, model: Any, transform: Callable[[Image.Image], torch.Tensor], labels: list[str], *,
-                 device: str, dtype: torch.dtype) -> None:
+                 device: str, dtype: torch.dtype, normalisation: Normalisation = ((0.0,) * 3, (1.0,) * 3)) -> None:
         self.model = model
         self.transform = transform
         self.labels = labels
         self.device = device
         self.torch_dtype = dtype
         self.dtype = str(dtype).removeprefix("torch.")
+        self.normalisation = normalisation
+        self._explained: Any = None  # the explain lane's own copy of the network, made on first use
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> ImageClassificationModel:
         if config.source.startswith(TIMM_PREFIX) or (config.architecture or "").startswith(TIMM_PREFIX):
-            model, transform, labels = _load_timm(config)
+            model, transform, labels, normalisation = _load_timm(config)
         elif config.architecture:
             raise ValueError(f"model {config.name!r}: unknown architecture {config.architecture!r}; "
                              "use 'timm:NAME' or omit it")
         else:
-            model, transform, labels = _load_hf(config)
-        return cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype)
+            model, transform, labels, normalisation = _load_hf(config)
+        return cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype,
+                   normalisation=normalisation)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels))
 
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         # Resizing and normalising an image costs ~15% of the model's time: do it on request threads.
-        return {CLASSIFY_IMAGE: BatchMethod(self.prepare, self.classify, prepare_on_caller=True)}
+        return {CLASSIFY_IMAGE: BatchMethod(self.prepare, self.classify, prepare_on_caller=True),
+                EXPLAIN_IMAGE: BatchMethod(self.prepare_question, self.explain, prepare_on_caller=True,
+                                           lane=EXPLAIN_LANE)}
 
     def warmup(self) -> None:
         self.classify([self.prepare(Image.new("RGB", (64, 64)))])
+        explain.preload()
 
     def prepare(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image.convert("RGB"))
@@ -63,17 +73,43 @@ class ImageClassificationModel:
     @torch.inference_mode()
     def classify(self, batch: list[torch.Tensor]) -> list[Scores]:
         pixels = torch.stack(batch).to(device=self.device, dtype=self.torch_dtype)
-        output = self.model(pixels)
-        logits = getattr(output, "logits", output).float()
-        probs = torch.softmax(logits, dim=-1)
+        return [self._scores(row) for row in torch.softmax(explain.logits_of(self.model(pixels)), dim=-1)]
+
+    def _scores(self, probs: torch.Tensor) -> Scores:
+        order = torch.argsort(probs, descending=True).tolist()
+        return Scores([(self.labels[i], float(probs[i])) for i in order], tokens=1)
+
+    def prepare_question(self, question: ImageQuestion) -> tuple[torch.Tensor, bool]:
+        return self.prepare(question.image), question.overlay
+
+    def explain(self, batch: list[tuple[torch.Tensor, bool]]) -> list[Explained]:
+        """Classify each image and show where the network looked for its top label (Grad-CAM)."""
+        network = self._explaining_network()
         results = []
-        for row in probs:
-            order = torch.argsort(row, descending=True).tolist()
-            results.append(Scores([(self.labels[i], float(row[i])) for i in order], tokens=1))
+        for tensor, overlay in batch:
+            pixels = tensor[None].to(device=self.device, dtype=self.torch_dtype)
+            with torch.no_grad():
+                scores = self._scores(torch.softmax(explain.logits_of(network(pixels)), dim=-1)[0])
+            top = self.labels.index(scores.labels[0][0])
+            grid = explain.gradcam_grid(lambda x: explain.logits_of(network(x)), explain.last_conv(network),
+                                        pixels, top).float().cpu()
+            png = explain.overlay_png(self._view(tensor), grid) if overlay else None
+            results.append(Explained(scores, ImageExplanation(scores.labels[0][0], grid.tolist(), png)))
         return results
 
+    def _explaining_network(self) -> Any:
+        # A private copy: Grad-CAM hooks a layer, and the default lane's forward passes must not run them.
+        if self._explained is None:
+            self._explained = copy.deepcopy(self.model)
+        return self._explained
 
-def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str]]:
+    def _view(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The image as the network saw it, in [0, 1]: its input with the normalisation undone."""
+        mean, std = (torch.tensor(values).view(-1, 1, 1) for values in self.normalisation)
+        return (tensor.float().cpu() * std + mean).clamp(0, 1)
+
+
+def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str], Normalisation]:
     import timm
     from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
@@ -87,7 +123,8 @@ def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor],
     overrides = {k: v for k, v in (("mean", config.preprocess.mean), ("std", config.preprocess.std)) if v is not None}
     if config.preprocess.size:
         overrides["input_size"] = (3, config.preprocess.size, config.preprocess.size)
-    transform = create_transform(**{**data_config, **overrides}, is_training=False)
+    settings = {**data_config, **overrides}
+    transform = create_transform(**settings, is_training=False)
     # nn.Module.__getattr__ is typed Tensor | Module; timm models hold an int here.
     num_classes: int = model.num_classes  # type: ignore[assignment]
     if num_classes == 1000:
@@ -95,10 +132,10 @@ def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor],
         labels = [info.index_to_description(i) for i in range(1000)]
     else:
         labels = [f"LABEL_{i}" for i in range(num_classes)]
-    return model, transform, labels
+    return model, transform, labels, (tuple(settings["mean"]), tuple(settings["std"]))
 
 
-def _load_hf(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str]]:
+def _load_hf(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str], Normalisation]:
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     path = resolve_source(config.source)
@@ -115,7 +152,9 @@ def _load_hf(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], l
         return pixel_values
 
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    return model, transform, labels
+    mean = overrides.get("image_mean", getattr(processor, "image_mean", None) or (0.0, 0.0, 0.0))
+    std = overrides.get("image_std", getattr(processor, "image_std", None) or (1.0, 1.0, 1.0))
+    return model, transform, labels, (tuple(mean), tuple(std))
 
 
 def _read_weights(path: str) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .base import CLASSIFY_TEXT, BatchMethod, InvalidInput, Method, ModelDescription, Scores, TextItem
+from . import explain
+from .base import (CLASSIFY_TEXT, EXPLAIN_LANE, EXPLAIN_TEXT, BatchMethod, Explained, InvalidInput, Method,
+                   ModelDescription, Scores, TextExplanation, TextItem)
 from .sources import resolve_source
 
 
@@ -31,6 +34,7 @@ class TextClassificationModel:
         self.dtype = str(model.dtype).removeprefix("torch.")
         self.max_length = max_length
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self._explained: Any = None  # the explain lane's own copy of the network, made on first use
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> TextClassificationModel:
@@ -48,13 +52,17 @@ class TextClassificationModel:
                                 labels=tuple(self.labels))
 
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
-        return {CLASSIFY_TEXT: BatchMethod(self.prepare, self.classify)}
+        return {CLASSIFY_TEXT: BatchMethod(self.prepare, self.classify),
+                EXPLAIN_TEXT: BatchMethod(self.prepare_explained, self.explain, lane=EXPLAIN_LANE)}
 
     def warmup(self) -> None:
         self.classify([self.prepare(TextItem("warm-up"))])
+        explain.preload()
 
     def prepare(self, item: TextItem) -> PreparedClassify:
-        ids = self.tokenizer(item.text, truncation=False)["input_ids"]
+        return self._checked(item, list(self.tokenizer(item.text, truncation=False)["input_ids"]))
+
+    def _checked(self, item: TextItem, ids: list[int]) -> PreparedClassify:
         if len(ids) > self.max_length:
             raise InvalidInput(
                 f"this model's maximum input length is {self.max_length} tokens, but an input has {len(ids)}",
@@ -80,3 +88,34 @@ class TextClassificationModel:
             pairs = [(self.labels[i], s) for i, s in zip(item.label_ids, scores)]
             results.append(Scores(sorted(pairs, key=lambda p: -p[1]), len(item.ids)))
         return results
+
+    def prepare_explained(self, item: TextItem) -> tuple[PreparedClassify, explain.TokenizedText]:
+        tokens = explain.tokenize_with_offsets(self.tokenizer, item.text)
+        return self._checked(item, tokens.ids), tokens
+
+    def explain(self, batch: list[tuple[PreparedClassify, explain.TokenizedText]]) -> list[Explained]:
+        """Classify each text and weigh each of its tokens for the top label (integrated gradients)."""
+        if self._explained is None:  # a private copy: captum hooks its embedding layer
+            self._explained = copy.deepcopy(self.model)
+        network = self._explained
+
+        def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return explain.logits_of(network(input_ids=ids, attention_mask=mask))
+
+        results = []
+        for prepared, tokens in batch:
+            ids = torch.tensor([prepared.ids], device=self.device)
+            with torch.no_grad():
+                logits = forward(ids, torch.ones_like(ids))[0]
+            scores = torch.softmax(logits[prepared.label_ids], dim=-1).tolist()
+            ranked = sorted(zip(prepared.label_ids, scores), key=lambda pair: -pair[1])
+            top = ranked[0][0]
+            weights = explain.explain_tokens(forward, network.get_input_embeddings(), tokens, self._pad_id, top,
+                                             self.device)
+            results.append(Explained(Scores([(self.labels[i], s) for i, s in ranked], len(prepared.ids)),
+                                     TextExplanation(self.labels[top], weights)))
+        return results
+
+    @property
+    def _pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)

@@ -10,12 +10,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ModelConfig, ServerConfig
 from ..models import TASKS, missing_methods
-from ..models.base import Method, ModelDescription, TaskModel
+from ..models.base import DEFAULT_LANE, Method, ModelDescription, TaskModel
 from .runner import Runner
 
 log = logging.getLogger("maas.runtime")
@@ -26,7 +26,8 @@ Loader = Callable[[ModelConfig, ServerConfig], TaskModel]
 @dataclass
 class ModelEntry:
     config: ModelConfig
-    runner: Runner | None = None
+    runner: Runner | None = None  # the default lane's; set once the model has loaded
+    lanes: dict[str, Runner] = field(default_factory=dict)  # every lane's runner, the default one included
     description: ModelDescription | None = None  # what the model says about itself, once loaded
     error: str | None = None
     load_seconds: float | None = None
@@ -38,6 +39,13 @@ class ModelEntry:
     def offers(self, method: Method[Any, Any]) -> bool:
         """Whether this model's task offers `method` (known from the config, before the model loads)."""
         return TASKS[self.config.task].offers(method)
+
+    def runner_for(self, method: Method[Any, Any]) -> Runner:
+        """The runner of the lane that runs `method` (the model must have loaded)."""
+        for runner in self.lanes.values():
+            if method.name in runner.methods:
+                return runner
+        raise ValueError(f"model {self.config.name!r} has no method {method.name!r}")
 
 
 def load_configured_model(config: ModelConfig, server: ServerConfig) -> TaskModel:
@@ -99,20 +107,19 @@ class ModelRegistry:
             log.error("%s failed to load %s: %s", progress, cfg.name, entry.error)
             return
         entry.load_seconds = time.perf_counter() - started
-        device = description.device
-        entry.runner = Runner(cfg.name, model, max_batch_size=cfg.max_batch_size, max_wait_ms=_max_wait_ms(cfg, device),
-                              max_queue=cfg.max_queue, queue_timeout_s=cfg.queue_timeout_s,
-                              max_prefill_tokens=_max_prefill_tokens(cfg, device)).start()
+        entry.lanes = {lane: _runner(cfg, model, lane, description.device).start() for lane in _lanes(model)}
         entry.description = description
-        log.info("%s loaded %s on %s (%s) in %.1fs", progress, cfg.name, device, description.dtype, entry.load_seconds)
+        entry.runner = entry.lanes[DEFAULT_LANE]
+        log.info("%s loaded %s on %s (%s) in %.1fs", progress, cfg.name, description.device, description.dtype,
+                 entry.load_seconds)
 
     def wait_until_loaded(self, timeout: float | None = None) -> bool:
         return self._loaded.wait(timeout)
 
     def stop(self) -> None:
         for entry in self._entries.values():
-            if entry.runner is not None:
-                entry.runner.stop()
+            for runner in entry.lanes.values():
+                runner.stop()
 
     # -- lookup
 
@@ -129,6 +136,22 @@ class ModelRegistry:
     def first_for(self, method: Method[Any, Any]) -> ModelEntry | None:
         """The first configured model that offers `method` (a request that names no model gets it)."""
         return next((e for e in self._entries.values() if e.offers(method)), None)
+
+
+def _lanes(model: TaskModel) -> list[str]:
+    """The model's lanes, the default one first (it exists even when every method is elsewhere)."""
+    others = {spec.lane for spec in model.batch_methods().values()} - {DEFAULT_LANE}
+    return [DEFAULT_LANE, *sorted(others)]
+
+
+def _runner(config: ModelConfig, model: TaskModel, lane: str, device: str) -> Runner:
+    if lane == DEFAULT_LANE:
+        return Runner(config.name, model, max_batch_size=config.max_batch_size,
+                      max_wait_ms=_max_wait_ms(config, device), max_queue=config.max_queue,
+                      queue_timeout_s=config.queue_timeout_s, max_prefill_tokens=_max_prefill_tokens(config, device))
+    # Another lane (explanations) runs what its adapter batches (often one at a time), with its own queue.
+    return Runner(f"{config.name}/{lane}", model, max_batch_size=config.max_batch_size, max_wait_ms=0,
+                  max_queue=config.explain_max_queue, queue_timeout_s=config.queue_timeout_s, lane=lane)
 
 
 def _checked(config: ModelConfig, model: TaskModel) -> ModelDescription:

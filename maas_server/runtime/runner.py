@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..models.base import (BatchMethod, DecodeBatch, InvalidInput, ItemFailed, Method, StepMethod, StepOutput,
-                           TaskModel)
+from ..models.base import (DEFAULT_LANE, BatchMethod, DecodeBatch, InvalidInput, ItemFailed, Method, StepMethod,
+                           StepOutput, TaskModel)
 from ..ops import metrics
 from .handles import EventStream, Finished, Handle, Progress, Work
 
@@ -97,14 +97,16 @@ class _Prepared:
 
 
 class Runner:
-    """Owns one model; runs its batch and step methods on a single background thread."""
+    """Owns one model (one lane of its methods); runs them on a single background thread."""
 
     def __init__(self, name: str, model: TaskModel, *, max_batch_size: int = 16, max_wait_ms: float = 2.0,
                  max_queue: int = 256, queue_timeout_s: float | None = None,
-                 max_prefill_tokens: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_prefill_tokens: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 lane: str = DEFAULT_LANE) -> None:
         self.name = name
         self.model = model
-        self.methods: dict[str, BatchMethod | StepMethod] = {m.name: spec for m, spec in model.batch_methods().items()}
+        self.methods: dict[str, BatchMethod | StepMethod] = {
+            method.name: spec for method, spec in model.batch_methods().items() if spec.lane == lane}
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.queue_timeout = queue_timeout_s
