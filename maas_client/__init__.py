@@ -47,8 +47,10 @@ from .types import (
     CompletionChunk,
     Embedding,
     Embeddings,
+    Explanation,
     LabelScore,
     ModelInfo,
+    TokenWeight,
     Usage,
 )
 
@@ -71,6 +73,7 @@ __all__ = [
     "CompletionChunk",
     "Embedding",
     "Embeddings",
+    "Explanation",
     "ImageInput",
     "InternalServerError",
     "LabelScore",
@@ -84,6 +87,7 @@ __all__ = [
     "ServiceUnavailableError",
     "Stream",
     "Timeout",
+    "TokenWeight",
     "UnprocessableEntityError",
     "Usage",
 ]

@@ -96,7 +96,8 @@ def _embed(client: Client, args: argparse.Namespace) -> None:
 
 
 def _classify_text(client: Client, args: argparse.Namespace) -> None:
-    result = client.classify_text(args.texts, labels=args.labels, top_k=args.top_k, model=args.model)
+    result = client.classify_text(args.texts, labels=args.labels, top_k=args.top_k, model=args.model,
+                                  explain=args.explain)
     _print(result, args.json, lambda r: _classification_text(r, args.texts))
 
 
@@ -149,6 +150,9 @@ def _classification_text(result: Classification, inputs: Sequence[str]) -> str:
     blocks = []
     for item in result.data:
         lines = [f"{score.score:7.4f}  {score.label}" for score in item.labels]
+        if item.explanation is not None and item.explanation.tokens is not None:
+            weights = " ".join(f"{t.text}({t.weight:+.2f})" for t in item.explanation.tokens)
+            lines.append(f"why {item.explanation.label}: {weights}")
         if len(result.data) > 1 and item.index < len(inputs):
             lines.insert(0, f"# {inputs[item.index]}")
         blocks.append("\n".join(lines))
@@ -214,6 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     classify_text.add_argument("texts", nargs="+")
     classify_text.add_argument("--labels", nargs="+", help="candidate labels (zero-shot)")
     classify_text.add_argument("--top-k", type=int)
+    classify_text.add_argument("--explain", action="store_true", help="also weigh each token for the top label")
     classify_image = add("classify-image", _classify_image, "label image files")
     classify_image.add_argument("images", nargs="+", metavar="PATH")
     classify_image.add_argument("--top-k", type=int)

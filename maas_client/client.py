@@ -387,20 +387,25 @@ class Client:
         top_k: int | None = None,
         model: str | None = None,
         *,
+        explain: bool = False,
         timeout: TimeoutTypes | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Classification:
         """Label one text or several (``POST /v1/classify/text``).
 
         With ``labels`` the texts are scored against those labels (zero-shot with an
-        embeddings model); without, a text-classification model uses its own labels.
+        embeddings model); without, a text-classification model uses its own labels. Without
+        ``model`` the server picks the model that fits (``GET /v1/models`` lists them).
         ``top_k`` keeps the best k. ``.labels`` is the first input's labels, best first.
+        ``explain=True`` also weighs each token for the top label (``item.explanation.tokens``;
+        a notebook shades them); it costs a backward pass, and the server takes fewer inputs per call.
         """
         request = TextClassificationRequest(
-            model=model or self._default_model(CLASSIFY_TEXT),
+            model=model,
             input=_str_or_list(input),
             labels=list(labels) if labels is not None else None,
             top_k=top_k,
+            explain=explain or None,
         )
         return self._post(CLASSIFY_TEXT, request, Classification, timeout, extra_headers)
 
@@ -410,6 +415,8 @@ class Client:
         top_k: int | None = None,
         model: str | None = None,
         *,
+        explain: bool = False,
+        overlay: bool = False,
         timeout: TimeoutTypes | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Classification:
@@ -417,11 +424,15 @@ class Client:
 
         An image is a path (``str`` or ``Path``), ``bytes``, a binary file object, a
         ``PIL.Image.Image``, or a list of these. ``top_k`` keeps the best k (server default 5).
+        ``explain=True`` also returns where the model looked for the top label
+        (``item.explanation.grid``); ``overlay=True`` adds that heatmap drawn over the image as a
+        PNG (``item.explanation.overlay``), which a notebook shows.
         """
-        form = ImageClassificationRequest(model=model or self._default_model(CLASSIFY_IMAGE), top_k=top_k)
+        form = ImageClassificationRequest(model=model or self._default_model(CLASSIFY_IMAGE), top_k=top_k,
+                                          explain=explain or None, explain_overlay=overlay or None)
         files = [("image", part) for part in _image_parts(images)]
         return self._transport.request(
-            "POST", CLASSIFY_IMAGE, Classification, files=files, data=form.to_body(),
+            "POST", CLASSIFY_IMAGE, Classification, files=files, data=form.to_form(),
             timeout=timeout, headers=extra_headers,
         )
 

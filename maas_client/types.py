@@ -37,11 +37,13 @@ __all__ = [
     "Embedding",
     "EmbeddingRequest",
     "Embeddings",
+    "Explanation",
     "ImageClassificationRequest",
     "LabelScore",
     "ModelInfo",
     "ModelList",
     "TextClassificationRequest",
+    "TokenWeight",
     "TopLogprob",
     "Usage",
 ]
@@ -129,12 +131,14 @@ class EmbeddingRequest(_Request):
 
 
 class TextClassificationRequest(_Request):
-    """Body of ``POST /v1/classify/text``."""
+    """Body of ``POST /v1/classify/text``; without ``model`` the server chooses (a classifier with its own
+    labels, or a zero-shot model when ``labels`` are given)."""
 
-    model: str
+    model: str | None = None
     input: str | list[str]
     labels: list[str] | None = None
     top_k: int | None = None
+    explain: bool | None = None
 
 
 class ImageClassificationRequest(_Request):
@@ -142,6 +146,12 @@ class ImageClassificationRequest(_Request):
 
     model: str
     top_k: int | None = None
+    explain: bool | None = None
+    explain_overlay: bool | None = None
+
+    def to_form(self) -> dict[str, str]:
+        """The form fields as text (a form has no booleans: ``true``/``false``, as the server reads them)."""
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.to_body().items()}
 
 
 # ---------------------------------------------------------------------------- completions
@@ -331,11 +341,40 @@ class LabelScore(_Response):
     score: float
 
 
+class TokenWeight(_Response):
+    """One input token's share in the top label: ``weight`` in [-1, 1], > 0 for it, < 0 against it."""
+
+    text: str
+    start: int
+    end: int
+    weight: float
+
+
+class Explanation(_Response):
+    """Why the top label: ``tokens`` for a text, ``grid`` (rows of weights in [0, 1] over the image as the
+    model saw it) and optionally ``overlay_png`` (base64) for an image."""
+
+    label: str
+    tokens: list[TokenWeight] | None = None
+    grid: list[list[float]] | None = None
+    overlay_png: str | None = None
+
+    @property
+    def overlay(self) -> bytes | None:
+        """The heatmap overlay as PNG bytes (``explain_overlay=True``), else ``None``."""
+        return base64.b64decode(self.overlay_png) if self.overlay_png else None
+
+    def _repr_html_(self) -> str:
+        """Tokens shaded by weight (green for the label, red against), or the heatmap, for notebooks."""
+        return f'<div style="font-family:sans-serif;font-size:13px">{_explanation_html(self)}</div>'
+
+
 class ClassificationItem(_Response):
-    """The labels of one input, best first."""
+    """The labels of one input, best first, and the explanation when one was asked for."""
 
     index: int = 0
     labels: list[LabelScore]
+    explanation: Explanation | None = None
 
     @property
     def label(self) -> str | None:
@@ -387,7 +426,32 @@ def _item_html(item: ClassificationItem, numbered: bool) -> str:
         for score in item.labels
     )
     heading = f'<div style="color:#666">input {item.index}</div>' if numbered else ""
-    return f"{heading}<table style=\"border-collapse:collapse;margin-bottom:6px\">{rows}</table>"
+    explained = _explanation_html(item.explanation) if item.explanation else ""
+    return f"{heading}<table style=\"border-collapse:collapse;margin-bottom:6px\">{rows}</table>{explained}"
+
+
+def _explanation_html(explanation: Explanation) -> str:
+    title = f'<div style="color:#666">why {html.escape(explanation.label)}:</div>'
+    if explanation.tokens is not None:
+        return title + "".join(_token_html(token) for token in explanation.tokens)
+    if explanation.overlay_png:
+        return title + f'<img src="data:image/png;base64,{explanation.overlay_png}" style="max-width:256px">'
+    if explanation.grid:
+        return title + _grid_html(explanation.grid)
+    return ""
+
+
+def _token_html(token: TokenWeight) -> str:
+    weight = min(max(token.weight, -1.0), 1.0)
+    colour = f"rgba(44,160,44,{weight:.2f})" if weight >= 0 else f"rgba(214,39,40,{-weight:.2f})"
+    return (f'<span title="{weight:+.2f}" style="background:{colour};padding:1px 2px;margin:0 1px;'
+            f'border-radius:2px">{html.escape(token.text)}</span>')
+
+
+def _grid_html(grid: list[list[float]]) -> str:
+    cell = '<td style="width:8px;height:8px;padding:0;background:rgba(214,39,40,{:.2f})"></td>'
+    cells = "".join("<tr>" + "".join(cell.format(min(max(v, 0.0), 1.0)) for v in row) + "</tr>" for row in grid)
+    return f'<table style="border-collapse:collapse">{cells}</table>'
 
 
 def _percent(score: float) -> float:

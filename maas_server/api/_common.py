@@ -19,7 +19,7 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
-from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, Method
+from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, ZERO_SHOT_TEXT, Method
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 
@@ -27,14 +27,15 @@ M = TypeVar("M", bound=BaseModel)
 In = TypeVar("In")
 Out = TypeVar("Out")
 
-# The method each route calls; any model whose task offers it can serve the route (models.TASKS).
-# A new task's route adds its line here; its blueprint goes in api/ and is registered in app.py.
-ENDPOINT_METHODS: dict[str, Method[Any, Any]] = {
-    "/v1/completions": GENERATE,
-    "/v1/chat/completions": GENERATE,
-    "/v1/embeddings": EMBED,
-    "/v1/classify/text": CLASSIFY_TEXT,
-    "/v1/classify/image": CLASSIFY_IMAGE,
+# The methods each route calls, the usual one first; a model whose task offers one of them can serve
+# the route (models.TASKS). A new task's route adds its line here; its blueprint goes in api/ and is
+# registered in app.py.
+ENDPOINT_METHODS: dict[str, tuple[Method[Any, Any], ...]] = {
+    "/v1/completions": (GENERATE,),
+    "/v1/chat/completions": (GENERATE,),
+    "/v1/embeddings": (EMBED,),
+    "/v1/classify/text": (CLASSIFY_TEXT, ZERO_SHOT_TEXT),  # a classifier's own labels, or any labels
+    "/v1/classify/image": (CLASSIFY_IMAGE,),
 }
 
 
@@ -131,7 +132,7 @@ def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | No
     `method` is what the request needs when it is not the route's usual one (explain: true).
     """
     registry = state().registry
-    usual = ENDPOINT_METHODS[endpoint]
+    usual = ENDPOINT_METHODS[endpoint][0]
     method = method or usual
     what = endpoint if method == usual else f"{endpoint} with {method.name}"
     entry = registry.first_for(method) if name is None else registry.get(name)

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint
 
 from ..errors import APIError
-from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EXPLAIN_IMAGE, EXPLAIN_TEXT, Explained, ImageQuestion,
-                           Scores, TextExplanation, TextItem)
+from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EXPLAIN_IMAGE, EXPLAIN_TEXT, ZERO_SHOT_TEXT, Explained,
+                           ImageQuestion, Method, Scores, TextExplanation, TextItem)
 from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, check_count, parse_json, resolve_model, state, submit, wait_all
@@ -28,8 +28,23 @@ def classify_text() -> Any:
         _check_explain_count(len(items))
         entry = resolve_model("/v1/classify/text", body.model, EXPLAIN_TEXT)
         return _explained(entry.config.name, wait_all(submit(entry, EXPLAIN_TEXT, items)), body.top_k)
-    entry = resolve_model("/v1/classify/text", body.model)
-    return _classification(entry.config.name, wait_all(submit(entry, CLASSIFY_TEXT, items)), body.top_k)
+    method = _text_method(body.model, bool(body.labels))
+    entry = resolve_model("/v1/classify/text", body.model, method)
+    return _classification(entry.config.name, wait_all(submit(entry, method, items)), body.top_k)
+
+
+def _text_method(name: str | None, labelled: bool) -> Method[TextItem, Scores]:
+    """A named model's own kind of classification; unnamed, zero-shot when the request names labels.
+
+    So "classify this" goes to a trained classifier, and "which of these labels" to a zero-shot
+    model, unless the request names the model.
+    """
+    registry = state().registry
+    entry = registry.get(name) if name is not None else None
+    if entry is not None:
+        return CLASSIFY_TEXT if entry.offers(CLASSIFY_TEXT) or not entry.offers(ZERO_SHOT_TEXT) else ZERO_SHOT_TEXT
+    zero_shot, own_labels = registry.first_for(ZERO_SHOT_TEXT), registry.first_for(CLASSIFY_TEXT)
+    return ZERO_SHOT_TEXT if zero_shot is not None and (labelled or own_labels is None) else CLASSIFY_TEXT
 
 
 @bp.post("/v1/classify/image")

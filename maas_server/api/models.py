@@ -57,7 +57,7 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
         id=entry.config.name,
         created=state().started,
         task=entry.config.task,
-        endpoints=[path for path, method in ENDPOINT_METHODS.items() if entry.offers(method)],
+        endpoints=[path for path, methods in ENDPOINT_METHODS.items() if any(map(entry.offers, methods))],
         device=described.device if described else None,
         dtype=described.dtype if described else None,
         context_length=described.context_length if described else None,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, GENERATE, BatchMethod,
-                   InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
+from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, GENERATE, ZERO_SHOT_TEXT,
+                   BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "text-generation": TaskSpec("text_generation:TextGenerationModel", (GENERATE,)),
-    "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, CLASSIFY_TEXT)),  # zero-shot labels by similarity
+    "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, ZERO_SHOT_TEXT)),  # labels by similarity
     "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT, EXPLAIN_TEXT)),
     "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE, EXPLAIN_IMAGE)),
 }

@@ -270,7 +270,8 @@ class GenerationResult:
 
 GENERATE: Method[GenerationRequest, GenerationResult] = Method("generate")
 EMBED: Method[str, Vector] = Method("embed")
-CLASSIFY_TEXT: Method[TextItem, Scores] = Method("classify-text")
+CLASSIFY_TEXT: Method[TextItem, Scores] = Method("classify-text")  # the model's own labels (or a subset)
+ZERO_SHOT_TEXT: Method[TextItem, Scores] = Method("zero-shot-text")  # any labels the request names
 CLASSIFY_IMAGE: Method[Any, Scores] = Method("classify-image")  # a PIL image, or an iterator's item
 # Explanations cost a backward pass: adapters run them in the EXPLAIN_LANE, on a copy of the network.
 EXPLAIN_TEXT: Method[TextItem, Explained] = Method("explain-text")

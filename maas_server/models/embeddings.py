@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from .base import CLASSIFY_TEXT, EMBED, BatchMethod, InvalidInput, Method, ModelDescription, Scores, TextItem, Vector
+from .base import EMBED, ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, ModelDescription, Scores, TextItem, Vector
 from .sources import resolve_source
 
 _LABEL_CACHE_SIZE = 4096
@@ -61,7 +61,7 @@ class EmbeddingModel:
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         return {
             EMBED: BatchMethod(self.prepare_text, self.embed),
-            CLASSIFY_TEXT: BatchMethod(self.prepare_zero_shot, self.classify),
+            ZERO_SHOT_TEXT: BatchMethod(self.prepare_zero_shot, self.classify),
         }
 
     def warmup(self) -> None:

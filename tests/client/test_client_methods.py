@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -167,9 +168,21 @@ def test_classify_text_sends_labels_and_top_k(
     assert result.label == "positive"
     assert [(s.label, s.score) for s in result.labels] == [("positive", 0.9), ("negative", 0.1)]
     assert len(result.data) == 1
-    assert sent_json(server) == {
-        "model": "all-minilm-l6-v2", "input": "I love it", "labels": ["positive", "negative"], "top_k": 2,
-    }
+    # No model named: the server picks one that fits (a zero-shot model, as labels are given).
+    assert sent_json(server) == {"input": "I love it", "labels": ["positive", "negative"], "top_k": 2}
+
+
+def test_classify_text_with_explain_reads_token_weights(server: responses.RequestsMock, client: maas.Client) -> None:
+    tokens = [{"text": "love", "start": 2, "end": 6, "weight": 1.0}, {"text": "it", "start": 7, "end": 9,
+                                                                      "weight": -0.25}]
+    item = {**CLASSIFICATION["data"][0], "explanation": {"label": "positive", "tokens": tokens}}
+    server.post(f"{BASE}/v1/classify/text", json={**CLASSIFICATION, "data": [item]})
+    result = client.classify_text("I love it", explain=True, model="sentiment")
+    assert sent_json(server) == {"model": "sentiment", "input": "I love it", "explain": True}
+    explanation = result.data[0].explanation
+    assert explanation is not None and [t.text for t in explanation.tokens or []] == ["love", "it"]
+    page = result._repr_html_()
+    assert "rgba(44,160,44,1.00)" in page and "rgba(214,39,40,0.25)" in page  # for and against, shaded
 
 
 def test_classify_image_uploads_every_kind_of_image_as_file_parts(
@@ -190,6 +203,22 @@ def test_classify_image_uploads_every_kind_of_image_as_file_parts(
     assert body.count(b"Content-Type: image/png") == 1
     assert b'name="top_k"\r\n\r\n3' in body
     assert b'name="model"\r\n\r\nefficientnet-lite0' in body
+
+
+def test_classify_image_with_explain_sends_form_booleans_and_reads_the_overlay(
+    server: responses.RequestsMock, client: maas.Client
+) -> None:
+    png = base64.b64encode(PNG).decode()
+    item = {**CLASSIFICATION["data"][0], "explanation": {"label": "positive", "grid": [[0.0, 1.0]],
+                                                          "overlay_png": png}}
+    server.post(f"{BASE}/v1/classify/image", json={**CLASSIFICATION, "data": [item]})
+    result = client.classify_image(PNG, model="m", explain=True, overlay=True)
+    body = server.calls[-1].request.body
+    assert isinstance(body, bytes)
+    assert b'name="explain"\r\n\r\ntrue' in body and b'name="explain_overlay"\r\n\r\ntrue' in body
+    explanation = result.data[0].explanation
+    assert explanation is not None and explanation.overlay == PNG and explanation.grid == [[0.0, 1.0]]
+    assert f"data:image/png;base64,{png}" in result._repr_html_()
 
 
 def test_classify_image_accepts_a_pil_image(

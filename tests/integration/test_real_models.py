@@ -107,3 +107,22 @@ def test_malformed_json_and_oversized_body(server_url: str) -> None:
     r = requests.post(f"{server_url}/v1/embeddings", data=b"x" * 21_000_000,
                       headers={"Content-Type": "application/json"}, timeout=30)
     assert r.status_code == 413
+
+
+def test_image_explanation_is_hottest_on_the_object(server_url: str) -> None:
+    """The cat pasted in the top-right corner of a grey square: Grad-CAM's hottest cell lies on it."""
+    canvas = Image.new("RGB", (600, 600), (128, 128, 128))
+    canvas.paste(Image.fromarray(skimage.data.chelsea()).resize((300, 200)), (300, 0))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "PNG")
+    r = requests.post(f"{server_url}/v1/classify/image", timeout=120, json={
+        "image": base64.b64encode(buffer.getvalue()).decode(), "explain": True, "top_k": 1})
+    assert r.status_code == 200, r.text
+    item = r.json()["data"][0]
+    assert "cat" in item["labels"][0]["label"]
+    grid = np.array(item["explanation"]["grid"])
+    row, col = np.unravel_index(grid.argmax(), grid.shape)
+    # The model sees the central 87.5% of a square image (resize, then centre crop): map the cell back.
+    crop, margin = 0.875 * 600, 0.0625 * 600
+    x, y = margin + (col + 0.5) / grid.shape[1] * crop, margin + (row + 0.5) / grid.shape[0] * crop
+    assert 300 <= x <= 600 and 0 <= y <= 200, (row, col)

@@ -14,7 +14,7 @@ from maas_server.accounts import AccountSettings
 from maas_server.api.accounting import Accounts
 from maas_server.app import create_app
 from maas_server.config import config_from_dict
-from maas_server.models.base import (CLASSIFY_TEXT, EMBED, BatchMethod, Method, ModelDescription, Scores, TextItem,
+from maas_server.models.base import (EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Scores, TextItem,
                                      Vector)
 
 
@@ -29,7 +29,7 @@ class WordEmbedder:
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         return {EMBED: BatchMethod(prepare=lambda text: text,
                                      run=lambda texts: [Vector([1.0, 0.0], len(t.split())) for t in texts]),
-                CLASSIFY_TEXT: BatchMethod(prepare=lambda item: item, run=self.classify)}
+                ZERO_SHOT_TEXT: BatchMethod(prepare=lambda item: item, run=self.classify)}
 
     def classify(self, items: list[TextItem]) -> list[Scores]:
         """Every label scores the same; a text costs its words."""

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from maas_server.config import config_from_dict
-from maas_server.models.base import (CLASSIFY_TEXT, EMBED, EXPLAIN_LANE, EXPLAIN_TEXT, BatchMethod, Explained, Method,
-                                     ModelDescription, Scores, TextExplanation, TextItem, Vector)
+from maas_server.models.base import (CLASSIFY_TEXT, EMBED, EXPLAIN_LANE, EXPLAIN_TEXT, ZERO_SHOT_TEXT, BatchMethod,
+                                     Explained, Method, ModelDescription, Scores, TextExplanation, TextItem, Vector)
 from maas_server.runtime.registry import ModelRegistry
 
 
@@ -135,7 +135,7 @@ def test_models_without_an_explain_lane_get_one_runner() -> None:
 
         def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
             return {EMBED: BatchMethod(lambda t: t, lambda ts: [Vector([1.0], 1) for _ in ts]),
-                    CLASSIFY_TEXT: BatchMethod(lambda t: t, lambda ts: [])}
+                    ZERO_SHOT_TEXT: BatchMethod(lambda t: t, lambda ts: [])}
 
         def warmup(self) -> None:
             pass

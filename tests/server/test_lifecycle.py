@@ -16,7 +16,7 @@ from maas_server.api._common import client_gone, wait_all
 from maas_server.app import begin_drain, create_app
 from maas_server.config import config_from_dict
 from maas_server.errors import APIError
-from maas_server.models.base import CLASSIFY_TEXT, EMBED, BatchMethod, Method, ModelDescription, Vector
+from maas_server.models.base import EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Vector
 from maas_server.runtime.handles import Handle, Work
 
 from .conftest import tiny_config
@@ -87,7 +87,7 @@ class GatedEmbedder:
 
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         return {EMBED: BatchMethod(lambda text: text, self.embed),
-                CLASSIFY_TEXT: BatchMethod(lambda item: item, lambda items: [])}  # its task declares it; unused
+                ZERO_SHOT_TEXT: BatchMethod(lambda item: item, lambda items: [])}  # its task declares it; unused
 
     def warmup(self) -> None:
         pass

@@ -7,7 +7,7 @@ from typing import Any
 from maas_server.config import TASKS as CONFIG_TASKS
 from maas_server.config import config_from_dict
 from maas_server.models import TASKS
-from maas_server.models.base import CLASSIFY_TEXT, EMBED, GENERATE, BatchMethod, Method, ModelDescription
+from maas_server.models.base import EMBED, GENERATE, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription
 from maas_server.runtime.registry import ModelRegistry
 
 
@@ -37,12 +37,12 @@ def test_a_model_without_a_method_its_task_declares_fails_to_load_and_says_which
     registry.load_all()
     entry = registry.get("e")
     assert entry is not None and entry.runner is None and entry.description is None
-    assert entry.error is not None and "does not implement classify-text" in entry.error
+    assert entry.error is not None and "does not implement zero-shot-text" in entry.error
 
 
 def test_routes_find_models_by_the_method_they_offer_before_anything_loads() -> None:
     registry = _registry(lambda config, server: HalfEmbedder())
-    entry, generator = registry.first_for(CLASSIFY_TEXT), registry.first_for(GENERATE)
+    entry, generator = registry.first_for(ZERO_SHOT_TEXT), registry.first_for(GENERATE)
     assert entry is not None and entry.config.name == "e" and entry.offers(EMBED)
     assert generator is not None and generator.config.name == "g" and not generator.offers(EMBED)
 
