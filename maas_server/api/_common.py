@@ -19,7 +19,8 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
-from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, ZERO_SHOT_TEXT, Method
+from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_FACES, DETECT_OBJECTS, EMBED, EMBED_FACES, GENERATE,
+                           ZERO_SHOT_TEXT, Method)
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 
@@ -36,6 +37,9 @@ ENDPOINT_METHODS: dict[str, tuple[Method[Any, Any], ...]] = {
     "/v1/embeddings": (EMBED,),
     "/v1/classify/text": (CLASSIFY_TEXT, ZERO_SHOT_TEXT),  # a classifier's own labels, or any labels
     "/v1/classify/image": (CLASSIFY_IMAGE,),
+    "/v1/detect/objects": (DETECT_OBJECTS,),
+    "/v1/detect/faces": (DETECT_FACES,),
+    "/v1/faces/embeddings": (EMBED_FACES,),
 }
 
 

@@ -88,6 +88,10 @@ def _image_form(fields: dict[str, Any]) -> dict[str, Any]:
 _IMAGE_FORM = _image_form({"top_k": {"type": "integer", "minimum": 1}, "explain": {"type": "boolean"},
                            "explain_overlay": {"type": "boolean"}})
 
+_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+_DETECTION_FORM = _image_form({"score_threshold": _UNIT, "iou_threshold": _UNIT,
+                               "max_detections": {"type": "integer", "minimum": 1, "maximum": 1000}})
+
 _PNG_2X2 = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMDAxMDAwMDAAAANBAEIfXHKZgAAAABJRU5E"
             "rkJggg==")
 _CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."}]
@@ -115,6 +119,15 @@ ROUTES: list[Route] = [
           s.ImageClassificationRequest, s.ClassificationList, multipart=_IMAGE_FORM, errors=_POST_ERRORS,
           security=_V1, examples={"base64": {"image": _PNG_2X2, "top_k": 3},
                                   "data-url": {"image": [f"data:image/png;base64,{_PNG_2X2}"]}}),
+    Route("post", "/v1/detect/objects", "Object detection: labelled boxes in the original image's pixels",
+          s.DetectionRequest, s.ObjectDetectionList, multipart=_DETECTION_FORM, errors=_POST_ERRORS, security=_V1,
+          examples={"base64": {"image": _PNG_2X2, "score_threshold": 0.3, "max_detections": 10}}),
+    Route("post", "/v1/detect/faces", "Face detection: boxes, scores and five landmarks per face",
+          s.DetectionRequest, s.FaceDetectionList, multipart=_DETECTION_FORM, errors=_POST_ERRORS, security=_V1,
+          examples={"base64": {"image": _PNG_2X2}}),
+    Route("post", "/v1/faces/embeddings", "Faces with a vector each, to tell whether two photos show one person",
+          s.DetectionRequest, s.FaceDetectionList, multipart=_DETECTION_FORM, errors=_POST_ERRORS, security=_V1,
+          examples={"base64": {"image": _PNG_2X2}}),
     Route("get", "/v1/models", "List the served models", response=s.ModelList, errors=_GET_ERRORS, security=_V1),
     Route("get", "/v1/models/{model}", "One served model", response=s.ModelInfo,
           parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},

@@ -281,6 +281,73 @@ class ImageClassificationRequest(ImageRequest):
                                                      "the model saw it (base64); implies explain")
 
 
+class DetectionRequest(ImageRequest):
+    """Objects or faces in images: the image forms of ImageRequest plus how picky to be."""
+
+    score_threshold: float = Field(0.25, ge=0, le=1, allow_inf_nan=False,
+                                   description="leave out what the model is less sure of than this")
+    iou_threshold: float = Field(0.45, ge=0, le=1, allow_inf_nan=False,
+                                 description="boxes of one label overlapping more than this (intersection over "
+                                             "union) count as one thing: the best is kept")
+    max_detections: int = Field(100, ge=1, le=1000, description="at most this many per image, best first")
+
+
+class BoxOut(_Response):
+    """A rectangle in pixels of the original image: x to the right, y down."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class Point(_Response):
+    x: float
+    y: float
+
+
+class DetectedObject(_Response):
+    label: str
+    score: float
+    box: BoxOut
+
+
+class ObjectDetections(_Response):
+    index: int
+    width: int = Field(description="the original image's size in pixels; boxes are in these pixels")
+    height: int
+    objects: list[DetectedObject]
+
+
+class ObjectDetectionList(_Response):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[ObjectDetections]
+    usage: Usage | None = None
+
+
+class Face(_Response):
+    score: float
+    box: BoxOut
+    landmarks: dict[str, Point] | None = Field(
+        None, description="left_eye, right_eye, nose, mouth_left, mouth_right (as seen in the image)")
+    embedding: list[float] | None = Field(None, description="POST /v1/faces/embeddings: the face's vector")
+
+
+class FaceDetections(_Response):
+    index: int
+    width: int
+    height: int
+    faces: list[Face]
+
+
+class FaceDetectionList(_Response):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[FaceDetections]
+    usage: Usage | None = None
+
+
 class LabelScore(_Response):
     label: str
     score: float

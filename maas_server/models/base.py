@@ -68,6 +68,50 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class DetectionQuery:
+    """An image to find things in, and how picky to be (thresholds already checked by the wire layer)."""
+
+    image: Any  # a decoded RGB PIL image
+    score_threshold: float = 0.25
+    iou_threshold: float = 0.45  # boxes of one label that overlap more than this are one thing (NMS)
+    max_detections: int = 100
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in pixels of the image the model was given: x to the right, y down."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def scaled(self, sx: float, sy: float) -> Box:
+        return Box(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy)
+
+
+@dataclass(frozen=True)
+class Detected:
+    """One thing found: its label, the model's confidence, its box, and for faces five landmarks
+    (eyes, nose, mouth corners: (x, y) each) and optionally an embedding."""
+
+    label: str
+    score: float
+    box: Box
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    embedding: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Everything found in one image, best first, with the size of the image the model was given."""
+
+    width: int
+    height: int
+    objects: list[Detected]
+
+
+@dataclass(frozen=True)
 class ImageQuestion:
     """An image to classify and explain; `overlay` asks for a PNG heatmap drawn over it too."""
 
@@ -273,6 +317,9 @@ EMBED: Method[str, Vector] = Method("embed")
 CLASSIFY_TEXT: Method[TextItem, Scores] = Method("classify-text")  # the model's own labels (or a subset)
 ZERO_SHOT_TEXT: Method[TextItem, Scores] = Method("zero-shot-text")  # any labels the request names
 CLASSIFY_IMAGE: Method[Any, Scores] = Method("classify-image")  # a PIL image, or an iterator's item
+DETECT_OBJECTS: Method[DetectionQuery, Detections] = Method("detect-objects")
+DETECT_FACES: Method[DetectionQuery, Detections] = Method("detect-faces")  # boxes, scores, five landmarks
+EMBED_FACES: Method[DetectionQuery, Detections] = Method("embed-faces")  # the same, each with its embedding
 # Explanations cost a backward pass: adapters run them in the EXPLAIN_LANE, on a copy of the network.
 EXPLAIN_TEXT: Method[TextItem, Explained] = Method("explain-text")
 EXPLAIN_IMAGE: Method[ImageQuestion, Explained] = Method("explain-image")

@@ -1,0 +1,91 @@
+"""POST /v1/detect/objects, /v1/detect/faces and /v1/faces/embeddings: what is where in images.
+
+They take the image forms /v1/classify/image takes (multipart file parts, or base64 JSON) plus the
+thresholds of a DetectionRequest. Models see each image shrunk to `image_max_side` at most; boxes
+and landmarks are scaled back here to the pixels of the image the client sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint
+
+from ..models.base import DETECT_FACES, DETECT_OBJECTS, EMBED_FACES, Detected, DetectionQuery, Detections, Method
+from ..ops.memory import release_freed_memory
+from . import schemas as s
+from ._common import after_response, resolve_model, state, submit, wait_all
+from .images import RELEASE_AFTER_PIXELS, CheckedImage, decode_images, read_image_request
+
+bp = Blueprint("detect", __name__)
+
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # the order adapters give them in
+
+
+@bp.post("/v1/detect/objects")
+def detect_objects() -> Any:
+    name, found, images = _detect("/v1/detect/objects", DETECT_OBJECTS)
+    data = [s.ObjectDetections(index=i, width=image.size[0], height=image.size[1],
+                               objects=[s.DetectedObject(label=o.label, score=o.score, box=_box(o))
+                                        for o in _in_original_pixels(result, image)])
+            for i, (result, image) in enumerate(zip(found, images))]
+    return s.dump(s.ObjectDetectionList(model=name, data=data, usage=_usage(images)))
+
+
+@bp.post("/v1/detect/faces")
+def detect_faces() -> Any:
+    return _faces("/v1/detect/faces", DETECT_FACES)
+
+
+@bp.post("/v1/faces/embeddings")
+def embed_faces() -> Any:
+    return _faces("/v1/faces/embeddings", EMBED_FACES)
+
+
+def _faces(endpoint: str, method: Method[DetectionQuery, Detections]) -> Any:
+    name, found, images = _detect(endpoint, method)
+    data = [s.FaceDetections(index=i, width=image.size[0], height=image.size[1],
+                             faces=[_face(face) for face in _in_original_pixels(result, image)])
+            for i, (result, image) in enumerate(zip(found, images))]
+    return s.dump(s.FaceDetectionList(model=name, data=data, usage=_usage(images)))
+
+
+def _detect(endpoint: str, method: Method[DetectionQuery, Detections]) -> tuple[str, list[Detections],
+                                                                                list[CheckedImage]]:
+    body, images = read_image_request(s.DetectionRequest)
+    entry = resolve_model(endpoint, body.model, method)
+    if sum(image.pixels for image in images) >= RELEASE_AFTER_PIXELS:
+        after_response(release_freed_memory)
+
+    def queries() -> Iterator[DetectionQuery]:  # decoded lazily, one full-size image at a time
+        for image in decode_images(images, state().config.image_max_side):
+            yield DetectionQuery(image, body.score_threshold, body.iou_threshold, body.max_detections)
+
+    return entry.config.name, wait_all(submit(entry, method, queries(), count=len(images))), images
+
+
+def _in_original_pixels(result: Detections, image: CheckedImage) -> list[Detected]:
+    """The model saw the image shrunk (image_max_side): scale its boxes and landmarks back."""
+    sx, sy = image.size[0] / result.width, image.size[1] / result.height
+    if sx == sy == 1:
+        return result.objects
+    return [Detected(d.label, d.score, d.box.scaled(sx, sy),
+                     tuple((x * sx, y * sy) for x, y in d.landmarks) if d.landmarks else None, d.embedding)
+            for d in result.objects]
+
+
+def _box(detected: Detected) -> s.BoxOut:
+    box = detected.box
+    return s.BoxOut(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2)
+
+
+def _face(detected: Detected) -> s.Face:
+    landmarks = ({name: s.Point(x=x, y=y) for name, (x, y) in zip(LANDMARKS, detected.landmarks)}
+                 if detected.landmarks else None)
+    embedding = list(detected.embedding) if detected.embedding is not None else None
+    return s.Face(score=detected.score, box=_box(detected), landmarks=landmarks, embedding=embedding)
+
+
+def _usage(images: list[CheckedImage]) -> s.Usage:
+    return s.Usage(prompt_tokens=len(images), total_tokens=len(images))  # one unit per image, as classification
