@@ -170,6 +170,14 @@ def _summary(detections: list[Detection]) -> list[tuple[int, float, tuple[float,
     return [(d.class_id, round(d.score, 4), tuple(round(v, 2) for v in d.box)) for d in detections]
 
 
+def _assert_same(one: list[Detection], other: list[Detection]) -> None:
+    """Same classes in the same order; scores and boxes equal up to float rounding (kernels differ by batch)."""
+    assert [d.class_id for d in one] == [d.class_id for d in other]
+    for a, b in zip(one, other):
+        assert a.score == pytest.approx(b.score, abs=1e-4)
+        assert a.box == pytest.approx(b.box, abs=0.05)
+
+
 # -- the cfg and the weights file
 
 def test_every_float_is_consumed_and_the_header_is_read(tiny: tuple[Path, Path, Path]) -> None:
@@ -314,7 +322,8 @@ def test_a_batch_gives_the_same_detections_as_one_by_one(tiny: tuple[Path, Path,
     batched = detect(net, [p for p, _ in prepared], [box for _, box in prepared], score_threshold=0.1)
     alone = [detect(net, [p], [box], score_threshold=0.1)[0] for p, box in prepared]
     assert all(batched) and sum(map(len, batched)) >= 10  # random weights still find "objects"
-    assert [_summary(d) for d in batched] == [_summary(d) for d in alone]
+    for one, other in zip(batched, alone):
+        _assert_same(one, other)
     for image, detections in zip(images, batched):
         for d in detections:  # boxes lie within each image's own pixels
             x1, y1, x2, y2 = d.box
@@ -326,8 +335,17 @@ def test_detect_checks_its_arguments_and_takes_a_stacked_tensor(tiny: tuple[Path
     pixels, letterbox = prepare(_photo((64, 64), 1), (64, 64))
     with pytest.raises(ValueError, match="2 images but 1 letterboxes"):
         detect(net, [pixels, pixels], [letterbox])
-    assert detect(net, pixels[None], [letterbox], score_threshold=0.1) == detect(net, [pixels], [letterbox],
-                                                                                   score_threshold=0.1)
+    _assert_same(detect(net, pixels[None], [letterbox], score_threshold=0.1)[0],
+                 detect(net, [pixels], [letterbox], score_threshold=0.1)[0])
+
+
+def test_the_batch_follows_the_networks_dtype(tiny: tuple[Path, Path, Path]) -> None:
+    # The same path moves a batch to CUDA (no GPU here): detect() reads device and dtype off the weights.
+    net, info = load_darknet(*tiny)
+    pixels, letterbox = prepare(_photo((100, 70), 4), info.input_size)
+    expected = detect(net, [pixels], [letterbox], score_threshold=0.1)[0]
+    assert expected
+    _assert_same(detect(net.double(), [pixels], [letterbox], score_threshold=0.1)[0], expected)
 
 
 # -- the real YOLOv3-tiny weights
@@ -394,9 +412,6 @@ def test_yolov3_tiny_batch_matches_single_images(yolov3_tiny: tuple[Darknet, tup
     prepared = [prepare(image, size) for image in images]
     batched = detect(net, [p for p, _ in prepared], [box for _, box in prepared])
     alone = [detect(net, [p], [box])[0] for p, box in prepared]
-    assert [[d.label for d in r] for r in batched] == [[d.label for d in r] for r in alone]
-    assert [d.label for d in batched[1]] == ["motorbike"] and [d.label for d in batched[2]] == ["cup"]
     for one, other in zip(batched, alone):
-        for a, b in zip(one, other):
-            assert a.score == pytest.approx(b.score, abs=1e-4)
-            assert a.box == pytest.approx(b.box, abs=0.05)
+        _assert_same(one, other)
+    assert [d.label for d in batched[1]] == ["motorbike"] and [d.label for d in batched[2]] == ["cup"]
