@@ -284,6 +284,15 @@ def test_letterbox_centres_the_image_on_gray_and_maps_boxes_back() -> None:
     assert letterbox.to_image(net_boxes).tolist() == [[0, 0, 200, 100], [100, 50, 150, 75], [0, 0, 200, 100]]
 
 
+def test_resizing_is_darknets_bilinear_through_the_end_pixels() -> None:
+    # Darknet samples source x = i * (w_in - 1) / (w_out - 1), without antialiasing: a 3-pixel row
+    # stretched to 5 takes the source pixels at 0, 0.5, 1, 1.5, 2. The height is truncated (5 // 3 = 1).
+    row = Image.fromarray(np.array([[[0, 100, 200]] * 3], dtype=np.uint8).transpose(0, 2, 1).copy())
+    pixels, letterbox = prepare(row, (5, 5))
+    assert letterbox == Letterbox(3, 1, 5, 1, 0, 2)
+    torch.testing.assert_close(pixels[:, 2], torch.tensor([0.0, 50, 100, 150, 200]).div(255).expand(3, 5))
+
+
 def _rows(*boxes: tuple[float, float, float, float, float, int]) -> torch.Tensor:
     """Decoded rows (cx, cy, w, h, objectness, p(class 0), p(class 1)) with one class at probability 1."""
     rows = torch.zeros(len(boxes), 7)
