@@ -288,6 +288,8 @@ class Darknet(nn.Module):
             classes = int(options.get("classes", 20))
             mask = list(masks[head]) if masks is not None and head < len(masks) else _ints(options["mask"])
             pairs = _ints(options["anchors"])
+            if not all(0 <= i < len(pairs) // 2 for i in mask):
+                raise ValueError(f"layer {index} [yolo]: mask {mask} names anchors beyond the {len(pairs) // 2} given")
             anchors = [(pairs[2 * i], pairs[2 * i + 1]) for i in mask]
             if in_channels != len(mask) * (5 + classes):
                 raise ValueError(f"layer {index} [yolo]: the layer before has {in_channels} filters, "

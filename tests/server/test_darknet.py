@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from maas_server.models import darknet
 from maas_server.models.darknet import (
     YOLOV3_TINY_MASKS, Darknet, Detection, Letterbox, detect, load_darknet, parse_cfg, postprocess, prepare,
     read_weights,
@@ -234,6 +235,8 @@ def test_batch_norm_is_folded_with_darknets_field_order(tmp_path: Path) -> None:
     ("[net]\n[convolutional]\nfilters=2\nactivation=linear\n[route]\nlayers=3\n", "must name earlier layers"),
     ("[net]\n[convolutional]\nfilters=7\nactivation=linear\n[yolo]\nmask=0,1\nanchors=1,1,2,2\nclasses=1\n",
      "needs 12"),
+    ("[net]\n[convolutional]\nfilters=6\nactivation=linear\n[yolo]\nmask=1\nanchors=1,1\nclasses=1\n",
+     "beyond the 1 given"),
     ("[net]\nwidth 5\n", "cfg line 2"),
 ])
 def test_cfgs_it_cannot_run_are_refused_by_name(cfg: str, message: str) -> None:
@@ -315,6 +318,13 @@ def test_postprocess_suppresses_duplicates_per_class_and_maps_to_image_pixels() 
     assert len(postprocess(rows, letterbox, NAMES, max_detections=2)) == 2
     assert len(postprocess(rows, letterbox, NAMES, iou_threshold=0.99)) == 4
     assert len(postprocess(rows, letterbox, NAMES, score_threshold=0.1)) == 4  # the duplicate still goes
+
+
+def test_only_the_best_candidates_go_to_nms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(darknet, "PRE_NMS_LIMIT", 3)
+    rows = _rows(*[(50.0 * i + 20, 100, 20, 20, 0.3 + 0.1 * i, 0) for i in range(6)])  # apart, rising scores
+    detections = postprocess(rows, Letterbox(416, 416, 416, 416, 0, 0), NAMES)
+    assert [round(d.score, 2) for d in detections] == [0.8, 0.7, 0.6]
 
 
 def test_every_class_above_the_threshold_counts() -> None:
