@@ -264,6 +264,8 @@ def test_output_shape_and_the_stride_1_maxpool_keeps_its_size(tiny: tuple[Path, 
     x = torch.arange(9.0).view(1, 1, 3, 3)  # the last row and column see only themselves
     assert pool(x).view(3, 3).tolist() == [[4, 5, 5], [7, 8, 8], [7, 8, 8]]
     assert ((rows[..., 4:] >= 0) & (rows[..., 4:] <= 1)).all()
+    x = torch.arange(25.0).view(1, 1, 5, 5)  # a stride-2 pool on an odd size keeps the last row and column
+    assert net.layers[1](x).view(3, 3).tolist() == [[6, 8, 9], [16, 18, 19], [21, 23, 24]]
 
 
 def test_yolo_decoding_puts_boxes_at_cell_centres_with_anchor_sizes(tiny: tuple[Path, Path, Path]) -> None:
