@@ -19,7 +19,7 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
-from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, Method
+from ..models.base import CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXTRACT_ENTITIES, GENERATE, Method
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 
@@ -35,6 +35,7 @@ ENDPOINT_METHODS: dict[str, Method[Any, Any]] = {
     "/v1/embeddings": EMBED,
     "/v1/classify/text": CLASSIFY_TEXT,
     "/v1/classify/image": CLASSIFY_IMAGE,
+    "/v1/entities": EXTRACT_ENTITIES,
 }
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, GENERATE, BatchMethod, InvalidInput, Method, Scores,
-                   TaskModel, TextItem, Vector)
+from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXTRACT_ENTITIES, GENERATE, BatchMethod, InvalidInput,
+                   Method, Scores, TaskModel, TextItem, Vector)
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ TASKS: dict[str, TaskSpec] = {
     "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, CLASSIFY_TEXT)),  # zero-shot labels by similarity
     "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT,)),
     "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE,)),
+    # named entities: a spaCy pipeline or a transformers token classifier (the adapter picks by source)
+    "token-classification": TaskSpec("token_classification:TokenClassificationModel", (EXTRACT_ENTITIES,)),
 }
 
 
