@@ -10,6 +10,7 @@
     client.embed(["a", "b"]).vectors
     client.classify_text("I love it", labels=["positive", "negative"]).labels
     client.classify_image("cat.jpg").labels
+    client.extract_entities("Angela Merkel visited Paris.").entities
 
 Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
 """
@@ -47,6 +48,9 @@ from .types import (
     CompletionChunk,
     Embedding,
     Embeddings,
+    Entities,
+    Entity,
+    EntityResult,
     LabelScore,
     ModelInfo,
     Usage,
@@ -71,6 +75,9 @@ __all__ = [
     "CompletionChunk",
     "Embedding",
     "Embeddings",
+    "Entities",
+    "Entity",
+    "EntityResult",
     "ImageInput",
     "InternalServerError",
     "LabelScore",
