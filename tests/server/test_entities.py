@@ -228,6 +228,11 @@ def test_invalid_requests_are_422_naming_the_field(client: FlaskClient, body, pa
         assert error["code"] == code
 
 
+def test_a_lone_surrogate_is_400(client: FlaskClient) -> None:
+    r = client.post("/v1/entities", data='{"input": "Paris \\ud800"}', content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_unicode"
+
+
 def test_a_text_over_the_token_limit_is_400(client: FlaskClient) -> None:
     r = _post(client, input=["short", "word " * 100])
     assert r.status_code == 400
