@@ -3,6 +3,7 @@
     make bench                                  # everything (~15 min on 2 cores)
     .venv/bin/python benchmarks/run.py --quick  # fewer requests, a smoke run
     .venv/bin/python benchmarks/run.py --only generation,overload
+    .venv/bin/python benchmarks/run.py --quick --only entities
 
 Absolute numbers move from machine to machine; the ratios measured in one run are the figures
 that matter: server / in-process limit, and server / peer. The peer for generation is
@@ -48,6 +49,11 @@ MIXED_PROMPTS = [  # different lengths, for the mixed workload
     "curious about Earth, a planet they had only seen in pictures, and one of them decided",
 ]
 GEN_MODEL, EMB_MODEL, IMG_MODEL = "smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0"
+NER_MODEL = "en-core-web-sm"
+# Sentences with entities in them (people, places, organisations, dates, money), of a few lengths.
+NER_TEXTS = [f"In {1990 + i % 30}, Angela Merkel met Tim Cook of Apple in Paris to discuss a ${i + 1} billion deal."
+             if i % 2 else f"Sentence number {i} is about Ada Lovelace, London and the weather in spring."
+             for i in range(64)]
 
 
 @dataclass
@@ -104,6 +110,15 @@ def inprocess_embedding_latency_ms(model: Any) -> float:
         model.embed([model.prepare_text(SENTENCES[i])])
         latencies.append(time.perf_counter() - start)
     return statistics.median(latencies) * 1000
+
+
+def inprocess_entities(model: Any, batch: int, rounds: int) -> float:
+    from maas_server.models.base import EntityItem
+
+    start = time.perf_counter()
+    for _ in range(rounds):
+        model.extract([model.prepare(EntityItem(text)) for text in NER_TEXTS[:batch]])
+    return batch * rounds / (time.perf_counter() - start)
 
 
 def inprocess_generation(model: Any, batch: int, tokens: int) -> float:
@@ -198,6 +213,14 @@ def embeddings_load(url: str, concurrency: int, total: int) -> Row:
     payloads = [json.dumps({"input": s}).encode() for s in SENTENCES]
     wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/embeddings", payloads[i % 64]))
     return Row("embeddings", f"server c={concurrency}", total / wall, "texts/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95))
+
+
+def entities_load(url: str, concurrency: int, total: int) -> Row:
+    client = KeepAliveClient(url)
+    payloads = [json.dumps({"input": text}).encode() for text in NER_TEXTS]
+    wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/entities", payloads[i % 64]))
+    return Row("entities", f"server c={concurrency}", total / wall, "texts/s", percentile_ms(latencies, .5),
                percentile_ms(latencies, .95))
 
 
@@ -317,6 +340,23 @@ def bench_embeddings(quick: bool) -> list[Row]:
     return rows
 
 
+def bench_entities(quick: bool) -> list[Row]:
+    """NER (spaCy, CPU): one sentence per request, as embeddings; the limit is in-process batch 32."""
+    scale = 1 if quick else 3
+    model = load(NER_MODEL)
+    inprocess_entities(model, 32, 2)  # warm
+    limit = inprocess_entities(model, 32, 4 * scale)
+    rows = [Row("entities", "in-process batch 32", limit, "texts/s"),
+            Row("entities", "in-process batch 1", inprocess_entities(model, 1, 64 * scale), "texts/s")]
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([NER_MODEL], Path(tmp))) as url:
+        entities_load(url, 4, 32)  # warm the HTTP path
+        for c in (1, 16):
+            row = entities_load(url, c, 64 * scale)
+            row.vs_limit = row.rate / limit
+            rows.append(row)
+    return rows
+
+
 def bench_images(quick: bool) -> list[Row]:
     import skimage.data
     from PIL import Image
@@ -387,8 +427,8 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument("--only", default="generation,embeddings,images,overload",
-                        help="comma-separated sections: generation, embeddings, images, overload")
+    parser.add_argument("--only", default="generation,embeddings,images,entities,overload",
+                        help="comma-separated sections: generation, embeddings, images, entities, overload")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -400,6 +440,8 @@ def main() -> int:
         rows += bench_embeddings(args.quick)
     if "images" in sections:
         rows += bench_images(args.quick)
+    if "entities" in sections:
+        rows += bench_entities(args.quick)
     if "overload" in sections:
         rows += bench_overload(args.quick)
     print_table(rows)

@@ -10,6 +10,7 @@
     client.embed(["a", "b"]).vectors
     client.classify_text("I love it", labels=["positive", "negative"]).labels
     client.classify_image("cat.jpg").labels
+    client.extract_entities("Angela Merkel visited Paris.").entities
 
 Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
 """
@@ -48,6 +49,9 @@ from .types import (
     Embedding,
     Embeddings,
     Explanation,
+    Entities,
+    Entity,
+    EntityResult,
     LabelScore,
     ModelInfo,
     TokenWeight,
@@ -73,6 +77,9 @@ __all__ = [
     "CompletionChunk",
     "Embedding",
     "Embeddings",
+    "Entities",
+    "Entity",
+    "EntityResult",
     "Explanation",
     "ImageInput",
     "InternalServerError",

@@ -7,6 +7,7 @@
     maas embed "first text" "second text"
     maas classify-text "I love it" --labels positive negative
     maas classify-image cat.jpg
+    maas entities "Angela Merkel visited Paris in 2019."   # or: maas entities < article.txt
     maas models
 
 Every command takes ``--base-url``, ``--api-key`` (else ``MAAS_BASE_URL``/``MAAS_API_KEY``),
@@ -29,7 +30,7 @@ from pydantic import BaseModel
 from ._version import __version__
 from .client import Client
 from .errors import MaasError
-from .types import Classification, ModelInfo
+from .types import Classification, Entities, ModelInfo
 
 __all__ = ["main"]
 
@@ -106,6 +107,12 @@ def _classify_image(client: Client, args: argparse.Namespace) -> None:
     _print(result, args.json, lambda r: _classification_text(r, args.images))
 
 
+def _entities(client: Client, args: argparse.Namespace) -> None:
+    texts = args.texts or [_text_or_stdin(None, "a text")]
+    result = client.extract_entities(texts, model=args.model, aggregation=args.aggregation)
+    _print(result, args.json, lambda r: _entities_text(r, texts))
+
+
 def _models(client: Client, args: argparse.Namespace) -> None:
     models = client.models()
     if args.json:
@@ -153,6 +160,20 @@ def _classification_text(result: Classification, inputs: Sequence[str]) -> str:
         if item.explanation is not None and item.explanation.tokens is not None:
             weights = " ".join(f"{t.text}({t.weight:+.2f})" for t in item.explanation.tokens)
             lines.append(f"why {item.explanation.label}: {weights}")
+        if len(result.data) > 1 and item.index < len(inputs):
+            lines.insert(0, f"# {inputs[item.index]}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _entities_text(result: Entities, inputs: Sequence[str]) -> str:
+    """One line per entity: its characters, label and text (and score when the model gives one)."""
+    blocks = []
+    for item in result.data:
+        lines = [
+            f"{e.start:>5}:{e.end:<5}  {e.label:<12}  {e.text}" + (f"  ({e.score:.3f})" if e.score is not None else "")
+            for e in item.entities
+        ] or ["(no entities)"]
         if len(result.data) > 1 and item.index < len(inputs):
             lines.insert(0, f"# {inputs[item.index]}")
         blocks.append("\n".join(lines))
@@ -222,6 +243,10 @@ def _parser() -> argparse.ArgumentParser:
     classify_image = add("classify-image", _classify_image, "label image files")
     classify_image.add_argument("images", nargs="+", metavar="PATH")
     classify_image.add_argument("--top-k", type=int)
+    entities = add("entities", _entities, "find named entities (people, places, dates...) in texts")
+    entities.add_argument("texts", nargs="*", help="the text(s) (default: read stdin)")
+    entities.add_argument("--aggregation", choices=["simple", "none"], default="simple",
+                          help="simple: one span per entity; none: one line per token, with its IOB tag")
     add("models", _models, "list the served models")
     return parser
 

@@ -42,6 +42,8 @@ from .types import (
     CompletionRequest,
     EmbeddingRequest,
     Embeddings,
+    Entities,
+    EntityRequest,
     ImageClassificationRequest,
     ModelInfo,
     ModelList,
@@ -59,6 +61,7 @@ CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 CLASSIFY_TEXT = "/v1/classify/text"
 CLASSIFY_IMAGE = "/v1/classify/image"
+ENTITIES = "/v1/entities"
 MODELS = "/v1/models"
 
 
@@ -435,6 +438,31 @@ class Client:
             "POST", CLASSIFY_IMAGE, Classification, files=files, data=form.to_form(),
             timeout=timeout, headers=extra_headers,
         )
+
+    # ------------------------------------------------------------------ named entities
+
+    def extract_entities(
+        self,
+        input: str | Sequence[str],
+        model: str | None = None,
+        aggregation: Literal["simple", "none"] = "simple",
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Entities:
+        """Find the named entities of one text or several (``POST /v1/entities``).
+
+        Each :class:`Entity` has its ``text``, ``label`` (``PERSON``, ``GPE``...), ``start`` and
+        ``end`` (character offsets: ``text == input[start:end]``) and ``score`` (``None`` when the
+        model gives no probability, as spaCy pipelines do). ``aggregation="simple"`` gives one
+        span per entity; ``"none"`` one row per token inside an entity, labelled with its IOB tag
+        (``B-PERSON``, ``I-PERSON``). ``.entities`` is the first input's entities.
+        """
+        request = EntityRequest(
+            model=model or self._default_model(ENTITIES), input=_str_or_list(input), aggregation=aggregation
+        )
+        result = self._post(ENTITIES, request, Entities, timeout, extra_headers)
+        return result._with_texts([input] if isinstance(input, str) else list(input))
 
     # ------------------------------------------------------------------ models
 

@@ -12,9 +12,11 @@ import array
 import base64
 import html
 import sys
+import zlib
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 __all__ = [
     "ChatChoice",
@@ -37,6 +39,10 @@ __all__ = [
     "Embedding",
     "EmbeddingRequest",
     "Embeddings",
+    "Entities",
+    "Entity",
+    "EntityRequest",
+    "EntityResult",
     "Explanation",
     "ImageClassificationRequest",
     "LabelScore",
@@ -152,6 +158,14 @@ class ImageClassificationRequest(_Request):
     def to_form(self) -> dict[str, str]:
         """The form fields as text (a form has no booleans: ``true``/``false``, as the server reads them)."""
         return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.to_body().items()}
+
+
+class EntityRequest(_Request):
+    """Body of ``POST /v1/entities``."""
+
+    model: str
+    input: str | list[str]
+    aggregation: Literal["simple", "none"] | None = None
 
 
 # ---------------------------------------------------------------------------- completions
@@ -456,6 +470,107 @@ def _grid_html(grid: list[list[float]]) -> str:
 
 def _percent(score: float) -> float:
     return min(max(score, 0.0), 1.0) * 100
+
+
+# ---------------------------------------------------------------------------- named entities
+
+
+class Entity(_Response):
+    """A named entity found in an input: ``input[start:end] == text`` (character offsets).
+
+    ``label`` is its type (``PERSON``, ``GPE``...), or with ``aggregation="none"`` a token's IOB
+    tag (``B-PERSON``). ``score`` is the model's probability, or ``None`` when the model gives
+    none (spaCy pipelines, such as maas's default ``en-core-web-sm``).
+    """
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float | None = None
+
+
+class EntityResult(_Response):
+    """The entities of one input, in the order they occur."""
+
+    index: int = 0
+    entities: list[Entity]
+
+
+class Entities(_Response):
+    """Result of :meth:`Client.extract_entities`.
+
+    ``data`` holds one item per input; ``entities`` is a shortcut for the first input's. In a
+    notebook the result shows each input with its entities highlighted (the client keeps the
+    texts it sent for that; they are not part of the server's answer).
+    """
+
+    object: str = "list"
+    model: str = ""
+    data: list[EntityResult]
+    usage: Usage | None = None
+    _texts: list[str] | None = PrivateAttr(default=None)
+
+    @property
+    def entities(self) -> list[Entity]:
+        """The first input's entities."""
+        return self.data[0].entities if self.data else []
+
+    def _with_texts(self, texts: Sequence[str]) -> Entities:
+        self._texts = list(texts)
+        return self
+
+    def _repr_html_(self) -> str:
+        """Each input with its entities highlighted inline (or a table when the texts are unknown)."""
+        texts = self._texts or []
+        items = "".join(
+            _entities_html(item, texts[item.index] if item.index < len(texts) else None, len(self.data) > 1)
+            for item in self.data
+        )
+        title = html.escape(self.model or "entities")
+        return (
+            '<div class="maas-entities" style="font-family:sans-serif;font-size:13px">'
+            f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>'
+        )
+
+
+_PALETTE = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb")
+
+
+def _entities_html(item: EntityResult, text: str | None, numbered: bool) -> str:
+    heading = f'<div style="color:#666">input {item.index}</div>' if numbered else ""
+    if text is None:
+        rows = "".join(
+            f"<tr><td>{html.escape(e.text)}</td><td>{html.escape(e.label)}</td>"
+            f"<td>{e.start}:{e.end}</td><td>{_score_text(e.score)}</td></tr>"
+            for e in item.entities
+        )
+        return f'{heading}<table style="margin-bottom:6px">{rows}</table>'
+    style = "white-space:pre-wrap;line-height:1.9;margin-bottom:6px"  # keep the text's own line breaks
+    return f'{heading}<div style="{style}">{_highlighted(text, item.entities)}</div>'
+
+
+def _highlighted(text: str, entities: list[Entity]) -> str:
+    """`text`, escaped, with each entity wrapped in a coloured <mark> labelled with its type."""
+    parts, position = [], 0
+    for entity in sorted(entities, key=lambda e: (e.start, e.end)):
+        if entity.start < position or text[entity.start:entity.end] != entity.text:
+            continue  # overlapping, or not this text's characters: leave it out rather than garble the text
+        colour = _PALETTE[zlib.crc32(entity.label.encode()) % len(_PALETTE)]  # stable across sessions
+        tip = html.escape(f"{entity.label} {_score_text(entity.score)}", quote=True)
+        parts.append(html.escape(text[position:entity.start]))
+        parts.append(
+            f'<mark title="{tip}" style="background:{colour};padding:1px 3px;border-radius:3px">'
+            f"{html.escape(entity.text)}"
+            f'<span style="font-size:9px;font-weight:bold;margin-left:3px">{html.escape(entity.label)}</span></mark>'
+        )
+        position = entity.end
+    parts.append(html.escape(text[position:]))
+    return "".join(parts)
+
+
+def _score_text(score: float | None) -> str:
+    return "-" if score is None else f"{score:.3f}"
 
 
 # ---------------------------------------------------------------------------- models

@@ -14,7 +14,7 @@ import uuid
 from flask import Flask, Response, current_app, g, request
 
 from .accounts import AccountSettings
-from .api import accounting, classify, detect, embeddings, generation, models, openapi
+from .api import accounting, classify, detect, embeddings, entities, generation, models, openapi
 from .api._common import ServerState
 from .api.admission import Admission
 from .config import ServerConfig, load_config
@@ -37,7 +37,7 @@ def create_app(config: ServerConfig | None = None, *, loader: Loader = load_conf
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     registry = ModelRegistry(config, timed_loader(loader))
     app.extensions["maas"] = ServerState(config, registry, started=int(time.time()))
-    for blueprint in (generation.bp, embeddings.bp, classify.bp, detect.bp, models.bp, openapi.bp):
+    for blueprint in (generation.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, models.bp, openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)

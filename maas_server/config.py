@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Task = Literal["text-generation", "embeddings", "text-classification", "image-classification"]
+Task = Literal["text-generation", "embeddings", "text-classification", "image-classification", "token-classification"]
 TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
 
 
@@ -62,7 +62,8 @@ class ModelConfig(_Strict):
     queue_timeout_s: float | None = Field(
         60.0, gt=0, description="an input that waited this long in the queue is dropped with 503 (none: no limit)"
     )
-    max_context: int | None = Field(None, gt=0, description="token limit (default: the model's)")
+    max_context: int | None = Field(
+        None, gt=0, description="token limit (default: the model's); a spaCy pipeline's limit counts characters")
     default_max_tokens: int = Field(256, ge=1, description="chat max_tokens when the request has none")
     zero_shot_scale: float = Field(
         20.0, gt=0, description="embeddings: cosine similarities are multiplied by this before softmax"

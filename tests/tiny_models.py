@@ -102,3 +102,43 @@ def timm_weights(folder: Path) -> str:
     path = folder / "weights.pth"
     torch.save(renamed, path)
     return str(path)
+
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def _wordpiece_tokenizer():  # type: ignore[no-untyped-def]
+    # Built from the trained tokenizer object: BertTokenizerFast(vocab_file=...) (as _bert_tokenizer does)
+    # keeps only the 5 special tokens under transformers 5, so every word would be one [UNK], and
+    # entity tests need real word pieces ("capitals" -> "capital", "##s").
+    from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import BertProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(CORPUS, vocab_size=200, min_frequency=1)
+    # [CLS] ... [SEP], as a BERT download adds them (a tokenizer trained from scratch has no post-processor yet)
+    wordpiece.post_processor = BertProcessing(("[SEP]", wordpiece.token_to_id("[SEP]")),
+                                              ("[CLS]", wordpiece.token_to_id("[CLS]")))
+    return PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def bert_token_classifier(folder: Path, forced: str | None = None) -> str:
+    """A BIO token classifier (O, B-/I-PER, B-/I-LOC). With `forced`, every token gets that label
+    with probability ~1 (a zero weight and one large bias), so tests know what to expect."""
+    from transformers import BertForTokenClassification
+
+    tokenizer = _wordpiece_tokenizer()
+    torch.manual_seed(0)
+    config = _bert_config(tokenizer, num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
+                          label2id={label: i for i, label in enumerate(NER_LABELS)})
+    model = BertForTokenClassification(config)
+    if forced is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.fill_(-20.0)
+            model.classifier.bias[NER_LABELS.index(forced)] = 20.0
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

@@ -19,8 +19,8 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
-from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_FACES, DETECT_OBJECTS, EMBED, EMBED_FACES, GENERATE,
-                           ZERO_SHOT_TEXT, Method)
+from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_FACES, DETECT_OBJECTS, EMBED, EMBED_FACES,
+                           EXTRACT_ENTITIES, GENERATE, ZERO_SHOT_TEXT, Method)
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 
@@ -40,6 +40,7 @@ ENDPOINT_METHODS: dict[str, tuple[Method[Any, Any], ...]] = {
     "/v1/detect/objects": (DETECT_OBJECTS,),
     "/v1/detect/faces": (DETECT_FACES,),
     "/v1/faces/embeddings": (EMBED_FACES,),
+    "/v1/entities": (EXTRACT_ENTITIES,),
 }
 
 

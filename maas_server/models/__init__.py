@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, GENERATE, ZERO_SHOT_TEXT,
-                   BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
+from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, EXTRACT_ENTITIES, GENERATE,
+                   ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ TASKS: dict[str, TaskSpec] = {
     "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, ZERO_SHOT_TEXT)),  # labels by similarity
     "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT, EXPLAIN_TEXT)),
     "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE, EXPLAIN_IMAGE)),
+    # named entities: a spaCy pipeline or a transformers token classifier (the adapter picks by source)
+    "token-classification": TaskSpec("token_classification:TokenClassificationModel", (EXTRACT_ENTITIES,)),
 }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import responses
 
-from tests.client.client_support import BASE, completion_chunk, sse
+from tests.client.client_support import BASE, ENTITIES, completion_chunk, sse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CLASSIFICATION = {"object": "list", "model": "efficientnet-lite0", "data": [
@@ -100,3 +100,10 @@ def test_notebook_is_nbformat_4_without_outputs_and_its_code_compiles() -> None:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
             compile("".join(cell["source"]), cell["id"], "exec")
+
+
+def test_entities_example_marks_each_entity(server: responses.RequestsMock, run_example: Any) -> None:
+    server.post(f"{BASE}/v1/entities", json=ENTITIES)
+    out = run_example("entities.py", "Angela Merkel visited Paris in 2019.")
+    assert out == "[Angela Merkel](PERSON) visited [Paris](GPE) in [2019](DATE).\n(en-core-web-sm, 7 tokens)\n"
+    assert json.loads(server.calls[-1].request.body)["aggregation"] == "simple"

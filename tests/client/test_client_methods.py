@@ -14,7 +14,7 @@ import responses
 from responses import matchers
 
 import maas_client as maas
-from tests.client.client_support import BASE, MAAS_MODELS, completion_chunk, sse
+from tests.client.client_support import BASE, ENTITIES, MAAS_MODELS, completion_chunk, sse
 
 COMPLETION = {
     "id": "cmpl-1", "object": "text_completion", "created": 1764360000,
@@ -185,6 +185,28 @@ def test_classify_text_with_explain_reads_token_weights(server: responses.Reques
     assert "rgba(44,160,44,1.00)" in page and "rgba(214,39,40,0.25)" in page  # for and against, shaded
 
 
+def test_extract_entities_sends_the_texts_and_returns_typed_entities(
+    server: responses.RequestsMock, client: maas.Client
+) -> None:
+    server.post(f"{BASE}/v1/entities", json=ENTITIES)
+    result = client.extract_entities("Angela Merkel visited Paris in 2019.")
+    assert sent_json(server) == {"model": "en-core-web-sm", "input": "Angela Merkel visited Paris in 2019.",
+                                 "aggregation": "simple"}
+    assert [(e.text, e.label, e.start, e.end, e.score) for e in result.entities] == [
+        ("Angela Merkel", "PERSON", 0, 13, None), ("Paris", "GPE", 22, 27, None), ("2019", "DATE", 31, 35, None)]
+    assert isinstance(result.entities[0], maas.Entity) and result.usage is not None and result.usage.total_tokens == 7
+
+
+def test_extract_entities_per_token_for_several_texts(mocked: responses.RequestsMock, client: maas.Client) -> None:
+    mocked.post(f"{BASE}/v1/entities", json={"model": "ner", "data": [
+        {"index": 0, "entities": [{"text": "Ada", "label": "B-PER", "start": 0, "end": 3, "score": 0.97}]},
+        {"index": 1, "entities": []}]})
+    result = client.extract_entities(("Ada wrote.", "Nothing."), model="ner", aggregation="none")
+    assert sent_json(mocked) == {"model": "ner", "input": ["Ada wrote.", "Nothing."], "aggregation": "none"}
+    assert [item.entities for item in result.data][1] == []
+    assert result.entities[0].score == 0.97
+
+
 def test_classify_image_uploads_every_kind_of_image_as_file_parts(
     server: responses.RequestsMock, client: maas.Client, tmp_path: Path
 ) -> None:
@@ -241,7 +263,8 @@ def test_classify_image_rejects_what_is_not_an_image(client: maas.Client) -> Non
 
 def test_models_lists_typed_model_infos(server: responses.RequestsMock, client: maas.Client) -> None:
     models = client.models()
-    assert [m.id for m in models] == ["smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0"]
+    assert [m.id for m in models] == ["smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0",
+                                      "en-core-web-sm"]
     assert models[0].task == "text-generation"
     assert models[0].endpoints == ["/v1/completions", "/v1/chat/completions"]
     assert models[0].ready is True

@@ -65,3 +65,37 @@ def test_responses_keep_unknown_fields_and_requests_reject_them() -> None:
 def test_required_result_data_is_checked() -> None:
     with pytest.raises(ValidationError):
         maas.Completion.model_validate({"id": "x"})
+
+
+ENTITY_TEXT = "<Ada> & Bob met in Zürich.\nThen\tParis."
+ENTITIES = {"model": "ner", "data": [{"index": 0, "entities": [
+    {"text": "<Ada>", "label": "PER<x>", "start": 0, "end": 5, "score": 0.5},
+    {"text": "Zürich", "label": "GPE", "start": 19, "end": 25},
+    {"text": "Paris", "label": "GPE", "start": 32, "end": 37, "score": None}]}]}
+
+
+def test_entities_html_highlights_each_entity_inline_and_escapes_everything() -> None:
+    result = maas.Entities.model_validate(ENTITIES)._with_texts([ENTITY_TEXT])
+    html = result._repr_html_()
+    assert "<Ada>" not in html and "PER<x>" not in html and "&lt;Ada&gt;" in html and "PER&lt;x&gt;" in html
+    assert " &amp; Bob met in " in html and "\nThen\t" in html  # the text between entities, in order
+    assert len(re.findall(r"<mark ", html)) == 3
+    marks = re.findall(r'<mark title="([^"]*)" style="background:(#\w+)', html)
+    assert marks[0][0] == "PER&lt;x&gt; 0.500" and marks[1][0] == "GPE -"
+    assert marks[1][1] == marks[2][1]  # one colour per label
+    assert re.sub(r"<[^>]+>", "", html).startswith("ner")
+
+
+def test_entities_html_skips_spans_that_do_not_fit_the_text_and_shows_a_table_without_texts() -> None:
+    overlapping = {"data": [{"entities": [{"text": "Ada", "label": "A", "start": 0, "end": 3},
+                                          {"text": "da", "label": "B", "start": 1, "end": 3},
+                                          {"text": "zzz", "label": "C", "start": 4, "end": 7}]}]}
+    html = maas.Entities.model_validate(overlapping)._with_texts(["Ada met"])._repr_html_()
+    assert len(re.findall(r"<mark ", html)) == 1 and "met" in html
+    table = maas.Entities.model_validate(ENTITIES)._repr_html_()
+    assert "<table" in table and "&lt;Ada&gt;" in table and "19:25" in table and "0.500" in table
+
+
+def test_entities_shortcut_reads_the_first_input() -> None:
+    assert maas.Entities.model_validate({"data": []}).entities == []
+    assert [e.text for e in maas.Entities.model_validate(ENTITIES).entities] == ["<Ada>", "Zürich", "Paris"]

@@ -1,4 +1,4 @@
-"""An app serving five tiny self-made models through the real loading code."""
+"""An app serving six tiny self-made models through the real loading code."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from maas_server.config import ServerConfig, config_from_dict
 
 
 def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, timm_weights: str,
-                **server) -> ServerConfig:
+                ner: str | None = None, **server) -> ServerConfig:
+    entities = [{"name": "tiny-ner", "task": "token-classification", "source": ner, "max_queue": 64}] if ner else []
     return config_from_dict({
         "server": {"cache_dir": str(tmp / "cache"), "max_body_bytes": 2_000_000, "max_inputs": 8, "max_tokens": 64,
                    "max_n": 3, "max_image_bytes": 200_000, "max_image_pixels": 1_000_000,
@@ -26,15 +27,16 @@ def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, tim
             {"name": "tiny-timm", "task": "image-classification", "source": timm_weights,
              "architecture": "timm:test_efficientnet", "preprocess": {"size": 64, "mean": [0.5, 0.5, 0.5],
                                                                       "std": [0.5, 0.5, 0.5]}, "max_queue": 64},
+            *entities,
         ],
     })
 
 
 @pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_bert_classifier: str,
-        tiny_resnet: str, tiny_timm_weights: str) -> Flask:
+        tiny_resnet: str, tiny_timm_weights: str, tiny_ner: str) -> Flask:
     config = tiny_config(tmp_path_factory.mktemp("app"), tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet,
-                         tiny_timm_weights)
+                         tiny_timm_weights, tiny_ner)
     app = create_app(config)
     assert app.extensions["maas"].registry.wait_until_loaded(timeout=120)
     assert app.extensions["maas"].registry.ready, [e.error for e in app.extensions["maas"].registry.entries()]

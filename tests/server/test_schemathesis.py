@@ -1,7 +1,7 @@
 """Schemathesis over /openapi.json against the WSGI app: no 5xx, and every answer as documented.
 
 The app serves the tiny random-weight models of tests/tiny_models.py through the real loading
-code, so generation (streamed too), embeddings and both classifications really run. It requires
+code, so generation (streamed too), embeddings, both classifications and entities really run. It requires
 keys (auth mode `keys`) and the cases carry one, so they reach the models.
 
 Each operation is tested with four sources of requests: the documented request examples
@@ -48,9 +48,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def keyed_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_bert_classifier: str,
-              tiny_resnet: str, tiny_timm_weights: str) -> Flask:
+              tiny_resnet: str, tiny_timm_weights: str, tiny_ner: str) -> Flask:
     tmp = tmp_path_factory.mktemp("schemathesis")
-    config = tiny_config(tmp, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights)
+    config = tiny_config(tmp, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights, tiny_ner)
     app = create_app(_short_generations(config), accounts=AccountSettings(data_dir=tmp / "data", auth="keys"))
     assert app.extensions["maas"].registry.wait_until_loaded(timeout=120)
     return app
