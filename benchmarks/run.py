@@ -34,7 +34,8 @@ from typing import Any
 
 import requests
 
-from maas_server.config import default_config_text, load_config
+from maas_server.config import default_config_text
+from maas_server.settings import load_settings
 from maas_server.testing import ServerProcess, free_port
 
 SENTENCES = [f"Sentence number {i} is about cats, markets and the weather in spring." for i in range(64)]
@@ -92,7 +93,7 @@ def drive(concurrency: int, total: int, call: Callable[[int], Any]) -> tuple[flo
 def load(name: str) -> Any:
     from maas_server.runtime.registry import load_configured_model
 
-    config = load_config()
+    config = load_settings()
     return load_configured_model(config.model(name), config)
 
 
@@ -276,7 +277,7 @@ def converted_model_dir() -> str:
     """The safetensors folder the server converted the GGUF model into (the peer loads the same one)."""
     from maas_server.models.sources import resolve_source
 
-    config = load_config()
+    config = load_settings()
     gguf = Path(resolve_source(config.model(GEN_MODEL).source))
     folders = sorted((config.cache_dir / "gguf").glob(f"{gguf.stem}-*"), key=lambda p: p.stat().st_mtime)
     if not folders:

@@ -61,12 +61,11 @@ class Accounts:
     usage: UsageWriter
 
 
-def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
+def init_app(app: Flask, settings: AccountSettings) -> Accounts:
     """Open the store (migrating it), register the hooks and routes.
 
     Tests swap the returned object's `auth` or `limiter` for ones on a clock they move.
     """
-    settings = settings or AccountSettings.from_env()
     store = Store(settings.url, create=settings.create_store)
     limiter: RateLimiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
     accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,

@@ -9,13 +9,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from maas_server.app import create_app
-from maas_server.config import ServerConfig, config_from_dict
+from maas_server.settings import Settings, load_settings
 
 
 def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, timm_weights: str,
-                ner: str | None = None, **server) -> ServerConfig:
+                ner: str | None = None, **server) -> Settings:
     entities = [{"name": "tiny-ner", "task": "token-classification", "source": ner, "max_queue": 64}] if ner else []
-    return config_from_dict({
+    return load_settings(file={
         "server": {"cache_dir": str(tmp / "cache"), "max_body_bytes": 2_000_000, "max_inputs": 8, "max_tokens": 64,
                    "max_n": 3, "max_image_bytes": 200_000, "max_image_pixels": 1_000_000,
                    "max_request_pixels": 3_000_000, "image_max_side": 128, **server},

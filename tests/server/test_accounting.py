@@ -246,14 +246,14 @@ def test_log_content_setting_adds_the_body(tmp_path: Path, caplog: pytest.LogCap
 
 @pytest.fixture(scope="module")
 def gpt2_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str) -> Flask:
-    from maas_server.accounts import AccountSettings
     from maas_server.app import create_app
-    from maas_server.config import config_from_dict
+    from maas_server.settings import load_settings
 
     tmp = tmp_path_factory.mktemp("gpt2-accounting")
-    config = config_from_dict({"server": {"cache_dir": str(tmp / "cache")},
-                               "models": [{"name": "tiny-gpt2", "task": "text-generation", "source": tiny_gpt2}]})
-    app = create_app(config, accounts=AccountSettings(data_dir=tmp / "data", auth_cache_seconds=0))
+    settings = load_settings({"data_dir": tmp / "data", "auth_cache_seconds": 0},
+                             file={"server": {"cache_dir": str(tmp / "cache")},
+                                   "models": [{"name": "tiny-gpt2", "task": "text-generation", "source": tiny_gpt2}]})
+    app = create_app(settings)
     assert app.extensions["maas"].registry.wait_until_loaded(60)
     return app
 
