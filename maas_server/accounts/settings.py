@@ -25,11 +25,12 @@ class AccountSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     data_dir: Path = Field(Path(".maas"), description="folder of the SQLite store")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
-    redis_url: str | None = Field(None, description="rate limits shared by several servers when set")
+    # repr=False on the three that can hold a password or are one: settings may be printed or logged.
+    database_url: str | None = Field(None, repr=False, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    redis_url: str | None = Field(None, repr=False, description="rate limits shared by several servers when set")
     auth: AuthMode = Field("auto", description="who may call /v1 without a key (docs/operations.md, Auth modes)")
     allow_anonymous: bool = Field(False, description="auto mode: any client, not only loopback, before the first key")
-    metrics_token: str | None = Field(None, description="bearer token /metrics requires when set")
+    metrics_token: str | None = Field(None, repr=False, description="bearer token /metrics requires when set")
     auth_cache_seconds: float = Field(5.0, ge=0, description="how long a key lookup is reused (revocation delay)")
     log_content: bool = Field(False, description="debug only: request bodies appear in the request log")
     # NoDecode: a variable spells the list as "a,b" (split below), not as JSON.

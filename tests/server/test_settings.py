@@ -233,3 +233,11 @@ def test_no_other_module_reads_the_environment() -> None:
     readers = {path.relative_to(package).as_posix() for path in package.rglob("*.py")
                if re.search(r"os\.environ|getenv", path.read_text())}
     assert readers == {"ops/multiproc.py", "ops/metrics.py", "testing.py"}
+
+
+def test_secrets_stay_out_of_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAAS_DATABASE_URL", "postgresql+psycopg://maas:pw-db@db/maas")
+    monkeypatch.setenv("MAAS_REDIS_URL", "redis://:pw-redis@redis:6379/0")
+    monkeypatch.setenv("MAAS_METRICS_TOKEN", "pw-metrics")
+    settings = load_settings()
+    assert settings.metrics_token == "pw-metrics" and "pw-" not in repr(settings)
