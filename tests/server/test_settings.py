@@ -71,6 +71,7 @@ SETTINGS = [
     Layers("cache_dir", Path("/cache/a"), Path("/cache/b")),
     Layers("max_body_bytes", 1000, 2000),
     Layers("max_inputs", 10, 20),
+    Layers("max_explain_inputs", 2, 3),
     Layers("max_tokens", 10, 20),
     Layers("max_n", 2, 3),
     Layers("max_image_bytes", 1000, 2000),
