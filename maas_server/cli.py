@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maas-server", description="Serve models over HTTP.")
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="start the server (gunicorn)")
-    serve.add_argument("--config", help="TOML config file (MAAS_CONFIG; default: the packaged three-model config)")
+    serve.add_argument("--config", help="TOML config file (MAAS_CONFIG; default: the packaged default config)")
     serve.add_argument("--host", help="address to listen on (MAAS_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (MAAS_PORT; default 8000)")
     serve.add_argument("--workers", type=int, help="gunicorn worker processes, each loads every model (default 1)")

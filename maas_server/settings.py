@@ -47,7 +47,7 @@ class Settings(ServerConfig, AccountSettings, BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MAAS_", env_ignore_empty=True, extra="forbid", frozen=True)
 
-    config: Path | None = Field(None, description="the TOML config file (default: the packaged three-model config)")
+    config: Path | None = Field(None, description="the TOML config file (default: the packaged default config)")
     host: str = Field("127.0.0.1", min_length=1, description="address to listen on")
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, description="gunicorn worker processes (each loads every model)")
