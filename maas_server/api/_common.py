@@ -21,6 +21,7 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 from ..config import ServerConfig
 from ..errors import APIError
 from ..runtime.registry import ModelEntry, ModelRegistry
+from .metering import note_model
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,7 +60,7 @@ def parse_json(schema: type[M]) -> M:
         raise APIError("send a JSON body with Content-Type: application/json", code="invalid_content_type")
     read_body()
     try:
-        body = request.get_json()  # cached: the request log reads `model` from it later
+        body = request.get_json()
     except BadRequest:
         body = None
     except RecursionError:  # the parser recurses once per level: thousands of levels exhaust the stack
@@ -130,6 +131,8 @@ def resolve_model(endpoint: str, name: str | None) -> ModelEntry:
     if entry is None:
         hint = f"models serving {endpoint}: {', '.join(serving)}" if serving else f"no model serves {endpoint}"
         raise APIError(f"model {name!r} does not exist; {hint}", status=404, param="model", code="model_not_found")
+    if name is not None:  # a refusal from here on is logged under the model the client asked for
+        note_model(entry.config.name)
     if entry.config.task not in tasks:
         raise APIError(
             f"model {entry.config.name!r} is a {entry.config.task} model and cannot serve {endpoint}; "

@@ -13,6 +13,7 @@ from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, check_count, parse_json, read_body, resolve_model, state, submit, wait_all
 from .images import RELEASE_AFTER_PIXELS, CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images
+from .metering import report_usage
 
 bp = Blueprint("classify", __name__)
 
@@ -73,4 +74,6 @@ def _classification(model: str, results: list[Scores], top_k: int | None) -> dic
                                               for label, score in scores.labels[:top_k]])
             for i, scores in enumerate(results)]
     units = sum(r.tokens for r in results)
-    return s.dump(s.ClassificationList(model=model, data=data, usage=s.Usage(prompt_tokens=units, total_tokens=units)))
+    usage = s.Usage(prompt_tokens=units, total_tokens=units)
+    report_usage(model, usage)
+    return s.dump(s.ClassificationList(model=model, data=data, usage=usage))

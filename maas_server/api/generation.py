@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from ..errors import APIError, error_body
 from ..models.base import Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, TokenLogprob
@@ -18,6 +18,7 @@ from ..runtime.registry import ModelEntry
 from . import schemas as s
 from ._common import (CLIENT_POLL_S, client_gone, give_up_on_client, new_id, now, parse_json, resolve_model, state,
                       submit, wait_all)
+from .metering import report_usage
 
 bp = Blueprint("generation", __name__)
 
@@ -70,12 +71,13 @@ def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shap
         for generation in requests:
             generation.is_cancelled = gone.is_set  # checked every decode step
         results = wait_all(submit(entry, "generate", requests), on_client_gone=gone.set)
+        report_usage(entry.config.name, _usage(results))
         return shaper.full(results)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     stream = _TokenStream(requests)
     stream.futures = submit(entry, "generate", requests)
     stream.wait_for_first_event()  # errors before the first token become plain JSON errors
-    g.maas_stream_usage = stream.usage  # exact metering even when the client asks for no usage chunk
+    report_usage(entry.config.name, stream.usage)  # settled when the stream ends, usage chunk or not
     return Response(_sse(stream.events(shaper, include_usage)), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -128,7 +130,7 @@ class _TokenStream:
                 if client_gone(sock):
                     give_up_on_client(self.futures, self.cancelled.set)
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> s.Usage:
         """What the stream cost: every prompt that reached the model, and every token generated.
 
         A client that left mid-stream is billed for what was generated until then: its rows stop
@@ -136,7 +138,7 @@ class _TokenStream:
         """
         deadline = time.monotonic() + SETTLE_TIMEOUT_S  # one bound for all prompts, not one each
         settled = (_settled_result(future, deadline) for future in self.futures)
-        return _usage([r for r in settled if r is not None]).model_dump()
+        return _usage([r for r in settled if r is not None])
 
     def events(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
         results: list[GenerationResult | None] = [None] * len(self.futures)

@@ -242,7 +242,7 @@ def test_log_content_setting_adds_the_body(tmp_path: Path, caplog: pytest.LogCap
     assert any("debug-visible-prompt" in getattr(r, "body", "") for r in caplog.records if r.name == "maas.access")
 
 
-# -- streams: usage is read from the events as they go out
+# -- streams: metered by the usage the stream reports once it has ended
 
 @pytest.fixture(scope="module")
 def gpt2_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str) -> Flask:
