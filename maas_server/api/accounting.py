@@ -12,7 +12,8 @@
   logged.
 
 The model and usage come from the view's own report (``metering.report_usage``); the outcome is
-the response status. Nothing reads a response body, and nothing reads the request body again.
+the response status. Nothing reads a response body or parses the request body a second time
+(``log_content`` logs the raw bytes the view already read).
 
 It also adds two routes: ``GET /v1/usage`` (the caller's own usage) and ``GET /metrics`` (Prometheus).
 
