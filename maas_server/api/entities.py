@@ -10,6 +10,7 @@ from flask import Blueprint
 from ..models.base import EXTRACT_ENTITIES, Entities, EntityItem
 from . import schemas as s
 from ._common import check_count, parse_json, resolve_model, submit, wait_all
+from .metering import report_usage
 
 bp = Blueprint("entities", __name__)
 
@@ -27,4 +28,6 @@ def _entity_list(model: str, results: list[Entities]) -> dict[str, Any]:
     data = [s.EntityResult(index=i, entities=[s.EntitySpan(**asdict(entity)) for entity in result.entities])
             for i, result in enumerate(results)]
     tokens = sum(result.tokens for result in results)
-    return s.dump(s.EntityList(model=model, data=data, usage=s.Usage(prompt_tokens=tokens, total_tokens=tokens)))
+    usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)
+    report_usage(model, usage)
+    return s.dump(s.EntityList(model=model, data=data, usage=usage))
