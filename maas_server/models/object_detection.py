@@ -12,13 +12,14 @@ Hugging Face: without ``architecture``, ``source`` (a hub id or a folder) is loa
 Deformable DETR, RT-DETR...). The processor's ``post_process_object_detection`` turns the outputs
 into boxes; non-maximum suppression per label follows, with the request's ``iou_threshold``.
 
-Either way one forward pass serves a whole batch: thresholds differ per request only in
-post-processing. Boxes are in pixels of the image each item was given (the wire scales them back).
+Thresholds differ per request only in post-processing, so requests share forward passes: Darknet
+letterboxes every image to its input size and runs a whole batch at once; a Hugging Face model
+runs the images its processor brought to one size together (see ``_same_size_groups``). Boxes are
+in pixels of the image each item was given (the wire scales them back).
 """
 
 from __future__ import annotations
 
-import inspect
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -166,7 +167,6 @@ def _load_hf(config: Any, device: str, dtype: torch.dtype) -> ObjectDetectionMod
     processor = AutoImageProcessor.from_pretrained(path)
     model = AutoModelForObjectDetection.from_pretrained(path).to(device=device, dtype=dtype).eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    masked = "pixel_mask" in inspect.signature(model.forward).parameters
 
     def prepare(image: Image.Image) -> tuple[torch.Tensor, None]:
         pixels: torch.Tensor = processor(images=image, return_tensors="pt")["pixel_values"][0]
@@ -174,11 +174,11 @@ def _load_hf(config: Any, device: str, dtype: torch.dtype) -> ObjectDetectionMod
 
     def detect(batch: list[Prepared]) -> list[list[Detected]]:
         found: list[list[Detected]] = [[] for _ in batch]
-        for indices, pixels, mask in _forward_groups(batch, masked):
-            extra = {"pixel_mask": mask.to(device)} if mask is not None else {}
-            with torch.inference_mode():
-                outputs = model(pixel_values=pixels.to(device=device, dtype=dtype), **extra)
+        for indices in _same_size_groups(batch):
             items = [batch[i] for i in indices]
+            pixels = torch.stack([item.pixels for item in items]).to(device=device, dtype=dtype)
+            with torch.inference_mode():
+                outputs = model(pixel_values=pixels)
             results = processor.post_process_object_detection(
                 outputs, threshold=min(item.thresholds.score for item in items),
                 target_sizes=[(item.height, item.width) for item in items])
@@ -189,30 +189,17 @@ def _load_hf(config: Any, device: str, dtype: torch.dtype) -> ObjectDetectionMod
     return ObjectDetectionModel(prepare, detect, labels, device=device, dtype=dtype)
 
 
-Group = tuple[list[int], torch.Tensor, torch.Tensor | None]  # batch indices, their pixels, the pixel mask
+def _same_size_groups(batch: list[Prepared]) -> list[list[int]]:
+    """Indices of the items whose inputs have one size, each group in one forward pass.
 
-
-def _forward_groups(batch: list[Prepared], masked: bool) -> list[Group]:
-    """The batch as model inputs: one padded group with a pixel mask when the model takes one (DETR and
-    kin), else one group per image size (padding a maskless model's input would change its answer)."""
-    if masked:
-        pixels, mask = _pad([item.pixels for item in batch])
-        return [(list(range(len(batch))), pixels, mask)]
+    Padding to a common size (with DETR's pixel mask) would batch more, but the network's convolutions
+    then see the padding past each smaller image's edge, so an answer would depend on the request's
+    batch companions. Processors with a fixed input size (RT-DETR) still batch everything.
+    """
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, item in enumerate(batch):
         groups.setdefault(tuple(item.pixels.shape), []).append(i)
-    return [(indices, torch.stack([batch[i].pixels for i in indices]), None) for indices in groups.values()]
-
-
-def _pad(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-pad (3, H, W) images at the bottom and right to a common size; the mask is 1 on real pixels."""
-    height, width = max(image.shape[1] for image in images), max(image.shape[2] for image in images)
-    pixels = images[0].new_zeros((len(images), images[0].shape[0], height, width))
-    mask = torch.zeros((len(images), height, width), dtype=torch.long)
-    for i, image in enumerate(images):
-        pixels[i, :, :image.shape[1], :image.shape[2]] = image
-        mask[i, :image.shape[1], :image.shape[2]] = 1
-    return pixels, mask
+    return list(groups.values())
 
 
 def _select(result: dict[str, torch.Tensor], item: Prepared, labels: list[str]) -> list[Detected]:

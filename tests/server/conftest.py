@@ -1,4 +1,4 @@
-"""An app serving five tiny self-made models through the real loading code."""
+"""An app serving six tiny self-made models through the real loading code."""
 
 from __future__ import annotations
 
@@ -26,8 +26,19 @@ def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, tim
             {"name": "tiny-timm", "task": "image-classification", "source": timm_weights,
              "architecture": "timm:test_efficientnet", "preprocess": {"size": 64, "mean": [0.5, 0.5, 0.5],
                                                                       "std": [0.5, 0.5, 0.5]}, "max_queue": 64},
+            _tiny_detector(tmp),
         ],
     })
+
+
+def _tiny_detector(tmp: Path) -> dict[str, object]:
+    """A Darknet YOLO network with random weights (tests/tiny_models.py), written under `tmp` (milliseconds)."""
+    from tests import tiny_models
+
+    folder = tmp / "tiny-yolo"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"name": "tiny-yolo", "task": "object-detection", "source": tiny_models.darknet(folder),
+            "architecture": f"darknet:{folder / 'tiny-yolo.cfg'}", "max_queue": 64}
 
 
 @pytest.fixture(scope="session")
