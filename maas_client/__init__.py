@@ -10,6 +10,7 @@
     client.embed(["a", "b"]).vectors
     client.classify_text("I love it", labels=["positive", "negative"]).labels
     client.classify_image("cat.jpg").labels
+    client.detect_objects("street.jpg").objects
 
 Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
 """
@@ -38,6 +39,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .types import (
+    Box,
     ChatCompletion,
     ChatCompletionChunk,
     ChatMessage,
@@ -45,11 +47,14 @@ from .types import (
     ClassificationItem,
     Completion,
     CompletionChunk,
+    DetectedObject,
     Embedding,
     Embeddings,
     Explanation,
     LabelScore,
     ModelInfo,
+    ObjectDetectionItem,
+    ObjectDetections,
     TokenWeight,
     Usage,
 )
@@ -63,6 +68,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Box",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatMessage",
@@ -71,6 +77,7 @@ __all__ = [
     "Client",
     "Completion",
     "CompletionChunk",
+    "DetectedObject",
     "Embedding",
     "Embeddings",
     "Explanation",
@@ -81,6 +88,8 @@ __all__ = [
     "MessageInput",
     "ModelInfo",
     "NotFoundError",
+    "ObjectDetectionItem",
+    "ObjectDetections",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
