@@ -82,6 +82,7 @@ class ObjectDetectionModel:
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> ObjectDetectionModel:
+        """A Darknet network (``architecture = "darknet:CFG"``) or a Hugging Face detector (no architecture)."""
         architecture = config.architecture or ""
         if architecture.startswith(DARKNET_PREFIX):
             return _load_darknet(config, architecture[len(DARKNET_PREFIX):], device, dtype)
@@ -101,11 +102,13 @@ class ObjectDetectionModel:
         self.run([self.prepare(DetectionQuery(Image.new("RGB", (64, 48), (128, 128, 128))))])
 
     def prepare(self, query: DetectionQuery) -> Prepared:
-        image = query.image.convert("RGB")
+        """The image as network input (thread-safe: it runs on the request's thread) with the query's thresholds."""
+        image = query.image if query.image.mode == "RGB" else query.image.convert("RGB")  # the wire's are RGB
         pixels, letterbox = self._prepare_image(image)
         return Prepared(pixels, Thresholds.of(query), image.width, image.height, letterbox)
 
     def run(self, batch: list[Prepared]) -> list[Detections]:
+        """Everything found in each image, best first, in pixels of the image it was given."""
         return [Detections(item.width, item.height, found) for item, found in zip(batch, self._detect(batch))]
 
 
@@ -166,7 +169,8 @@ def _load_hf(config: Any, device: str, dtype: torch.dtype) -> ObjectDetectionMod
     path = resolve_source(config.source)
     processor = AutoImageProcessor.from_pretrained(path)
     model = AutoModelForObjectDetection.from_pretrained(path).to(device=device, dtype=dtype).eval()
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    # Some configs leave gaps in id2label (COCO's unused ids): those classes get generic names.
+    labels = [model.config.id2label.get(i, f"LABEL_{i}") for i in range(model.config.num_labels)]
 
     def prepare(image: Image.Image) -> tuple[torch.Tensor, None]:
         pixels: torch.Tensor = processor(images=image, return_tensors="pt")["pixel_values"][0]
