@@ -55,6 +55,7 @@ NER_MODEL = "en-core-web-sm"
 NER_TEXTS = [f"In {1990 + i % 30}, Angela Merkel met Tim Cook of Apple in Paris to discuss a ${i + 1} billion deal."
              if i % 2 else f"Sentence number {i} is about Ada Lovelace, London and the weather in spring."
              for i in range(64)]
+DET_MODEL = "yolov3-tiny"
 
 
 @dataclass
@@ -139,6 +140,18 @@ def inprocess_images(model: Any, batch: int, rounds: int, jpeg: bytes) -> float:
     start = time.perf_counter()
     for _ in range(rounds):
         model.classify([model.prepare(Image.open(io.BytesIO(jpeg))) for _ in range(batch)])
+    return batch * rounds / (time.perf_counter() - start)
+
+
+def inprocess_detection(model: Any, batch: int, rounds: int, jpeg: bytes) -> float:
+    """From JPEG bytes to boxes, one forward pass per batch (the server decodes too)."""
+    from PIL import Image
+
+    from maas_server.models.base import DetectionQuery
+
+    start = time.perf_counter()
+    for _ in range(rounds):
+        model.run([model.prepare(DetectionQuery(Image.open(io.BytesIO(jpeg)))) for _ in range(batch)])
     return batch * rounds / (time.perf_counter() - start)
 
 
@@ -230,6 +243,14 @@ def images_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
     payload = json.dumps({"image": base64.b64encode(jpeg).decode(), "top_k": 1}).encode()
     wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/classify/image", payload))
     return Row("image", f"server c={concurrency}", total / wall, "images/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95))
+
+
+def detection_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
+    client = KeepAliveClient(url)
+    payload = json.dumps({"image": base64.b64encode(jpeg).decode()}).encode()
+    wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/detect/objects", payload))
+    return Row("detection", f"server c={concurrency}", total / wall, "images/s", percentile_ms(latencies, .5),
                percentile_ms(latencies, .95))
 
 
@@ -383,6 +404,42 @@ def bench_images(quick: bool) -> list[Row]:
     return rows
 
 
+def collage_jpeg() -> bytes:
+    """Four of scikit-image's pictures on a 900x600 sheet (the integration test's collage): four objects to find."""
+    import skimage.data
+    from PIL import Image
+
+    sheet = Image.new("RGB", (900, 600), "white")
+    pictures = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.stereo_motorcycle()[0],
+                skimage.data.coffee()]
+    for i, array in enumerate(pictures):
+        picture = Image.fromarray(array)
+        picture.thumbnail((450, 300))
+        sheet.paste(picture, ((i % 2) * 450, (i // 2) * 300))
+    buffer = io.BytesIO()
+    sheet.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def bench_detection(quick: bool) -> list[Row]:
+    jpeg = collage_jpeg()
+    rounds = 1 if quick else 2
+    model = load(DET_MODEL)
+    inprocess_detection(model, 2, 1, jpeg)  # warm
+    by_batch = {b: inprocess_detection(model, b, max(1, rounds * 8 // b), jpeg) for b in (1, 4, 8)}
+    best = max(by_batch, key=by_batch.__getitem__)
+    limit = by_batch[best]
+    rows = [Row("detection", f"in-process batch {b}" + (" (best)" if b == best else ""), r, "images/s")
+            for b, r in by_batch.items()]
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([DET_MODEL], Path(tmp))) as url:
+        detection_load(url, 4, 4, jpeg)  # warm
+        for c in (1, 16):
+            row = detection_load(url, c, (16 if c > 1 else 4) * rounds, jpeg)
+            row.vs_limit = row.rate / limit
+            rows.append(row)
+    return rows
+
+
 def bench_overload(quick: bool) -> list[Row]:
     """4 x max_queue clients at once: each answer must be 200 or 503 + Retry-After, none may hang."""
     import maas_client
@@ -428,8 +485,8 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument("--only", default="generation,embeddings,images,entities,overload",
-                        help="comma-separated sections: generation, embeddings, images, entities, overload")
+    parser.add_argument("--only", default="generation,embeddings,images,entities,detection,overload",
+                        help="comma-separated sections: generation, embeddings, images, entities, detection, overload")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -443,6 +500,8 @@ def main() -> int:
         rows += bench_images(args.quick)
     if "entities" in sections:
         rows += bench_entities(args.quick)
+    if "detection" in sections:
+        rows += bench_detection(args.quick)
     if "overload" in sections:
         rows += bench_overload(args.quick)
     print_table(rows)

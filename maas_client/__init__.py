@@ -11,6 +11,7 @@
     client.classify_text("I love it", labels=["positive", "negative"]).labels
     client.classify_image("cat.jpg").labels
     client.extract_entities("Angela Merkel visited Paris.").entities
+    client.detect_objects("street.jpg").objects
 
 Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
 """
@@ -39,6 +40,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .types import (
+    Box,
     ChatCompletion,
     ChatCompletionChunk,
     ChatMessage,
@@ -46,6 +48,7 @@ from .types import (
     ClassificationItem,
     Completion,
     CompletionChunk,
+    DetectedObject,
     Embedding,
     Embeddings,
     Explanation,
@@ -54,6 +57,8 @@ from .types import (
     EntityResult,
     LabelScore,
     ModelInfo,
+    ObjectDetectionItem,
+    ObjectDetections,
     TokenWeight,
     Usage,
 )
@@ -67,6 +72,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Box",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatMessage",
@@ -75,6 +81,7 @@ __all__ = [
     "Client",
     "Completion",
     "CompletionChunk",
+    "DetectedObject",
     "Embedding",
     "Embeddings",
     "Entities",
@@ -88,6 +95,8 @@ __all__ = [
     "MessageInput",
     "ModelInfo",
     "NotFoundError",
+    "ObjectDetectionItem",
+    "ObjectDetections",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",

@@ -8,6 +8,7 @@
     maas classify-text "I love it" --labels positive negative
     maas classify-image cat.jpg
     maas entities "Angela Merkel visited Paris in 2019."   # or: maas entities < article.txt
+    maas detect-objects street.jpg --score-threshold 0.4
     maas models
 
 Every command takes ``--base-url``, ``--api-key`` (else ``MAAS_BASE_URL``/``MAAS_API_KEY``),
@@ -30,7 +31,7 @@ from pydantic import BaseModel
 from ._version import __version__
 from .client import Client
 from .errors import MaasError
-from .types import Classification, Entities, ModelInfo
+from .types import Classification, Entities, ModelInfo, ObjectDetections
 
 __all__ = ["main"]
 
@@ -111,6 +112,11 @@ def _entities(client: Client, args: argparse.Namespace) -> None:
     texts = args.texts or [_text_or_stdin(None, "a text")]
     result = client.extract_entities(texts, model=args.model, aggregation=args.aggregation)
     _print(result, args.json, lambda r: _entities_text(r, texts))
+def _detect_objects(client: Client, args: argparse.Namespace) -> None:
+    result = client.detect_objects(args.images, score_threshold=args.score_threshold,
+                                   iou_threshold=args.iou_threshold, max_detections=args.max_detections,
+                                   model=args.model)
+    _print(result, args.json, lambda r: _detections_text(r, args.images))
 
 
 def _models(client: Client, args: argparse.Namespace) -> None:
@@ -176,6 +182,18 @@ def _entities_text(result: Entities, inputs: Sequence[str]) -> str:
         ] or ["(no entities)"]
         if len(result.data) > 1 and item.index < len(inputs):
             lines.insert(0, f"# {inputs[item.index]}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _detections_text(result: ObjectDetections, inputs: Sequence[str]) -> str:
+    """One line per object: score, label and box (x1 y1 x2 y2, in the image's pixels)."""
+    blocks = []
+    for item in result.data:
+        lines = [f"{o.score:7.4f}  {o.label:<14} {o.box.x1:.0f} {o.box.y1:.0f} {o.box.x2:.0f} {o.box.y2:.0f}"
+                 for o in item.objects] or ["(nothing found)"]
+        if len(result.data) > 1 and item.index < len(inputs):
+            lines.insert(0, f"# {inputs[item.index]} ({item.width}x{item.height})")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -247,6 +265,11 @@ def _parser() -> argparse.ArgumentParser:
     entities.add_argument("texts", nargs="*", help="the text(s) (default: read stdin)")
     entities.add_argument("--aggregation", choices=["simple", "none"], default="simple",
                           help="simple: one span per entity; none: one line per token, with its IOB tag")
+    detect_objects = add("detect-objects", _detect_objects, "find labelled objects in image files (boxes in pixels)")
+    detect_objects.add_argument("images", nargs="+", metavar="PATH")
+    detect_objects.add_argument("--score-threshold", type=float, help="leave out less sure finds (default 0.25)")
+    detect_objects.add_argument("--iou-threshold", type=float, help="overlap above which boxes merge (default 0.45)")
+    detect_objects.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
     add("models", _models, "list the served models")
     return parser
 

@@ -47,6 +47,8 @@ from .types import (
     ImageClassificationRequest,
     ModelInfo,
     ModelList,
+    ObjectDetectionRequest,
+    ObjectDetections,
     TextClassificationRequest,
     _Request,
 )
@@ -62,6 +64,7 @@ EMBEDDINGS = "/v1/embeddings"
 CLASSIFY_TEXT = "/v1/classify/text"
 CLASSIFY_IMAGE = "/v1/classify/image"
 ENTITIES = "/v1/entities"
+DETECT_OBJECTS = "/v1/detect/objects"
 MODELS = "/v1/models"
 
 
@@ -463,6 +466,36 @@ class Client:
         )
         result = self._post(ENTITIES, request, Entities, timeout, extra_headers)
         return result._with_texts([input] if isinstance(input, str) else list(input))
+    def detect_objects(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ObjectDetections:
+        """Find labelled objects in one image or several (``POST /v1/detect/objects``, multipart upload).
+
+        Images are given as for :meth:`classify_image`. ``score_threshold`` (server default 0.25)
+        leaves out what the model is less sure of; boxes of one label overlapping more than
+        ``iou_threshold`` (default 0.45) count as one object; ``max_detections`` (default 100)
+        caps each image's list. Boxes are in the pixels of each image as sent. ``.objects`` is the
+        first image's list, best first; the result keeps the uploaded images, so that a notebook
+        shows each one with its boxes drawn over it.
+        """
+        form = ObjectDetectionRequest(model=model or self._default_model(DETECT_OBJECTS),
+                                      score_threshold=score_threshold, iou_threshold=iou_threshold,
+                                      max_detections=max_detections)
+        parts = _image_parts(images)
+        result = self._transport.request(
+            "POST", DETECT_OBJECTS, ObjectDetections, files=[("image", part) for part in parts],
+            data=form.to_form(), timeout=timeout, headers=extra_headers,
+        )
+        result._attach_images([(content, content_type) for _, content, content_type in parts])
+        return result
 
     # ------------------------------------------------------------------ models
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 __all__ = [
+    "Box",
     "ChatChoice",
     "ChatChoiceLogprobs",
     "ChatChunkChoice",
@@ -36,6 +37,7 @@ __all__ = [
     "CompletionLogprobs",
     "CompletionRequest",
     "ContentPart",
+    "DetectedObject",
     "Embedding",
     "EmbeddingRequest",
     "Embeddings",
@@ -48,6 +50,9 @@ __all__ = [
     "LabelScore",
     "ModelInfo",
     "ModelList",
+    "ObjectDetectionItem",
+    "ObjectDetectionRequest",
+    "ObjectDetections",
     "TextClassificationRequest",
     "TokenWeight",
     "TopLogprob",
@@ -166,6 +171,17 @@ class EntityRequest(_Request):
     model: str
     input: str | list[str]
     aggregation: Literal["simple", "none"] | None = None
+class ObjectDetectionRequest(_Request):
+    """Form fields of ``POST /v1/detect/objects`` (the images travel as file parts)."""
+
+    model: str
+    score_threshold: float | None = None
+    iou_threshold: float | None = None
+    max_detections: int | None = None
+
+    def to_form(self) -> dict[str, str]:
+        """The form fields as text, unset ones left out (the server's defaults apply)."""
+        return {k: str(v) for k, v in self.to_body().items()}
 
 
 # ---------------------------------------------------------------------------- completions
@@ -571,6 +587,108 @@ def _highlighted(text: str, entities: list[Entity]) -> str:
 
 def _score_text(score: float | None) -> str:
     return "-" if score is None else f"{score:.3f}"
+# ---------------------------------------------------------------------------- object detection
+
+
+class Box(_Response):
+    """A rectangle in pixels of the image as sent: ``(x1, y1)`` top left, ``(x2, y2)`` bottom right."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+
+class DetectedObject(_Response):
+    """One thing found: its label, the model's confidence in [0, 1], and where it is."""
+
+    label: str
+    score: float
+    box: Box
+
+
+class ObjectDetectionItem(_Response):
+    """What was found in one image, best first; ``width`` and ``height`` are the image's size as sent."""
+
+    index: int = 0
+    width: int = 0
+    height: int = 0
+    objects: list[DetectedObject]
+    # The image as uploaded (bytes, content type), kept by Client.detect_objects for the notebook view.
+    _image: tuple[bytes, str] | None = PrivateAttr(default=None)
+
+    def _repr_html_(self) -> str:
+        """The image with each box and its label drawn over it (just the boxes when the image is not held)."""
+        return f'<div style="font-family:sans-serif;font-size:13px">{_detection_html(self)}</div>'
+
+
+class ObjectDetections(_Response):
+    """Result of :meth:`Client.detect_objects`: ``data`` holds one item per image, in order; ``objects`` is
+    the first image's, the common single-image case. A notebook shows each image with its boxes."""
+
+    object: str = "list"
+    model: str = ""
+    data: list[ObjectDetectionItem]
+    usage: Usage | None = None
+
+    @property
+    def objects(self) -> list[DetectedObject]:
+        """The first image's objects, best first."""
+        return self.data[0].objects if self.data else []
+
+    def _repr_html_(self) -> str:
+        title = html.escape(self.model or "object detection")
+        items = "".join(_detection_html(item) for item in self.data)
+        return (f'<div class="maas-detections" style="font-family:sans-serif;font-size:13px">'
+                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+
+    def _attach_images(self, images: list[tuple[bytes, str]]) -> None:
+        """Keep the uploaded images (bytes, content type) with their items, for :meth:`_repr_html_`."""
+        for item in self.data:
+            if 0 <= item.index < len(images):
+                item._image = images[item.index]
+
+
+# Formats a browser shows in an <img> (TIFF is not among them: the boxes are drawn on gray then).
+_BROWSER_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
+_BOX_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
+
+
+def _detection_html(item: ObjectDetectionItem) -> str:
+    """The image as a base64 <img> with an SVG of the boxes over it; the SVG's viewBox is the image's pixels,
+    so the boxes scale with the picture."""
+    width, height = max(item.width, 1), max(item.height, 1)
+    image = item._image
+    if image is not None and image[1] in _BROWSER_IMAGES:
+        picture = (f'<img src="data:{image[1]};base64,{base64.b64encode(image[0]).decode()}" '
+                   'style="display:block;width:100%;height:auto">')
+    else:
+        picture = f'<div style="width:100%;aspect-ratio:{width}/{height};background:#ddd"></div>'
+    boxes = "".join(_box_svg(o, max(width, height)) for o in item.objects)
+    svg = (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+           f'style="position:absolute;left:0;top:0;width:100%;height:100%">{boxes}</svg>')
+    found = ", ".join(f"{html.escape(o.label)} {o.score:.2f}" for o in item.objects) or "nothing found"
+    return (f'<div style="color:#666">image {item.index}: {found}</div>'
+            f'<div style="position:relative;display:inline-block;width:{min(item.width, 512) or 512}px;'
+            f'max-width:100%;margin-bottom:6px">{picture}{svg}</div>')
+
+
+def _box_svg(found: DetectedObject, side: int) -> str:
+    colour = _BOX_COLOURS[sum(map(ord, found.label)) % len(_BOX_COLOURS)]  # one colour per label, stable
+    box, stroke, font = found.box, max(side / 200, 1), max(side / 40, 8)
+    text = html.escape(f"{found.label} {found.score:.2f}")
+    return (f'<rect x="{box.x1:.1f}" y="{box.y1:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" '
+            f'fill="none" stroke="{colour}" stroke-width="{stroke:.1f}"/>'
+            f'<text x="{box.x1:.1f}" y="{max(box.y1 - stroke, font):.1f}" fill="{colour}" font-size="{font:.1f}" '
+            f'font-family="sans-serif" paint-order="stroke" stroke="white" stroke-width="{stroke:.1f}">{text}</text>')
 
 
 # ---------------------------------------------------------------------------- models

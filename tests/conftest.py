@@ -48,3 +48,8 @@ def tiny_timm_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def tiny_ner(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _tiny_models().bert_token_classifier(tmp_path_factory.mktemp("tiny-ner"))
+
+
+@pytest.fixture(scope="session")
+def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _tiny_models().detr(tmp_path_factory.mktemp("tiny-detr"))

@@ -142,3 +142,95 @@ def bert_token_classifier(folder: Path, forced: str | None = None) -> str:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+# A one-head YOLO network: 64x64 input, a 16x16 grid of 3 anchors, 3 classes. The head's biases are
+# set so that random weights find a handful of things, of every label, at the default thresholds.
+DARKNET_CFG = """
+[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=24
+activation=linear
+
+[yolo]
+mask = 0,1,2
+anchors = 8,8, 16,20, 40,30
+classes=3
+num=3
+"""
+DARKNET_NAMES = ["person", "cat", "cup"]
+
+
+def darknet(folder: Path) -> str:
+    """A Darknet cfg, a .names file and a random .weights file in `folder`; returns the weights' path."""
+    import numpy as np
+
+    from maas_server.models.darknet import Darknet, parse_cfg
+
+    (folder / "tiny-yolo.cfg").write_text(DARKNET_CFG)
+    (folder / "tiny-yolo.names").write_text("\n".join(DARKNET_NAMES) + "\n")
+    rng = np.random.default_rng(0)
+    convolutions = Darknet(parse_cfg(DARKNET_CFG)).convolutions()
+    parts = []
+    for layer in convolutions:  # Darknet's order: biases, [scales, means, variances], weights
+        conv, filters = layer.conv, layer.conv.out_channels
+        bias = rng.normal(0, 0.1, filters)
+        if layer is convolutions[-1]:  # rows of (x, y, w, h, objectness, 3 classes) per anchor
+            bias = (bias.reshape(3, 8) + np.array([0, 0, 0, 0, -1.5, 0.5, 1, 1])).reshape(-1)
+        parts.append(bias)
+        if layer.batch_normalize:
+            parts += [rng.uniform(0.5, 1.5, filters), rng.normal(0, 0.1, filters), rng.uniform(0.5, 1.5, filters)]
+        parts.append(rng.normal(0, conv.weight[0].numel() ** -0.5, conv.weight.numel()))
+    weights = folder / "tiny-yolo.weights"
+    header = np.array([0, 2, 0], dtype="<i4").tobytes() + np.array([0], dtype="<u8").tobytes()
+    weights.write_bytes(header + np.concatenate(parts).astype("<f4").tobytes())
+    return str(weights)
+
+
+def detr(folder: Path) -> str:
+    """A DETR detector (a two-stage ResNet backbone, one encoder and one decoder layer, 8 queries, 3 labels)."""
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+
+    torch.manual_seed(0)
+    backbone = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                            out_features=["stage2"])
+    config = DetrConfig(use_timm_backbone=False, backbone_config=backbone, use_pretrained_backbone=False,
+                        d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=8,
+                        init_std=0.5,  # queries that differ, so boxes do (0.02 makes all 8 alike)
+                        num_labels=3, id2label=dict(enumerate(DARKNET_NAMES)),
+                        label2id={name: i for i, name in enumerate(DARKNET_NAMES)})
+    DetrForObjectDetection(config).save_pretrained(folder)
+    DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
+    return str(folder)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, EXTRACT_ENTITIES, GENERATE,
-                   ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
+from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_OBJECTS, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, EXTRACT_ENTITIES,
+                   GENERATE, ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ TASKS: dict[str, TaskSpec] = {
     "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE, EXPLAIN_IMAGE)),
     # named entities: a spaCy pipeline or a transformers token classifier (the adapter picks by source)
     "token-classification": TaskSpec("token_classification:TokenClassificationModel", (EXTRACT_ENTITIES,)),
+    "object-detection": TaskSpec("object_detection:ObjectDetectionModel", (DETECT_OBJECTS,)),
 }
 
 

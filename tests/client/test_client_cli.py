@@ -178,6 +178,37 @@ def test_entities_reads_stdin_and_prints_json(
     code, out, _ = run(capsys, "entities", "--model", "en-core-web-sm", "--json")
     assert code == 0 and json.loads(out) == ENTITIES
     assert body_of(mocked)["input"] == ["Angela Merkel visited Paris in 2019."]
+DETECTIONS = {"object": "list", "model": "yolov3-tiny", "data": [
+    {"index": 0, "width": 640, "height": 480, "objects": [
+        {"label": "motorbike", "score": 0.93, "box": {"x1": 10.4, "y1": 20, "x2": 300, "y2": 250.6}}]},
+    {"index": 1, "width": 32, "height": 32, "objects": []}]}
+
+
+def test_detect_objects_prints_one_line_per_object(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    paths = [tmp_path / "street.jpg", tmp_path / "blank.png"]
+    for path in paths:
+        path.write_bytes(b"\xff\xd8\xff\xe0fake")
+    mocked.post(f"{BASE}/v1/detect/objects", json=DETECTIONS)
+    code, out, _ = run(capsys, "detect-objects", *map(str, paths), "--model", "m", "--score-threshold", "0.4",
+                       "--iou-threshold", "0.5", "--max-detections", "3")
+    assert code == 0
+    assert out == (f"# {paths[0]} (640x480)\n 0.9300  motorbike      10 20 300 251\n\n"
+                   f"# {paths[1]} (32x32)\n(nothing found)\n")
+    body = mocked.calls[0].request.body
+    for field, value in (("score_threshold", b"0.4"), ("iou_threshold", b"0.5"), ("max_detections", b"3")):
+        assert f'name="{field}"\r\n\r\n'.encode() + value in body
+
+
+def test_detect_objects_json_prints_the_server_json(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    image = tmp_path / "street.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0fake")
+    mocked.post(f"{BASE}/v1/detect/objects", json=DETECTIONS)
+    code, out, _ = run(capsys, "detect-objects", str(image), "--model", "m", "--json")
+    assert code == 0 and json.loads(out) == DETECTIONS
 
 
 def test_models_prints_a_table(server: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:

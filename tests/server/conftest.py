@@ -28,8 +28,19 @@ def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, tim
              "architecture": "timm:test_efficientnet", "preprocess": {"size": 64, "mean": [0.5, 0.5, 0.5],
                                                                       "std": [0.5, 0.5, 0.5]}, "max_queue": 64},
             *entities,
+            _tiny_detector(tmp),
         ],
     })
+
+
+def _tiny_detector(tmp: Path) -> dict[str, object]:
+    """A Darknet YOLO network with random weights (tests/tiny_models.py), written under `tmp` (milliseconds)."""
+    from tests import tiny_models
+
+    folder = tmp / "tiny-yolo"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"name": "tiny-yolo", "task": "object-detection", "source": tiny_models.darknet(folder),
+            "architecture": f"darknet:{folder / 'tiny-yolo.cfg'}", "max_queue": 64}
 
 
 @pytest.fixture(scope="session")

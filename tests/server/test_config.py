@@ -11,11 +11,12 @@ from maas_server.config import ConfigError
 from maas_server.settings import load_settings
 
 
-def test_default_config_serves_the_four_packaged_models() -> None:
+def test_default_config_serves_the_packaged_models() -> None:
     config = load_settings()
     assert [(m.name, m.task) for m in config.models] == [
         ("smollm2-135m-instruct", "text-generation"), ("all-minilm-l6-v2", "embeddings"),
-        ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification")]
+        ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification"),
+        ("yolov3-tiny", "object-detection")]
     assert all(m.source.startswith("pkg://") for m in config.models)
 
 
