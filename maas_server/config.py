@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Task = Literal["text-generation", "embeddings", "text-classification", "image-classification"]
+Task = Literal["text-generation", "embeddings", "text-classification", "image-classification", "face-detection",
+               "face-embedding"]
 TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, GENERATE, ZERO_SHOT_TEXT,
                    BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
+from .base import DETECT_FACES, EMBED_FACES
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ TASKS: dict[str, TaskSpec] = {
     "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, ZERO_SHOT_TEXT)),  # labels by similarity
     "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT, EXPLAIN_TEXT)),
     "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE, EXPLAIN_IMAGE)),
+    "face-detection": TaskSpec("faces:FaceDetectionModel", (DETECT_FACES,)),
+    "face-embedding": TaskSpec("faces:FaceEmbeddingModel", (EMBED_FACES,)),  # dlib: CPU, not torch
 }
 
 
