@@ -42,6 +42,7 @@ from ..ops.logs import CREDENTIAL_NAMES, KEY_PREFIX, log_request
 from . import cors
 from . import schemas as s
 from ._common import state
+from .detect import PERSONAL_DATA_ROUTES
 
 log = logging.getLogger("maas.accounts")
 bp = Blueprint("accounting", __name__)
@@ -340,10 +341,19 @@ def _requested_model(status: int) -> str | None:
 def _logged_body(status: int) -> str | None:
     if not accounts().settings.log_content or request.mimetype == "multipart/form-data" or status in _BODY_UNREAD:
         return None
+    if _carries_faces():
+        return None
     try:
         return request.get_data(as_text=True)[:_MAX_LOGGED_BODY]
     except Exception:  # noqa: BLE001 - an unreadable body is not logged, and never fails the response
         return None
+
+
+def _carries_faces() -> bool:
+    # Faces are personal data: never logged, log_content or not. The path is checked too, so that a face image
+    # sent to a mistyped path (a 404 or a redirect, with no route) stays out of the log as well.
+    path = (request.url_rule.rule if request.url_rule else request.path).lower()
+    return any(route in path for route in PERSONAL_DATA_ROUTES)
 
 
 def _finish(finished: _Finished, acc: Accounts) -> None:

@@ -10,11 +10,12 @@ from maas_server.cli import main as server_main
 from maas_server.config import ConfigError, config_from_dict, load_config
 
 
-def test_default_config_serves_the_three_packaged_models() -> None:
+def test_default_config_serves_the_packaged_models() -> None:
     config = load_config()
     assert [(m.name, m.task) for m in config.models] == [
         ("smollm2-135m-instruct", "text-generation"), ("all-minilm-l6-v2", "embeddings"),
-        ("efficientnet-lite0", "image-classification")]
+        ("efficientnet-lite0", "image-classification"), ("mtcnn", "face-detection"),
+        ("dlib-face-recognition", "face-embedding")]
     assert all(m.source.startswith("pkg://") for m in config.models)
 
 
