@@ -10,6 +10,7 @@
     client.embed(["a", "b"]).vectors
     client.classify_text("I love it", labels=["positive", "negative"]).labels
     client.classify_image("cat.jpg").labels
+    client.compare_faces("me.jpg", "passport.jpg").same_person
 
 Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
 """
@@ -38,6 +39,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .types import (
+    Box,
     ChatCompletion,
     ChatCompletionChunk,
     ChatMessage,
@@ -48,8 +50,13 @@ from .types import (
     Embedding,
     Embeddings,
     Explanation,
+    Face,
+    FaceComparison,
+    FaceDetectionItem,
+    FaceDetections,
     LabelScore,
     ModelInfo,
+    Point,
     TokenWeight,
     Usage,
 )
@@ -63,6 +70,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Box",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatMessage",
@@ -74,6 +82,10 @@ __all__ = [
     "Embedding",
     "Embeddings",
     "Explanation",
+    "Face",
+    "FaceComparison",
+    "FaceDetectionItem",
+    "FaceDetections",
     "ImageInput",
     "InternalServerError",
     "LabelScore",
@@ -82,6 +94,7 @@ __all__ = [
     "ModelInfo",
     "NotFoundError",
     "PermissionDeniedError",
+    "Point",
     "RateLimitError",
     "RequestTooLargeError",
     "ServiceUnavailableError",

@@ -7,6 +7,7 @@
     maas embed "first text" "second text"
     maas classify-text "I love it" --labels positive negative
     maas classify-image cat.jpg
+    maas detect-faces photo.jpg
     maas models
 
 Every command takes ``--base-url``, ``--api-key`` (else ``MAAS_BASE_URL``/``MAAS_API_KEY``),
@@ -29,7 +30,7 @@ from pydantic import BaseModel
 from ._version import __version__
 from .client import Client
 from .errors import MaasError
-from .types import Classification, ModelInfo
+from .types import Classification, FaceDetections, ModelInfo
 
 __all__ = ["main"]
 
@@ -106,6 +107,12 @@ def _classify_image(client: Client, args: argparse.Namespace) -> None:
     _print(result, args.json, lambda r: _classification_text(r, args.images))
 
 
+def _detect_faces(client: Client, args: argparse.Namespace) -> None:
+    result = client.detect_faces(args.images, score_threshold=args.score_threshold,
+                                 max_detections=args.max_detections, model=args.model)
+    _print(result, args.json, lambda r: _faces_text(r, args.images))
+
+
 def _models(client: Client, args: argparse.Namespace) -> None:
     models = client.models()
     if args.json:
@@ -153,6 +160,17 @@ def _classification_text(result: Classification, inputs: Sequence[str]) -> str:
         if item.explanation is not None and item.explanation.tokens is not None:
             weights = " ".join(f"{t.text}({t.weight:+.2f})" for t in item.explanation.tokens)
             lines.append(f"why {item.explanation.label}: {weights}")
+        if len(result.data) > 1 and item.index < len(inputs):
+            lines.insert(0, f"# {inputs[item.index]}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _faces_text(result: FaceDetections, inputs: Sequence[str]) -> str:
+    blocks = []
+    for item in result.data:
+        lines = [f"{face.score:7.4f}  box {face.box.x1:.0f},{face.box.y1:.0f} - {face.box.x2:.0f},{face.box.y2:.0f}"
+                 for face in item.faces] or ["no face found"]
         if len(result.data) > 1 and item.index < len(inputs):
             lines.insert(0, f"# {inputs[item.index]}")
         blocks.append("\n".join(lines))
@@ -222,6 +240,10 @@ def _parser() -> argparse.ArgumentParser:
     classify_image = add("classify-image", _classify_image, "label image files")
     classify_image.add_argument("images", nargs="+", metavar="PATH")
     classify_image.add_argument("--top-k", type=int)
+    detect_faces = add("detect-faces", _detect_faces, "find faces in image files (score and box, in pixels)")
+    detect_faces.add_argument("images", nargs="+", metavar="PATH")
+    detect_faces.add_argument("--score-threshold", type=float)
+    detect_faces.add_argument("--max-detections", type=int)
     add("models", _models, "list the served models")
     return parser
 

@@ -40,8 +40,11 @@ from .types import (
     Completion,
     CompletionChunk,
     CompletionRequest,
+    DetectionRequest,
     EmbeddingRequest,
     Embeddings,
+    FaceComparison,
+    FaceDetections,
     ImageClassificationRequest,
     ModelInfo,
     ModelList,
@@ -59,6 +62,9 @@ CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 CLASSIFY_TEXT = "/v1/classify/text"
 CLASSIFY_IMAGE = "/v1/classify/image"
+DETECT_FACES = "/v1/detect/faces"
+EMBED_FACES = "/v1/faces/embeddings"
+SAME_PERSON = 0.6  # dlib's threshold for its 128-d face vectors (the default face-embedding model)
 MODELS = "/v1/models"
 
 
@@ -436,6 +442,73 @@ class Client:
             timeout=timeout, headers=extra_headers,
         )
 
+    # ------------------------------------------------------------------ faces
+
+    def detect_faces(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> FaceDetections:
+        """Find faces in one image or several (``POST /v1/detect/faces``, multipart upload).
+
+        Images are given as for :meth:`classify_image`. ``score_threshold`` leaves out faces the model is
+        less sure of (MTCNN keeps only faces above 0.7 in any case); of two faces overlapping more than
+        ``iou_threshold`` (default 0.45) the better is kept; ``max_detections`` (default 100) caps each
+        image's list. Boxes and landmarks are in the pixels of each image as sent. ``.faces`` is the first
+        image's list, best first; a notebook shows each image with its faces marked (the result keeps the
+        uploaded images for that, in memory only).
+        """
+        return self._faces(DETECT_FACES, images, score_threshold, iou_threshold, max_detections, model,
+                           timeout, extra_headers)
+
+    def embed_faces(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> FaceDetections:
+        """Find faces and give each a vector (``POST /v1/faces/embeddings``): as :meth:`detect_faces`, with
+        ``face.embedding`` set. Two faces whose vectors lie less than 0.6 apart (``face.distance(other)``) show
+        the same person, for the default model (dlib's 128-d vectors)."""
+        return self._faces(EMBED_FACES, images, score_threshold, iou_threshold, max_detections, model,
+                           timeout, extra_headers)
+
+    def compare_faces(
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        threshold: float = SAME_PERSON,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> FaceComparison:
+        """Whether two photos show the same person: the distance between the best face of each (one call to
+        :meth:`embed_faces` with both images) and ``same_person = distance < threshold``.
+
+        Raises ``MaasError`` when a photo holds no face the model finds.
+        """
+        found = self.embed_faces([a, b], model=model, timeout=timeout, extra_headers=extra_headers)
+        faces = {item.index: item.faces for item in found.data}
+        missing = [name for index, name in enumerate("ab") if not faces.get(index)]
+        if missing:
+            raise MaasError(f"no face found in image {' or '.join(missing)}; nothing to compare")
+        face_a, face_b = faces[0][0], faces[1][0]
+        distance = face_a.distance(face_b)
+        return FaceComparison(distance=distance, threshold=threshold, same_person=distance < threshold,
+                              a=face_a, b=face_b)
+
     # ------------------------------------------------------------------ models
 
     def models(
@@ -486,6 +559,27 @@ class Client:
         return self._transport.stream(
             path, chunk, json=request.to_body(), timeout=timeout, headers=headers
         )
+
+    def _faces(
+        self,
+        route: str,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float | None,
+        iou_threshold: float | None,
+        max_detections: int | None,
+        model: str | None,
+        timeout: TimeoutTypes | None,
+        headers: Mapping[str, str] | None,
+    ) -> FaceDetections:
+        form = DetectionRequest(model=model or self._default_model(route), score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
+        parts = _image_parts(images)
+        result = self._transport.request(
+            "POST", route, FaceDetections, files=[("image", part) for part in parts], data=form.to_form(),
+            timeout=timeout, headers=headers,
+        )
+        result._attach_images([(content, content_type) for _, content, content_type in parts])
+        return result
 
     def _default_model(self, route: str) -> str:
         return self._directory.default_for(route, self.base_url, self.models)
