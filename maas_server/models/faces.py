@@ -22,7 +22,7 @@ threshold): a request's ``score_threshold`` can only be stricter than that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,8 @@ class Mtcnn:
 
     @torch.no_grad()
     def detect(self, batch: list[Prepared]) -> list[list[Detected]]:
-        """Each image's faces, best first, as its query asks (in pixels of the image given)."""
+        """Each image's faces, best first, as its query asks (in pixels of the image given; a box may reach past
+        the image's edge for a face that touches it)."""
         found: list[list[Detected]] = [[] for _ in batch]
         for size, indices in _by_size(batch).items():
             if min(size) < MIN_FACE:
@@ -114,7 +115,8 @@ class FaceDetectionModel:
         self.detect([prepare(DetectionQuery(Image.new("RGB", (64, 64))))])
 
     def detect(self, batch: list[Prepared]) -> list[Detections]:
-        return [Detections(*item.size, faces) for item, faces in zip(batch, self.mtcnn.detect(batch))]
+        return [Detections(*item.size, [_clipped(face, *item.size) for face in faces])
+                for item, faces in zip(batch, self.mtcnn.detect(batch))]
 
 
 class FaceEmbeddingModel:
@@ -156,7 +158,8 @@ class FaceEmbeddingModel:
         results = []
         for item, faces in zip(batch, self.mtcnn.detect(batch)):
             rgb = item.pixels.numpy()
-            embedded = [Detected(f.label, f.score, f.box, f.landmarks, self._vector(rgb, f.box)) for f in faces]
+            # dlib aligns from MTCNN's own box: one clipped at the image's edge would skew the face.
+            embedded = [replace(_clipped(f, *item.size), embedding=self._vector(rgb, f.box)) for f in faces]
             results.append(Detections(*item.size, embedded))
         return results
 
@@ -197,12 +200,13 @@ def _selected(boxes: np.ndarray, points: np.ndarray, item: Prepared) -> list[Det
     query = item.query
     order = nms(torch.from_numpy(boxes[:, :4]), torch.from_numpy(boxes[:, 4]), query.iou_threshold)  # best first
     kept = [i for i in order.tolist() if boxes[i, 4] >= query.score_threshold][:query.max_detections]
-    width, height = item.size
-    return [Detected("face", float(boxes[i, 4]), _clipped(boxes[i, :4], width, height),
+    return [Detected("face", float(boxes[i, 4]), Box(*(float(v) for v in boxes[i, :4])),
                      tuple((float(x), float(y)) for x, y in points[i])) for i in kept]
 
 
-def _clipped(box: np.ndarray, width: int, height: int) -> Box:
-    # MTCNN's square boxes may reach past the image's edge for a face that touches it.
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return Box(min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+def _clipped(face: Detected, width: int, height: int) -> Detected:
+    """The face with its box inside the image (MTCNN's square boxes may reach past the edge of a face that
+    touches it), as clients draw and crop it."""
+    box = face.box
+    return replace(face, box=Box(min(max(box.x1, 0.0), width), min(max(box.y1, 0.0), height),
+                                 min(max(box.x2, 0.0), width), min(max(box.y2, 0.0), height)))

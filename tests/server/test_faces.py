@@ -182,7 +182,7 @@ def test_models_list_says_where_the_face_models_run(client: FlaskClient) -> None
 
 def test_selection_keeps_the_best_of_overlapping_faces_above_the_score() -> None:
     torch = pytest.importorskip("torch")
-    from maas_server.models.faces import Prepared, _selected
+    from maas_server.models.faces import Prepared, _clipped, _selected
 
     boxes = np.array([[10, 10, 50, 50, 0.80], [20, 10, 60, 50, 0.95], [70, 70, 90, 90, 0.75], [-5, 90, 30, 130, 0.9]],
                      np.float32)  # the first two overlap with IoU 0.6; the last reaches past the image's edges
@@ -197,7 +197,10 @@ def test_selection_keeps_the_best_of_overlapping_faces_above_the_score() -> None
     assert len(kept(score_threshold=0.0, iou_threshold=0.7)) == 4
     assert [round(s, 2) for s, *_ in kept(score_threshold=0.85)] == [0.95, 0.9]
     assert len(kept(score_threshold=0.0, max_detections=2)) == 2
-    assert kept(score_threshold=0.89)[1][1:] == (0.0, 90.0, 30.0, 100.0)  # clipped to the 120 x 100 image
+    edge = _selected(boxes, points, Prepared(torch.zeros((100, 120, 3), dtype=torch.uint8),
+                                             DetectionQuery(None, score_threshold=0.89)))[1]
+    assert _clipped(edge, 120, 100).box == Box(0.0, 90.0, 30.0, 100.0)  # in the 120 x 100 image, as clients get it
+    assert edge.box == Box(-5.0, 90.0, 30.0, 130.0)  # MTCNN's own box: what dlib aligns the face from
 
 
 # -- personal data: never in the log
