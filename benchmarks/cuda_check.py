@@ -81,7 +81,7 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device here; use --device cpu for a smoke run", file=sys.stderr)
         return 2
-    os.environ["MAAS_DEVICE"] = args.device  # the loader and the server's workers both read it
+    os.environ["MAAS_DEVICE"] = args.device  # the settings read it, here (the loader) and in the server
     if args.device.startswith("cuda"):
         print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     tokens = 64 if args.device.startswith("cuda") else 8

@@ -3,6 +3,7 @@
     make bench                                  # everything (~15 min on 2 cores)
     .venv/bin/python benchmarks/run.py --quick  # fewer requests, a smoke run
     .venv/bin/python benchmarks/run.py --only generation,overload
+    .venv/bin/python benchmarks/run.py --quick --only entities
 
 Absolute numbers move from machine to machine; the ratios measured in one run are the figures
 that matter: server / in-process limit, and server / peer. The peer for generation is
@@ -33,7 +34,8 @@ from typing import Any
 
 import requests
 
-from maas_server.config import default_config_text, load_config
+from maas_server.config import default_config_text
+from maas_server.settings import load_settings
 from maas_server.testing import ServerProcess, free_port
 
 SENTENCES = [f"Sentence number {i} is about cats, markets and the weather in spring." for i in range(64)]
@@ -48,6 +50,12 @@ MIXED_PROMPTS = [  # different lengths, for the mixed workload
     "curious about Earth, a planet they had only seen in pictures, and one of them decided",
 ]
 GEN_MODEL, EMB_MODEL, IMG_MODEL = "smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0"
+NER_MODEL = "en-core-web-sm"
+# Sentences with entities in them (people, places, organisations, dates, money), of a few lengths.
+NER_TEXTS = [f"In {1990 + i % 30}, Angela Merkel met Tim Cook of Apple in Paris to discuss a ${i + 1} billion deal."
+             if i % 2 else f"Sentence number {i} is about Ada Lovelace, London and the weather in spring."
+             for i in range(64)]
+DET_MODEL = "yolov3-tiny"
 
 
 @dataclass
@@ -86,7 +94,7 @@ def drive(concurrency: int, total: int, call: Callable[[int], Any]) -> tuple[flo
 def load(name: str) -> Any:
     from maas_server.runtime.registry import load_configured_model
 
-    config = load_config()
+    config = load_settings()
     return load_configured_model(config.model(name), config)
 
 
@@ -106,6 +114,15 @@ def inprocess_embedding_latency_ms(model: Any) -> float:
     return statistics.median(latencies) * 1000
 
 
+def inprocess_entities(model: Any, batch: int, rounds: int) -> float:
+    from maas_server.models.base import EntityItem
+
+    start = time.perf_counter()
+    for _ in range(rounds):
+        model.extract([model.prepare(EntityItem(text)) for text in NER_TEXTS[:batch]])
+    return batch * rounds / (time.perf_counter() - start)
+
+
 def inprocess_generation(model: Any, batch: int, tokens: int) -> float:
     """A static batch: `batch` copies of the prompt decoded together (left-padded), greedy."""
     from maas_server.models.base import GenerationRequest
@@ -123,6 +140,18 @@ def inprocess_images(model: Any, batch: int, rounds: int, jpeg: bytes) -> float:
     start = time.perf_counter()
     for _ in range(rounds):
         model.classify([model.prepare(Image.open(io.BytesIO(jpeg))) for _ in range(batch)])
+    return batch * rounds / (time.perf_counter() - start)
+
+
+def inprocess_detection(model: Any, batch: int, rounds: int, jpeg: bytes) -> float:
+    """From JPEG bytes to boxes, one forward pass per batch (the server decodes too)."""
+    from PIL import Image
+
+    from maas_server.models.base import DetectionQuery
+
+    start = time.perf_counter()
+    for _ in range(rounds):
+        model.run([model.prepare(DetectionQuery(Image.open(io.BytesIO(jpeg)))) for _ in range(batch)])
     return batch * rounds / (time.perf_counter() - start)
 
 
@@ -201,11 +230,27 @@ def embeddings_load(url: str, concurrency: int, total: int) -> Row:
                percentile_ms(latencies, .95))
 
 
+def entities_load(url: str, concurrency: int, total: int) -> Row:
+    client = KeepAliveClient(url)
+    payloads = [json.dumps({"input": text}).encode() for text in NER_TEXTS]
+    wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/entities", payloads[i % 64]))
+    return Row("entities", f"server c={concurrency}", total / wall, "texts/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95))
+
+
 def images_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
     client = KeepAliveClient(url)
     payload = json.dumps({"image": base64.b64encode(jpeg).decode(), "top_k": 1}).encode()
     wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/classify/image", payload))
     return Row("image", f"server c={concurrency}", total / wall, "images/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95))
+
+
+def detection_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
+    client = KeepAliveClient(url)
+    payload = json.dumps({"image": base64.b64encode(jpeg).decode()}).encode()
+    wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/detect/objects", payload))
+    return Row("detection", f"server c={concurrency}", total / wall, "images/s", percentile_ms(latencies, .5),
                percentile_ms(latencies, .95))
 
 
@@ -253,7 +298,7 @@ def converted_model_dir() -> str:
     """The safetensors folder the server converted the GGUF model into (the peer loads the same one)."""
     from maas_server.models.sources import resolve_source
 
-    config = load_config()
+    config = load_settings()
     gguf = Path(resolve_source(config.model(GEN_MODEL).source))
     folders = sorted((config.cache_dir / "gguf").glob(f"{gguf.stem}-*"), key=lambda p: p.stat().st_mtime)
     if not folders:
@@ -317,6 +362,23 @@ def bench_embeddings(quick: bool) -> list[Row]:
     return rows
 
 
+def bench_entities(quick: bool) -> list[Row]:
+    """NER (spaCy, CPU): one sentence per request, as embeddings; the limit is in-process batch 32."""
+    scale = 1 if quick else 3
+    model = load(NER_MODEL)
+    inprocess_entities(model, 32, 2)  # warm
+    limit = inprocess_entities(model, 32, 4 * scale)
+    rows = [Row("entities", "in-process batch 32", limit, "texts/s"),
+            Row("entities", "in-process batch 1", inprocess_entities(model, 1, 64 * scale), "texts/s")]
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([NER_MODEL], Path(tmp))) as url:
+        entities_load(url, 4, 32)  # warm the HTTP path
+        for c in (1, 16):
+            row = entities_load(url, c, 64 * scale)
+            row.vs_limit = row.rate / limit
+            rows.append(row)
+    return rows
+
+
 def bench_images(quick: bool) -> list[Row]:
     import skimage.data
     from PIL import Image
@@ -337,6 +399,42 @@ def bench_images(quick: bool) -> list[Row]:
         images_load(url, 4, 8, buffer.getvalue())  # warm
         for c in (1, 4, 16):
             row = images_load(url, c, 32 * rounds, buffer.getvalue())
+            row.vs_limit = row.rate / limit
+            rows.append(row)
+    return rows
+
+
+def collage_jpeg() -> bytes:
+    """Four of scikit-image's pictures on a 900x600 sheet (the integration test's collage): four objects to find."""
+    import skimage.data
+    from PIL import Image
+
+    sheet = Image.new("RGB", (900, 600), "white")
+    pictures = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.stereo_motorcycle()[0],
+                skimage.data.coffee()]
+    for i, array in enumerate(pictures):
+        picture = Image.fromarray(array)
+        picture.thumbnail((450, 300))
+        sheet.paste(picture, ((i % 2) * 450, (i // 2) * 300))
+    buffer = io.BytesIO()
+    sheet.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def bench_detection(quick: bool) -> list[Row]:
+    jpeg = collage_jpeg()
+    rounds = 1 if quick else 2
+    model = load(DET_MODEL)
+    inprocess_detection(model, 2, 1, jpeg)  # warm
+    by_batch = {b: inprocess_detection(model, b, max(1, rounds * 8 // b), jpeg) for b in (1, 4, 8)}
+    best = max(by_batch, key=by_batch.__getitem__)
+    limit = by_batch[best]
+    rows = [Row("detection", f"in-process batch {b}" + (" (best)" if b == best else ""), r, "images/s")
+            for b, r in by_batch.items()]
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([DET_MODEL], Path(tmp))) as url:
+        detection_load(url, 4, 4, jpeg)  # warm
+        for c in (1, 16):
+            row = detection_load(url, c, (16 if c > 1 else 4) * rounds, jpeg)
             row.vs_limit = row.rate / limit
             rows.append(row)
     return rows
@@ -387,8 +485,8 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument("--only", default="generation,embeddings,images,overload",
-                        help="comma-separated sections: generation, embeddings, images, overload")
+    parser.add_argument("--only", default="generation,embeddings,images,entities,detection,overload",
+                        help="comma-separated sections: generation, embeddings, images, entities, detection, overload")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -400,6 +498,10 @@ def main() -> int:
         rows += bench_embeddings(args.quick)
     if "images" in sections:
         rows += bench_images(args.quick)
+    if "entities" in sections:
+        rows += bench_entities(args.quick)
+    if "detection" in sections:
+        rows += bench_detection(args.quick)
     if "overload" in sections:
         rows += bench_overload(args.quick)
     print_table(rows)

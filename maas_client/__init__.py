@@ -10,6 +10,8 @@
     client.embed(["a", "b"]).vectors
     client.classify_text("I love it", labels=["positive", "negative"]).labels
     client.classify_image("cat.jpg").labels
+    client.extract_entities("Angela Merkel visited Paris.").entities
+    client.detect_objects("street.jpg").objects
     client.compare_faces("me.jpg", "passport.jpg").same_person
 
 Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
@@ -47,15 +49,21 @@ from .types import (
     ClassificationItem,
     Completion,
     CompletionChunk,
+    DetectedObject,
     Embedding,
     Embeddings,
     Explanation,
+    Entities,
+    Entity,
+    EntityResult,
     Face,
     FaceComparison,
     FaceDetectionItem,
     FaceDetections,
     LabelScore,
     ModelInfo,
+    ObjectDetectionItem,
+    ObjectDetections,
     Point,
     TokenWeight,
     Usage,
@@ -79,8 +87,12 @@ __all__ = [
     "Client",
     "Completion",
     "CompletionChunk",
+    "DetectedObject",
     "Embedding",
     "Embeddings",
+    "Entities",
+    "Entity",
+    "EntityResult",
     "Explanation",
     "Face",
     "FaceComparison",
@@ -93,6 +105,8 @@ __all__ = [
     "MessageInput",
     "ModelInfo",
     "NotFoundError",
+    "ObjectDetectionItem",
+    "ObjectDetections",
     "PermissionDeniedError",
     "Point",
     "RateLimitError",

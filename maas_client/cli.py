@@ -7,6 +7,8 @@
     maas embed "first text" "second text"
     maas classify-text "I love it" --labels positive negative
     maas classify-image cat.jpg
+    maas entities "Angela Merkel visited Paris in 2019."   # or: maas entities < article.txt
+    maas detect-objects street.jpg --score-threshold 0.4
     maas detect-faces photo.jpg
     maas models
 
@@ -23,14 +25,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from ._version import __version__
 from .client import Client
 from .errors import MaasError
-from .types import Classification, FaceDetections, ModelInfo
+from .types import Classification, Entities, FaceDetections, ModelInfo, ObjectDetections
 
 __all__ = ["main"]
 
@@ -107,6 +109,19 @@ def _classify_image(client: Client, args: argparse.Namespace) -> None:
     _print(result, args.json, lambda r: _classification_text(r, args.images))
 
 
+def _entities(client: Client, args: argparse.Namespace) -> None:
+    texts = args.texts or [_text_or_stdin(None, "a text")]
+    result = client.extract_entities(texts, model=args.model, aggregation=args.aggregation)
+    _print(result, args.json, lambda r: _entities_text(r, texts))
+
+
+def _detect_objects(client: Client, args: argparse.Namespace) -> None:
+    result = client.detect_objects(args.images, score_threshold=args.score_threshold,
+                                   iou_threshold=args.iou_threshold, max_detections=args.max_detections,
+                                   model=args.model)
+    _print(result, args.json, lambda r: _detections_text(r, args.images))
+
+
 def _detect_faces(client: Client, args: argparse.Namespace) -> None:
     result = client.detect_faces(args.images, score_threshold=args.score_threshold,
                                  max_detections=args.max_detections, model=args.model)
@@ -166,13 +181,52 @@ def _classification_text(result: Classification, inputs: Sequence[str]) -> str:
     return "\n\n".join(blocks)
 
 
-def _faces_text(result: FaceDetections, inputs: Sequence[str]) -> str:
+def _entities_text(result: Entities, inputs: Sequence[str]) -> str:
+    """One line per entity: its characters, label and text (and score when the model gives one)."""
     blocks = []
     for item in result.data:
-        lines = [f"{face.score:7.4f}  box {face.box.x1:.0f},{face.box.y1:.0f} - {face.box.x2:.0f},{face.box.y2:.0f}"
-                 for face in item.faces] or ["no face found"]
+        lines = [
+            f"{e.start:>5}:{e.end:<5}  {e.label:<12}  {e.text}" + (f"  ({e.score:.3f})" if e.score is not None else "")
+            for e in item.entities
+        ] or ["(no entities)"]
         if len(result.data) > 1 and item.index < len(inputs):
             lines.insert(0, f"# {inputs[item.index]}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+class _Image(Protocol):
+    """What a per-image result row has in common (ObjectDetections' and FaceDetections' items)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+
+
+def _detections_text(result: ObjectDetections, inputs: Sequence[str]) -> str:
+    """One line per object: score, label and box (x1 y1 x2 y2, in the image's pixels)."""
+    return _per_image(result.data, inputs, lambda item: [
+        f"{o.score:7.4f}  {o.label:<14} {o.box.x1:.0f} {o.box.y1:.0f} {o.box.x2:.0f} {o.box.y2:.0f}"
+        for o in item.objects] or ["(nothing found)"])
+
+
+def _faces_text(result: FaceDetections, inputs: Sequence[str]) -> str:
+    """One line per face: score and box (x1 y1 x2 y2, in the image's pixels), as detect-objects prints them."""
+    return _per_image(result.data, inputs, lambda item: [
+        f"{f.score:7.4f}  face {f.box.x1:.0f} {f.box.y1:.0f} {f.box.x2:.0f} {f.box.y2:.0f}"
+        for f in item.faces] or ["(no face found)"])
+
+
+def _per_image(data: Sequence[_Image], inputs: Sequence[str], lines_of: Callable[[Any], list[str]]) -> str:
+    """A block of lines per image, headed by its file name and size when there are several."""
+    blocks = []
+    for item in data:
+        lines = lines_of(item)
+        if len(data) > 1 and item.index < len(inputs):
+            lines.insert(0, f"# {inputs[item.index]} ({item.width}x{item.height})")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -240,10 +294,20 @@ def _parser() -> argparse.ArgumentParser:
     classify_image = add("classify-image", _classify_image, "label image files")
     classify_image.add_argument("images", nargs="+", metavar="PATH")
     classify_image.add_argument("--top-k", type=int)
+    entities = add("entities", _entities, "find named entities (people, places, dates...) in texts")
+    entities.add_argument("texts", nargs="*", help="the text(s) (default: read stdin)")
+    entities.add_argument("--aggregation", choices=["simple", "none"], default="simple",
+                          help="simple: one span per entity; none: one line per token, with its IOB tag")
+    detect_objects = add("detect-objects", _detect_objects, "find labelled objects in image files (boxes in pixels)")
+    detect_objects.add_argument("images", nargs="+", metavar="PATH")
+    detect_objects.add_argument("--score-threshold", type=float, help="leave out less sure finds (default 0.25)")
+    detect_objects.add_argument("--iou-threshold", type=float, help="overlap above which boxes merge (default 0.45)")
+    detect_objects.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
     detect_faces = add("detect-faces", _detect_faces, "find faces in image files (score and box, in pixels)")
     detect_faces.add_argument("images", nargs="+", metavar="PATH")
-    detect_faces.add_argument("--score-threshold", type=float)
-    detect_faces.add_argument("--max-detections", type=int)
+    detect_faces.add_argument("--score-threshold", type=float,
+                              help="leave out less sure faces (MTCNN keeps only faces above 0.7 anyway)")
+    detect_faces.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
     add("models", _models, "list the served models")
     return parser
 

@@ -43,11 +43,14 @@ from .types import (
     DetectionRequest,
     EmbeddingRequest,
     Embeddings,
+    Entities,
+    EntityRequest,
     FaceComparison,
     FaceDetections,
     ImageClassificationRequest,
     ModelInfo,
     ModelList,
+    ObjectDetections,
     TextClassificationRequest,
     _Request,
 )
@@ -62,6 +65,8 @@ CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 CLASSIFY_TEXT = "/v1/classify/text"
 CLASSIFY_IMAGE = "/v1/classify/image"
+ENTITIES = "/v1/entities"
+DETECT_OBJECTS = "/v1/detect/objects"
 DETECT_FACES = "/v1/detect/faces"
 EMBED_FACES = "/v1/faces/embeddings"
 SAME_PERSON = 0.6  # dlib's threshold for its 128-d face vectors (the default face-embedding model)
@@ -77,6 +82,7 @@ class _SavableImage(Protocol):
 ImageInput = str | os.PathLike[str] | bytes | bytearray | IO[bytes] | _SavableImage
 MessageInput = ChatMessage | Mapping[str, Any]
 M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D", ObjectDetections, FaceDetections)  # what the detection routes answer
 
 
 class Client:
@@ -442,7 +448,56 @@ class Client:
             timeout=timeout, headers=extra_headers,
         )
 
-    # ------------------------------------------------------------------ faces
+    # ------------------------------------------------------------------ named entities
+
+    def extract_entities(
+        self,
+        input: str | Sequence[str],
+        model: str | None = None,
+        aggregation: Literal["simple", "none"] = "simple",
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Entities:
+        """Find the named entities of one text or several (``POST /v1/entities``).
+
+        Each :class:`Entity` has its ``text``, ``label`` (``PERSON``, ``GPE``...), ``start`` and
+        ``end`` (character offsets: ``text == input[start:end]``) and ``score`` (``None`` when the
+        model gives no probability, as spaCy pipelines do). ``aggregation="simple"`` gives one
+        span per entity; ``"none"`` one row per token inside an entity, labelled with its IOB tag
+        (``B-PERSON``, ``I-PERSON``). ``.entities`` is the first input's entities.
+        """
+        request = EntityRequest(
+            model=model or self._default_model(ENTITIES), input=_str_or_list(input), aggregation=aggregation
+        )
+        result = self._post(ENTITIES, request, Entities, timeout, extra_headers)
+        return result._with_texts([input] if isinstance(input, str) else list(input))
+
+    # ------------------------------------------------------------------ objects and faces
+
+    def detect_objects(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ObjectDetections:
+        """Find labelled objects in one image or several (``POST /v1/detect/objects``, multipart upload).
+
+        Images are given as for :meth:`classify_image`. ``score_threshold`` (server default 0.25)
+        leaves out what the model is less sure of; boxes of one label overlapping more than
+        ``iou_threshold`` (default 0.45) count as one object; ``max_detections`` (default 100)
+        caps each image's list. Boxes are in the pixels of each image as sent. ``.objects`` is the
+        first image's list, best first; the result keeps the uploaded images, so that a notebook
+        shows each one with its boxes drawn over it.
+        """
+        form = DetectionRequest(model=model or self._default_model(DETECT_OBJECTS), score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
+        return self._detect(DETECT_OBJECTS, ObjectDetections, images, form, timeout, extra_headers)
 
     def detect_faces(
         self,
@@ -464,8 +519,9 @@ class Client:
         image's list, best first; a notebook shows each image with its faces marked (the result keeps the
         uploaded images for that, in memory only).
         """
-        return self._faces(DETECT_FACES, images, score_threshold, iou_threshold, max_detections, model,
-                           timeout, extra_headers)
+        form = DetectionRequest(model=model or self._default_model(DETECT_FACES), score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
+        return self._detect(DETECT_FACES, FaceDetections, images, form, timeout, extra_headers)
 
     def embed_faces(
         self,
@@ -481,8 +537,9 @@ class Client:
         """Find faces and give each a vector (``POST /v1/faces/embeddings``): as :meth:`detect_faces`, with
         ``face.embedding`` set. Two faces whose vectors lie less than 0.6 apart (``face.distance(other)``) show
         the same person, for the default model (dlib's 128-d vectors)."""
-        return self._faces(EMBED_FACES, images, score_threshold, iou_threshold, max_detections, model,
-                           timeout, extra_headers)
+        form = DetectionRequest(model=model or self._default_model(EMBED_FACES), score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
+        return self._detect(EMBED_FACES, FaceDetections, images, form, timeout, extra_headers)
 
     def compare_faces(
         self,
@@ -560,26 +617,23 @@ class Client:
             path, chunk, json=request.to_body(), timeout=timeout, headers=headers
         )
 
-    def _faces(
+    def _detect(
         self,
         route: str,
+        result: type[D],
         images: ImageInput | Sequence[ImageInput],
-        score_threshold: float | None,
-        iou_threshold: float | None,
-        max_detections: int | None,
-        model: str | None,
+        form: DetectionRequest,
         timeout: TimeoutTypes | None,
         headers: Mapping[str, str] | None,
-    ) -> FaceDetections:
-        form = DetectionRequest(model=model or self._default_model(route), score_threshold=score_threshold,
-                                iou_threshold=iou_threshold, max_detections=max_detections)
+    ) -> D:
+        """Upload the images with the form; the result keeps them (in memory) for its notebook view."""
         parts = _image_parts(images)
-        result = self._transport.request(
-            "POST", route, FaceDetections, files=[("image", part) for part in parts], data=form.to_form(),
+        found = self._transport.request(
+            "POST", route, result, files=[("image", part) for part in parts], data=form.to_form(),
             timeout=timeout, headers=headers,
         )
-        result._attach_images([(content, content_type) for _, content, content_type in parts])
-        return result
+        found._attach_images([(content, content_type) for _, content, content_type in parts])
+        return found
 
     def _default_model(self, route: str) -> str:
         return self._directory.default_for(route, self.base_url, self.models)

@@ -13,11 +13,14 @@ import base64
 import html
 import math
 import sys
+import zlib
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 __all__ = [
+    "Box",
     "ChatChoice",
     "ChatChoiceLogprobs",
     "ChatChunkChoice",
@@ -34,12 +37,16 @@ __all__ = [
     "CompletionChunk",
     "CompletionLogprobs",
     "CompletionRequest",
-    "Box",
     "ContentPart",
+    "DetectedObject",
     "DetectionRequest",
     "Embedding",
     "EmbeddingRequest",
     "Embeddings",
+    "Entities",
+    "Entity",
+    "EntityRequest",
+    "EntityResult",
     "Explanation",
     "Face",
     "FaceComparison",
@@ -49,6 +56,8 @@ __all__ = [
     "LabelScore",
     "ModelInfo",
     "ModelList",
+    "ObjectDetectionItem",
+    "ObjectDetections",
     "Point",
     "TextClassificationRequest",
     "TokenWeight",
@@ -162,9 +171,17 @@ class ImageClassificationRequest(_Request):
         return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.to_body().items()}
 
 
+class EntityRequest(_Request):
+    """Body of ``POST /v1/entities``."""
+
+    model: str
+    input: str | list[str]
+    aggregation: Literal["simple", "none"] | None = None
+
+
 class DetectionRequest(_Request):
-    """Form fields of the detection routes (``POST /v1/detect/faces``, ``/v1/faces/embeddings``); the images
-    travel as file parts."""
+    """Form fields of the detection routes (``POST /v1/detect/objects``, ``/v1/detect/faces``,
+    ``/v1/faces/embeddings``); the images travel as file parts."""
 
     model: str
     score_threshold: float | None = None
@@ -480,7 +497,106 @@ def _percent(score: float) -> float:
     return min(max(score, 0.0), 1.0) * 100
 
 
-# ---------------------------------------------------------------------------- faces
+# ---------------------------------------------------------------------------- named entities
+
+
+class Entity(_Response):
+    """A named entity found in an input: ``input[start:end] == text`` (character offsets).
+
+    ``label`` is its type (``PERSON``, ``GPE``...), or with ``aggregation="none"`` a token's IOB
+    tag (``B-PERSON``). ``score`` is the model's probability, or ``None`` when the model gives
+    none (spaCy pipelines, such as maas's default ``en-core-web-sm``).
+    """
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float | None = None
+
+
+class EntityResult(_Response):
+    """The entities of one input, in the order they occur."""
+
+    index: int = 0
+    entities: list[Entity]
+
+
+class Entities(_Response):
+    """Result of :meth:`Client.extract_entities`.
+
+    ``data`` holds one item per input; ``entities`` is a shortcut for the first input's. In a
+    notebook the result shows each input with its entities highlighted (the client keeps the
+    texts it sent for that; they are not part of the server's answer).
+    """
+
+    object: str = "list"
+    model: str = ""
+    data: list[EntityResult]
+    usage: Usage | None = None
+    _texts: list[str] | None = PrivateAttr(default=None)
+
+    @property
+    def entities(self) -> list[Entity]:
+        """The first input's entities."""
+        return self.data[0].entities if self.data else []
+
+    def _with_texts(self, texts: Sequence[str]) -> Entities:
+        self._texts = list(texts)
+        return self
+
+    def _repr_html_(self) -> str:
+        """Each input with its entities highlighted inline (or a table when the texts are unknown)."""
+        texts = self._texts or []
+        items = "".join(
+            _entities_html(item, texts[item.index] if item.index < len(texts) else None, len(self.data) > 1)
+            for item in self.data
+        )
+        title = html.escape(self.model or "entities")
+        return (
+            '<div class="maas-entities" style="font-family:sans-serif;font-size:13px">'
+            f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>'
+        )
+
+
+_PALETTE = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb")
+
+
+def _entities_html(item: EntityResult, text: str | None, numbered: bool) -> str:
+    heading = f'<div style="color:#666">input {item.index}</div>' if numbered else ""
+    if text is None:
+        rows = "".join(
+            f"<tr><td>{html.escape(e.text)}</td><td>{html.escape(e.label)}</td>"
+            f"<td>{e.start}:{e.end}</td><td>{_score_text(e.score)}</td></tr>"
+            for e in item.entities
+        )
+        return f'{heading}<table style="margin-bottom:6px">{rows}</table>'
+    style = "white-space:pre-wrap;line-height:1.9;margin-bottom:6px"  # keep the text's own line breaks
+    return f'{heading}<div style="{style}">{_highlighted(text, item.entities)}</div>'
+
+
+def _highlighted(text: str, entities: list[Entity]) -> str:
+    """`text`, escaped, with each entity wrapped in a coloured <mark> labelled with its type."""
+    parts, position = [], 0
+    for entity in sorted(entities, key=lambda e: (e.start, e.end)):
+        if entity.start < position or text[entity.start:entity.end] != entity.text:
+            continue  # overlapping, or not this text's characters: leave it out rather than garble the text
+        colour = _PALETTE[zlib.crc32(entity.label.encode()) % len(_PALETTE)]  # stable across sessions
+        tip = html.escape(f"{entity.label} {_score_text(entity.score)}", quote=True)
+        parts.append(html.escape(text[position:entity.start]))
+        parts.append(
+            f'<mark title="{tip}" style="background:{colour};padding:1px 3px;border-radius:3px">'
+            f"{html.escape(entity.text)}"
+            f'<span style="font-size:9px;font-weight:bold;margin-left:3px">{html.escape(entity.label)}</span></mark>'
+        )
+        position = entity.end
+    parts.append(html.escape(text[position:]))
+    return "".join(parts)
+
+
+def _score_text(score: float | None) -> str:
+    return "-" if score is None else f"{score:.3f}"
+# ---------------------------------------------------------------------------- object detection
 
 
 class Box(_Response):
@@ -498,6 +614,96 @@ class Box(_Response):
     @property
     def height(self) -> float:
         return self.y2 - self.y1
+
+
+class DetectedObject(_Response):
+    """One thing found: its label, the model's confidence in [0, 1], and where it is."""
+
+    label: str
+    score: float
+    box: Box
+
+
+class ObjectDetectionItem(_Response):
+    """What was found in one image, best first; ``width`` and ``height`` are the image's size as sent."""
+
+    index: int = 0
+    width: int = 0
+    height: int = 0
+    objects: list[DetectedObject]
+    # The image as uploaded (bytes, content type), kept by Client.detect_objects for the notebook view.
+    _image: tuple[bytes, str] | None = PrivateAttr(default=None)
+
+    def _repr_html_(self) -> str:
+        """The image with each box and its label drawn over it (just the boxes when the image is not held)."""
+        return f'<div style="font-family:sans-serif;font-size:13px">{_detection_html(self)}</div>'
+
+
+class ObjectDetections(_Response):
+    """Result of :meth:`Client.detect_objects`: ``data`` holds one item per image, in order; ``objects`` is
+    the first image's, the common single-image case. A notebook shows each image with its boxes."""
+
+    object: str = "list"
+    model: str = ""
+    data: list[ObjectDetectionItem]
+    usage: Usage | None = None
+
+    @property
+    def objects(self) -> list[DetectedObject]:
+        """The first image's objects, best first."""
+        return self.data[0].objects if self.data else []
+
+    def _repr_html_(self) -> str:
+        title = html.escape(self.model or "object detection")
+        items = "".join(_detection_html(item) for item in self.data)
+        return (f'<div class="maas-detections" style="font-family:sans-serif;font-size:13px">'
+                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+
+    def _attach_images(self, images: list[tuple[bytes, str]]) -> None:
+        """Keep the uploaded images (bytes, content type) with their items, for :meth:`_repr_html_`."""
+        for item in self.data:
+            if 0 <= item.index < len(images):
+                item._image = images[item.index]
+
+
+# Formats a browser shows in an <img> (TIFF is not among them: the boxes are drawn on gray then).
+_BROWSER_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
+_BOX_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
+
+
+def _detection_html(item: ObjectDetectionItem) -> str:
+    """The image as a base64 <img> with an SVG of the boxes over it; the SVG's viewBox is the image's pixels,
+    so the boxes scale with the picture."""
+    width, height = max(item.width, 1), max(item.height, 1)
+    picture = _picture_html(item._image, width, height)
+    boxes = "".join(_box_svg(o, max(width, height)) for o in item.objects)
+    svg = (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+           f'style="position:absolute;left:0;top:0;width:100%;height:100%">{boxes}</svg>')
+    found = ", ".join(f"{html.escape(o.label)} {o.score:.2f}" for o in item.objects) or "nothing found"
+    return (f'<div style="color:#666">image {item.index}: {found}</div>'
+            f'<div style="position:relative;display:inline-block;width:{min(item.width, 512) or 512}px;'
+            f'max-width:100%;margin-bottom:6px">{picture}{svg}</div>')
+
+
+def _picture_html(image: tuple[bytes, str] | None, width: int, height: int) -> str:
+    """The uploaded image as a base64 <img>, or a grey area of its shape when a browser cannot show it."""
+    if image is not None and image[1] in _BROWSER_IMAGES:
+        return (f'<img src="data:{image[1]};base64,{base64.b64encode(image[0]).decode()}" '
+                'style="display:block;width:100%;height:auto">')
+    return f'<div style="width:100%;aspect-ratio:{width}/{height};background:#ddd"></div>'
+
+
+def _box_svg(found: DetectedObject, side: int) -> str:
+    colour = _BOX_COLOURS[sum(map(ord, found.label)) % len(_BOX_COLOURS)]  # one colour per label, stable
+    box, stroke, font = found.box, max(side / 200, 1), max(side / 40, 8)
+    text = html.escape(f"{found.label} {found.score:.2f}")
+    return (f'<rect x="{box.x1:.1f}" y="{box.y1:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" '
+            f'fill="none" stroke="{colour}" stroke-width="{stroke:.1f}"/>'
+            f'<text x="{box.x1:.1f}" y="{max(box.y1 - stroke, font):.1f}" fill="{colour}" font-size="{font:.1f}" '
+            f'font-family="sans-serif" paint-order="stroke" stroke="white" stroke-width="{stroke:.1f}">{text}</text>')
+
+
+# ---------------------------------------------------------------------------- faces
 
 
 class Point(_Response):
@@ -581,10 +787,6 @@ class FaceComparison(_Response):
     b: Face
 
 
-# Formats a browser shows in an <img> (TIFF is not among them: the marks are drawn on grey then).
-_BROWSER_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
-
-
 def _faces_html(item: FaceDetectionItem) -> str:
     """The image as a base64 <img> with an SVG over it whose viewBox is the image's pixels, so the marks scale
     with the picture."""
@@ -597,13 +799,6 @@ def _faces_html(item: FaceDetectionItem) -> str:
     return (f'<div style="color:#666">image {item.index}: {caption}</div>'
             f'<div style="position:relative;display:inline-block;width:{min(item.width, 512) or 512}px;'
             f'max-width:100%;margin-bottom:6px">{_picture_html(item._image, width, height)}{svg}</div>')
-
-
-def _picture_html(image: tuple[bytes, str] | None, width: int, height: int) -> str:
-    if image is not None and image[1] in _BROWSER_IMAGES:
-        return (f'<img src="data:{image[1]};base64,{base64.b64encode(image[0]).decode()}" '
-                'style="display:block;width:100%;height:auto">')
-    return f'<div style="width:100%;aspect-ratio:{width}/{height};background:#ddd"></div>'
 
 
 def _face_svg(face: Face, side: int) -> str:

@@ -7,44 +7,42 @@ models and runner threads (CUDA and threads do not survive a fork).
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 
 from flask import Flask, Response, current_app, g, request
 
-from .accounts import AccountSettings
-from .api import accounting, classify, detect, embeddings, generation, models, openapi
+from .api import accounting, classify, detect, embeddings, entities, generation, models, openapi
 from .api._common import ServerState
 from .api.admission import Admission
-from .config import ServerConfig, load_config
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
 from .runtime.registry import Loader, ModelRegistry, load_configured_model
+from .settings import Settings, load_settings
 
 _REQUEST_ID = "X-Request-ID"
 
 
-def create_app(config: ServerConfig | None = None, *, loader: Loader = load_configured_model,
-               load_models: bool = True, accounts: AccountSettings | None = None) -> Flask:
-    """Build the Flask app. `loader` is a seam for tests (fake models); models load in the background.
+def create_app(settings: Settings | None = None, *, loader: Loader = load_configured_model,
+               load_models: bool = True) -> Flask:
+    """Build the Flask app from the server's settings (read by `load_settings` when not given).
 
-    `accounts` says where keys, limits and usage live (default: from MAAS_* variables).
+    `loader` is a seam for tests (fake models); models load in the background.
     """
-    config = config or load_config()
+    settings = settings or load_settings()
     app = Flask("maas_server")
-    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    registry = ModelRegistry(config, timed_loader(loader))
-    app.extensions["maas"] = ServerState(config, registry, started=int(time.time()))
-    for blueprint in (generation.bp, embeddings.bp, classify.bp, detect.bp, models.bp, openapi.bp):
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    registry = ModelRegistry(settings, timed_loader(loader))
+    app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()))
+    for blueprint in (generation.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, models.bp, openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)
     app.before_request(_refuse_new_work_while_draining)
     app.after_request(_echo_request_id)
-    accounting.init_app(app, accounts)  # keys, rate limits, usage, /metrics, the request log
-    app.wsgi_app = Admission(app.wsgi_app, config.max_concurrent_requests)  # type: ignore[method-assign]
+    accounting.init_app(app, settings)  # keys, rate limits, usage, /metrics, the request log
+    app.wsgi_app = Admission(app.wsgi_app, settings.max_concurrent_requests)  # type: ignore[method-assign]
     if load_models:
         registry.load_in_background()
     return app
@@ -73,9 +71,10 @@ def _echo_request_id(response: Response) -> Response:
     return response
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """One JSON object per line on stderr (MAAS_LOG_FORMAT=text: plain lines)."""
-    if os.environ.get("MAAS_LOG_FORMAT", "json") == "json":
+def configure_logging(settings: Settings) -> None:
+    """Log at the settings' level, one JSON object per line on stderr (log_format "text": plain lines)."""
+    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
+    if settings.log_format == "json":
         configure_json_logging(level)
         return
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

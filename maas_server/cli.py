@@ -1,4 +1,4 @@
-"""`maas-server serve`: validate the config, then run the app under gunicorn.
+"""`maas-server serve`: read the settings once, then run the app under gunicorn with them.
 
 Defaults: one worker (one copy of every model; a second worker doubles memory and competes for
 the same cores) with many threads (our gthread worker, ops/worker.py), because request threads
@@ -10,15 +10,12 @@ before the thread pool runs out, and health checks always find a thread.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from typing import Any
 
 from .accounts import commands as account_commands
-from .config import ConfigError, load_config
-
-RESERVE_THREADS = 64  # beyond max_concurrent_requests: /health, /ready, /metrics and clients still sending
+from .config import ConfigError
+from .settings import RESERVE_THREADS, Settings, flags_from, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,51 +27,54 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        config = load_config(args.config)  # fail fast, with a readable message, before gunicorn starts
+        settings = load_settings(flags_from(args))  # read once, before gunicorn starts: a mistake stops here
     except ConfigError as exc:
         print(f"maas-server: {exc}", file=sys.stderr)
         return 2
-    refusal = account_commands.prepare_serve(args)
+    refusal = account_commands.prepare_serve(settings)
     if refusal:
         print(f"maas-server: {refusal}", file=sys.stderr)
         return 2
-    if args.threads is None:
-        args.threads = config.max_concurrent_requests + RESERVE_THREADS
-    _serve(args)
+    # The store exists now: a worker that finds it gone must answer 503, never make a new, empty (open) one.
+    _serve(settings.model_copy(update={"create_store": False}))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Every flag's dest is a setting's name and its default None, so a flag not given lets the
+    # variable, the config file or the setting's default apply (maas_server/settings.py).
     parser = argparse.ArgumentParser(prog="maas-server", description="Serve models over HTTP.")
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="start the server (gunicorn)")
-    serve.add_argument("--config", help="TOML config file (default: the packaged three-model config)")
-    serve.add_argument("--host", default=os.environ.get("MAAS_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("MAAS_PORT", "8000")))
-    serve.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (each loads every model)")
-    serve.add_argument("--threads", type=int, default=None,
+    serve.add_argument("--config", help="TOML config file (MAAS_CONFIG; default: the packaged default config)")
+    serve.add_argument("--host", help="address to listen on (MAAS_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (MAAS_PORT; default 8000)")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes, each loads every model (default 1)")
+    serve.add_argument("--threads", type=int,
                        help="request threads per worker (open streams hold one); default: the config's "
                             f"max_concurrent_requests + {RESERVE_THREADS} for health checks and slow clients")
-    serve.add_argument("--timeout", type=int, default=120,
-                       help="gunicorn worker heartbeat timeout in seconds (gthread workers beat while threads work)")
-    serve.add_argument("--graceful-timeout", "--drain-seconds", dest="graceful_timeout", type=int, default=30,
-                       help="drain window: on SIGTERM, seconds admitted requests (streams too) get to finish")
-    serve.add_argument("--header-timeout", type=float, default=10.0,
-                       help="seconds a client has to send the request line and headers (then 408)")
-    serve.add_argument("--body-timeout", type=float, default=60.0,
-                       help="seconds a client has to send the request body (then 408)")
-    serve.add_argument("--idle-timeout", type=float, default=10.0,
-                       help="longest silence while a client sends its request (then 408)")
-    serve.add_argument("--write-timeout", type=float, default=30.0,
+    serve.add_argument("--timeout", type=int,
+                       help="gunicorn worker heartbeat timeout in seconds (gthread workers beat while threads work; "
+                            "default 120)")
+    serve.add_argument("--graceful-timeout", "--drain-seconds", dest="graceful_timeout", type=int,
+                       help="drain window: on SIGTERM, seconds admitted requests (streams too) get to finish "
+                            "(default 30)")
+    serve.add_argument("--header-timeout", type=float,
+                       help="seconds a client has to send the request line and headers, then 408 (default 10)")
+    serve.add_argument("--body-timeout", type=float,
+                       help="seconds a client has to send the request body, then 408 (default 60)")
+    serve.add_argument("--idle-timeout", type=float,
+                       help="longest silence while a client sends its request, then 408 (default 10)")
+    serve.add_argument("--write-timeout", type=float,
                        help="seconds a client may stop reading its response before it is cut off "
-                            "(a stream nobody reads frees its place)")
-    serve.add_argument("--log-level", default=os.environ.get("MAAS_LOG_LEVEL", "info"))
+                            "(a stream nobody reads frees its place; default 30)")
+    serve.add_argument("--log-level", help="debug, info (default), warning, error or critical (MAAS_LOG_LEVEL)")
     account_commands.add_serve_options(serve)  # --data-dir, --allow-anonymous, TLS, --log-content
     account_commands.add_commands(commands)  # keys, usage
     return parser
 
 
-def _serve(args: argparse.Namespace) -> None:
+def _serve(settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
 
     from .app import configure_logging, create_app
@@ -83,8 +83,8 @@ def _serve(args: argparse.Namespace) -> None:
     from .ops.multiproc import remove_created_dirs
     from .ops.worker import SocketTimeouts
 
-    timeouts = SocketTimeouts(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
-                              idle_timeout=args.idle_timeout, write_timeout=args.write_timeout)
+    timeouts = SocketTimeouts(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+                              idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
 
     def post_fork(_arbiter: Any, worker: Any) -> None:
         worker.timeouts = timeouts
@@ -92,32 +92,33 @@ def _serve(args: argparse.Namespace) -> None:
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             options = {
-                "bind": f"{args.host}:{args.port}",
-                "workers": args.workers,
+                "bind": f"{settings.host}:{settings.port}",
+                "workers": settings.workers,
                 "worker_class": "maas_server.ops.worker.MaasWorker",
-                "threads": args.threads,
+                "threads": settings.worker_threads,
                 # Connections beyond the threads wait idle (keep-alive) in the worker's poller.
-                "worker_connections": args.threads * 2,
-                "timeout": args.timeout,
-                "graceful_timeout": args.graceful_timeout,
-                "loglevel": args.log_level,
+                "worker_connections": settings.worker_threads * 2,
+                "timeout": settings.timeout,
+                "graceful_timeout": settings.graceful_timeout,
+                "loglevel": settings.log_level,
                 "accesslog": None,  # maas.access logs each request as JSON (api/accounting.py)
-                "certfile": args.certfile,
-                "keyfile": args.keyfile,
+                "certfile": settings.certfile and str(settings.certfile),
+                "keyfile": settings.keyfile and str(settings.keyfile),
                 "child_exit": lambda _arbiter, worker: worker_exited(worker.pid),
                 "on_exit": lambda _arbiter: remove_created_dirs(),
                 "post_worker_init": _drain_on_sigterm,
                 "post_fork": post_fork,
             }
-            if os.environ.get("MAAS_LOG_FORMAT", "json") == "json":  # gunicorn's own lines as JSON too
+            if settings.log_format == "json":  # gunicorn's own lines as JSON too
                 options["logconfig_dict"] = GUNICORN_JSON_LOGS
             for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            # Runs in each worker after the fork: models load there, never in the master.
-            configure_logging(getattr(logging, args.log_level.upper(), logging.INFO))
-            return create_app(load_config(args.config))
+            # Runs in each worker after the fork: models load there, never in the master. The
+            # settings were read once, in the master; each worker inherits the object with the fork.
+            configure_logging(settings)
+            return create_app(settings)
 
     _Gunicorn().run()
 

@@ -1,7 +1,8 @@
-"""Server settings: a TOML file validated into typed objects, with messages that say what to fix.
+"""The config file: a TOML file of limits (a [server] table) and models ([[models]] tables).
 
-Precedence for a setting: command-line flag > ``MAAS_*`` environment variable > config file >
-default. Nothing here touches torch: the config is read before any model loads.
+``ServerConfig`` is the part of the settings the runtime and the API read; ``maas_server.settings``
+builds the one settings object from it, with flags and ``MAAS_*`` variables above the file.
+Nothing here touches torch: the config is read before any model loads.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-Task = Literal["text-generation", "embeddings", "text-classification", "image-classification", "face-detection",
-               "face-embedding"]
+Task = Literal["text-generation", "embeddings", "text-classification", "image-classification", "token-classification",
+               "object-detection", "face-detection", "face-embedding"]
 TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
 
 
@@ -44,7 +45,7 @@ class ModelConfig(_Strict):
     architecture: str | None = Field(
         None, description="e.g. timm:tf_efficientnet_lite0 when `source` is a bare weights file"
     )
-    device: str | None = Field(None, description="cpu, cuda, cuda:1 ... (default: MAAS_DEVICE or auto)")
+    device: str | None = Field(None, description="cpu, cuda, cuda:1 ... (default: the server's `device`)")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float | None = Field(
@@ -63,7 +64,8 @@ class ModelConfig(_Strict):
     queue_timeout_s: float | None = Field(
         60.0, gt=0, description="an input that waited this long in the queue is dropped with 503 (none: no limit)"
     )
-    max_context: int | None = Field(None, gt=0, description="token limit (default: the model's)")
+    max_context: int | None = Field(
+        None, gt=0, description="token limit (default: the model's); a spaCy pipeline's limit counts characters")
     default_max_tokens: int = Field(256, ge=1, description="chat max_tokens when the request has none")
     zero_shot_scale: float = Field(
         20.0, gt=0, description="embeddings: cosine similarities are multiplied by this before softmax"
@@ -93,7 +95,11 @@ class ServerConfig(_Strict):
         1024, ge=32, description="images are shrunk at once to at most this many pixels on their longest side: "
                                  "above the inputs of common image models (224-512), far below a photo's"
     )
-    cache_dir: Path = Field(default_factory=lambda: _default_cache_dir())
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "maas",
+                            description="converted models (GGUF -> safetensors) are kept here")
+    # Before `models`: their validator reads it.
+    device: str = Field("auto", min_length=1, description="device of every model whose table names none: auto "
+                                                         "(cuda when torch sees one, else cpu), cpu, cuda, cuda:1 ...")
     models: tuple[ModelConfig, ...] = Field(min_length=1)
 
     @field_validator("models")
@@ -104,6 +110,14 @@ class ServerConfig(_Strict):
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return models
+
+    @field_validator("models")
+    @classmethod
+    def _server_device_by_default(cls, models: tuple[ModelConfig, ...],
+                                  info: ValidationInfo) -> tuple[ModelConfig, ...]:
+        # Filled in here, so the runtime reads one place (the model's table) and no variable.
+        device = info.data.get("device", "auto")
+        return tuple(m if m.device else m.model_copy(update={"device": device}) for m in models)
 
     @model_validator(mode="after")
     def _queues_fit_one_call(self) -> ServerConfig:
@@ -133,17 +147,12 @@ class ServerConfig(_Strict):
         return next((m for m in self.models if m.name == name), None)
 
 
-def _default_cache_dir() -> Path:
-    env = os.environ.get("MAAS_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "maas"
-
-
 def default_config_text() -> str:
     return resources.files("maas_server").joinpath("default_config.toml").read_text()
 
 
-def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> ServerConfig:
-    """Read a TOML config (the packaged default when `path` is None) into a ServerConfig."""
+def read_config_file(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read a TOML config (the packaged default when `path` is None) into its settings, by name."""
     try:
         text = default_config_text() if path is None else Path(path).read_text()
     except OSError as exc:
@@ -152,24 +161,12 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path or 'default config'} is not valid TOML: {exc}") from exc
-    return config_from_dict(raw, **overrides)
+    return file_settings(raw)
 
 
-def config_from_dict(raw: dict[str, Any], **overrides: Any) -> ServerConfig:
-    """Validate a config dict shaped like the TOML file: a [server] table and [[models]]."""
-    data = {**raw.get("server", {}), "models": raw.get("models", []), **overrides}
+def file_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """The settings in a dict shaped like the TOML file: its [server] table and its [[models]]."""
     unknown = set(raw) - {"server", "models"}
     if unknown:
         raise ConfigError(f"unknown top-level config section(s): {', '.join(sorted(unknown))}")
-    try:
-        return ServerConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
-
-
-def _explain(exc: ValidationError) -> str:
-    lines = ["invalid configuration:"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+    return {**raw.get("server", {}), "models": raw.get("models", [])}

@@ -43,3 +43,13 @@ def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def tiny_timm_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _tiny_models().timm_weights(tmp_path_factory.mktemp("tiny-timm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_ner(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _tiny_models().bert_token_classifier(tmp_path_factory.mktemp("tiny-ner"))
+
+
+@pytest.fixture(scope="session")
+def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _tiny_models().detr(tmp_path_factory.mktemp("tiny-detr"))

@@ -102,3 +102,135 @@ def timm_weights(folder: Path) -> str:
     path = folder / "weights.pth"
     torch.save(renamed, path)
     return str(path)
+
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def _wordpiece_tokenizer():  # type: ignore[no-untyped-def]
+    # Built from the trained tokenizer object: BertTokenizerFast(vocab_file=...) (as _bert_tokenizer does)
+    # keeps only the 5 special tokens under transformers 5, so every word would be one [UNK], and
+    # entity tests need real word pieces ("capitals" -> "capital", "##s").
+    from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import BertProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(CORPUS, vocab_size=200, min_frequency=1)
+    # [CLS] ... [SEP], as a BERT download adds them (a tokenizer trained from scratch has no post-processor yet)
+    wordpiece.post_processor = BertProcessing(("[SEP]", wordpiece.token_to_id("[SEP]")),
+                                              ("[CLS]", wordpiece.token_to_id("[CLS]")))
+    return PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def bert_token_classifier(folder: Path, forced: str | None = None) -> str:
+    """A BIO token classifier (O, B-/I-PER, B-/I-LOC). With `forced`, every token gets that label
+    with probability ~1 (a zero weight and one large bias), so tests know what to expect."""
+    from transformers import BertForTokenClassification
+
+    tokenizer = _wordpiece_tokenizer()
+    torch.manual_seed(0)
+    config = _bert_config(tokenizer, num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
+                          label2id={label: i for i, label in enumerate(NER_LABELS)})
+    model = BertForTokenClassification(config)
+    if forced is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.fill_(-20.0)
+            model.classifier.bias[NER_LABELS.index(forced)] = 20.0
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+# A one-head YOLO network: 64x64 input, a 16x16 grid of 3 anchors, 3 classes. The head's biases are
+# set so that random weights find a handful of things, of every label, at the default thresholds.
+DARKNET_CFG = """
+[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=24
+activation=linear
+
+[yolo]
+mask = 0,1,2
+anchors = 8,8, 16,20, 40,30
+classes=3
+num=3
+"""
+DARKNET_NAMES = ["person", "cat", "cup"]
+
+
+def darknet(folder: Path) -> str:
+    """A Darknet cfg, a .names file and a random .weights file in `folder`; returns the weights' path."""
+    import numpy as np
+
+    from maas_server.models.darknet import Darknet, parse_cfg
+
+    (folder / "tiny-yolo.cfg").write_text(DARKNET_CFG)
+    (folder / "tiny-yolo.names").write_text("\n".join(DARKNET_NAMES) + "\n")
+    rng = np.random.default_rng(0)
+    convolutions = Darknet(parse_cfg(DARKNET_CFG)).convolutions()
+    parts = []
+    for layer in convolutions:  # Darknet's order: biases, [scales, means, variances], weights
+        conv, filters = layer.conv, layer.conv.out_channels
+        bias = rng.normal(0, 0.1, filters)
+        if layer is convolutions[-1]:  # rows of (x, y, w, h, objectness, 3 classes) per anchor
+            bias = (bias.reshape(3, 8) + np.array([0, 0, 0, 0, -1.5, 0.5, 1, 1])).reshape(-1)
+        parts.append(bias)
+        if layer.batch_normalize:
+            parts += [rng.uniform(0.5, 1.5, filters), rng.normal(0, 0.1, filters), rng.uniform(0.5, 1.5, filters)]
+        parts.append(rng.normal(0, conv.weight[0].numel() ** -0.5, conv.weight.numel()))
+    weights = folder / "tiny-yolo.weights"
+    header = np.array([0, 2, 0], dtype="<i4").tobytes() + np.array([0], dtype="<u8").tobytes()
+    weights.write_bytes(header + np.concatenate(parts).astype("<f4").tobytes())
+    return str(weights)
+
+
+def detr(folder: Path) -> str:
+    """A DETR detector (a two-stage ResNet backbone, one encoder and one decoder layer, 8 queries, 3 labels)."""
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+
+    torch.manual_seed(0)
+    backbone = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                            out_features=["stage2"])
+    config = DetrConfig(use_timm_backbone=False, backbone_config=backbone, use_pretrained_backbone=False,
+                        d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=8,
+                        init_std=0.5,  # queries that differ, so boxes do (0.02 makes all 8 alike)
+                        num_labels=3, id2label=dict(enumerate(DARKNET_NAMES)),
+                        label2id={name: i for i, name in enumerate(DARKNET_NAMES)})
+    DetrForObjectDetection(config).save_pretrained(folder)
+    DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
+    return str(folder)

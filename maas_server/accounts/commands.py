@@ -1,17 +1,19 @@
 """`maas-server keys create|list|revoke` and `maas-server usage`: the operator's side of accounts.
 
-They work on the same store the server uses: ``--data-dir`` (or ``MAAS_DATA_DIR``, default
-``.maas``) for SQLite, ``MAAS_DATABASE_URL`` for PostgreSQL.
+They work on the same store the server uses, found through the same settings: ``--data-dir``
+(or ``MAAS_DATA_DIR``, or ``data_dir`` in the ``--config`` file; default ``.maas``) for SQLite,
+``MAAS_DATABASE_URL`` for PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Any
 
+from ..config import ConfigError
+from ..settings import Settings, flags_from, load_settings
 from .keys import KeyStoreError, count_keys, create_key, list_keys, revoke_key
 from .settings import AUTH_MODES, AccountSettings
 from .store import Store, StoreUnavailable
@@ -24,50 +26,41 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 def store_options() -> argparse.ArgumentParser:
     """Options every command that opens the store takes (an argparse parent parser)."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--data-dir", help="folder of the SQLite store (default: MAAS_DATA_DIR or .maas); "
+    parent.add_argument("--config", help="the server's TOML config file, for its data_dir (MAAS_CONFIG)")
+    parent.add_argument("--data-dir", help="folder of the SQLite store (MAAS_DATA_DIR; default .maas); "
                                            "MAAS_DATABASE_URL selects PostgreSQL instead")
     return parent
 
 
 def add_serve_options(serve: argparse.ArgumentParser) -> None:
-    """The flags `maas-server serve` takes for accounts, logs and TLS."""
-    serve.add_argument("--data-dir", help="folder of the SQLite store (default: MAAS_DATA_DIR or .maas)")
+    """The flags `maas-server serve` takes for accounts, logs and TLS (none given: None, so the
+    variable, the file or the default applies)."""
+    serve.add_argument("--data-dir", help="folder of the SQLite store (MAAS_DATA_DIR; default .maas)")
     serve.add_argument("--auth", choices=AUTH_MODES,
                        help="who may call /v1 without a key (MAAS_AUTH): auto (default: loopback clients until the "
                             "first key is created, nobody after), keys (nobody), loopback, open (anyone)")
-    serve.add_argument("--allow-anonymous", action="store_true",
+    serve.add_argument("--allow-anonymous", action=argparse.BooleanOptionalAction,
                        help="auto mode: serve /v1 without keys to any client until the first key is created, "
                             "on a non-loopback address too (MAAS_ALLOW_ANONYMOUS=1)")
-    serve.add_argument("--log-content", action="store_true",
+    serve.add_argument("--log-content", action=argparse.BooleanOptionalAction,
                        help="DEBUG ONLY: write request bodies (prompts) into the request log (MAAS_LOG_CONTENT=1)")
-    serve.add_argument("--certfile", help="TLS certificate (PEM); with --keyfile the server speaks HTTPS")
-    serve.add_argument("--keyfile", help="TLS private key (PEM)")
+    serve.add_argument("--certfile", help="TLS certificate (PEM); with --keyfile the server speaks HTTPS "
+                                          "(MAAS_CERTFILE)")
+    serve.add_argument("--keyfile", help="TLS private key (PEM) (MAAS_KEYFILE)")
 
 
-def prepare_serve(args: argparse.Namespace) -> str | None:
-    """Before gunicorn forks: settings into the environment for the workers, the store created or
-    migrated, a fresh Prometheus folder. Returns why serving is refused, if it is."""
-    if args.auth:
-        os.environ["MAAS_AUTH"] = args.auth
-    if args.allow_anonymous:
-        os.environ["MAAS_ALLOW_ANONYMOUS"] = "1"
-    if args.log_content:
-        os.environ["MAAS_LOG_CONTENT"] = "1"
-    if bool(args.certfile) != bool(args.keyfile):
-        return "--certfile and --keyfile go together"
-    try:
-        settings = settings_from(args)
-    except ValueError as exc:  # a MAAS_* variable the operator must fix
-        return str(exc)
+def prepare_serve(settings: Settings) -> str | None:
+    """Before gunicorn forks: the store created or migrated, a fresh Prometheus folder. Returns why
+    serving is refused, if it is."""
+    if (settings.certfile is None) != (settings.keyfile is None):
+        return "--certfile and --keyfile go together (or MAAS_CERTFILE and MAAS_KEYFILE, or both in the file)"
     from ..ops.multiproc import prepare_multiprocess_dir  # before anything imports prometheus_client
 
     prepare_multiprocess_dir()
     try:
-        refusal = check_serving_address(args.host, settings.allow_anonymous, settings)
+        return check_serving_address(settings.host, settings.allow_anonymous, settings)
     except StoreUnavailable as exc:
         return str(exc)
-    os.environ["MAAS_CREATE_STORE"] = "0"  # the store exists now: a worker that finds it gone must not make a new one
-    return refusal
 
 
 def add_commands(commands: Any) -> None:
@@ -87,18 +80,11 @@ def add_commands(commands: Any) -> None:
     usage.add_argument("--since", help="only requests since this date (YYYY-MM-DD, ISO time or unix seconds)")
 
 
-def settings_from(args: argparse.Namespace) -> AccountSettings:
-    """AccountSettings from the environment, with --data-dir applied (also to the environment, for workers)."""
-    if getattr(args, "data_dir", None):
-        os.environ["MAAS_DATA_DIR"] = args.data_dir
-    return AccountSettings.from_env()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run `keys ...` or `usage`; 2 with a message on stderr when the operator must change something."""
     try:
-        store = Store.open(settings_from(args).url)
-    except StoreUnavailable as exc:
+        store = Store.open(load_settings(flags_from(args)).url)  # the server's settings find the server's store
+    except (ConfigError, StoreUnavailable) as exc:
         print(f"maas-server: {exc}", file=sys.stderr)
         return 2
     try:

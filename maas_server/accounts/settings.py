@@ -1,18 +1,18 @@
-"""Where accounts live and how they are enforced, read from ``MAAS_*`` environment variables.
+"""Where accounts live and how they are enforced: the accounts' part of the server settings.
 
-`maas-server serve` turns its flags (``--data-dir``, ``--allow-anonymous``...) into these
-variables before gunicorn forks, so every worker builds the same settings after the fork.
-The database URL may carry a password, which is why it is an environment variable and not a
-config-file setting.
+``maas_server.settings.Settings`` inherits these fields and reads them with the others (flags,
+then ``MAAS_*`` variables, then the config file); accounting is handed that one object. The
+database URL, the Redis URL and the metrics token are never read from the config file: the URLs
+may carry a password and the token is one, and config files get copied and committed.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import NoDecode
 
 
 AuthMode = Literal["auto", "keys", "loopback", "open"]
@@ -24,47 +24,33 @@ class AccountSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    data_dir: Path = Path(".maas")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
-    redis_url: str | None = Field(None, description="rate limits shared by several servers when set")
+    data_dir: Path = Field(Path(".maas"), description="folder of the SQLite store")
+    # repr=False on the three that can hold a password or are one: settings may be printed or logged.
+    database_url: str | None = Field(None, repr=False, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    redis_url: str | None = Field(None, repr=False, description="rate limits shared by several servers when set")
     auth: AuthMode = Field("auto", description="who may call /v1 without a key (docs/operations.md, Auth modes)")
     allow_anonymous: bool = Field(False, description="auto mode: any client, not only loopback, before the first key")
-    metrics_token: str | None = Field(None, description="bearer token /metrics requires when set")
+    metrics_token: str | None = Field(None, repr=False, description="bearer token /metrics requires when set")
     auth_cache_seconds: float = Field(5.0, ge=0, description="how long a key lookup is reused (revocation delay)")
     log_content: bool = Field(False, description="debug only: request bodies appear in the request log")
-    cors_origins: tuple[str, ...] = Field((), description="origins browsers may call from; empty: CORS off")
+    # NoDecode: a variable spells the list as "a,b" (split below), not as JSON.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="origins browsers may call from; empty: CORS off")
     create_store: bool = Field(True, description="create a missing store when the server starts; `serve` creates "
                                                  "it before forking and turns this off for its workers, so a "
                                                  "worker never starts on a new, empty (keyless, open) store")
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _mode_in_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return tuple(o.strip() for o in value.split(",") if o.strip()) if isinstance(value, str) else value
 
     @property
     def url(self) -> str:
         """The SQLAlchemy URL of the store."""
         return self.database_url or f"sqlite:///{self.data_dir / 'maas.db'}"
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> AccountSettings:
-        env = os.environ if environ is None else environ
-        return cls(
-            data_dir=Path(env.get("MAAS_DATA_DIR") or ".maas"),
-            database_url=env.get("MAAS_DATABASE_URL") or None,
-            redis_url=env.get("MAAS_REDIS_URL") or None,
-            auth=_auth_mode(env.get("MAAS_AUTH")),
-            allow_anonymous=_flag(env.get("MAAS_ALLOW_ANONYMOUS")),
-            metrics_token=env.get("MAAS_METRICS_TOKEN") or None,
-            auth_cache_seconds=float(env.get("MAAS_AUTH_CACHE_SECONDS") or 5.0),
-            log_content=_flag(env.get("MAAS_LOG_CONTENT")),
-            cors_origins=tuple(o.strip() for o in (env.get("MAAS_CORS_ORIGINS") or "").split(",") if o.strip()),
-            create_store=_flag(env.get("MAAS_CREATE_STORE") or "1"),
-        )
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _auth_mode(value: str | None) -> AuthMode:
-    mode = (value or "auto").strip().lower()
-    if mode not in AUTH_MODES:
-        raise ValueError(f"MAAS_AUTH={value!r} is not a mode; use one of: {', '.join(AUTH_MODES)}")
-    return mode  # type: ignore[return-value]

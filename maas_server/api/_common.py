@@ -19,10 +19,11 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
-from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_FACES, DETECT_OBJECTS, EMBED, EMBED_FACES, GENERATE,
-                           ZERO_SHOT_TEXT, Method)
+from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_FACES, DETECT_OBJECTS, EMBED, EMBED_FACES,
+                           EXTRACT_ENTITIES, GENERATE, ZERO_SHOT_TEXT, Method)
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
+from .metering import note_model
 
 M = TypeVar("M", bound=BaseModel)
 In = TypeVar("In")
@@ -40,6 +41,7 @@ ENDPOINT_METHODS: dict[str, tuple[Method[Any, Any], ...]] = {
     "/v1/detect/objects": (DETECT_OBJECTS,),
     "/v1/detect/faces": (DETECT_FACES,),
     "/v1/faces/embeddings": (EMBED_FACES,),
+    "/v1/entities": (EXTRACT_ENTITIES,),
 }
 
 
@@ -68,7 +70,7 @@ def parse_json(schema: type[M]) -> M:
         raise APIError("send a JSON body with Content-Type: application/json", code="invalid_content_type")
     read_body()
     try:
-        body = request.get_json()  # cached: the request log reads `model` from it later
+        body = request.get_json()
     except BadRequest:
         body = None
     except RecursionError:  # the parser recurses once per level: thousands of levels exhaust the stack
@@ -145,6 +147,8 @@ def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | No
         hint = f"models serving {what}: {', '.join(serving)}" if serving else f"no model serves {what}"
         subject = "no model was named" if name is None else f"model {name!r} does not exist"
         raise APIError(f"{subject}; {hint}", status=404, param="model", code="model_not_found")
+    if name is not None:  # a refusal from here on is logged under the model the client asked for
+        note_model(entry.config.name)
     if not entry.offers(method):
         raise APIError(
             f"model {entry.config.name!r} is a {entry.config.task} model and cannot serve {what}; "

@@ -1,13 +1,21 @@
 """Accounts and operations on the wire: keys, rate limits, usage rows, metrics and the request log.
 
-``init_app`` hangs three hooks on the app, so no endpoint has to know about any of this:
+``init_app`` registers, in one place, the hooks that count every request in and out:
 
-- before each request: start its clock; for ``/v1`` routes, check the key (401), then the key's
-  rate limits (429 with ``Retry-After``);
-- after it: add the ``x-ratelimit-*`` headers, read ``model`` and ``usage`` from the response (a
-  stream is read as it goes out), then, once the body is sent, charge the tokens to the key's
-  limits, write the usage row, observe the metrics and log one JSON line;
-- and two routes: ``GET /v1/usage`` (the caller's own usage) and ``GET /metrics`` (Prometheus).
+- in, when Flask starts the request (before any ``before_request`` hook, so a refusal by any of
+  them is counted out too): the in-flight gauge goes up and its clock starts;
+- before it is served: for ``/v1`` routes, check the key (401), then the key's rate limits (429
+  with ``Retry-After``); after it, add the ``x-ratelimit-*`` headers;
+- out, exactly once, when its response is done: at teardown, or for a streamed body once it has
+  ended or been closed (its client left: logged as 499). Then the gauge goes down, the tokens are
+  charged to the key's limits, the usage row is written, the metrics observed and one JSON line
+  logged.
+
+The model and usage come from the view's own report (``metering.report_usage``); the outcome is
+the response status. Nothing reads a response body or parses the request body a second time
+(``log_content`` logs the raw bytes the view already read).
+
+It also adds two routes: ``GET /v1/usage`` (the caller's own usage) and ``GET /metrics`` (Prometheus).
 
 Who may call ``/v1`` without a key is the auth mode's choice (``MAAS_AUTH``, see ``auth_mode``): by
 default loopback clients until the first key is created, and nobody after, even once every key
@@ -18,17 +26,14 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
-from flask.json.provider import JSONProvider
+from flask import Blueprint, Flask, Response, current_app, g, request, request_finished, request_started
 from pydantic import BaseModel
-from werkzeug.sansio.response import Response as BaseResponse
 
 from ..accounts import (AccountSettings, ApiKey, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter,
                         Store, StoreUnavailable)
@@ -43,6 +48,7 @@ from . import cors
 from . import schemas as s
 from ._common import state
 from .detect import PERSONAL_DATA_ROUTES
+from .metering import Metering, metering
 
 log = logging.getLogger("maas.accounts")
 bp = Blueprint("accounting", __name__)
@@ -62,22 +68,24 @@ class Accounts:
     usage: UsageWriter
 
 
-def init_app(app: Flask, settings: AccountSettings | None = None) -> Accounts:
+def init_app(app: Flask, settings: AccountSettings) -> Accounts:
     """Open the store (migrating it), register the hooks and routes.
 
     Tests swap the returned object's `auth` or `limiter` for ones on a clock they move.
     """
-    settings = settings or AccountSettings.from_env()
     store = Store(settings.url, create=settings.create_store)
     limiter: RateLimiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
     accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
                         UsageWriter(store))
     app.extensions["maas_accounts"] = accounts
     app.extensions["maas"].readiness_checks.append(lambda: _store_problem(store))  # /ready says so too
-    app.json = _NotingJSON(app, app.json)
     app.register_blueprint(bp)
-    app.before_request(_before)
-    app.after_request(_after)
+    # Every request is counted in once and out once (see _Counted), refusals and errors included.
+    request_started.connect(_count_in, app)  # in: before any before_request hook can refuse it
+    app.before_request(_before)  # the key (401) and its rate limits (429)
+    app.after_request(_add_limit_headers)
+    request_finished.connect(_note_response, app)  # the final response: its status; a stream counts itself out
+    app.teardown_request(_count_out_unless_streaming)  # out: Flask tears down every request it started
     cors.init_app(app, settings.cors_origins)
     try:
         _log_auth_mode(accounts)
@@ -106,40 +114,15 @@ def _log_auth_mode(acc: Accounts) -> None:
                     acc.settings.auth)
 
 
-class _NotingJSON(JSONProvider):
-    """The app's JSON provider, unchanged, except that it keeps the dict a view answers with.
-
-    `_after` reads `model` and `usage` from that dict: parsing the response body again would cost
-    tens of milliseconds for a large batch of embeddings.
-    """
-
-    def __init__(self, app: Flask, inner: JSONProvider) -> None:
-        super().__init__(app)
-        self.inner = inner
-
-    def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return self.inner.dumps(obj, **kwargs)
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return self.inner.loads(s, **kwargs)
-
-    def response(self, *args: Any, **kwargs: Any) -> BaseResponse:  # JSONProvider's own return type
-        if len(args) == 1 and not kwargs and isinstance(args[0], dict) and has_request_context():
-            g.maas_answer = args[0]
-        return self.inner.response(*args, **kwargs)
-
-
 def accounts() -> Accounts:
     return current_app.extensions["maas_accounts"]  # type: ignore[no-any-return]
 
 
-# -- before: clock, key, limits
+# -- before: key, limits
 
 def _before() -> None:
-    g.maas_started = time.perf_counter()
     g.maas_account = None
     g.maas_decision = None
-    metrics.IN_FLIGHT.inc()
     _refuse_keys_in_url()
     # A CORS preflight carries no credentials and runs nothing; it is answered without a key.
     if request.method != "OPTIONS" and (request.path.startswith("/v1/") or request.path == "/v1"):
@@ -219,123 +202,115 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
-# -- after: headers, usage, metrics, log
+# -- in and out: the gauge, then the usage row, metrics and the log line
 
 @dataclass
-class _Finished:
-    """What one request did, collected while the request context exists and written when its body is sent."""
+class _Counted:
+    """One request from when it is counted in until it is counted out, exactly once (`out`).
+
+    Flask runs teardown for every request it started, answered or failed, so teardown counts a
+    request out; a streamed body outlives teardown and counts its request out itself (_CountedBody).
+    """
+
+    started: float
+    status: int = 500  # the final response's, once Flask has one (a response that failed to finish: 500)
+    streaming: bool = False  # the response body counts the request out, when it ends or is closed
+    done: _Done | None = None  # what the request did, taken at teardown while its context exists
+    out: bool = False
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What a request did, as accounting records it."""
 
     route: str
     method: str
-    status: int
     request_id: str
-    started: float
-    account: Any
-    model: str | None
+    account: ApiKey | None
+    metering: Metering  # the model and usage its view reported, if it got that far
     config: ServerConfig
-    body: str | None
-    usage: dict[str, int] = field(default_factory=dict)
-    done: bool = False
-    # Whether `_before` counted this request in: a request refused by an earlier hook (the drain
-    # check) never was, and must not be counted out either (the gauge went negative).
-    counted_in: bool = True
-    # A streaming view may leave `g.maas_stream_usage`: a callable giving the stream's exact usage
-    # when it ends, whether or not the client asked for a usage chunk (generation does).
-    stream_usage: Callable[[], dict[str, int]] | None = None
-
-    def note_event(self, data: str) -> None:
-        """One stream event. Parsing every token's JSON would cost CPU the model needs: only the
-        first event (model name) and those with usage are parsed; others are counted by sight."""
-        if self.stream_usage is not None:
-            if self.model is None:
-                self.note(json.loads(data))
-            return
-        if self.model is None or '"usage":{' in data:
-            try:
-                self.note(json.loads(data))
-            except ValueError:
-                pass
-        elif _has_content(data):
-            self.usage["completion_tokens"] = self.usage.get("completion_tokens", 0) + 1
-
-    def note(self, chunk: dict[str, Any]) -> None:
-        """Take `model` and `usage` from a response body or a stream chunk."""
-        if isinstance(chunk.get("model"), str):
-            self.model = chunk["model"]
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = {k: v for k, v in chunk["usage"].items() if isinstance(v, int)}
-        elif chunk.get("object") == "chat.completion.chunk" or chunk.get("object") == "text_completion":
-            # A stream without include_usage: count content chunks as completion tokens (one each).
-            if any(c.get("text") or (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
-                self.usage["completion_tokens"] = self.usage.get("completion_tokens", 0) + 1
+    body: str | None  # for the log, with log_content
 
 
-def _has_content(data: str) -> bool:
-    # A completions chunk carries "text":"...", a chat chunk "content":"..."; empty ones carry no token.
-    return ('"text":"' in data and '"text":""' not in data) or ('"content":"' in data and '"content":""' not in data)
+def _count_in(sender: Flask, **_: Any) -> None:
+    g.maas_counted = _Counted(started=time.perf_counter())
+    metrics.IN_FLIGHT.inc()
 
 
-def _after(response: Response) -> Response:
+def _add_limit_headers(response: Response) -> Response:
     decision = getattr(g, "maas_decision", None)
     if decision is not None:
         response.headers.update(decision.headers())
-    finished = _Finished(
-        route=request.url_rule.rule if request.url_rule else "unmatched", method=request.method,
-        status=response.status_code, request_id=getattr(g, "request_id", "") or "",
-        started=getattr(g, "maas_started", time.perf_counter()), account=getattr(g, "maas_account", None),
-        model=_requested_model(response.status_code), config=state().config, counted_in="maas_started" in g,
-        body=_logged_body(response.status_code))
-    if response.is_streamed:
-        finished.stream_usage = g.pop("maas_stream_usage", None)
-        response.response = _watch_stream(response.response, finished, accounts())
-    else:
-        answer = g.pop("maas_answer", None)
-        if answer is not None:
-            finished.note(answer)
-        _finish(finished, accounts())
     return response
 
 
-def _watch_stream(chunks: Iterable[Any], finished: _Finished, acc: Accounts) -> Iterator[Any]:
-    """Pass a server-sent event stream through, noting usage; finish when it ends or the client leaves.
+def _note_response(sender: Flask, response: Response, **_: Any) -> None:
+    """Flask's final response, after every after_request hook: its status, and for a stream, a body
+    that counts the request out. (Sent again, with a 500, if finishing the first response failed.)"""
+    counted: _Counted | None = g.get("maas_counted")
+    if counted is None:
+        return
+    counted.status = response.status_code
+    counted.streaming = response.is_streamed
+    if response.is_streamed:
+        response.response = _CountedBody(response.response, counted, accounts())
 
-    A client that leaves before the end is logged and recorded as 499, as a non-streamed request is.
+
+def _count_out_unless_streaming(error: BaseException | None) -> None:
+    counted: _Counted | None = g.pop("maas_counted", None)
+    if counted is None:  # Flask failed before it started the request: it was never counted in
+        return
+    counted.done = _what_it_did(counted.status)
+    if not counted.streaming:
+        _count_out(counted, accounts())
+
+
+def _what_it_did(status: int) -> _Done:
+    return _Done(route=request.url_rule.rule if request.url_rule else "unmatched", method=request.method,
+                 request_id=getattr(g, "request_id", "") or "", account=g.get("maas_account"),
+                 metering=metering(), config=state().config, body=_logged_body(status))
+
+
+class _CountedBody:
+    """A streamed response body that counts its request out once: after its last chunk, or when the
+    server closes it before that (a write failed: the client left, recorded as 499).
+
+    The server calls ``close`` whether or not it sent the body whole; a test client that reads a
+    body but never closes it is counted out at the last chunk.
     """
-    try:
-        for chunk in chunks:
-            text = chunk.decode() if isinstance(chunk, bytes) else chunk
-            for line in text.split("\n"):
-                if line.startswith("data: {"):
-                    finished.note_event(line[len("data: "):])
-            yield chunk
-    except GeneratorExit:  # the server closed the stream early: a write to the client failed
-        finished.status = 499
-        raise
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-        _finish(finished, acc)
+
+    def __init__(self, chunks: Iterable[Any], counted: _Counted, acc: Accounts) -> None:
+        self.chunks, self.counted, self.acc = chunks, counted, acc
+        self.ended = False
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self.chunks
+        except Exception:
+            self.counted.status = 500  # it broke on our side, not the client's
+            self._end()
+            raise
+        self._end()
+
+    def close(self) -> None:
+        if not self.ended:
+            self.counted.status = 499
+        self._end()
+
+    def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            close = getattr(self.chunks, "close", None)
+            if close is not None:
+                close()  # first: a stream stops generating here, which settles the usage it reports
+        finally:
+            _count_out(self.counted, self.acc)
 
 
 # Requests refused before their body was read: reading it now would only waste time (or fail: 413).
 _BODY_UNREAD = (401, 413, 429)
-
-
-def _requested_model(status: int) -> str | None:
-    # Only a configured name becomes a label or a row: arbitrary names would grow metrics without bound.
-    if status in _BODY_UNREAD:
-        return None
-    name: Any = None
-    try:
-        if request.mimetype == "multipart/form-data":
-            name = request.form.get("model")
-        elif request.is_json:
-            body = request.get_json(silent=True)
-            name = body.get("model") if isinstance(body, dict) else None
-    except Exception:  # noqa: BLE001 - an unreadable body has no model to report
-        return None
-    return name if isinstance(name, str) and state().config.model(name) is not None else None
 
 
 def _logged_body(status: int) -> str | None:
@@ -356,50 +331,59 @@ def _carries_faces() -> bool:
     return any(route in path for route in PERSONAL_DATA_ROUTES)
 
 
-def _finish(finished: _Finished, acc: Accounts) -> None:
-    """Charge tokens, write the usage row, observe metrics, log the line. Never fails the response."""
-    if finished.done:
+def _count_out(counted: _Counted, acc: Accounts) -> None:
+    """The other half of _count_in, once per request: the gauge, then the request's records."""
+    if counted.out:
         return
-    finished.done = True
-    if finished.stream_usage is not None:
-        finished.usage = finished.stream_usage()
-    seconds = time.perf_counter() - finished.started
-    if finished.counted_in:
-        metrics.IN_FLIGHT.dec()
-    prompt = int(finished.usage.get("prompt_tokens", 0))
-    completion = int(finished.usage.get("completion_tokens", 0))
-    model = finished.model or ""
-    account = finished.account
+    counted.out = True
+    metrics.IN_FLIGHT.dec()
+    seconds = time.perf_counter() - counted.started
+    if counted.done is None:  # a body closed before its request's teardown: nothing to record it by
+        log.error("a request was counted out before its teardown; it is not recorded")
+        return
+    _record(counted.done, counted.status, seconds, acc)
+
+
+def _record(done: _Done, status: int, seconds: float, acc: Accounts) -> None:
+    """Charge tokens, write the usage row, observe metrics, log the line. Never fails the response."""
+    usage = _settled_usage(done)
+    prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else (0, 0)
+    model, account = done.metering.model, done.account
     try:
-        metrics.observe_request(finished.route, model, finished.status, seconds)
-        metrics.observe_tokens(model, prompt, completion)
-        if finished.route.startswith("/v1/") and finished.status != 401:  # queued first: charging may fail
+        metrics.observe_request(done.route, model or "", status, seconds)
+        metrics.observe_tokens(model or "", prompt, completion)
+        if done.route.startswith("/v1/") and status != 401:  # queued first: charging may fail
             acc.usage.add(UsageRecord(
-                at=time.time(), route=finished.route, status=finished.status, latency_ms=seconds * 1000,
+                at=time.time(), route=done.route, status=status, latency_ms=seconds * 1000,
                 key_id=account.id if account else None, key_name=account.name if account else None,
-                model=finished.model, task=_task(finished), prompt_tokens=prompt, completion_tokens=completion,
-                request_id=finished.request_id))
+                model=model, task=_task(done.config, model), prompt_tokens=prompt, completion_tokens=completion,
+                request_id=done.request_id))
         if account is not None and account.limits.tpm is not None:
             acc.limiter.charge(account.id, prompt + completion)
     except StoreUnavailable as exc:  # the store logs the outage; the next call from this key is refused (503)
-        log.warning("tokens of request %s not charged to its key's limit: %s", finished.request_id, exc)
+        log.warning("tokens of request %s not charged to its key's limit: %s", done.request_id, exc)
     except Exception:  # accounting must not turn an answered request into an error
-        log.exception("could not record request %s", finished.request_id)
-    fields = dict(request_id=finished.request_id, method=finished.method, route=finished.route,
-                  status=finished.status, latency_ms=round(seconds * 1000, 2), model=finished.model,
-                  key=account.name if account else None, prompt_tokens=prompt, completion_tokens=completion)
-    if finished.body is not None:
-        fields["body"] = finished.body
-    if finished.route in _QUIET_ROUTES:
-        if log.isEnabledFor(logging.DEBUG):
-            log_request(**fields)
-    else:
+        log.exception("could not record request %s", done.request_id)
+    fields = dict(request_id=done.request_id, method=done.method, route=done.route, status=status,
+                  latency_ms=round(seconds * 1000, 2), model=model, key=account.name if account else None,
+                  prompt_tokens=prompt, completion_tokens=completion)
+    if done.body is not None:
+        fields["body"] = done.body
+    if done.route not in _QUIET_ROUTES or log.isEnabledFor(logging.DEBUG):
         log_request(**fields)
 
 
-def _task(finished: _Finished) -> str | None:
-    config = finished.config.model(finished.model) if finished.model else None
-    return config.task if config else None
+def _settled_usage(done: _Done) -> s.Usage | None:
+    try:
+        return done.metering.settled_usage()
+    except Exception:  # a stream that cannot say what it used is recorded without usage
+        log.exception("could not settle the usage of request %s", done.request_id)
+        return None
+
+
+def _task(config: ServerConfig, model: str | None) -> str | None:
+    found = config.model(model) if model else None
+    return found.task if found else None
 
 
 # -- routes

@@ -43,27 +43,7 @@ class Admission:
         except BaseException:
             self._release()
             raise
-        return self._holding_place(body)
-
-    def _holding_place(self, body: Iterable[bytes]) -> Iterator[bytes]:
-        """The response body; its place is released once, when it is sent whole or closed early.
-
-        Releasing at the end of iteration too (not only on ``close``) keeps the count right under
-        WSGI callers that read a body but never close it, as some test clients do.
-        """
-        closed_early = False
-        try:
-            yield from body  # a close() of this generator closes `body` too (PEP 380)
-        except GeneratorExit:
-            closed_early = True
-            raise
-        finally:
-            try:
-                close = getattr(body, "close", None)
-                if not closed_early and close is not None:
-                    close()
-            finally:
-                self._release()
+        return _HeldBody(body, self._release)
 
     def _release(self) -> None:
         metrics.OPEN_REQUESTS.dec()
@@ -78,3 +58,34 @@ class Admission:
                                                    ("Content-Length", str(len(body))), ("Retry-After", "1")])
         return [body]
 
+
+
+class _HeldBody:
+    """The response body holding an admission place, released exactly once: when the body has been
+    sent whole, or when the server closes it (early, or before reading it at all, which a generator
+    could not notice: closing an unstarted generator runs none of its code).
+
+    Releasing at the end of iteration too (not only on ``close``) keeps the count right under WSGI
+    callers that read a body but never close it, as some test clients do.
+    """
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self._body, self._release = body, release
+        self._released = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._body
+        self._release_once()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release_once()
+
+    def _release_once(self) -> None:
+        if not self._released:
+            self._released = True
+            self._release()

@@ -14,6 +14,7 @@ from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, check_count, parse_json, resolve_model, state, submit, wait_all
 from .images import RELEASE_AFTER_PIXELS, decode_images, read_image_request
+from .metering import report_usage
 
 bp = Blueprint("classify", __name__)
 
@@ -81,7 +82,9 @@ def _classification(model: str, results: list[Scores], top_k: int | None,
                              explanation=explanations[i] if explanations else None)
             for i, scores in enumerate(results)]
     units = sum(r.tokens for r in results)
-    return s.dump(s.ClassificationList(model=model, data=data, usage=s.Usage(prompt_tokens=units, total_tokens=units)))
+    usage = s.Usage(prompt_tokens=units, total_tokens=units)
+    report_usage(model, usage)
+    return s.dump(s.ClassificationList(model=model, data=data, usage=usage))
 
 
 def _explained(model: str, results: list[Explained], top_k: int | None) -> dict[str, Any]:

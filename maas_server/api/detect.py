@@ -17,6 +17,7 @@ from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, resolve_model, state, submit, wait_all
 from .images import RELEASE_AFTER_PIXELS, CheckedImage, decode_images, read_image_request
+from .metering import report_usage
 
 bp = Blueprint("detect", __name__)
 
@@ -32,7 +33,7 @@ def detect_objects() -> Any:
                                objects=[s.DetectedObject(label=o.label, score=o.score, box=_box(o))
                                         for o in _in_original_pixels(result, image)])
             for i, (result, image) in enumerate(zip(found, images))]
-    return s.dump(s.ObjectDetectionList(model=name, data=data, usage=_usage(images)))
+    return s.dump(s.ObjectDetectionList(model=name, data=data, usage=_usage(name, images)))
 
 
 @bp.post("/v1/detect/faces")
@@ -50,7 +51,7 @@ def _faces(endpoint: str, method: Method[DetectionQuery, Detections]) -> Any:
     data = [s.FaceDetections(index=i, width=image.size[0], height=image.size[1],
                              faces=[_face(face) for face in _in_original_pixels(result, image)])
             for i, (result, image) in enumerate(zip(found, images))]
-    return s.dump(s.FaceDetectionList(model=name, data=data, usage=_usage(images)))
+    return s.dump(s.FaceDetectionList(model=name, data=data, usage=_usage(name, images)))
 
 
 def _detect(endpoint: str, method: Method[DetectionQuery, Detections]) -> tuple[str, list[Detections],
@@ -89,5 +90,7 @@ def _face(detected: Detected) -> s.Face:
     return s.Face(score=detected.score, box=_box(detected), landmarks=landmarks, embedding=embedding)
 
 
-def _usage(images: list[CheckedImage]) -> s.Usage:
-    return s.Usage(prompt_tokens=len(images), total_tokens=len(images))  # one unit per image, as classification
+def _usage(model: str, images: list[CheckedImage]) -> s.Usage:
+    usage = s.Usage(prompt_tokens=len(images), total_tokens=len(images))  # one unit per image, as classification
+    report_usage(model, usage)
+    return usage

@@ -12,6 +12,7 @@ from ..errors import APIError
 from ..models.base import EMBED
 from . import schemas as s
 from ._common import check_count, parse_json, resolve_model, submit, wait_all
+from .metering import report_usage
 
 bp = Blueprint("embeddings", __name__)
 
@@ -30,6 +31,7 @@ def embeddings() -> Any:
     tokens = sum(v.tokens for v in vectors)
     data = [s.Embedding(index=i, embedding=_encode(v.values, body.encoding_format)) for i, v in enumerate(vectors)]
     usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)
+    report_usage(entry.config.name, usage)
     return s.dump(s.EmbeddingList(data=data, model=entry.config.name, usage=usage))
 
 

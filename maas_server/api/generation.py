@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from ..errors import APIError, error_body
 from ..models.base import (GENERATE, Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, TextDelta,
@@ -17,6 +17,7 @@ from ..runtime.registry import ModelEntry
 from . import schemas as s
 from ._common import (CLIENT_POLL_S, client_gone, give_up_on_client, new_id, now, parse_json, resolve_model, state,
                       stream, submit, wait_all)
+from .metering import report_usage
 
 bp = Blueprint("generation", __name__)
 
@@ -64,13 +65,15 @@ def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int
 
 def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shaper, body: s._Sampling) -> Any:
     if not body.stream:
-        return shaper.full(wait_all(submit(entry, GENERATE, requests)))
+        results = wait_all(submit(entry, GENERATE, requests))
+        report_usage(entry.config.name, _usage(results))
+        return shaper.full(results)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     for generation in requests:
         generation.stream = True
     tokens = _TokenStream(stream(entry, GENERATE, requests))
     tokens.wait_for_first_event()  # errors before the first token become plain JSON errors
-    g.maas_stream_usage = tokens.usage  # exact metering even when the client asks for no usage chunk
+    report_usage(entry.config.name, tokens.usage)  # settled when the stream ends, usage chunk or not
     return Response(_sse(tokens.chunks(shaper, include_usage)), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -111,7 +114,7 @@ class _TokenStream:
             if client_gone(sock):
                 give_up_on_client(self.events.handles)
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> s.Usage:
         """What the stream cost: every prompt that reached the model, and every token generated.
 
         A client that left mid-stream is billed for what was generated until then: its rows leave
@@ -119,7 +122,7 @@ class _TokenStream:
         """
         deadline = time.monotonic() + SETTLE_TIMEOUT_S  # one bound for all prompts, not one each
         settled = (_settled_result(handle, deadline) for handle in self.events.handles)
-        return _usage([r for r in settled if r is not None]).model_dump()
+        return _usage([r for r in settled if r is not None])
 
     def chunks(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
         results: list[GenerationResult | None] = [None] * self.prompts

@@ -61,6 +61,7 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
         device=described.device if described else None,
         dtype=described.dtype if described else None,
         context_length=described.context_length if described else None,
+        max_characters=described.max_characters if described else None,
         dimensions=described.dimensions if described else None,
         labels=list(described.labels) if with_labels and described and described.labels else None,
         ready=entry.ready,

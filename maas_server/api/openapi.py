@@ -128,6 +128,11 @@ ROUTES: list[Route] = [
     Route("post", "/v1/faces/embeddings", "Faces with a vector each, to tell whether two photos show one person",
           s.DetectionRequest, s.FaceDetectionList, multipart=_DETECTION_FORM, errors=_POST_ERRORS, security=_V1,
           examples={"base64": {"image": _PNG_2X2}}),
+    Route("post", "/v1/entities", "Named entities with character offsets, as spans or per token",
+          s.EntityRequest, s.EntityList, errors=_POST_ERRORS, security=_V1,
+          examples={"spans": {"input": "Angela Merkel visited Paris in 2019."},
+                    "tokens": {"input": ["Apple opened an office in Berlin.", "No names here."],
+                               "aggregation": "none"}}),
     Route("get", "/v1/models", "List the served models", response=s.ModelList, errors=_GET_ERRORS, security=_V1),
     Route("get", "/v1/models/{model}", "One served model", response=s.ModelInfo,
           parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
@@ -160,8 +165,8 @@ def build_openapi() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "maas", "version": __version__,
                  "description": "Model-as-a-Service: OpenAI-compatible completions, chat, embeddings and models; "
-                                "classification for text and images. Every error is the JSON envelope "
-                                "`{\"error\": {\"type\", \"message\", \"param\", \"code\"}}`."},
+                                "classification for text and images; named entities. Every error is the JSON "
+                                "envelope `{\"error\": {\"type\", \"message\", \"param\", \"code\"}}`."},
         "paths": paths,
         "components": {"schemas": _component_schemas(), "headers": _HEADERS, "securitySchemes": _SECURITY_SCHEMES},
     }

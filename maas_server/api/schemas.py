@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-from ..models.base import FinishReason
+from ..models.base import Aggregation, FinishReason
 
 
 class _Request(BaseModel):
@@ -387,6 +387,50 @@ class ClassificationList(_Response):
     usage: Usage | None = None
 
 
+# -- named entities
+
+class EntityRequest(_Request):
+    model: str | None = None
+    input: str | list[str] = Field(description="a text, or several; each non-empty")
+    aggregation: Aggregation = Field(
+        "simple", description="`simple`: one span per entity (B-/I- tokens merged); `none`: one row per token "
+                              "inside an entity, labelled with its IOB tag (`B-PERSON`, `I-PERSON`)")
+
+    @field_validator("input")
+    @classmethod
+    def _non_empty(cls, value: str | list[str]) -> str | list[str]:
+        # Checked here rather than as min_length on each union member, so that the error names `input`.
+        if any(not text for text in ([value] if isinstance(value, str) else value)):
+            raise ValueError("an input is an empty string: send text to find entities in")
+        return value
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class EntitySpan(_Response):
+    text: str = Field(description="the input's characters from `start` to `end`: `input[start:end] == text`")
+    label: str = Field(description="the entity type (`PERSON`, `GPE`...); with aggregation `none` its IOB tag")
+    start: int = Field(description="offset of the first character, in Unicode code points (Python str indices)")
+    end: int = Field(description="offset just past the last character")
+    score: float | None = Field(
+        description="the model's probability for the label (a span's mean over its tokens); null when the model "
+                    "gives none: spaCy pipelines decide without probabilities")
+
+
+class EntityResult(_Response):
+    index: int
+    entities: list[EntitySpan] = Field(description="in the order they occur in the input")
+
+
+class EntityList(_Response):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EntityResult]
+    usage: Usage
+
+
 # -- models and errors
 
 class ModelInfo(_Response):
@@ -399,6 +443,8 @@ class ModelInfo(_Response):
     device: str | None
     dtype: str | None
     context_length: int | None = Field(None, description="tokens a request may use (prompt plus output)")
+    max_characters: int | None = Field(
+        None, description="characters one input may have, for models limited in characters (spaCy pipelines)")
     dimensions: int | None = Field(None, description="embedding size (embedding models)")
     labels: list[str] | None = Field(
         None, description="a classifier's own labels (GET /v1/models/{id} only: ImageNet has 1000)")

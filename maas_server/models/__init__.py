@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, GENERATE, ZERO_SHOT_TEXT,
-                   BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
+from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_OBJECTS, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, EXTRACT_ENTITIES,
+                   GENERATE, ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
 from .base import DETECT_FACES, EMBED_FACES
 
 
@@ -33,6 +33,9 @@ TASKS: dict[str, TaskSpec] = {
     "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, ZERO_SHOT_TEXT)),  # labels by similarity
     "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT, EXPLAIN_TEXT)),
     "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE, EXPLAIN_IMAGE)),
+    # named entities: a spaCy pipeline or a transformers token classifier (the adapter picks by source)
+    "token-classification": TaskSpec("token_classification:TokenClassificationModel", (EXTRACT_ENTITIES,)),
+    "object-detection": TaskSpec("object_detection:ObjectDetectionModel", (DETECT_OBJECTS,)),
     "face-detection": TaskSpec("faces:FaceDetectionModel", (DETECT_FACES,)),
     "face-embedding": TaskSpec("faces:FaceEmbeddingModel", (EMBED_FACES,)),  # dlib: CPU, not torch
 }

@@ -21,6 +21,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 # wire schemas use this same type, so a new reason must be added to the API on purpose.
 FinishReason = Literal["stop", "length"]
 
+# How entities are reported: "simple" merges a B-/I- run of tokens into one span; "none" gives one row
+# per token that is inside an entity, labelled with its IOB tag ("B-PERSON"). The wire uses this type too.
+Aggregation = Literal["simple", "none"]
+
 
 class InvalidInput(ValueError):
     """One request item cannot be processed as given (too long, wrong labels...).
@@ -154,6 +158,37 @@ class Explained:
     explanation: ImageExplanation | TextExplanation
 
 
+@dataclass(frozen=True)
+class EntityItem:
+    """A text to find named entities in, and how to report them."""
+
+    text: str
+    aggregation: Aggregation = "simple"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A span of the input: ``text == input[start:end]`` (character offsets), its label and score.
+
+    `score` is the model's probability for the label (the mean over the span's tokens), or None
+    when the model gives none (spaCy's greedy transition-based NER decides without scores).
+    """
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Entities:
+    """The entities of one text, in order, and the number of tokens it cost (for `usage`)."""
+
+    entities: list[Entity]
+    tokens: int
+
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -241,6 +276,7 @@ class ModelDescription:
     device: str
     dtype: str
     context_length: int | None = None  # tokens a request may use (prompt plus output)
+    max_characters: int | None = None  # characters one input may have, for models limited in characters (spaCy)
     dimensions: int | None = None  # embedding size
     labels: tuple[str, ...] | None = None  # a classifier's own label set
 
@@ -323,3 +359,4 @@ EMBED_FACES: Method[DetectionQuery, Detections] = Method("embed-faces")  # the s
 # Explanations cost a backward pass: adapters run them in the EXPLAIN_LANE, on a copy of the network.
 EXPLAIN_TEXT: Method[TextItem, Explained] = Method("explain-text")
 EXPLAIN_IMAGE: Method[ImageQuestion, Explained] = Method("explain-image")
+EXTRACT_ENTITIES: Method[EntityItem, Entities] = Method("extract-entities")

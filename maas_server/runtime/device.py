@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def choose_device(requested: str | None = None) -> str:
-    """Per-model setting > MAAS_DEVICE > auto (cuda if torch sees one, else cpu)."""
-    device = requested or os.environ.get("MAAS_DEVICE") or "auto"
+    """The model's `device` (the server's `device` setting fills it in): auto is cuda if torch sees one, else cpu."""
+    device = requested or "auto"
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -34,7 +34,24 @@ MAAS_MODELS: dict[str, Any] = {
             "endpoints": ["/v1/classify/image"], "device": "cpu", "dtype": "float32",
             "ready": True,
         },
+        {
+            "id": "en-core-web-sm", "object": "model", "created": 1764360000,
+            "owned_by": "maas", "task": "token-classification",
+            "endpoints": ["/v1/entities"], "device": "cpu", "dtype": "float32",
+            "max_characters": 100000, "ready": True,
+        },
     ],
+}
+
+# What POST /v1/entities answers for "Angela Merkel visited Paris in 2019." (spaCy: no scores).
+ENTITIES: dict[str, Any] = {
+    "object": "list", "model": "en-core-web-sm",
+    "data": [{"index": 0, "entities": [
+        {"text": "Angela Merkel", "label": "PERSON", "start": 0, "end": 13, "score": None},
+        {"text": "Paris", "label": "GPE", "start": 22, "end": 27, "score": None},
+        {"text": "2019", "label": "DATE", "start": 31, "end": 35, "score": None},
+    ]}],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7},
 }
 
 

@@ -11,7 +11,7 @@ import responses
 
 import maas_client as maas
 from maas_client.cli import main
-from tests.client.client_support import BASE, MAAS_MODELS, completion_chunk, sse
+from tests.client.client_support import BASE, ENTITIES, MAAS_MODELS, completion_chunk, sse
 
 COMPLETION = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "smollm2-135m-instruct",
               "choices": [{"index": 0, "text": " there was", "finish_reason": "length", "logprobs": None}],
@@ -145,6 +145,72 @@ def test_classify_image_of_a_missing_file_is_a_usage_error(capsys: pytest.Captur
     assert "No such file" in err and "Traceback" not in err
 
 
+def test_entities_prints_one_line_per_entity(
+    server: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.post(f"{BASE}/v1/entities", json=ENTITIES)
+    code, out, _ = run(capsys, "entities", "Angela Merkel visited Paris in 2019.")
+    assert code == 0
+    assert out == ("    0:13     PERSON        Angela Merkel\n"
+                   "   22:27     GPE           Paris\n"
+                   "   31:35     DATE          2019\n")
+    assert body_of(server) == {"model": "en-core-web-sm", "input": ["Angela Merkel visited Paris in 2019."],
+                               "aggregation": "simple"}
+
+
+def test_entities_per_token_of_several_texts_with_scores(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mocked.post(f"{BASE}/v1/entities", json={"model": "m", "data": [
+        {"index": 0, "entities": [{"text": "Ada", "label": "B-PER", "start": 0, "end": 3, "score": 0.9}]},
+        {"index": 1, "entities": []}]})
+    code, out, _ = run(capsys, "entities", "Ada wrote.", "Nothing.", "--model", "m", "--aggregation", "none")
+    assert code == 0
+    assert out == "# Ada wrote.\n    0:3      B-PER         Ada  (0.900)\n\n# Nothing.\n(no entities)\n"
+    assert body_of(mocked)["aggregation"] == "none"
+
+
+def test_entities_reads_stdin_and_prints_json(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mocked.post(f"{BASE}/v1/entities", json=ENTITIES)
+    monkeypatch.setattr("sys.stdin", io.StringIO("Angela Merkel visited Paris in 2019.\n"))
+    code, out, _ = run(capsys, "entities", "--model", "en-core-web-sm", "--json")
+    assert code == 0 and json.loads(out) == ENTITIES
+    assert body_of(mocked)["input"] == ["Angela Merkel visited Paris in 2019."]
+DETECTIONS = {"object": "list", "model": "yolov3-tiny", "data": [
+    {"index": 0, "width": 640, "height": 480, "objects": [
+        {"label": "motorbike", "score": 0.93, "box": {"x1": 10.4, "y1": 20, "x2": 300, "y2": 250.6}}]},
+    {"index": 1, "width": 32, "height": 32, "objects": []}]}
+
+
+def test_detect_objects_prints_one_line_per_object(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    paths = [tmp_path / "street.jpg", tmp_path / "blank.png"]
+    for path in paths:
+        path.write_bytes(b"\xff\xd8\xff\xe0fake")
+    mocked.post(f"{BASE}/v1/detect/objects", json=DETECTIONS)
+    code, out, _ = run(capsys, "detect-objects", *map(str, paths), "--model", "m", "--score-threshold", "0.4",
+                       "--iou-threshold", "0.5", "--max-detections", "3")
+    assert code == 0
+    assert out == (f"# {paths[0]} (640x480)\n 0.9300  motorbike      10 20 300 251\n\n"
+                   f"# {paths[1]} (32x32)\n(nothing found)\n")
+    body = mocked.calls[0].request.body
+    for field, value in (("score_threshold", b"0.4"), ("iou_threshold", b"0.5"), ("max_detections", b"3")):
+        assert f'name="{field}"\r\n\r\n'.encode() + value in body
+
+
+def test_detect_objects_json_prints_the_server_json(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    image = tmp_path / "street.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0fake")
+    mocked.post(f"{BASE}/v1/detect/objects", json=DETECTIONS)
+    code, out, _ = run(capsys, "detect-objects", str(image), "--model", "m", "--json")
+    assert code == 0 and json.loads(out) == DETECTIONS
+
+
 def test_models_prints_a_table(server: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "models")
     assert code == 0
@@ -178,7 +244,8 @@ def test_an_unreachable_server_exits_1(mocked: responses.RequestsMock, capsys: p
     assert code == 1 and "Connection refused" in err
 
 
-@pytest.mark.parametrize("argv", [[], ["nope"], ["generate", "x", "--max-tokens", "many"], ["embed"]])
+@pytest.mark.parametrize("argv", [[], ["nope"], ["generate", "x", "--max-tokens", "many"], ["embed"],
+                                  ["entities", "x", "--aggregation", "first"]])
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2 and "usage:" in err

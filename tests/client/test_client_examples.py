@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import responses
 
-from tests.client.client_support import BASE, completion_chunk, sse
+from tests.client.client_support import BASE, ENTITIES, MAAS_MODELS, completion_chunk, sse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CLASSIFICATION = {"object": "list", "model": "efficientnet-lite0", "data": [
@@ -120,3 +120,27 @@ def test_faces_example_finds_and_compares(
     out = run_example("faces.py", *map(str, photos))
     assert "me.jpg (mtcnn): 1 face(s)" in out and "0.999 at (10, 20), 40 x 50 pixels" in out
     assert "me.jpg vs passport.jpg: distance 0.50 -> the same person (threshold 0.6)" in out
+
+
+def test_entities_example_marks_each_entity(server: responses.RequestsMock, run_example: Any) -> None:
+    server.post(f"{BASE}/v1/entities", json=ENTITIES)
+    out = run_example("entities.py", "Angela Merkel visited Paris in 2019.")
+    assert out == "[Angela Merkel](PERSON) visited [Paris](GPE) in [2019](DATE).\n(en-core-web-sm, 7 tokens)\n"
+    assert json.loads(server.calls[-1].request.body)["aggregation"] == "simple"
+DETECTIONS = {"object": "list", "model": "yolov3-tiny", "data": [{"index": 0, "width": 900, "height": 600, "objects": [
+    {"label": "motorbike", "score": 0.93, "box": {"x1": 53, "y1": 318, "x2": 416, "y2": 583}}]}]}
+
+
+def test_detect_objects_example_draws_the_boxes(
+    server: responses.RequestsMock, run_example: Any, tmp_path: Path
+) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    pytest.importorskip("skimage")
+    detector = {"id": "yolov3-tiny", "task": "object-detection", "endpoints": ["/v1/detect/objects"]}
+    server.replace(responses.GET, f"{BASE}/v1/models", json={"data": [*MAAS_MODELS["data"], detector]})
+    server.post(f"{BASE}/v1/detect/objects", json=DETECTIONS)
+    out = run_example("detect_objects.py", "--draw", str(tmp_path / "boxes.png"))
+    assert "collage.png (yolov3-tiny): 1 object(s)" in out and "motorbike" in out and "(53, 318)-(416, 583)" in out
+    assert b"\x89PNG" in server.calls[-1].request.body  # the collage was uploaded
+    with image_module.open(tmp_path / "boxes.png") as drawn:
+        assert drawn.size == (900, 600) and drawn.getpixel((53, 400)) == (255, 0, 0)  # the box's left edge

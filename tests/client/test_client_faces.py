@@ -128,7 +128,7 @@ def test_cli_detect_faces_prints_scores_and_boxes(
         photo.write_bytes(JPEG)
     assert main(["detect-faces", *map(str, photos), "--score-threshold", "0.95"]) == 0
     out = capsys.readouterr().out
-    assert out == f"# {photos[0]}\n 0.9999  box 181,62 - 268,172\n\n# {photos[1]}\nno face found\n"
+    assert out == f"# {photos[0]} (512x512)\n 0.9999  face 181 62 268 172\n\n# {photos[1]} (512x512)\n(no face found)\n"
     assert b'name="score_threshold"\r\n\r\n0.95' in faces_server.calls[-1].request.body
     assert main(["detect-faces", str(photos[0]), "--json"]) == 0
     assert '"left_eye"' in capsys.readouterr().out

@@ -14,7 +14,7 @@ import responses
 from responses import matchers
 
 import maas_client as maas
-from tests.client.client_support import BASE, MAAS_MODELS, completion_chunk, sse
+from tests.client.client_support import BASE, ENTITIES, MAAS_MODELS, completion_chunk, sse
 
 COMPLETION = {
     "id": "cmpl-1", "object": "text_completion", "created": 1764360000,
@@ -185,6 +185,28 @@ def test_classify_text_with_explain_reads_token_weights(server: responses.Reques
     assert "rgba(44,160,44,1.00)" in page and "rgba(214,39,40,0.25)" in page  # for and against, shaded
 
 
+def test_extract_entities_sends_the_texts_and_returns_typed_entities(
+    server: responses.RequestsMock, client: maas.Client
+) -> None:
+    server.post(f"{BASE}/v1/entities", json=ENTITIES)
+    result = client.extract_entities("Angela Merkel visited Paris in 2019.")
+    assert sent_json(server) == {"model": "en-core-web-sm", "input": "Angela Merkel visited Paris in 2019.",
+                                 "aggregation": "simple"}
+    assert [(e.text, e.label, e.start, e.end, e.score) for e in result.entities] == [
+        ("Angela Merkel", "PERSON", 0, 13, None), ("Paris", "GPE", 22, 27, None), ("2019", "DATE", 31, 35, None)]
+    assert isinstance(result.entities[0], maas.Entity) and result.usage is not None and result.usage.total_tokens == 7
+
+
+def test_extract_entities_per_token_for_several_texts(mocked: responses.RequestsMock, client: maas.Client) -> None:
+    mocked.post(f"{BASE}/v1/entities", json={"model": "ner", "data": [
+        {"index": 0, "entities": [{"text": "Ada", "label": "B-PER", "start": 0, "end": 3, "score": 0.97}]},
+        {"index": 1, "entities": []}]})
+    result = client.extract_entities(("Ada wrote.", "Nothing."), model="ner", aggregation="none")
+    assert sent_json(mocked) == {"model": "ner", "input": ["Ada wrote.", "Nothing."], "aggregation": "none"}
+    assert [item.entities for item in result.data][1] == []
+    assert result.entities[0].score == 0.97
+
+
 def test_classify_image_uploads_every_kind_of_image_as_file_parts(
     server: responses.RequestsMock, client: maas.Client, tmp_path: Path
 ) -> None:
@@ -241,7 +263,8 @@ def test_classify_image_rejects_what_is_not_an_image(client: maas.Client) -> Non
 
 def test_models_lists_typed_model_infos(server: responses.RequestsMock, client: maas.Client) -> None:
     models = client.models()
-    assert [m.id for m in models] == ["smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0"]
+    assert [m.id for m in models] == ["smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0",
+                                      "en-core-web-sm"]
     assert models[0].task == "text-generation"
     assert models[0].endpoints == ["/v1/completions", "/v1/chat/completions"]
     assert models[0].ready is True
@@ -317,3 +340,52 @@ def test_unknown_response_fields_are_kept(mocked: responses.RequestsMock, client
     mocked.post(f"{BASE}/v1/completions", json={**COMPLETION, "system_fingerprint": "fp_1"})
     out = client.generate("a", model="m")
     assert out.system_fingerprint == "fp_1"  # type: ignore[attr-defined]
+
+
+DETECTIONS = {
+    "object": "list", "model": "yolov3-tiny", "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    "data": [{"index": 0, "width": 640, "height": 480, "objects": [
+                 {"label": "cat", "score": 0.9, "box": {"x1": 10, "y1": 20, "x2": 110, "y2": 220}},
+                 {"label": "cup", "score": 0.5, "box": {"x1": 300, "y1": 40, "x2": 340, "y2": 90}}]},
+             {"index": 1, "width": 32, "height": 32, "objects": []}],
+}
+DETECTOR = {"id": "yolov3-tiny", "object": "model", "task": "object-detection", "endpoints": ["/v1/detect/objects"]}
+
+
+def test_detect_objects_uploads_images_with_thresholds_and_reads_boxes(
+    mocked: responses.RequestsMock, client: maas.Client, tmp_path: Path
+) -> None:
+    mocked.get(f"{BASE}/v1/models", json={"object": "list", "data": [*MAAS_MODELS["data"], DETECTOR]})
+    mocked.post(f"{BASE}/v1/detect/objects", json=DETECTIONS)
+    path = tmp_path / "street.jpg"
+    path.write_bytes(JPEG)
+    result = client.detect_objects([path, PNG], score_threshold=0.4, max_detections=5)
+    body = mocked.calls[-1].request.body
+    assert isinstance(body, bytes)
+    assert body.count(b'name="image"') == 2 and b'filename="street.jpg"' in body
+    assert b'name="model"\r\n\r\nyolov3-tiny' in body  # the server's model for the route
+    assert b'name="score_threshold"\r\n\r\n0.4' in body and b'name="max_detections"\r\n\r\n5' in body
+    assert b'name="iou_threshold"' not in body  # unset: the server's default
+    assert isinstance(result, maas.ObjectDetections) and result.model == "yolov3-tiny"
+    assert [o.label for o in result.objects] == ["cat", "cup"]
+    cat = result.objects[0]
+    assert isinstance(cat, maas.DetectedObject) and isinstance(cat.box, maas.Box)
+    assert (cat.box.x1, cat.box.width, cat.box.height) == (10, 100, 200)
+    assert result.data[1].objects == [] and (result.data[1].width, result.data[1].height) == (32, 32)
+    # The uploaded images stay with the result, for the notebook view.
+    page = result._repr_html_()
+    assert f"data:image/jpeg;base64,{base64.b64encode(JPEG).decode()}" in page
+    assert f"data:image/png;base64,{base64.b64encode(PNG).decode()}" in page
+
+
+def test_detect_objects_takes_a_pil_image_and_a_file(mocked: responses.RequestsMock, client: maas.Client) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    mocked.post(f"{BASE}/v1/detect/objects", json=DETECTIONS)
+    result = client.detect_objects([image_module.new("RGB", (4, 4), "red"), io.BytesIO(JPEG)], model="m",
+                                   iou_threshold=0.3)
+    body = mocked.calls[-1].request.body
+    assert isinstance(body, bytes)
+    assert b'filename="image0.png"' in body and b'name="iou_threshold"\r\n\r\n0.3' in body
+    assert b"data:image/png;base64," in result._repr_html_().encode()
+    with pytest.raises(TypeError, match="path, bytes"):
+        client.detect_objects(42, model="m")  # type: ignore[arg-type]

@@ -65,3 +65,66 @@ def test_responses_keep_unknown_fields_and_requests_reject_them() -> None:
 def test_required_result_data_is_checked() -> None:
     with pytest.raises(ValidationError):
         maas.Completion.model_validate({"id": "x"})
+
+
+ENTITY_TEXT = "<Ada> & Bob met in Zürich.\nThen\tParis."
+ENTITIES = {"model": "ner", "data": [{"index": 0, "entities": [
+    {"text": "<Ada>", "label": "PER<x>", "start": 0, "end": 5, "score": 0.5},
+    {"text": "Zürich", "label": "GPE", "start": 19, "end": 25},
+    {"text": "Paris", "label": "GPE", "start": 32, "end": 37, "score": None}]}]}
+
+
+def test_entities_html_highlights_each_entity_inline_and_escapes_everything() -> None:
+    result = maas.Entities.model_validate(ENTITIES)._with_texts([ENTITY_TEXT])
+    html = result._repr_html_()
+    assert "<Ada>" not in html and "PER<x>" not in html and "&lt;Ada&gt;" in html and "PER&lt;x&gt;" in html
+    assert " &amp; Bob met in " in html and "\nThen\t" in html  # the text between entities, in order
+    assert len(re.findall(r"<mark ", html)) == 3
+    marks = re.findall(r'<mark title="([^"]*)" style="background:(#\w+)', html)
+    assert marks[0][0] == "PER&lt;x&gt; 0.500" and marks[1][0] == "GPE -"
+    assert marks[1][1] == marks[2][1]  # one colour per label
+    assert re.sub(r"<[^>]+>", "", html).startswith("ner")
+
+
+def test_entities_html_skips_spans_that_do_not_fit_the_text_and_shows_a_table_without_texts() -> None:
+    overlapping = {"data": [{"entities": [{"text": "Ada", "label": "A", "start": 0, "end": 3},
+                                          {"text": "da", "label": "B", "start": 1, "end": 3},
+                                          {"text": "zzz", "label": "C", "start": 4, "end": 7}]}]}
+    html = maas.Entities.model_validate(overlapping)._with_texts(["Ada met"])._repr_html_()
+    assert len(re.findall(r"<mark ", html)) == 1 and "met" in html
+    table = maas.Entities.model_validate(ENTITIES)._repr_html_()
+    assert "<table" in table and "&lt;Ada&gt;" in table and "19:25" in table and "0.500" in table
+
+
+def test_entities_shortcut_reads_the_first_input() -> None:
+    assert maas.Entities.model_validate({"data": []}).entities == []
+    assert [e.text for e in maas.Entities.model_validate(ENTITIES).entities] == ["<Ada>", "Zürich", "Paris"]
+DETECTIONS = {
+    "object": "list", "model": "yolov3-tiny",
+    "data": [{"index": 0, "width": 200, "height": 100, "objects": [
+        {"label": "<script>cat</script> & co", "score": 0.875, "box": {"x1": 10, "y1": 20, "x2": 60, "y2": 90}},
+        {"label": "cup", "score": 0.5, "box": {"x1": 100, "y1": 10, "x2": 150, "y2": 40}}]}],
+}
+
+
+def test_detections_html_draws_each_box_over_the_image_with_escaped_labels() -> None:
+    result = maas.ObjectDetections.model_validate(DETECTIONS)
+    png = b"\x89PNG fake"
+    result._attach_images([(png, "image/png")])
+    page = result._repr_html_()
+    assert f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+    assert 'viewBox="0 0 200 100"' in page  # the SVG's units are the image's pixels
+    assert re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', page) == [
+        ("10.0", "20.0", "50.0", "70.0"), ("100.0", "10.0", "50.0", "30.0")]
+    assert "&lt;script&gt;cat&lt;/script&gt; &amp; co 0.88" in page and "<script>" not in page
+    assert "yolov3-tiny" in page
+
+
+def test_detections_html_without_the_image_still_shows_the_boxes() -> None:
+    result = maas.ObjectDetections.model_validate(DETECTIONS)  # e.g. read back from JSON: no image held
+    page = result._repr_html_()
+    assert "<img" not in page and page.count("<rect") == 2 and "aspect-ratio:200/100" in page
+    result._attach_images([(b"II*\x00tiff", "image/tiff")])  # browsers show no TIFF: boxes on gray
+    assert "<img" not in result._repr_html_()
+    empty = maas.ObjectDetections.model_validate({"data": [{"index": 0, "width": 8, "height": 8, "objects": []}]})
+    assert "nothing found" in empty._repr_html_() and empty.objects == []

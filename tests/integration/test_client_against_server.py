@@ -49,6 +49,16 @@ def test_classify_image_from_pil_bytes_and_path(client: maas.Client, tmp_path) -
     assert all("cat" in item.labels[0].label for item in results.data)
 
 
+def test_extract_entities_and_show_them(client: maas.Client) -> None:
+    text = "Ada Lovelace met Charles Babbage in London in 1833."
+    result = client.extract_entities(text)
+    assert [(e.label, text[e.start:e.end]) for e in result.entities] == [
+        ("PERSON", "Ada Lovelace"), ("PERSON", "Charles Babbage"), ("GPE", "London"), ("DATE", "1833")]
+    assert result.model == "en-core-web-sm" and '<span style="font-size:9px' in result._repr_html_()
+    with pytest.raises(maas.UnprocessableEntityError):
+        client.extract_entities(["fine", ""])
+
+
 def test_errors_are_typed(client: maas.Client) -> None:
     with pytest.raises(maas.NotFoundError) as info:
         client.generate("hi", model="no-such-model")
@@ -87,5 +97,7 @@ def test_cli_against_the_server(server_url: str) -> None:
                                        capture_output=True, text=True, timeout=120)
     models = run("models")
     assert models.returncode == 0 and "smollm2-135m-instruct" in models.stdout
+    entities = run("entities", "Angela Merkel visited Paris in 2019.")
+    assert entities.returncode == 0 and "PERSON        Angela Merkel" in entities.stdout
     missing = run("generate", "hi", "--model", "nope")
     assert missing.returncode == 1 and "nope" in missing.stderr and "Traceback" not in missing.stderr

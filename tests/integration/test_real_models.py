@@ -23,8 +23,8 @@ def test_models_are_listed_with_task_and_device(server_url: str) -> None:
     data = {m["id"]: m for m in requests.get(f"{server_url}/v1/models", timeout=10).json()["data"]}
     assert {k: v["task"] for k, v in data.items()} == {
         "smollm2-135m-instruct": "text-generation", "all-minilm-l6-v2": "embeddings",
-        "efficientnet-lite0": "image-classification", "mtcnn": "face-detection",
-        "dlib-face-recognition": "face-embedding"}
+        "efficientnet-lite0": "image-classification", "en-core-web-sm": "token-classification",
+        "yolov3-tiny": "object-detection", "mtcnn": "face-detection", "dlib-face-recognition": "face-embedding"}
     assert all(m["device"] == "cpu" and m["ready"] for m in data.values())
 
 
@@ -51,6 +51,43 @@ def test_zero_shot_text_classification(server_url: str) -> None:
         "labels": ["sports", "cooking", "politics"]})
     top = [item["labels"][0]["label"] for item in r.json()["data"]]
     assert top == ["sports", "cooking"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Angela Merkel visited Paris in 2019.", [("Angela Merkel", "PERSON", 0, 13), ("Paris", "GPE", 22, 27),
+                                              ("2019", "DATE", 31, 35)]),
+    ("Apple is looking at buying U.K. startup for $1 billion.", [("Apple", "ORG", 0, 5), ("U.K.", "GPE", 27, 31),
+                                                                 ("$1 billion", "MONEY", 44, 54)]),
+    ("Barack Obama was born in Hawaii and worked for the University of Chicago.", [
+        ("Barack Obama", "PERSON", 0, 12), ("Hawaii", "GPE", 25, 31), ("the University of Chicago", "ORG", 47, 72)]),
+])
+def test_named_entities_with_exact_offsets(server_url: str, text: str, expected: list) -> None:  # type: ignore[type-arg]
+    r = requests.post(f"{server_url}/v1/entities", json={"input": text}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "en-core-web-sm"
+    found = [(e["text"], e["label"], e["start"], e["end"]) for e in body["data"][0]["entities"]]
+    assert found == expected
+    assert all(text[start:end] == span for span, _, start, end in found)
+    assert all(e["score"] is None for e in body["data"][0]["entities"])  # spaCy's NER gives no probabilities
+
+
+def test_named_entities_per_token_and_in_a_batch(server_url: str) -> None:
+    texts = ["Angela Merkel visited Paris in 2019.", "nothing to see here"]
+    r = requests.post(f"{server_url}/v1/entities", json={"input": texts, "aggregation": "none"}, timeout=60)
+    first, second = r.json()["data"]
+    assert [(e["text"], e["label"], e["start"]) for e in first["entities"]] == [
+        ("Angela", "B-PERSON", 0), ("Merkel", "I-PERSON", 7), ("Paris", "B-GPE", 22), ("2019", "B-DATE", 31)]
+    assert second["entities"] == []
+    assert r.json()["usage"]["prompt_tokens"] == 7 + 4  # spaCy tokens: the final "." is one
+
+
+def test_named_entity_model_describes_its_character_limit(server_url: str) -> None:
+    info = requests.get(f"{server_url}/v1/models/en-core-web-sm", timeout=10).json()
+    assert (info["device"], info["endpoints"], info["max_characters"]) == ("cpu", ["/v1/entities"], 100_000)
+    assert {"PERSON", "ORG", "GPE", "DATE", "MONEY"} <= set(info["labels"])
+    r = requests.post(f"{server_url}/v1/entities", json={"input": "x" * 100_001}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
 
 
 def _large_chelsea() -> np.ndarray:

@@ -10,12 +10,11 @@ from typing import Any
 
 from flask import Flask
 
-from maas_server.accounts import AccountSettings
 from maas_server.api.accounting import Accounts
 from maas_server.app import create_app
-from maas_server.config import config_from_dict
 from maas_server.models.base import (EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Scores, TextItem,
                                      Vector)
+from maas_server.settings import load_settings
 
 
 class WordEmbedder:
@@ -46,10 +45,10 @@ def fake_loader(model_config: Any, server_config: Any) -> WordEmbedder:
 
 def word_app(tmp_path: Path, **settings: Any) -> Flask:
     """An app serving `words` (the fake embedder) with its own store under `tmp_path`."""
-    config = config_from_dict({"server": {"cache_dir": str(tmp_path / "cache")},
-                               "models": [{"name": "words", "task": "embeddings", "source": "unused"}]})
-    accounts = AccountSettings(data_dir=tmp_path / "data", **{"auth_cache_seconds": 0, **settings})
-    app = create_app(config, loader=fake_loader, accounts=accounts)
+    file = {"server": {"cache_dir": str(tmp_path / "cache")},
+            "models": [{"name": "words", "task": "embeddings", "source": "unused"}]}
+    flags = {"data_dir": tmp_path / "data", "auth_cache_seconds": 0, **settings}
+    app = create_app(load_settings(flags, file=file), loader=fake_loader)
     assert app.extensions["maas"].registry.wait_until_loaded(10)
     return app
 

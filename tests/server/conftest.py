@@ -1,4 +1,4 @@
-"""An app serving five tiny self-made models (and the real face models) through the real loading code."""
+"""An app serving six tiny self-made models (and the real face models) through the real loading code."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from maas_server.app import create_app
-from maas_server.config import ServerConfig, config_from_dict
+from maas_server.settings import Settings, load_settings
 
 
 def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, timm_weights: str,
-                **server) -> ServerConfig:
-    return config_from_dict({
+                ner: str | None = None, **server) -> Settings:
+    entities = [{"name": "tiny-ner", "task": "token-classification", "source": ner, "max_queue": 64}] if ner else []
+    return load_settings(file={
         "server": {"cache_dir": str(tmp / "cache"), "max_body_bytes": 2_000_000, "max_inputs": 8, "max_tokens": 64,
                    "max_n": 3, "max_image_bytes": 200_000, "max_image_pixels": 1_000_000,
                    "max_request_pixels": 3_000_000, "image_max_side": 128, **server},
@@ -28,6 +29,8 @@ def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, tim
              "architecture": "timm:test_efficientnet", "preprocess": {"size": 64, "mean": [0.5, 0.5, 0.5],
                                                                       "std": [0.5, 0.5, 0.5]}, "max_queue": 64},
             *face_models(),
+            *entities,
+            _tiny_detector(tmp),
         ],
     })
 
@@ -46,11 +49,21 @@ def face_models() -> list[dict]:
     return models
 
 
+def _tiny_detector(tmp: Path) -> dict[str, object]:
+    """A Darknet YOLO network with random weights (tests/tiny_models.py), written under `tmp` (milliseconds)."""
+    from tests import tiny_models
+
+    folder = tmp / "tiny-yolo"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"name": "tiny-yolo", "task": "object-detection", "source": tiny_models.darknet(folder),
+            "architecture": f"darknet:{folder / 'tiny-yolo.cfg'}", "max_queue": 64}
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_bert_classifier: str,
-        tiny_resnet: str, tiny_timm_weights: str) -> Flask:
+        tiny_resnet: str, tiny_timm_weights: str, tiny_ner: str) -> Flask:
     config = tiny_config(tmp_path_factory.mktemp("app"), tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet,
-                         tiny_timm_weights)
+                         tiny_timm_weights, tiny_ner)
     app = create_app(config)
     assert app.extensions["maas"].registry.wait_until_loaded(timeout=120)
     assert app.extensions["maas"].registry.ready, [e.error for e in app.extensions["maas"].registry.entries()]

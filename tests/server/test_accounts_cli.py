@@ -14,11 +14,10 @@ from maas_server.cli import main
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    # The commands write MAAS_DATA_DIR / PROMETHEUS_MULTIPROC_DIR for gunicorn's workers: restore them after.
-    # (setenv, not delenv: monkeypatch only restores a variable that existed or that it set itself.)
-    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))
+    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))  # --data-dir must win over it
+    # serve writes PROMETHEUS_MULTIPROC_DIR for gunicorn's workers: restore it after. (setenv, not
+    # delenv: monkeypatch only restores a variable that existed or that it set itself.)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    monkeypatch.setenv("MAAS_CREATE_STORE", "1")
     monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
     return str(tmp_path / "data")
 

@@ -4,7 +4,7 @@ X-Request-Timeout header. Deterministic: models block on Events, the estimate's 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -192,3 +192,25 @@ def test_a_body_read_whole_but_never_closed_still_frees_its_place() -> None:
     environ = {"PATH_INFO": "/v1/embeddings", "REQUEST_METHOD": "GET"}
     for _ in range(3):  # a leaked place would refuse the second call
         assert b"".join(admission(environ, lambda *_: None)) == b"firstlast"
+
+
+def test_a_body_closed_before_it_is_read_frees_its_place_and_closes_the_inner_body() -> None:
+    closed: list[bool] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"never read"
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return Body()
+
+    admission = Admission(app, limit=1)
+    environ = {"PATH_INFO": "/v1/embeddings", "REQUEST_METHOD": "GET"}
+    for _ in range(3):  # a leaked place would refuse the second call
+        body = admission(environ, lambda *_: None)
+        body.close()  # type: ignore[attr-defined]  # a server whose client left before the first byte
+    assert closed == [True, True, True]

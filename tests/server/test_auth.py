@@ -16,7 +16,9 @@ from flask.testing import FlaskClient
 
 from maas_server.accounts import AccountSettings, Store, create_key, revoke_key
 from maas_server.accounts.commands import check_serving_address
+from maas_server.config import ConfigError
 from maas_server.ops.logs import JsonFormatter
+from maas_server.settings import load_settings
 from tests.server.accounting_support import accounts_of, word_app
 
 REMOTE = {"REMOTE_ADDR": "203.0.113.9"}
@@ -137,11 +139,14 @@ def test_before_the_first_key_a_placeholder_key_is_ignored(tmp_path: Path) -> No
     assert _embed(word_app(tmp_path).test_client(), "sk-unused").status_code == 200
 
 
-def test_auth_mode_is_read_from_maas_auth() -> None:
-    assert AccountSettings.from_env({"MAAS_AUTH": "Keys"}).auth == "keys"
-    assert AccountSettings.from_env({}).auth == "auto"
-    with pytest.raises(ValueError, match=r"MAAS_AUTH.*auto, keys, loopback, open"):
-        AccountSettings.from_env({"MAAS_AUTH": "none"})
+def test_auth_mode_is_read_from_maas_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAAS_AUTH", raising=False)
+    assert load_settings().auth == "auto"
+    monkeypatch.setenv("MAAS_AUTH", "Keys")
+    assert load_settings().auth == "keys"
+    monkeypatch.setenv("MAAS_AUTH", "none")
+    with pytest.raises(ConfigError, match=r"auth: .*'auto', 'keys', 'loopback' or 'open'"):
+        load_settings()
 
 
 def test_serving_a_public_address_depends_on_the_mode(tmp_path: Path) -> None:

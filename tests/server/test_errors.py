@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from maas_server.app import create_app
-from maas_server.config import config_from_dict
+from maas_server.settings import load_settings
 
 
 def _error(response: Any, status: int, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -210,8 +210,8 @@ def test_model_still_loading_is_503_and_ready_follows(tiny_bert: str, tmp_path: 
         gate.wait(10)
         raise RuntimeError("weights missing")
 
-    config = config_from_dict({"server": {"cache_dir": str(tmp_path)},
-                               "models": [{"name": "e", "task": "embeddings", "source": tiny_bert}]})
+    config = load_settings(file={"server": {"cache_dir": str(tmp_path)},
+                                 "models": [{"name": "e", "task": "embeddings", "source": tiny_bert}]})
     app = create_app(config, loader=slow_loader)
     client = app.test_client()
     assert client.get("/ready").status_code == 503
@@ -224,8 +224,8 @@ def test_model_still_loading_is_503_and_ready_follows(tiny_bert: str, tmp_path: 
 
 
 def test_bug_in_a_route_is_a_500_envelope_without_traceback(tmp_path: Any, tiny_bert: str) -> None:
-    config = config_from_dict({"server": {"cache_dir": str(tmp_path)},
-                               "models": [{"name": "e", "task": "embeddings", "source": tiny_bert}]})
+    config = load_settings(file={"server": {"cache_dir": str(tmp_path)},
+                                 "models": [{"name": "e", "task": "embeddings", "source": tiny_bert}]})
     app = create_app(config, load_models=False)
 
     @app.get("/boom-test")

@@ -11,10 +11,10 @@ import numpy as np
 from flask.testing import FlaskClient
 from PIL import Image
 
-from maas_server.config import config_from_dict
 from maas_server.models.base import (CLASSIFY_TEXT, EMBED, EXPLAIN_LANE, EXPLAIN_TEXT, ZERO_SHOT_TEXT, BatchMethod,
                                      Explained, Method, ModelDescription, Scores, TextExplanation, TextItem, Vector)
 from maas_server.runtime.registry import ModelRegistry
+from maas_server.settings import load_settings
 
 
 def _png(size: tuple[int, int] = (40, 30)) -> bytes:
@@ -108,7 +108,7 @@ class SlowExplainer:
 
 def test_a_running_explanation_does_not_hold_up_plain_requests_to_the_same_model() -> None:
     model = SlowExplainer()
-    config = config_from_dict({"models": [{"name": "c", "task": "text-classification", "source": "x"}]})
+    config = load_settings(file={"models": [{"name": "c", "task": "text-classification", "source": "x"}]})
     registry = ModelRegistry(config, loader=lambda c, s: model)
     registry.load_all()
     entry = registry.get("c")
@@ -140,7 +140,7 @@ def test_models_without_an_explain_lane_get_one_runner() -> None:
         def warmup(self) -> None:
             pass
 
-    registry = ModelRegistry(config_from_dict({"models": [{"name": "e", "task": "embeddings", "source": "x"}]}),
+    registry = ModelRegistry(load_settings(file={"models": [{"name": "e", "task": "embeddings", "source": "x"}]}),
                              loader=lambda c, s: Embedder())
     registry.load_all()
     entry = registry.get("e")

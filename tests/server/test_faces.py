@@ -19,12 +19,11 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image, ImageOps
 
-from maas_server.accounts import AccountSettings
 from maas_server.app import create_app
-from maas_server.config import config_from_dict
 from maas_server.models.base import (DETECT_FACES, EMBED_FACES, BatchMethod, Box, Detected, DetectionQuery, Detections,
                                      ModelDescription)
 from maas_server.ops.logs import JsonFormatter
+from maas_server.settings import load_settings
 from tests.server.accounting_support import fake_loader
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -232,12 +231,12 @@ class FakeFaces:
 
 def test_face_routes_never_log_their_bodies_even_with_log_content(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    config = config_from_dict({"server": {"cache_dir": str(tmp_path / "cache")}, "models": [
+    settings = load_settings({"data_dir": tmp_path / "data", "log_content": True}, file={
+        "server": {"cache_dir": str(tmp_path / "cache")}, "models": [
         {"name": "words", "task": "embeddings", "source": "unused"},
         {"name": "faces", "task": "face-detection", "source": "unused"},
         {"name": "vectors", "task": "face-embedding", "source": "unused"}]})
-    app = create_app(config, accounts=AccountSettings(data_dir=tmp_path / "data", log_content=True),
-                     loader=lambda model, server: FakeFaces(model.task) if "face" in model.task
+    app = create_app(settings, loader=lambda model, server: FakeFaces(model.task) if "face" in model.task
                      else fake_loader(model, server))
     assert app.extensions["maas"].registry.wait_until_loaded(10)
     client = app.test_client()

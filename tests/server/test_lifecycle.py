@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from maas_server.api._common import client_gone, wait_all
 from maas_server.app import begin_drain, create_app
-from maas_server.config import config_from_dict
+from maas_server.settings import load_settings
 from maas_server.errors import APIError
 from maas_server.models.base import EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Vector
 from maas_server.runtime.handles import Handle, Work
@@ -100,7 +100,7 @@ class GatedEmbedder:
 
 def test_overload_answers_503_with_retry_after_and_drops_stale_work_before_compute() -> None:
     model = GatedEmbedder()
-    config = config_from_dict({"server": {"max_inputs": 2}, "models": [
+    config = load_settings(file={"server": {"max_inputs": 2}, "models": [
         {"name": "e", "task": "embeddings", "source": "unused", "max_queue": 2, "queue_timeout_s": 0.5}]})
     app = create_app(config, loader=lambda cfg, server: model)
     assert app.extensions["maas"].registry.wait_until_loaded(10)

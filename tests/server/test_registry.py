@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from maas_server.config import TASKS as CONFIG_TASKS
-from maas_server.config import config_from_dict
 from maas_server.models import TASKS
 from maas_server.models.base import EMBED, GENERATE, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription
 from maas_server.runtime.registry import ModelRegistry
+from maas_server.settings import load_settings
 
 
 class HalfEmbedder:
@@ -27,8 +27,8 @@ class HalfEmbedder:
 
 
 def _registry(loader: Any) -> ModelRegistry:
-    config = config_from_dict({"models": [{"name": "e", "task": "embeddings", "source": "x"},
-                                          {"name": "g", "task": "text-generation", "source": "y"}]})
+    config = load_settings(file={"models": [{"name": "e", "task": "embeddings", "source": "x"},
+                                            {"name": "g", "task": "text-generation", "source": "y"}]})
     return ModelRegistry(config, loader=loader)
 
 

@@ -1,7 +1,7 @@
 """Schemathesis over /openapi.json against the WSGI app: no 5xx, and every answer as documented.
 
 The app serves the tiny random-weight models of tests/tiny_models.py through the real loading
-code, so generation (streamed too), embeddings and both classifications really run. It requires
+code, so generation (streamed too), embeddings, both classifications and entities really run. It requires
 keys (auth mode `keys`) and the cases carry one, so they reach the models.
 
 Each operation is tested with four sources of requests: the documented request examples
@@ -28,10 +28,10 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, ignored
                                                response_schema_conformance, status_code_conformance,
                                                unsupported_method)
 
-from maas_server.accounts import AccountSettings, create_key
+from maas_server.accounts import create_key
 from maas_server.api.openapi import ROUTES, Route
 from maas_server.app import create_app
-from maas_server.config import ServerConfig
+from maas_server.settings import Settings
 from tests.server.accounting_support import accounts_of
 from tests.server.conftest import tiny_config
 
@@ -48,15 +48,15 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def keyed_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_bert_classifier: str,
-              tiny_resnet: str, tiny_timm_weights: str) -> Flask:
+              tiny_resnet: str, tiny_timm_weights: str, tiny_ner: str) -> Flask:
     tmp = tmp_path_factory.mktemp("schemathesis")
-    config = tiny_config(tmp, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights)
-    app = create_app(_short_generations(config), accounts=AccountSettings(data_dir=tmp / "data", auth="keys"))
+    config = tiny_config(tmp, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights, tiny_ner)
+    app = create_app(_short_generations(config).model_copy(update={"data_dir": tmp / "data", "auth": "keys"}))
     assert app.extensions["maas"].registry.wait_until_loaded(timeout=120)
     return app
 
 
-def _short_generations(config: ServerConfig) -> ServerConfig:
+def _short_generations(config: Settings) -> Settings:
     # The point is every code path, not long texts: a random-weight model rarely stops by itself.
     models = tuple(m.model_copy(update={"default_max_tokens": 8}) if m.task == "text-generation" else m
                    for m in config.models)

@@ -295,9 +295,8 @@ def test_sigkill_loses_at_most_the_rows_of_the_last_linger_seconds(tmp_path: Pat
 
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))  # the commands set these for gunicorn's
-    monkeypatch.setenv("MAAS_CREATE_STORE", "1")  # workers; monkeypatch restores what it set itself
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "unused"))  # --data-dir must win over it
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))  # serve sets it for its workers
     monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
     monkeypatch.setattr("maas_server.cli._serve", lambda args: pytest.fail("serve started on a bad store"))
 
