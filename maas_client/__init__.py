@@ -12,6 +12,7 @@
     client.classify_image("cat.jpg").labels
     client.extract_entities("Angela Merkel visited Paris.").entities
     client.detect_objects("street.jpg").objects
+    client.compare_faces("me.jpg", "passport.jpg").same_person
 
 Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
 """
@@ -55,10 +56,15 @@ from .types import (
     Entities,
     Entity,
     EntityResult,
+    Face,
+    FaceComparison,
+    FaceDetectionItem,
+    FaceDetections,
     LabelScore,
     ModelInfo,
     ObjectDetectionItem,
     ObjectDetections,
+    Point,
     TokenWeight,
     Usage,
 )
@@ -88,6 +94,10 @@ __all__ = [
     "Entity",
     "EntityResult",
     "Explanation",
+    "Face",
+    "FaceComparison",
+    "FaceDetectionItem",
+    "FaceDetections",
     "ImageInput",
     "InternalServerError",
     "LabelScore",
@@ -98,6 +108,7 @@ __all__ = [
     "ObjectDetectionItem",
     "ObjectDetections",
     "PermissionDeniedError",
+    "Point",
     "RateLimitError",
     "RequestTooLargeError",
     "ServiceUnavailableError",

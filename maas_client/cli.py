@@ -9,6 +9,7 @@
     maas classify-image cat.jpg
     maas entities "Angela Merkel visited Paris in 2019."   # or: maas entities < article.txt
     maas detect-objects street.jpg --score-threshold 0.4
+    maas detect-faces photo.jpg
     maas models
 
 Every command takes ``--base-url``, ``--api-key`` (else ``MAAS_BASE_URL``/``MAAS_API_KEY``),
@@ -24,14 +25,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from ._version import __version__
 from .client import Client
 from .errors import MaasError
-from .types import Classification, Entities, ModelInfo, ObjectDetections
+from .types import Classification, Entities, FaceDetections, ModelInfo, ObjectDetections
 
 __all__ = ["main"]
 
@@ -112,11 +113,19 @@ def _entities(client: Client, args: argparse.Namespace) -> None:
     texts = args.texts or [_text_or_stdin(None, "a text")]
     result = client.extract_entities(texts, model=args.model, aggregation=args.aggregation)
     _print(result, args.json, lambda r: _entities_text(r, texts))
+
+
 def _detect_objects(client: Client, args: argparse.Namespace) -> None:
     result = client.detect_objects(args.images, score_threshold=args.score_threshold,
                                    iou_threshold=args.iou_threshold, max_detections=args.max_detections,
                                    model=args.model)
     _print(result, args.json, lambda r: _detections_text(r, args.images))
+
+
+def _detect_faces(client: Client, args: argparse.Namespace) -> None:
+    result = client.detect_faces(args.images, score_threshold=args.score_threshold,
+                                 max_detections=args.max_detections, model=args.model)
+    _print(result, args.json, lambda r: _faces_text(r, args.images))
 
 
 def _models(client: Client, args: argparse.Namespace) -> None:
@@ -186,13 +195,37 @@ def _entities_text(result: Entities, inputs: Sequence[str]) -> str:
     return "\n\n".join(blocks)
 
 
+class _Image(Protocol):
+    """What a per-image result row has in common (ObjectDetections' and FaceDetections' items)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+
+
 def _detections_text(result: ObjectDetections, inputs: Sequence[str]) -> str:
     """One line per object: score, label and box (x1 y1 x2 y2, in the image's pixels)."""
+    return _per_image(result.data, inputs, lambda item: [
+        f"{o.score:7.4f}  {o.label:<14} {o.box.x1:.0f} {o.box.y1:.0f} {o.box.x2:.0f} {o.box.y2:.0f}"
+        for o in item.objects] or ["(nothing found)"])
+
+
+def _faces_text(result: FaceDetections, inputs: Sequence[str]) -> str:
+    """One line per face: score and box (x1 y1 x2 y2, in the image's pixels), as detect-objects prints them."""
+    return _per_image(result.data, inputs, lambda item: [
+        f"{f.score:7.4f}  face {f.box.x1:.0f} {f.box.y1:.0f} {f.box.x2:.0f} {f.box.y2:.0f}"
+        for f in item.faces] or ["(no face found)"])
+
+
+def _per_image(data: Sequence[_Image], inputs: Sequence[str], lines_of: Callable[[Any], list[str]]) -> str:
+    """A block of lines per image, headed by its file name and size when there are several."""
     blocks = []
-    for item in result.data:
-        lines = [f"{o.score:7.4f}  {o.label:<14} {o.box.x1:.0f} {o.box.y1:.0f} {o.box.x2:.0f} {o.box.y2:.0f}"
-                 for o in item.objects] or ["(nothing found)"]
-        if len(result.data) > 1 and item.index < len(inputs):
+    for item in data:
+        lines = lines_of(item)
+        if len(data) > 1 and item.index < len(inputs):
             lines.insert(0, f"# {inputs[item.index]} ({item.width}x{item.height})")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
@@ -270,6 +303,11 @@ def _parser() -> argparse.ArgumentParser:
     detect_objects.add_argument("--score-threshold", type=float, help="leave out less sure finds (default 0.25)")
     detect_objects.add_argument("--iou-threshold", type=float, help="overlap above which boxes merge (default 0.45)")
     detect_objects.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
+    detect_faces = add("detect-faces", _detect_faces, "find faces in image files (score and box, in pixels)")
+    detect_faces.add_argument("images", nargs="+", metavar="PATH")
+    detect_faces.add_argument("--score-threshold", type=float,
+                              help="leave out less sure faces (MTCNN keeps only faces above 0.7 anyway)")
+    detect_faces.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
     add("models", _models, "list the served models")
     return parser
 

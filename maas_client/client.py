@@ -40,14 +40,16 @@ from .types import (
     Completion,
     CompletionChunk,
     CompletionRequest,
+    DetectionRequest,
     EmbeddingRequest,
     Embeddings,
     Entities,
     EntityRequest,
+    FaceComparison,
+    FaceDetections,
     ImageClassificationRequest,
     ModelInfo,
     ModelList,
-    ObjectDetectionRequest,
     ObjectDetections,
     TextClassificationRequest,
     _Request,
@@ -65,6 +67,9 @@ CLASSIFY_TEXT = "/v1/classify/text"
 CLASSIFY_IMAGE = "/v1/classify/image"
 ENTITIES = "/v1/entities"
 DETECT_OBJECTS = "/v1/detect/objects"
+DETECT_FACES = "/v1/detect/faces"
+EMBED_FACES = "/v1/faces/embeddings"
+SAME_PERSON = 0.6  # dlib's threshold for its 128-d face vectors (the default face-embedding model)
 MODELS = "/v1/models"
 
 
@@ -77,6 +82,7 @@ class _SavableImage(Protocol):
 ImageInput = str | os.PathLike[str] | bytes | bytearray | IO[bytes] | _SavableImage
 MessageInput = ChatMessage | Mapping[str, Any]
 M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D", ObjectDetections, FaceDetections)  # what the detection routes answer
 
 
 class Client:
@@ -466,6 +472,9 @@ class Client:
         )
         result = self._post(ENTITIES, request, Entities, timeout, extra_headers)
         return result._with_texts([input] if isinstance(input, str) else list(input))
+
+    # ------------------------------------------------------------------ objects and faces
+
     def detect_objects(
         self,
         images: ImageInput | Sequence[ImageInput],
@@ -486,16 +495,76 @@ class Client:
         first image's list, best first; the result keeps the uploaded images, so that a notebook
         shows each one with its boxes drawn over it.
         """
-        form = ObjectDetectionRequest(model=model or self._default_model(DETECT_OBJECTS),
-                                      score_threshold=score_threshold, iou_threshold=iou_threshold,
-                                      max_detections=max_detections)
-        parts = _image_parts(images)
-        result = self._transport.request(
-            "POST", DETECT_OBJECTS, ObjectDetections, files=[("image", part) for part in parts],
-            data=form.to_form(), timeout=timeout, headers=extra_headers,
-        )
-        result._attach_images([(content, content_type) for _, content, content_type in parts])
-        return result
+        form = DetectionRequest(model=model or self._default_model(DETECT_OBJECTS), score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
+        return self._detect(DETECT_OBJECTS, ObjectDetections, images, form, timeout, extra_headers)
+
+    def detect_faces(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> FaceDetections:
+        """Find faces in one image or several (``POST /v1/detect/faces``, multipart upload).
+
+        Images are given as for :meth:`classify_image`. ``score_threshold`` leaves out faces the model is
+        less sure of (MTCNN keeps only faces above 0.7 in any case); of two faces overlapping more than
+        ``iou_threshold`` (default 0.45) the better is kept; ``max_detections`` (default 100) caps each
+        image's list. Boxes and landmarks are in the pixels of each image as sent. ``.faces`` is the first
+        image's list, best first; a notebook shows each image with its faces marked (the result keeps the
+        uploaded images for that, in memory only).
+        """
+        form = DetectionRequest(model=model or self._default_model(DETECT_FACES), score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
+        return self._detect(DETECT_FACES, FaceDetections, images, form, timeout, extra_headers)
+
+    def embed_faces(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> FaceDetections:
+        """Find faces and give each a vector (``POST /v1/faces/embeddings``): as :meth:`detect_faces`, with
+        ``face.embedding`` set. Two faces whose vectors lie less than 0.6 apart (``face.distance(other)``) show
+        the same person, for the default model (dlib's 128-d vectors)."""
+        form = DetectionRequest(model=model or self._default_model(EMBED_FACES), score_threshold=score_threshold,
+                                iou_threshold=iou_threshold, max_detections=max_detections)
+        return self._detect(EMBED_FACES, FaceDetections, images, form, timeout, extra_headers)
+
+    def compare_faces(
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        threshold: float = SAME_PERSON,
+        model: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> FaceComparison:
+        """Whether two photos show the same person: the distance between the best face of each (one call to
+        :meth:`embed_faces` with both images) and ``same_person = distance < threshold``.
+
+        Raises ``MaasError`` when a photo holds no face the model finds.
+        """
+        found = self.embed_faces([a, b], model=model, timeout=timeout, extra_headers=extra_headers)
+        faces = {item.index: item.faces for item in found.data}
+        missing = [name for index, name in enumerate("ab") if not faces.get(index)]
+        if missing:
+            raise MaasError(f"no face found in image {' or '.join(missing)}; nothing to compare")
+        face_a, face_b = faces[0][0], faces[1][0]
+        distance = face_a.distance(face_b)
+        return FaceComparison(distance=distance, threshold=threshold, same_person=distance < threshold,
+                              a=face_a, b=face_b)
 
     # ------------------------------------------------------------------ models
 
@@ -547,6 +616,24 @@ class Client:
         return self._transport.stream(
             path, chunk, json=request.to_body(), timeout=timeout, headers=headers
         )
+
+    def _detect(
+        self,
+        route: str,
+        result: type[D],
+        images: ImageInput | Sequence[ImageInput],
+        form: DetectionRequest,
+        timeout: TimeoutTypes | None,
+        headers: Mapping[str, str] | None,
+    ) -> D:
+        """Upload the images with the form; the result keeps them (in memory) for its notebook view."""
+        parts = _image_parts(images)
+        found = self._transport.request(
+            "POST", route, result, files=[("image", part) for part in parts], data=form.to_form(),
+            timeout=timeout, headers=headers,
+        )
+        found._attach_images([(content, content_type) for _, content, content_type in parts])
+        return found
 
     def _default_model(self, route: str) -> str:
         return self._directory.default_for(route, self.base_url, self.models)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import base64
 import html
+import math
 import sys
 import zlib
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "CompletionRequest",
     "ContentPart",
     "DetectedObject",
+    "DetectionRequest",
     "Embedding",
     "EmbeddingRequest",
     "Embeddings",
@@ -46,13 +48,17 @@ __all__ = [
     "EntityRequest",
     "EntityResult",
     "Explanation",
+    "Face",
+    "FaceComparison",
+    "FaceDetectionItem",
+    "FaceDetections",
     "ImageClassificationRequest",
     "LabelScore",
     "ModelInfo",
     "ModelList",
     "ObjectDetectionItem",
-    "ObjectDetectionRequest",
     "ObjectDetections",
+    "Point",
     "TextClassificationRequest",
     "TokenWeight",
     "TopLogprob",
@@ -171,8 +177,11 @@ class EntityRequest(_Request):
     model: str
     input: str | list[str]
     aggregation: Literal["simple", "none"] | None = None
-class ObjectDetectionRequest(_Request):
-    """Form fields of ``POST /v1/detect/objects`` (the images travel as file parts)."""
+
+
+class DetectionRequest(_Request):
+    """Form fields of the detection routes (``POST /v1/detect/objects``, ``/v1/detect/faces``,
+    ``/v1/faces/embeddings``); the images travel as file parts."""
 
     model: str
     score_threshold: float | None = None
@@ -666,12 +675,7 @@ def _detection_html(item: ObjectDetectionItem) -> str:
     """The image as a base64 <img> with an SVG of the boxes over it; the SVG's viewBox is the image's pixels,
     so the boxes scale with the picture."""
     width, height = max(item.width, 1), max(item.height, 1)
-    image = item._image
-    if image is not None and image[1] in _BROWSER_IMAGES:
-        picture = (f'<img src="data:{image[1]};base64,{base64.b64encode(image[0]).decode()}" '
-                   'style="display:block;width:100%;height:auto">')
-    else:
-        picture = f'<div style="width:100%;aspect-ratio:{width}/{height};background:#ddd"></div>'
+    picture = _picture_html(item._image, width, height)
     boxes = "".join(_box_svg(o, max(width, height)) for o in item.objects)
     svg = (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
            f'style="position:absolute;left:0;top:0;width:100%;height:100%">{boxes}</svg>')
@@ -679,6 +683,14 @@ def _detection_html(item: ObjectDetectionItem) -> str:
     return (f'<div style="color:#666">image {item.index}: {found}</div>'
             f'<div style="position:relative;display:inline-block;width:{min(item.width, 512) or 512}px;'
             f'max-width:100%;margin-bottom:6px">{picture}{svg}</div>')
+
+
+def _picture_html(image: tuple[bytes, str] | None, width: int, height: int) -> str:
+    """The uploaded image as a base64 <img>, or a grey area of its shape when a browser cannot show it."""
+    if image is not None and image[1] in _BROWSER_IMAGES:
+        return (f'<img src="data:{image[1]};base64,{base64.b64encode(image[0]).decode()}" '
+                'style="display:block;width:100%;height:auto">')
+    return f'<div style="width:100%;aspect-ratio:{width}/{height};background:#ddd"></div>'
 
 
 def _box_svg(found: DetectedObject, side: int) -> str:
@@ -689,6 +701,112 @@ def _box_svg(found: DetectedObject, side: int) -> str:
             f'fill="none" stroke="{colour}" stroke-width="{stroke:.1f}"/>'
             f'<text x="{box.x1:.1f}" y="{max(box.y1 - stroke, font):.1f}" fill="{colour}" font-size="{font:.1f}" '
             f'font-family="sans-serif" paint-order="stroke" stroke="white" stroke-width="{stroke:.1f}">{text}</text>')
+
+
+# ---------------------------------------------------------------------------- faces
+
+
+class Point(_Response):
+    """A point in pixels of the image as sent."""
+
+    x: float
+    y: float
+
+
+class Face(_Response):
+    """One face: the model's confidence in [0, 1], its box, five landmarks (``left_eye``, ``right_eye``, ``nose``,
+    ``mouth_left``, ``mouth_right``, left and right as seen in the image) and, from :meth:`Client.embed_faces`, the
+    face's vector (``embedding``)."""
+
+    score: float
+    box: Box
+    landmarks: dict[str, Point] | None = None
+    embedding: list[float] | None = None
+
+    def distance(self, other: Face) -> float:
+        """The Euclidean distance between two faces' vectors: under 0.6 they show one person (dlib's threshold)."""
+        if self.embedding is None or other.embedding is None:
+            raise ValueError("both faces need an embedding: get them from Client.embed_faces")
+        if len(self.embedding) != len(other.embedding):
+            raise ValueError(f"the vectors differ in size ({len(self.embedding)} vs {len(other.embedding)}): "
+                             "they come from different models")
+        return math.dist(self.embedding, other.embedding)
+
+
+class FaceDetectionItem(_Response):
+    """The faces in one image, best first; ``width`` and ``height`` are the image's size as sent."""
+
+    index: int = 0
+    width: int = 0
+    height: int = 0
+    faces: list[Face]
+    # The image as uploaded (bytes, content type), kept by the client for the notebook view; never sent on.
+    _image: tuple[bytes, str] | None = PrivateAttr(default=None)
+
+    def _repr_html_(self) -> str:
+        """The image with each face's box and landmarks drawn over it."""
+        return f'<div style="font-family:sans-serif;font-size:13px">{_faces_html(self)}</div>'
+
+
+class FaceDetections(_Response):
+    """Result of :meth:`Client.detect_faces` and :meth:`Client.embed_faces`: ``data`` holds one item per image,
+    in order; ``faces`` is the first image's, the common single-image case. A notebook shows each image with its
+    faces marked."""
+
+    object: str = "list"
+    model: str = ""
+    data: list[FaceDetectionItem]
+    usage: Usage | None = None
+
+    @property
+    def faces(self) -> list[Face]:
+        """The first image's faces, best first."""
+        return self.data[0].faces if self.data else []
+
+    def _repr_html_(self) -> str:
+        title = html.escape(self.model or "faces")
+        items = "".join(_faces_html(item) for item in self.data)
+        return (f'<div class="maas-faces" style="font-family:sans-serif;font-size:13px">'
+                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+
+    def _attach_images(self, images: list[tuple[bytes, str]]) -> None:
+        """Keep the uploaded images (bytes, content type) with their items, for :meth:`_repr_html_`."""
+        for item in self.data:
+            if 0 <= item.index < len(images):
+                item._image = images[item.index]
+
+
+class FaceComparison(_Response):
+    """Result of :meth:`Client.compare_faces`: the distance between the best face of each image and whether that
+    makes them one person (``distance < threshold``)."""
+
+    distance: float
+    threshold: float
+    same_person: bool
+    a: Face
+    b: Face
+
+
+def _faces_html(item: FaceDetectionItem) -> str:
+    """The image as a base64 <img> with an SVG over it whose viewBox is the image's pixels, so the marks scale
+    with the picture."""
+    width, height = max(item.width, 1), max(item.height, 1)
+    marks = "".join(_face_svg(face, max(width, height)) for face in item.faces)
+    found = ", ".join(f"{face.score:.2f}" for face in item.faces)
+    caption = f"{len(item.faces)} face{'' if len(item.faces) == 1 else 's'}" + (f" ({found})" if found else "")
+    svg = (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+           f'style="position:absolute;left:0;top:0;width:100%;height:100%">{marks}</svg>')
+    return (f'<div style="color:#666">image {item.index}: {caption}</div>'
+            f'<div style="position:relative;display:inline-block;width:{min(item.width, 512) or 512}px;'
+            f'max-width:100%;margin-bottom:6px">{_picture_html(item._image, width, height)}{svg}</div>')
+
+
+def _face_svg(face: Face, side: int) -> str:
+    box, stroke = face.box, max(side / 200, 1)
+    dots = "".join(f'<circle cx="{p.x:.1f}" cy="{p.y:.1f}" r="{stroke * 1.5:.1f}" fill="#ffe119"/>'
+                   for p in (face.landmarks or {}).values())
+    return (f'<rect x="{box.x1:.1f}" y="{box.y1:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" '
+            f'fill="none" stroke="#3cb44b" stroke-width="{stroke:.1f}"><title>{face.score:.3f}</title></rect>{dots}')
 
 
 # ---------------------------------------------------------------------------- models

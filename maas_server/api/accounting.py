@@ -47,6 +47,7 @@ from ..ops.logs import CREDENTIAL_NAMES, KEY_PREFIX, log_request
 from . import cors
 from . import schemas as s
 from ._common import state
+from .detect import PERSONAL_DATA_ROUTES
 from .metering import Metering, metering
 
 log = logging.getLogger("maas.accounts")
@@ -315,10 +316,19 @@ _BODY_UNREAD = (401, 413, 429)
 def _logged_body(status: int) -> str | None:
     if not accounts().settings.log_content or request.mimetype == "multipart/form-data" or status in _BODY_UNREAD:
         return None
+    if _carries_faces():
+        return None
     try:
         return request.get_data(as_text=True)[:_MAX_LOGGED_BODY]
     except Exception:  # noqa: BLE001 - an unreadable body is not logged, and never fails the response
         return None
+
+
+def _carries_faces() -> bool:
+    # Faces are personal data: never logged, log_content or not. The path is checked too, so that a face image
+    # sent to a mistyped path (a 404 or a redirect, with no route) stays out of the log as well.
+    path = (request.url_rule.rule if request.url_rule else request.path).lower()
+    return any(route in path for route in PERSONAL_DATA_ROUTES)
 
 
 def _count_out(counted: _Counted, acc: Accounts) -> None:

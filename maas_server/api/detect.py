@@ -22,6 +22,8 @@ from .metering import report_usage
 bp = Blueprint("detect", __name__)
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # the order adapters give them in
+# Faces are personal data: the request log never holds these routes' bodies, even with log_content (accounting.py).
+PERSONAL_DATA_ROUTES = ("/v1/detect/faces", "/v1/faces/embeddings")
 
 
 @bp.post("/v1/detect/objects")

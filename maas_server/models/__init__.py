@@ -14,6 +14,7 @@ from typing import Any
 
 from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_OBJECTS, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, EXTRACT_ENTITIES,
                    GENERATE, ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
+from .base import DETECT_FACES, EMBED_FACES
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ TASKS: dict[str, TaskSpec] = {
     # named entities: a spaCy pipeline or a transformers token classifier (the adapter picks by source)
     "token-classification": TaskSpec("token_classification:TokenClassificationModel", (EXTRACT_ENTITIES,)),
     "object-detection": TaskSpec("object_detection:ObjectDetectionModel", (DETECT_OBJECTS,)),
+    "face-detection": TaskSpec("faces:FaceDetectionModel", (DETECT_FACES,)),
+    "face-embedding": TaskSpec("faces:FaceEmbeddingModel", (EMBED_FACES,)),  # dlib: CPU, not torch
 }
 
 

@@ -102,6 +102,26 @@ def test_notebook_is_nbformat_4_without_outputs_and_its_code_compiles() -> None:
             compile("".join(cell["source"]), cell["id"], "exec")
 
 
+def test_faces_example_finds_and_compares(
+    server: responses.RequestsMock, run_example: Any, tmp_path: Path
+) -> None:
+    models = [{"id": name, "task": task, "endpoints": [route]} for name, task, route in (
+        ("mtcnn", "face-detection", "/v1/detect/faces"),
+        ("dlib-face-recognition", "face-embedding", "/v1/faces/embeddings"))]
+    server.replace(responses.GET, f"{BASE}/v1/models", json={"object": "list", "data": models})
+    face = {"score": 0.999, "box": {"x1": 10, "y1": 20, "x2": 50, "y2": 70}}
+    server.post(f"{BASE}/v1/detect/faces", json={"model": "mtcnn", "data": [{"index": 0, "faces": [face]}]})
+    vectors = [{"index": 0, "faces": [{**face, "embedding": [0.0, 0.0]}]},
+               {"index": 1, "faces": [{**face, "embedding": [0.3, 0.4]}]}]
+    server.post(f"{BASE}/v1/faces/embeddings", json={"model": "dlib-face-recognition", "data": vectors})
+    photos = [tmp_path / "me.jpg", tmp_path / "passport.jpg"]
+    for photo in photos:
+        photo.write_bytes(b"\xff\xd8\xff\xe0fake")
+    out = run_example("faces.py", *map(str, photos))
+    assert "me.jpg (mtcnn): 1 face(s)" in out and "0.999 at (10, 20), 40 x 50 pixels" in out
+    assert "me.jpg vs passport.jpg: distance 0.50 -> the same person (threshold 0.6)" in out
+
+
 def test_entities_example_marks_each_entity(server: responses.RequestsMock, run_example: Any) -> None:
     server.post(f"{BASE}/v1/entities", json=ENTITIES)
     out = run_example("entities.py", "Angela Merkel visited Paris in 2019.")

@@ -1,4 +1,4 @@
-"""The default models, served by gunicorn, giving real answers over real HTTP."""
+"""The default models, served by gunicorn, giving real answers over real HTTP (faces: test_faces.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_models_are_listed_with_task_and_device(server_url: str) -> None:
     assert {k: v["task"] for k, v in data.items()} == {
         "smollm2-135m-instruct": "text-generation", "all-minilm-l6-v2": "embeddings",
         "efficientnet-lite0": "image-classification", "en-core-web-sm": "token-classification",
-        "yolov3-tiny": "object-detection"}
+        "yolov3-tiny": "object-detection", "mtcnn": "face-detection", "dlib-face-recognition": "face-embedding"}
     assert all(m["device"] == "cpu" and m["ready"] for m in data.values())
 
 

@@ -1,7 +1,8 @@
-"""An app serving six tiny self-made models through the real loading code."""
+"""An app serving six tiny self-made models (and the real face models) through the real loading code."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,25 @@ def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, tim
             {"name": "tiny-timm", "task": "image-classification", "source": timm_weights,
              "architecture": "timm:test_efficientnet", "preprocess": {"size": 64, "mean": [0.5, 0.5, 0.5],
                                                                       "std": [0.5, 0.5, 0.5]}, "max_queue": 64},
+            *face_models(),
             *entities,
             _tiny_detector(tmp),
         ],
     })
+
+
+def face_models() -> list[dict]:
+    """The real face models, when their packages are installed: their weights are small (MTCNN 2 MB, dlib's two
+    files 32 MB, under a second to load). Without them the face routes answer 404 and tests/server/test_faces.py
+    skips, saying what to install."""
+    models = []
+    if importlib.util.find_spec("facenet_pytorch"):
+        models.append({"name": "mtcnn", "task": "face-detection", "source": "pkg://facenet_pytorch/data",
+                       "max_queue": 64})
+        if importlib.util.find_spec("dlib") and importlib.util.find_spec("face_recognition_models"):
+            models.append({"name": "dlib-faces", "task": "face-embedding",
+                           "source": "pkg://face_recognition_models/models", "max_queue": 64})
+    return models
 
 
 def _tiny_detector(tmp: Path) -> dict[str, object]:

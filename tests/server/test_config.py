@@ -16,7 +16,8 @@ def test_default_config_serves_the_packaged_models() -> None:
     assert [(m.name, m.task) for m in config.models] == [
         ("smollm2-135m-instruct", "text-generation"), ("all-minilm-l6-v2", "embeddings"),
         ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification"),
-        ("yolov3-tiny", "object-detection")]
+        ("yolov3-tiny", "object-detection"), ("mtcnn", "face-detection"),
+        ("dlib-face-recognition", "face-embedding")]
     assert all(m.source.startswith("pkg://") for m in config.models)
 
 
