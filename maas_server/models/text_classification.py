@@ -137,6 +137,9 @@ class HeadedEncoder(torch.nn.Module):
     pads and explains (integrated gradients through the encoder's embeddings) the same way.
     """
 
+    weight: torch.Tensor  # buffers: they move with .to(device) and are no parameters
+    bias: torch.Tensor
+
     def __init__(self, encoder: Any, head: ClassificationHead, pooling: str) -> None:
         super().__init__()
         self.encoder = encoder
