@@ -3,7 +3,7 @@
     make bench                                  # everything (~15 min on 2 cores)
     .venv/bin/python benchmarks/run.py --quick  # fewer requests, a smoke run
     .venv/bin/python benchmarks/run.py --only generation,overload
-    .venv/bin/python benchmarks/run.py --quick --only entities
+    .venv/bin/python benchmarks/run.py --quick --only entities,sentiment,faces
 
 Absolute numbers move from machine to machine; the ratios measured in one run are the figures
 that matter: server / in-process limit, and server / peer. The peer for generation is
@@ -56,6 +56,10 @@ NER_TEXTS = [f"In {1990 + i % 30}, Angela Merkel met Tim Cook of Apple in Paris 
              if i % 2 else f"Sentence number {i} is about Ada Lovelace, London and the weather in spring."
              for i in range(64)]
 DET_MODEL = "yolov3-tiny"
+SENTIMENT_MODEL, FACE_MODELS = "minilm-sentiment", ("mtcnn", "dlib-face-recognition")
+# Short reviews, as a sentiment service gets them.
+REVIEWS = [f"Order {i}: {'the staff were friendly and the food was great' if i % 2 else 'it arrived late and broken'}."
+           for i in range(64)]
 
 
 @dataclass
@@ -152,6 +156,15 @@ def inprocess_detection(model: Any, batch: int, rounds: int, jpeg: bytes) -> flo
     start = time.perf_counter()
     for _ in range(rounds):
         model.run([model.prepare(DetectionQuery(Image.open(io.BytesIO(jpeg)))) for _ in range(batch)])
+    return batch * rounds / (time.perf_counter() - start)
+
+
+def inprocess_rate(model: Any, method: Any, inputs: list[Any], batch: int, rounds: int) -> float:
+    """Items per second through one of the adapter's batch methods (what the server's runner calls)."""
+    call = model.batch_methods()[method]
+    start = time.perf_counter()
+    for _ in range(rounds):
+        call.run([call.prepare(x) for x in inputs[:batch]])
     return batch * rounds / (time.perf_counter() - start)
 
 
@@ -252,6 +265,28 @@ def detection_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
     wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/detect/objects", payload))
     return Row("detection", f"server c={concurrency}", total / wall, "images/s", percentile_ms(latencies, .5),
                percentile_ms(latencies, .95))
+
+
+def json_load(url: str, task: str, path: str, payloads: list[bytes], concurrency: int, total: int,
+              unit: str) -> Row:
+    """`total` POSTs of the payloads in turn, `concurrency` at a time, one item per request."""
+    client = KeepAliveClient(url)
+    wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json(path, payloads[i % len(payloads)]))
+    return Row(task, f"server c={concurrency}", total / wall, unit, percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95))
+
+
+def server_rows(task: str, models: list[str], path: str, payloads: list[bytes], unit: str, limit: float,
+                totals: dict[int, int]) -> list[Row]:
+    """A server with `models` at each concurrency (after a warm-up), each rate as a share of the in-process limit."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with(models, Path(tmp))) as url:
+        json_load(url, task, path, payloads, 4, 8, unit)  # warm the HTTP path and the model
+        for concurrency, total in totals.items():
+            row = json_load(url, task, path, payloads, concurrency, total, unit)
+            row.vs_limit = row.rate / limit
+            rows.append(row)
+    return rows
 
 
 # -- servers
@@ -440,6 +475,48 @@ def bench_detection(quick: bool) -> list[Row]:
     return rows
 
 
+def bench_sentiment(quick: bool) -> list[Row]:
+    """The sentiment head's model (MiniLM plus a linear head): one review per request."""
+    from maas_server.models.base import CLASSIFY_TEXT, TextItem
+
+    scale = 1 if quick else 3
+    model, items = load(SENTIMENT_MODEL), [TextItem(text) for text in REVIEWS]
+    inprocess_rate(model, CLASSIFY_TEXT, items, 32, 2)  # warm
+    limit = inprocess_rate(model, CLASSIFY_TEXT, items, 32, 4 * scale)
+    rows = [Row("sentiment", "in-process batch 32", limit, "texts/s"),
+            Row("sentiment", "in-process batch 1", inprocess_rate(model, CLASSIFY_TEXT, items, 1, 64 * scale),
+                "texts/s")]
+    payloads = [json.dumps({"model": SENTIMENT_MODEL, "input": text}).encode() for text in REVIEWS]
+    return rows + server_rows("sentiment", [SENTIMENT_MODEL], "/v1/classify/text", payloads, "texts/s", limit,
+                              {1: 64 * scale, 16: 128 * scale})
+
+
+def bench_faces(quick: bool) -> list[Row]:
+    """Face detection (MTCNN) and face embeddings (MTCNN, then dlib) on the astronaut photo (one face, 512x512)."""
+    import skimage.data
+    from PIL import Image
+
+    from maas_server.models.base import DETECT_FACES, EMBED_FACES, DetectionQuery
+
+    buffer = io.BytesIO()
+    Image.fromarray(skimage.data.astronaut()).save(buffer, "JPEG", quality=90)
+    jpeg, rounds = buffer.getvalue(), 1 if quick else 2
+    payloads = [json.dumps({"image": base64.b64encode(jpeg).decode()}).encode()]
+    rows: list[Row] = []
+    for task, name, method, path in (("face detection", FACE_MODELS[0], DETECT_FACES, "/v1/detect/faces"),
+                                     ("face embeddings", FACE_MODELS[1], EMBED_FACES, "/v1/faces/embeddings")):
+        model = load(name)
+        queries = [DetectionQuery(Image.open(io.BytesIO(jpeg))) for _ in range(4)]
+        inprocess_rate(model, method, queries, 1, 1)  # warm
+        by_batch = {b: inprocess_rate(model, method, queries, b, max(1, rounds * 8 // b)) for b in (1, 4)}
+        best = max(by_batch, key=by_batch.__getitem__)
+        rows += [Row(task, f"in-process batch {b}" + (" (best)" if b == best else ""), r, "images/s")
+                 for b, r in by_batch.items()]
+        rows += server_rows(task, [name], path, payloads, "images/s", by_batch[best],
+                            {1: 8 * rounds, 16: 32 * rounds})
+    return rows
+
+
 def bench_overload(quick: bool) -> list[Row]:
     """4 x max_queue clients at once: each answer must be 200 or 503 + Retry-After, none may hang."""
     import maas_client
@@ -485,8 +562,9 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument("--only", default="generation,embeddings,images,entities,detection,overload",
-                        help="comma-separated sections: generation, embeddings, images, entities, detection, overload")
+    parser.add_argument("--only", default="generation,embeddings,images,entities,detection,sentiment,faces,overload",
+                        help="comma-separated sections: generation, embeddings, images, entities, detection, "
+                             "sentiment, faces, overload")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -502,6 +580,10 @@ def main() -> int:
         rows += bench_entities(args.quick)
     if "detection" in sections:
         rows += bench_detection(args.quick)
+    if "sentiment" in sections:
+        rows += bench_sentiment(args.quick)
+    if "faces" in sections:
+        rows += bench_faces(args.quick)
     if "overload" in sections:
         rows += bench_overload(args.quick)
     print_table(rows)

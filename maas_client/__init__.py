@@ -8,7 +8,8 @@
     client.generate("Once upon a time", max_tokens=20).text
     client.chat([{"role": "user", "content": "Hi"}]).text
     client.embed(["a", "b"]).vectors
-    client.classify_text("I love it", labels=["positive", "negative"]).labels
+    client.classify_text("I love it").label                     # "positive"
+    client.classify_text("It rained", labels=["weather", "sports"]).labels
     client.classify_image("cat.jpg").labels
     client.extract_entities("Angela Merkel visited Paris.").entities
     client.detect_objects("street.jpg").objects

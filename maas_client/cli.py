@@ -5,7 +5,8 @@
     maas generate "Once upon a time" --max-tokens 40 --stream
     maas chat "Hi" --system "Answer briefly."          # or: echo "Hi" | maas chat
     maas embed "first text" "second text"
-    maas classify-text "I love it" --labels positive negative
+    maas classify-text "I love it"                      # sentiment: negative, neutral, positive
+    maas classify-text "The striker scored" --labels sports cooking
     maas classify-image cat.jpg
     maas entities "Angela Merkel visited Paris in 2019."   # or: maas entities < article.txt
     maas detect-objects street.jpg --score-threshold 0.4

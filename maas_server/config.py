@@ -71,6 +71,16 @@ class ModelConfig(_Strict):
         20.0, gt=0, description="embeddings: cosine similarities are multiplied by this before softmax"
     )
     preprocess: Preprocess = Preprocess()
+    head: str | None = Field(
+        None, description="text-classification: a trained linear head (safetensors: weight, bias, label names) "
+                          "over the pooled, normalised embeddings of `source`, an embeddings model "
+                          "(models/sentiment_head.py); a path or pkg://PACKAGE/PATH")
+
+    @model_validator(mode="after")
+    def _head_only_for_text_classification(self) -> ModelConfig:
+        if self.head is not None and self.task != "text-classification":
+            raise ValueError(f"model {self.name!r}: `head` applies to task text-classification only, not {self.task}")
+        return self
 
 
 class ServerConfig(_Strict):

@@ -50,8 +50,8 @@ class EmbeddingModel:
         path = resolve_source(config.source)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, dtype=dtype).to(device).eval()
-        max_length = config.max_context or _max_length(path, model, tokenizer)
-        return cls(model, tokenizer, device=device, pooling=_pooling_mode(path), max_length=max_length,
+        max_length = config.max_context or sentence_max_length(path, model, tokenizer)
+        return cls(model, tokenizer, device=device, pooling=pooling_mode(path), max_length=max_length,
                    zero_shot_scale=config.zero_shot_scale)
 
     def describe(self) -> ModelDescription:
@@ -100,13 +100,7 @@ class EmbeddingModel:
 
     def _vectors(self, ids: list[list[int]]) -> torch.Tensor:
         enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
-        hidden = self.model(**enc).last_hidden_state.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return sentence_vectors(self.model(**enc).last_hidden_state, enc["attention_mask"], self.pooling)
 
     def _label_matrix(self, labels: tuple[str, ...]) -> torch.Tensor:
         """Label embeddings, cached: the same label sets come back request after request."""
@@ -122,14 +116,25 @@ class EmbeddingModel:
         return torch.stack([self._label_vectors[label] for label in labels])
 
 
-def _pooling_mode(path: str) -> str:
+def sentence_vectors(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One L2-normalised vector per sequence: the [CLS] state, or the mean over real tokens."""
+    hidden = hidden.float()
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def pooling_mode(path: str) -> str:
     config = Path(path) / "1_Pooling" / "config.json"
     if config.is_file() and json.loads(config.read_text()).get("pooling_mode_cls_token"):
         return "cls"
     return "mean"
 
 
-def _max_length(path: str, model: Any, tokenizer: Any) -> int:
+def sentence_max_length(path: str, model: Any, tokenizer: Any) -> int:
     st_config = Path(path) / "sentence_bert_config.json"
     if st_config.is_file():
         value = json.loads(st_config.read_text()).get("max_seq_length")

@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from . import explain
 from .base import (CLASSIFY_TEXT, EXPLAIN_LANE, EXPLAIN_TEXT, BatchMethod, Explained, InvalidInput, Method,
                    ModelDescription, Scores, TextExplanation, TextItem)
+from .embeddings import pooling_mode, sentence_max_length, sentence_vectors
+from .sentiment_head import ClassificationHead, HeadError, load_head
 from .sources import resolve_source
 
 
@@ -38,14 +41,19 @@ class TextClassificationModel:
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> TextClassificationModel:
+        """A sequence classifier; or, with `config.head`, a sentence encoder with a trained linear head."""
         path = resolve_source(config.source)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(device).eval()
-        limit = config.max_context or min(
-            getattr(model.config, "max_position_embeddings", 512) or 512,
-            tokenizer.model_max_length if 0 < tokenizer.model_max_length < 10**9 else 512,
-        )
-        return cls(model, tokenizer, device=device, max_length=limit)
+        if config.head is not None:
+            model: Any = HeadedEncoder.load(path, resolve_source(config.head), dtype)
+            limit = config.max_context or sentence_max_length(path, model.encoder, tokenizer)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
+            limit = config.max_context or min(
+                getattr(model.config, "max_position_embeddings", 512) or 512,
+                tokenizer.model_max_length if 0 < tokenizer.model_max_length < 10**9 else 512,
+            )
+        return cls(model.to(device).eval(), tokenizer, device=device, max_length=limit)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
@@ -119,3 +127,48 @@ class TextClassificationModel:
     @property
     def _pad_id(self) -> int:
         return int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
+
+
+class HeadedEncoder(torch.nn.Module):
+    """A sentence encoder and a trained linear head, with a sequence classifier's interface.
+
+    The logits are the head over the pooled, L2-normalised embedding, exactly the vectors the head
+    was trained on (models/sentiment_head.py). Being a classifier like any other, it batches,
+    pads and explains (integrated gradients through the encoder's embeddings) the same way.
+    """
+
+    weight: torch.Tensor  # buffers: they move with .to(device) and are no parameters
+    bias: torch.Tensor
+
+    def __init__(self, encoder: Any, head: ClassificationHead, pooling: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.register_buffer("weight", head.weight.clone())
+        self.register_buffer("bias", head.bias.clone())
+        self.config = copy.deepcopy(encoder.config)
+        self.config.id2label = dict(enumerate(head.labels))  # num_labels follows id2label
+        self.config.label2id = {label: i for i, label in enumerate(head.labels)}
+
+    @classmethod
+    def load(cls, encoder_path: str, head_path: str, dtype: torch.dtype) -> HeadedEncoder:
+        head = load_head(head_path)
+        encoder = AutoModel.from_pretrained(encoder_path, dtype=dtype)
+        if head.dimensions != encoder.config.hidden_size:
+            raise HeadError(f"head {head_path} scores {head.dimensions}-dimensional embeddings, but {encoder_path} "
+                            f"makes {encoder.config.hidden_size}-dimensional ones")
+        return cls(encoder, head, pooling_mode(encoder_path))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.encoder.dtype  # type: ignore[no-any-return]
+
+    def get_input_embeddings(self) -> Any:
+        return self.encoder.get_input_embeddings()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                **encoder_inputs: Any) -> SequenceClassifierOutput:
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask, **encoder_inputs).last_hidden_state
+        vectors = sentence_vectors(hidden, mask, self.pooling)
+        return SequenceClassifierOutput(logits=vectors @ self.weight.T + self.bias)

@@ -39,6 +39,8 @@ def test_embed_and_classify(client: maas.Client) -> None:
     assert dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2])
     result = client.classify_text("The striker scored twice in the final.", labels=["sports", "cooking"])
     assert result.labels[0].label == "sports"
+    sentiment = client.classify_text(["I love it", "I hate this."])
+    assert (sentiment.model, [item.label for item in sentiment.data]) == ("minilm-sentiment", ["positive", "negative"])
 
 
 def test_classify_image_from_pil_bytes_and_path(client: maas.Client, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ def test_models_are_listed_with_task_and_device(server_url: str) -> None:
     data = {m["id"]: m for m in requests.get(f"{server_url}/v1/models", timeout=10).json()["data"]}
     assert {k: v["task"] for k, v in data.items()} == {
         "smollm2-135m-instruct": "text-generation", "all-minilm-l6-v2": "embeddings",
+        "minilm-sentiment": "text-classification",
         "efficientnet-lite0": "image-classification", "en-core-web-sm": "token-classification",
         "yolov3-tiny": "object-detection", "mtcnn": "face-detection", "dlib-face-recognition": "face-embedding"}
     assert all(m["device"] == "cpu" and m["ready"] for m in data.values())
@@ -51,6 +52,31 @@ def test_zero_shot_text_classification(server_url: str) -> None:
         "labels": ["sports", "cooking", "politics"]})
     top = [item["labels"][0]["label"] for item in r.json()["data"]]
     assert top == ["sports", "cooking"]
+    assert r.json()["model"] == "all-minilm-l6-v2"  # labels given: zero-shot, not the sentiment head
+
+
+# Plain sentences written for this test, none of them in the head's training tweets or probe sets.
+PLAIN_SENTIMENT = [("I love it", "positive"), ("What a wonderful surprise, thank you so much!", "positive"),
+                   ("The food was delicious and the staff were friendly.", "positive"),
+                   ("I hate this.", "negative"), ("The service was terrible and the room was dirty.", "negative"),
+                   ("It broke after two days, what a waste of money.", "negative")]
+
+
+def test_sentiment_without_labels_is_the_trained_head(server_url: str) -> None:
+    r = requests.post(f"{server_url}/v1/classify/text", timeout=60,
+                      json={"input": [text for text, _ in PLAIN_SENTIMENT]})
+    assert r.status_code == 200 and r.json()["model"] == "minilm-sentiment"
+    answers = [item["labels"][0]["label"] for item in r.json()["data"]]
+    assert answers == [label for _, label in PLAIN_SENTIMENT]
+    assert r.json()["data"][0]["labels"][0]["score"] > 0.9  # "I love it": zero-shot said negative 0.513
+
+
+def test_sentiment_explanation_weighs_the_sentiment_word_most(server_url: str) -> None:
+    r = requests.post(f"{server_url}/v1/classify/text", timeout=120,
+                      json={"model": "minilm-sentiment", "input": ["I love it", "I hate this."], "explain": True})
+    for item, word in zip(r.json()["data"], ["love", "hate"]):
+        tokens = item["explanation"]["tokens"]
+        assert max(tokens, key=lambda t: t["weight"])["text"] == word, tokens
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -130,7 +156,8 @@ def test_stream_yields_several_chunks_then_done(server_url: str) -> None:
     ("/v1/completions", {"prompt": "hi", "temperature": -1}, 422),
     ("/v1/embeddings", {"model": "nope", "input": "x"}, 404),
     ("/v1/classify/image", {"image": "bm90IGFuIGltYWdl"}, 400),
-    ("/v1/classify/text", {"input": "x"}, 400),
+    ("/v1/classify/text", {"model": "all-minilm-l6-v2", "input": "x"}, 400),  # zero-shot needs labels
+    ("/v1/classify/text", {"model": "minilm-sentiment", "input": "x", "labels": ["joy"]}, 400),  # not its label
 ])
 def test_bad_input_on_the_real_server_is_a_clear_4xx(server_url: str, path: str, body: dict, status: int) -> None:
     r = requests.post(f"{server_url}{path}", json=body, timeout=30)

