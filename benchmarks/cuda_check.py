@@ -20,8 +20,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from run import (EMB_MODEL, GEN_MODEL, IMG_MODEL, PROMPT, SENTENCES, config_with, fixed_body,
-                 generation_load, inprocess_embeddings, inprocess_generation, inprocess_images, load)
+from run import (
+    EMB_MODEL,
+    GEN_MODEL,
+    IMG_MODEL,
+    PROMPT,
+    SENTENCES,
+    config_with,
+    fixed_body,
+    generation_load,
+    inprocess_embeddings,
+    inprocess_generation,
+    inprocess_images,
+    load,
+)
 
 
 def check_generation(tokens: int) -> None:

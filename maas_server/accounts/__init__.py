@@ -11,7 +11,7 @@ usage.py      one row per request (never its content) and the summaries read bac
 Nothing here knows about Flask: ``maas_server.api.accounting`` wires it to requests.
 """
 
-from .keys import ApiKey, AuthError, Authenticator, KeyStoreError, create_key, list_keys, revoke_key
+from .keys import ApiKey, Authenticator, AuthError, KeyStoreError, create_key, list_keys, revoke_key
 from .limits import Decision, Limits, RateLimiter, RedisLimiter, SqlLimiter
 from .settings import AccountSettings
 from .store import Store, StoreUnavailable

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
 
-
 AuthMode = Literal["auto", "keys", "loopback", "open"]
 AUTH_MODES: tuple[str, ...] = get_args(AuthMode)
 

@@ -19,8 +19,18 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
-from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_FACES, DETECT_OBJECTS, EMBED, EMBED_FACES,
-                           EXTRACT_ENTITIES, GENERATE, ZERO_SHOT_TEXT, Method)
+from ..models.base import (
+    CLASSIFY_IMAGE,
+    CLASSIFY_TEXT,
+    DETECT_FACES,
+    DETECT_OBJECTS,
+    EMBED,
+    EMBED_FACES,
+    EXTRACT_ENTITIES,
+    GENERATE,
+    ZERO_SHOT_TEXT,
+    Method,
+)
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 from .metering import note_model

@@ -35,8 +35,17 @@ from typing import Any, Literal
 from flask import Blueprint, Flask, Response, current_app, g, request, request_finished, request_started
 from pydantic import BaseModel
 
-from ..accounts import (AccountSettings, ApiKey, Authenticator, AuthError, RateLimiter, RedisLimiter, SqlLimiter,
-                        Store, StoreUnavailable)
+from ..accounts import (
+    AccountSettings,
+    ApiKey,
+    Authenticator,
+    AuthError,
+    RateLimiter,
+    RedisLimiter,
+    SqlLimiter,
+    Store,
+    StoreUnavailable,
+)
 from ..accounts.keys import count_active
 from ..accounts.times import parse_time
 from ..accounts.usage import UsageRecord, UsageWriter, usage_summary

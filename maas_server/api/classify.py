@@ -8,8 +8,19 @@ from typing import Any
 from flask import Blueprint
 
 from ..errors import APIError
-from ..models.base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, EXPLAIN_IMAGE, EXPLAIN_TEXT, ZERO_SHOT_TEXT, Explained,
-                           ImageQuestion, Method, Scores, TextExplanation, TextItem)
+from ..models.base import (
+    CLASSIFY_IMAGE,
+    CLASSIFY_TEXT,
+    EXPLAIN_IMAGE,
+    EXPLAIN_TEXT,
+    ZERO_SHOT_TEXT,
+    Explained,
+    ImageQuestion,
+    Method,
+    Scores,
+    TextExplanation,
+    TextItem,
+)
 from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, check_count, parse_json, resolve_model, state, submit, wait_all

@@ -10,13 +10,32 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ..errors import APIError, error_body
-from ..models.base import (GENERATE, Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, TextDelta,
-                           TokenLogprob)
+from ..models.base import (
+    GENERATE,
+    Choice,
+    GenerationRequest,
+    GenerationResult,
+    InvalidInput,
+    ItemFailed,
+    TextDelta,
+    TokenLogprob,
+)
 from ..runtime.handles import EventStream, Finished, Handle, Progress
 from ..runtime.registry import ModelEntry
 from . import schemas as s
-from ._common import (CLIENT_POLL_S, client_gone, give_up_on_client, new_id, now, parse_json, resolve_model, state,
-                      stream, submit, wait_all)
+from ._common import (
+    CLIENT_POLL_S,
+    client_gone,
+    give_up_on_client,
+    new_id,
+    now,
+    parse_json,
+    resolve_model,
+    state,
+    stream,
+    submit,
+    wait_all,
+)
 from .metering import report_usage
 
 bp = Blueprint("generation", __name__)

@@ -12,9 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (CLASSIFY_IMAGE, CLASSIFY_TEXT, DETECT_OBJECTS, EMBED, EXPLAIN_IMAGE, EXPLAIN_TEXT, EXTRACT_ENTITIES,
-                   GENERATE, ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, Scores, TaskModel, TextItem, Vector)
-from .base import DETECT_FACES, EMBED_FACES
+from .base import (
+    CLASSIFY_IMAGE,
+    CLASSIFY_TEXT,
+    DETECT_FACES,
+    DETECT_OBJECTS,
+    EMBED,
+    EMBED_FACES,
+    EXPLAIN_IMAGE,
+    EXPLAIN_TEXT,
+    EXTRACT_ENTITIES,
+    GENERATE,
+    ZERO_SHOT_TEXT,
+    BatchMethod,
+    InvalidInput,
+    Method,
+    Scores,
+    TaskModel,
+    TextItem,
+    Vector,
+)
 
 
 @dataclass(frozen=True)

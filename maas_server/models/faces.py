@@ -30,8 +30,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import (DETECT_FACES, EMBED_FACES, BatchMethod, Box, Detected, DetectionQuery, Detections, Method,
-                   ModelDescription)
+from .base import (
+    DETECT_FACES,
+    EMBED_FACES,
+    BatchMethod,
+    Box,
+    Detected,
+    DetectionQuery,
+    Detections,
+    Method,
+    ModelDescription,
+)
 from .sources import resolve_source
 
 MTCNN_WEIGHTS = "pkg://facenet_pytorch/data"

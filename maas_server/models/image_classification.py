@@ -18,8 +18,18 @@ import torch
 from PIL import Image
 
 from . import explain
-from .base import (CLASSIFY_IMAGE, EXPLAIN_IMAGE, EXPLAIN_LANE, BatchMethod, Explained, ImageExplanation,
-                   ImageQuestion, Method, ModelDescription, Scores)
+from .base import (
+    CLASSIFY_IMAGE,
+    EXPLAIN_IMAGE,
+    EXPLAIN_LANE,
+    BatchMethod,
+    Explained,
+    ImageExplanation,
+    ImageQuestion,
+    Method,
+    ModelDescription,
+    Scores,
+)
 from .sources import resolve_source
 
 TIMM_PREFIX = "timm:"

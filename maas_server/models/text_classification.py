@@ -12,8 +12,19 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from . import explain
-from .base import (CLASSIFY_TEXT, EXPLAIN_LANE, EXPLAIN_TEXT, BatchMethod, Explained, InvalidInput, Method,
-                   ModelDescription, Scores, TextExplanation, TextItem)
+from .base import (
+    CLASSIFY_TEXT,
+    EXPLAIN_LANE,
+    EXPLAIN_TEXT,
+    BatchMethod,
+    Explained,
+    InvalidInput,
+    Method,
+    ModelDescription,
+    Scores,
+    TextExplanation,
+    TextItem,
+)
 from .embeddings import pooling_mode, sentence_max_length, sentence_vectors
 from .sentiment_head import ClassificationHead, HeadError, load_head
 from .sources import resolve_source

@@ -17,8 +17,20 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from .base import (GENERATE, Choice, GenerationRequest, GenerationResult, InvalidInput, ItemFailed, Method,
-                   ModelDescription, StepMethod, StepOutput, TextDelta, TokenLogprob)
+from .base import (
+    GENERATE,
+    Choice,
+    GenerationRequest,
+    GenerationResult,
+    InvalidInput,
+    ItemFailed,
+    Method,
+    ModelDescription,
+    StepMethod,
+    StepOutput,
+    TextDelta,
+    TokenLogprob,
+)
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 
 log = logging.getLogger("maas.models")

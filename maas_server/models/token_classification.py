@@ -24,8 +24,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from .base import (EXTRACT_ENTITIES, Aggregation, BatchMethod, Entities, Entity, EntityItem, InvalidInput, Method,
-                   ModelDescription)
+from .base import (
+    EXTRACT_ENTITIES,
+    Aggregation,
+    BatchMethod,
+    Entities,
+    Entity,
+    EntityItem,
+    InvalidInput,
+    Method,
+    ModelDescription,
+)
 from .sources import resolve_source
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-
 _created: list[Path] = []  # folders made here, removed when the server exits
 
 

@@ -37,8 +37,17 @@ from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..models.base import (DEFAULT_LANE, BatchMethod, DecodeBatch, InvalidInput, ItemFailed, Method, StepMethod,
-                           StepOutput, TaskModel)
+from ..models.base import (
+    DEFAULT_LANE,
+    BatchMethod,
+    DecodeBatch,
+    InvalidInput,
+    ItemFailed,
+    Method,
+    StepMethod,
+    StepOutput,
+    TaskModel,
+)
 from ..ops import metrics
 from .handles import EventStream, Finished, Handle, Progress, Work
 

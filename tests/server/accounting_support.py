@@ -12,8 +12,16 @@ from flask import Flask
 
 from maas_server.api.accounting import Accounts
 from maas_server.app import create_app
-from maas_server.models.base import (EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Scores, TextItem,
-                                     Vector)
+from maas_server.models.base import (
+    EMBED,
+    ZERO_SHOT_TEXT,
+    BatchMethod,
+    Method,
+    ModelDescription,
+    Scores,
+    TextItem,
+    Vector,
+)
 from maas_server.settings import load_settings
 
 

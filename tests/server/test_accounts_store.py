@@ -18,9 +18,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from maas_server.accounts import (AuthError, Authenticator, KeyStoreError, Limits, RedisLimiter, SqlLimiter, Store,
-                                  StoreUnavailable, UsageRecord, UsageWriter, create_key, list_keys, record_usage,
-                                  revoke_key, usage_summary)
+from maas_server.accounts import (
+    Authenticator,
+    AuthError,
+    KeyStoreError,
+    Limits,
+    RedisLimiter,
+    SqlLimiter,
+    Store,
+    StoreUnavailable,
+    UsageRecord,
+    UsageWriter,
+    create_key,
+    list_keys,
+    record_usage,
+    revoke_key,
+    usage_summary,
+)
 from maas_server.accounts import store as store_module
 from maas_server.accounts.times import parse_time
 from tests.server.accounting_support import Clock, reset_postgres

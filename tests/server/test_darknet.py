@@ -18,7 +18,15 @@ from PIL import Image
 
 from maas_server.models import darknet
 from maas_server.models.darknet import (
-    YOLOV3_TINY_MASKS, Darknet, Detection, Letterbox, detect, load_darknet, parse_cfg, postprocess, prepare,
+    YOLOV3_TINY_MASKS,
+    Darknet,
+    Detection,
+    Letterbox,
+    detect,
+    load_darknet,
+    parse_cfg,
+    postprocess,
+    prepare,
     read_weights,
 )
 

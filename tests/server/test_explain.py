@@ -11,8 +11,21 @@ import numpy as np
 from flask.testing import FlaskClient
 from PIL import Image
 
-from maas_server.models.base import (CLASSIFY_TEXT, EMBED, EXPLAIN_LANE, EXPLAIN_TEXT, ZERO_SHOT_TEXT, BatchMethod,
-                                     Explained, Method, ModelDescription, Scores, TextExplanation, TextItem, Vector)
+from maas_server.models.base import (
+    CLASSIFY_TEXT,
+    EMBED,
+    EXPLAIN_LANE,
+    EXPLAIN_TEXT,
+    ZERO_SHOT_TEXT,
+    BatchMethod,
+    Explained,
+    Method,
+    ModelDescription,
+    Scores,
+    TextExplanation,
+    TextItem,
+    Vector,
+)
 from maas_server.runtime.registry import ModelRegistry
 from maas_server.settings import load_settings
 

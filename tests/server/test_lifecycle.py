@@ -14,10 +14,10 @@ from flask.testing import FlaskClient
 
 from maas_server.api._common import client_gone, wait_all
 from maas_server.app import begin_drain, create_app
-from maas_server.settings import load_settings
 from maas_server.errors import APIError
 from maas_server.models.base import EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Vector
 from maas_server.runtime.handles import Handle, Work
+from maas_server.settings import load_settings
 
 from .conftest import tiny_config
 

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from maas_server.models.base import (BatchMethod, InvalidInput, ItemFailed, Method, ModelDescription, StepMethod,
-                                     StepOutput)
+from maas_server.models.base import (
+    BatchMethod,
+    InvalidInput,
+    ItemFailed,
+    Method,
+    ModelDescription,
+    StepMethod,
+    StepOutput,
+)
 from maas_server.runtime.handles import Finished
 from maas_server.runtime.runner import QueueFull, QueueTimeout, Runner
 from tests.server.runner_support import DOUBLE, NEGATE, GatedModel

@@ -24,9 +24,14 @@ from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance,
-                                               unsupported_method)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ignored_auth,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
 
 from maas_server.accounts import create_key
 from maas_server.api.openapi import ROUTES, Route

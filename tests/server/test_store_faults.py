@@ -23,8 +23,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, func, select
 
-from maas_server.accounts import (Authenticator, Limits, RedisLimiter, Store, StoreUnavailable, UsageRecord,
-                                  UsageWriter, create_key, usage_summary)
+from maas_server.accounts import (
+    Authenticator,
+    Limits,
+    RedisLimiter,
+    Store,
+    StoreUnavailable,
+    UsageRecord,
+    UsageWriter,
+    create_key,
+    usage_summary,
+)
 from maas_server.accounts import store as store_module
 from maas_server.cli import main
 from maas_server.ops import metrics
