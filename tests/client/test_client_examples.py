@@ -122,6 +122,17 @@ def test_faces_example_finds_and_compares(
     assert "me.jpg vs passport.jpg: distance 0.50 -> the same person (threshold 0.6)" in out
 
 
+def test_sentiment_example_prints_the_label_and_why(server: responses.RequestsMock, run_example: Any) -> None:
+    tokens = [{"text": "love", "start": 2, "end": 6, "weight": 1.0}, {"text": "it", "start": 7, "end": 9,
+                                                                     "weight": -0.05}]
+    server.post(f"{BASE}/v1/classify/text", json={"object": "list", "model": "minilm-sentiment", "data": [
+        {"index": 0, "labels": [{"label": "positive", "score": 0.981}, {"label": "negative", "score": 0.018}],
+         "explanation": {"label": "positive", "tokens": tokens}}]})
+    out = run_example("sentiment.py", "--why", "I love it")
+    assert out == "positive 0.98  I love it\n         why: love(+1.00) it(-0.05)\n(minilm-sentiment)\n"
+    assert json.loads(server.calls[-1].request.body) == {"input": ["I love it"], "explain": True}
+
+
 def test_entities_example_marks_each_entity(server: responses.RequestsMock, run_example: Any) -> None:
     server.post(f"{BASE}/v1/entities", json=ENTITIES)
     out = run_example("entities.py", "Angela Merkel visited Paris in 2019.")
