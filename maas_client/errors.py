@@ -13,7 +13,7 @@
                ├── PermissionDeniedError      403
                ├── NotFoundError              404
                ├── RequestTooLargeError       413
-               ├── UnprocessableEntityError   422
+               ├── UnprocessableEntityError   422 (other servers: maas answers 400)
                ├── RateLimitError             429
                └── InternalServerError        5xx
                     └── ServiceUnavailableError   503
@@ -171,7 +171,7 @@ class RequestTooLargeError(APIStatusError):
 
 
 class UnprocessableEntityError(APIStatusError):
-    """422: a field's value is invalid or over a limit (``param`` names it)."""
+    """422: a field's value is invalid (``param`` names it); from other servers, since maas answers 400."""
 
     hint = "Change the parameter named by `param`."
 

@@ -52,11 +52,11 @@ def error_response(error: APIError) -> Response:
 
 
 def validation_error(exc: ValidationError) -> APIError:
-    """422 naming the first invalid field, e.g. `temperature: Input should be <= 2`."""
+    """400 naming the first invalid field (as OpenAI answers; never 422), e.g. `temperature: Input should be <= 2`."""
     first = exc.errors()[0]
     param = ".".join(str(p) for p in first["loc"]) or None
     message = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
-    return APIError(message, status=422, param=param, code="invalid_value")
+    return APIError(message, status=400, param=param, code="invalid_value")
 
 
 def overloaded(exc: Overloaded) -> APIError:

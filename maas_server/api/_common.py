@@ -75,7 +75,8 @@ MAX_JSON_DEPTH = 32  # our deepest body (chat content parts) nests 5 levels
 
 
 def parse_json(schema: type[M]) -> M:
-    """The request body as `schema`: 400 when it is not a JSON object, 422 when a field is invalid."""
+    """The request body as `schema`: 400 when it is not a JSON object or a field is
+    invalid (`param` names the field; OpenAI answers 400 where others say 422)."""
     if not request.is_json:
         raise APIError("send a JSON body with Content-Type: application/json", code="invalid_content_type")
     read_body()
@@ -175,10 +176,10 @@ def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | No
 def check_count(count: int, what: str, param: str) -> None:
     limit = state().config.max_inputs
     if count == 0:
-        raise APIError(f"{param} is empty: send at least one {what}", status=422, param=param, code="invalid_value")
+        raise APIError(f"{param} is empty: send at least one {what}", status=400, param=param, code="invalid_value")
     if count > limit:
         raise APIError(f"too many {what}s in one call: {count} > {limit} (max_inputs); split the call",
-                       status=422, param=param, code="too_many_inputs")
+                       status=400, param=param, code="too_many_inputs")
 
 
 REQUEST_TIMEOUT_HEADER = "X-Request-Timeout"

@@ -425,7 +425,7 @@ def own_usage() -> Any:
     try:
         since = parse_time(since_text) if since_text else None
     except ValueError as exc:
-        raise APIError(str(exc), status=422, param="since", code="invalid_value") from None
+        raise APIError(str(exc), status=400, param="since", code="invalid_value") from None
     account = g.maas_account
     accounts().usage.flush()  # this worker's rows, the caller's latest included, are in the store
     rows = usage_summary(accounts().store, key_id=account.id if account else None, anonymous=account is None,

@@ -83,7 +83,7 @@ def _check_explain_count(count: int) -> None:
     if count > limit:
         raise APIError(f"explanations cost a backward pass each: at most {limit} inputs per call with explain "
                        f"(max_explain_inputs), this one has {count}; split the call",
-                       status=422, param="explain", code="too_many_inputs")
+                       status=400, param="explain", code="too_many_inputs")
 
 
 def _classification(model: str, results: list[Scores], top_k: int | None,

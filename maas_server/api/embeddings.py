@@ -26,7 +26,7 @@ def embeddings() -> Any:
     dimensions = entry.description.dimensions
     if body.dimensions is not None and body.dimensions != dimensions:
         raise APIError(f"model {entry.config.name!r} produces {dimensions}-dimensional vectors only; omit `dimensions`",
-                       status=422, param="dimensions", code="unsupported_dimensions")
+                       status=400, param="dimensions", code="unsupported_dimensions")
     vectors = wait_all(submit(entry, EMBED, body.inputs))
     tokens = sum(v.tokens for v in vectors)
     data = [s.Embedding(index=i, embedding=_encode(v.values, body.encoding_format)) for i, v in enumerate(vectors)]

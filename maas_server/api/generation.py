@@ -67,12 +67,12 @@ def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> No
     config = state().config
     if max_tokens is not None and max_tokens > config.max_tokens:
         raise APIError(f"max_tokens is {max_tokens}, above this server's limit of {config.max_tokens}",
-                       status=422, param="max_tokens", code="max_tokens_too_large")
+                       status=400, param="max_tokens", code="max_tokens_too_large")
     if body.n > config.max_n:
-        raise APIError(f"n is {body.n}, above this server's limit of {config.max_n}", status=422, param="n",
+        raise APIError(f"n is {body.n}, above this server's limit of {config.max_n}", status=400, param="n",
                        code="n_too_large")
     if prompts == 0 or prompts > config.max_inputs:
-        raise APIError(f"send between 1 and {config.max_inputs} prompts", status=422, param="prompt",
+        raise APIError(f"send between 1 and {config.max_inputs} prompts", status=400, param="prompt",
                        code="too_many_inputs")
 
 

@@ -261,7 +261,7 @@ def _multipart(schema: type[R], max_image_bytes: int) -> tuple[R, list[tuple[byt
     allowed = set(schema.model_fields) - {"image"}
     unknown = sorted(set(request.form) - allowed)
     if unknown:
-        raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0],
+        raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=400, param=unknown[0],
                        code="invalid_value")
     fields = {k: v for k, v in request.form.items() if k in allowed}
     try:

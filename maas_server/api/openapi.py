@@ -27,11 +27,11 @@ _FILE = {"type": "string", "format": "binary", "contentMediaType": "application/
 
 # Which error statuses a route answers with, and what each means there.
 _ERRORS = {
-    400: "Malformed request: invalid JSON, wrong content type, a body cut short, a key in the URL (`api_key_in_url`)",
+    400: "Invalid request: malformed JSON, wrong content type, a body cut short, a key in the URL "
+         "(`api_key_in_url`), or a field's value invalid or over a limit (`param` names it)",
     401: "Missing, unknown, revoked or expired API key (the server's auth mode decides when a key is needed)",
     404: "Unknown model (`model_not_found`)",
     413: "Body, image bytes or image pixels over the server's limits",
-    422: "A field's value is invalid (`param` names it) or over a limit",
     429: "The key's requests or tokens per minute are used up",
     408: "The request's headers or body did not arrive within the server's deadlines (`request_timeout`)",
     500: "`model_error`: the model failed on this input alone (sent with x-should-retry: false); "
@@ -39,7 +39,7 @@ _ERRORS = {
     503: "Over capacity or past the request's deadline (`overloaded`, at once), a model still loading, "
          "its queue full or timed out, the account store unavailable, or the server draining",
 }
-_POST_ERRORS = (400, 401, 404, 408, 413, 422, 429, 500, 503)
+_POST_ERRORS = (400, 401, 404, 408, 413, 429, 500, 503)
 _GET_ERRORS = (400, 401, 429, 500, 503)
 _RETRY_AFTER = (429, 503)
 
@@ -141,7 +141,7 @@ ROUTES: list[Route] = [
     Route("get", "/v1/usage", "The caller's own usage per model", response=UsageReport,
           parameters=[{"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
                        "description": "only requests since this time: YYYY-MM-DD, an ISO time or unix seconds"}],
-          errors=(*_GET_ERRORS, 422), security=_V1),
+          errors=_GET_ERRORS, security=_V1),
     Route("get", "/health", "Liveness: 200 while the process is alive", response=s.Health, errors=(400,)),
     Route("get", "/ready", "Readiness: 200 once every model is loaded and warmed, 503 before and while draining",
           response=s.Readiness, errors=(400,)),

@@ -1,6 +1,6 @@
 """Request and response models for every route; /openapi.json is generated from these.
 
-Requests are strict: unknown fields are rejected with a 422 naming them (a typo such as
+Requests are strict: unknown fields are rejected with a 400 naming them (a typo such as
 `max_token` must not be silently ignored), and so are values of the wrong JSON type (`true` or
 `"5"` where a number goes is not coerced; an integer where a float goes is fine). OpenAI fields
 we do not implement are accepted only at their neutral value, so standard clients that send

@@ -152,8 +152,8 @@ def test_stream_yields_several_chunks_then_done(server_url: str) -> None:
 
 
 @pytest.mark.parametrize("path, body, status", [
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}, 422),
-    ("/v1/completions", {"prompt": "hi", "temperature": -1}, 422),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}, 400),
+    ("/v1/completions", {"prompt": "hi", "temperature": -1}, 400),
     ("/v1/embeddings", {"model": "nope", "input": "x"}, 404),
     ("/v1/classify/image", {"image": "bm90IGFuIGltYWdl"}, 400),
     ("/v1/classify/text", {"model": "all-minilm-l6-v2", "input": "x"}, 400),  # zero-shot needs labels

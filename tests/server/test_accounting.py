@@ -167,7 +167,7 @@ def test_usage_counts_every_request_of_the_caller(app: Flask, client: FlaskClien
     theirs, _ = create_key(store, "theirs")
     for text in ("a b", "c d e", "f"):
         assert _embed(client, mine, text).status_code == 200
-    _embed(client, mine, [])  # a 422 counts as a request with an error and no tokens
+    _embed(client, mine, [])  # a 400 counts as a request with an error and no tokens
     _embed(client, theirs, "g h i j")
     usage = client.get("/v1/usage", headers={"Authorization": f"Bearer {mine}"}).json
     assert usage["key"] == "mine"
@@ -183,7 +183,7 @@ def test_usage_since_filters_and_rejects_bad_dates(app: Flask, client: FlaskClie
     _embed(client, key)
     assert client.get("/v1/usage?since=2999-01-01", headers=auth).json["data"] == []
     assert client.get("/v1/usage?since=2000-01-01", headers=auth).json["data"][0]["requests"] == 1
-    _error(client.get("/v1/usage?since=yesterday", headers=auth), 422, "invalid_value")
+    _error(client.get("/v1/usage?since=yesterday", headers=auth), 400, "invalid_value")
 
 
 def test_anonymous_usage_is_recorded_without_a_key(client: FlaskClient) -> None:

@@ -129,15 +129,15 @@ def test_boxes_are_scaled_back_to_the_original_pixels(client: FlaskClient, tmp_p
 
 
 @pytest.mark.parametrize("body, status, code", [
-    ({}, 422, None),  # no image
-    ({"image": []}, 422, "invalid_value"),
+    ({}, 400, None),  # no image
+    ({"image": []}, 400, "invalid_value"),
     ({"image": _b64(b"not an image at all")}, 400, "invalid_image"),
     ({"image": "%%%"}, 400, "invalid_image"),
-    ({"image": _b64(_png()), "score_threshold": 2}, 422, None),
-    ({"image": _b64(_png()), "iou_threshold": -0.1}, 422, None),
-    ({"image": _b64(_png()), "max_detections": 0}, 422, None),
-    ({"image": _b64(_png()), "max_detections": 1001}, 422, None),
-    ({"image": [_b64(_png())] * 9}, 422, "too_many_inputs"),
+    ({"image": _b64(_png()), "score_threshold": 2}, 400, None),
+    ({"image": _b64(_png()), "iou_threshold": -0.1}, 400, None),
+    ({"image": _b64(_png()), "max_detections": 0}, 400, None),
+    ({"image": _b64(_png()), "max_detections": 1001}, 400, None),
+    ({"image": [_b64(_png())] * 9}, 400, "too_many_inputs"),
     ({"image": _b64(_png()), "model": "tiny-resnet"}, 400, "wrong_model_task"),
     ({"image": _b64(_png()), "model": "nope"}, 404, "model_not_found"),
 ])
@@ -148,9 +148,9 @@ def test_bad_requests_are_4xx(client: FlaskClient, body: dict[str, Any], status:
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_thresholds_are_refused(client: FlaskClient, literal: str) -> None:
     raw = f'{{"image": {json.dumps(_b64(_png()))}, "score_threshold": {literal}}}'
-    _error(client.post("/v1/detect/objects", data=raw, content_type="application/json"), 422)
+    _error(client.post("/v1/detect/objects", data=raw, content_type="application/json"), 400)
     form = {"iou_threshold": literal.lower(), "image": [(io.BytesIO(_png()), "a.png")]}
-    _error(client.post("/v1/detect/objects", data=form, content_type="multipart/form-data"), 422)
+    _error(client.post("/v1/detect/objects", data=form, content_type="multipart/form-data"), 400)
 
 
 def test_large_images_and_empty_forms_are_refused(client: FlaskClient) -> None:
@@ -158,7 +158,7 @@ def test_large_images_and_empty_forms_are_refused(client: FlaskClient) -> None:
     buffer = io.BytesIO()
     noise.save(buffer, "PNG")  # ~270 KB > max_image_bytes
     _error(_detect(client, image=_b64(buffer.getvalue())), 413, "image_too_large")
-    _error(client.post("/v1/detect/objects", data={"max_detections": "3"}, content_type="multipart/form-data"), 422)
+    _error(client.post("/v1/detect/objects", data={"max_detections": "3"}, content_type="multipart/form-data"), 400)
 
 
 # -- the transformers path and the image-size contract, on apps of their own

@@ -219,9 +219,9 @@ def test_a_single_text_defaults_to_spans(client: FlaskClient) -> None:
     ({"input": "x", "aggregation": "first"}, "aggregation", None),
     ({"input": "x", "labels": ["PER"]}, "labels", None),
 ])
-def test_invalid_requests_are_422_naming_the_field(client: FlaskClient, body, param: str, code) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_requests_are_400_naming_the_field(client: FlaskClient, body, param: str, code) -> None:  # type: ignore[no-untyped-def]
     r = _post(client, **body)
-    assert r.status_code == 422, r.get_json()
+    assert r.status_code == 400, r.get_json()
     error = r.get_json()["error"]
     assert error["param"].split(".")[0] == param  # a wrong type names the union member too: input.str
     if code:

@@ -57,9 +57,9 @@ def test_malformed_body_is_400(client: FlaskClient, body: str, content_type: str
     ({"prompt": "hi", "n": 2.0}, "n"),
     ({"prompt": "hi", "frequency_penalty": False}, "frequency_penalty"),
 ])
-def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body: dict[str, Any],
+def test_invalid_field_values_are_400_naming_the_field(client: FlaskClient, body: dict[str, Any],
                                                         param: str | None) -> None:
-    error = _error(client.post("/v1/completions", json=body), 422)
+    error = _error(client.post("/v1/completions", json=body), 400)
     if param:
         assert error["param"] is not None and error["param"].startswith(param)
 
@@ -67,7 +67,7 @@ def test_invalid_field_values_are_422_naming_the_field(client: FlaskClient, body
 def test_lone_surrogate_and_huge_seed_are_4xx(client: FlaskClient) -> None:
     _error(client.post("/v1/embeddings", data='{"input": "\\ud800"}', content_type="application/json"), 400,
            "invalid_unicode")
-    _error(client.post("/v1/completions", json={"prompt": "hi", "seed": 10**30}), 422, param="seed")
+    _error(client.post("/v1/completions", json={"prompt": "hi", "seed": 10**30}), 400, param="seed")
 
 
 def test_unsupported_openai_field_at_neutral_value_is_accepted(client: FlaskClient) -> None:
@@ -144,12 +144,12 @@ def test_multipart_body_shorter_than_its_content_length_is_400(client: FlaskClie
 
 
 def test_limits_on_max_tokens_n_and_inputs(client: FlaskClient) -> None:
-    _error(client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 65}), 422, "max_tokens_too_large")
-    _error(client.post("/v1/completions", json={"prompt": "hi", "n": 4}), 422, "n_too_large")
-    _error(client.post("/v1/completions", json={"prompt": ["hi"] * 9}), 422, "too_many_inputs")
-    _error(client.post("/v1/embeddings", json={"input": ["hi"] * 9}), 422, "too_many_inputs")
-    _error(client.post("/v1/embeddings", json={"input": []}), 422)
-    _error(client.post("/v1/classify/image", json={"image": [_b64(_image_bytes((8, 8), "PNG"))] * 9}), 422)
+    _error(client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 65}), 400, "max_tokens_too_large")
+    _error(client.post("/v1/completions", json={"prompt": "hi", "n": 4}), 400, "n_too_large")
+    _error(client.post("/v1/completions", json={"prompt": ["hi"] * 9}), 400, "too_many_inputs")
+    _error(client.post("/v1/embeddings", json={"input": ["hi"] * 9}), 400, "too_many_inputs")
+    _error(client.post("/v1/embeddings", json={"input": []}), 400)
+    _error(client.post("/v1/classify/image", json={"image": [_b64(_image_bytes((8, 8), "PNG"))] * 9}), 400)
 
 
 def test_prompt_longer_than_context_is_400(client: FlaskClient) -> None:
@@ -159,15 +159,15 @@ def test_prompt_longer_than_context_is_400(client: FlaskClient) -> None:
 
 
 def test_chat_validation(client: FlaskClient) -> None:
-    _error(client.post("/v1/chat/completions", json={"messages": []}), 422)
-    _error(client.post("/v1/chat/completions", json={"messages": [{"role": "wizard", "content": "x"}]}), 422)
+    _error(client.post("/v1/chat/completions", json={"messages": []}), 400)
+    _error(client.post("/v1/chat/completions", json={"messages": [{"role": "wizard", "content": "x"}]}), 400)
     _error(client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}],
-                                                     "top_logprobs": 2}), 422)
+                                                     "top_logprobs": 2}), 400)
 
 
 def test_classification_label_errors(client: FlaskClient) -> None:
     _error(client.post("/v1/classify/text", json={"model": "tiny-embed", "input": "x"}), 400, "labels_required")
-    _error(client.post("/v1/classify/text", json={"model": "tiny-embed", "input": "x", "labels": ["a", "a"]}), 422)
+    _error(client.post("/v1/classify/text", json={"model": "tiny-embed", "input": "x", "labels": ["a", "a"]}), 400)
     _error(client.post("/v1/classify/text", json={"model": "tiny-sentiment", "input": "x", "labels": ["happy"]}),
            400, "unknown_label")
 
@@ -198,9 +198,9 @@ def test_decompression_bomb_is_refused_before_decoding(client: FlaskClient) -> N
 
 
 def test_multipart_without_files_or_with_unknown_fields(client: FlaskClient) -> None:
-    _error(client.post("/v1/classify/image", data={"model": "tiny-resnet"}, content_type="multipart/form-data"), 422)
+    _error(client.post("/v1/classify/image", data={"model": "tiny-resnet"}, content_type="multipart/form-data"), 400)
     data = {"colour": "red", "f": (io.BytesIO(_image_bytes((8, 8), "PNG")), "f.png")}
-    _error(client.post("/v1/classify/image", data=data, content_type="multipart/form-data"), 422)
+    _error(client.post("/v1/classify/image", data=data, content_type="multipart/form-data"), 400)
 
 
 def test_model_still_loading_is_503_and_ready_follows(tiny_bert: str, tmp_path: Any) -> None:

@@ -67,7 +67,7 @@ def test_explanations_have_their_own_input_limit(client: FlaskClient) -> None:
     limit = client.application.extensions["maas"].config.max_explain_inputs
     r = client.post("/v1/classify/text", json={"model": "tiny-sentiment", "input": ["x"] * (limit + 1),
                                                "explain": True})
-    assert r.status_code == 422 and r.json["error"]["param"] == "explain"
+    assert r.status_code == 400 and r.json["error"]["param"] == "explain"
     plain = client.post("/v1/classify/text", json={"model": "tiny-sentiment", "input": ["x"] * (limit + 1)})
     assert plain.status_code == 200
 

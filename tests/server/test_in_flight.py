@@ -174,10 +174,10 @@ def test_in_flight_returns_to_zero_after_answers_refusals_errors_and_clients_tha
                     post("/v1/embeddings", {"input": "a"}, once).status_code,
                     post("/v1/embeddings", {"input": "a"}, once).status_code,  # 429
                     post("/v1/embeddings", {"input": "a"}, None).status_code,  # 401
-                    post("/v1/embeddings", {"input": []}).status_code,  # 422
+                    post("/v1/embeddings", {"input": []}).status_code,  # 400
                     post("/v1/completions", {**talk, "prompt": "explode"}).status_code,  # 500
                     post("/v1/nowhere", {}).status_code]  # 404
-        assert statuses == [200, 200, 200, 200, 429, 401, 422, 500, 404]
+        assert statuses == [200, 200, 200, 200, 429, 401, 400, 500, 404]
 
         abandoned = _raw_post(port, "/v1/completions", {**talk, "max_tokens": 500, "stream": True}, key)
         _read_events(abandoned, 2)  # the stream holds the model's only row...
