@@ -54,9 +54,17 @@ def error_response(error: APIError) -> Response:
 def validation_error(exc: ValidationError) -> APIError:
     """400 naming the first invalid field (as OpenAI answers; never 422), e.g. `temperature: Input should be <= 2`."""
     first = exc.errors()[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
-    message = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+    param = _path(first["loc"]) or None
+    message = "; ".join(f"{_path(e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
     return APIError(message, status=400, param=param, code="invalid_value")
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none", "dict", "list"})
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """`prompt`, `messages.0.content`: the field's path without pydantic's union-member tags (`prompt.str`)."""
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and (p in _TYPE_TAGS or "[" in p)))
 
 
 def overloaded(exc: Overloaded) -> APIError:

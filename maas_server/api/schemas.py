@@ -2,16 +2,25 @@
 
 Requests are strict: unknown fields are rejected with a 400 naming them (a typo such as
 `max_token` must not be silently ignored), and so are values of the wrong JSON type (`true` or
-`"5"` where a number goes is not coerced; an integer where a float goes is fine). OpenAI fields
-we do not implement are accepted only at their neutral value, so standard clients that send
-defaults keep working.
+`"5"` where a number goes is not coerced; an integer where a float goes is fine). On the OpenAI
+routes, `null` in an optional field means "not given", as OpenAI's reference allows; OpenAI fields
+that change nothing here (`store`, `metadata`, `service_tier`...) are accepted and ignored, and
+those we cannot honour are refused with a 400 naming them (docs/api.md has the table).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ..models.base import Aggregation, FinishReason
 
@@ -22,6 +31,23 @@ class _Request(BaseModel):
 
 class _Response(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+class _OpenAIRequest(_Request):
+    """A request in OpenAI's shape: null in an optional field is the same as leaving it out.
+
+    OpenAI's types mark nearly every optional parameter nullable, and wrappers (LangChain,
+    LiteLLM, llama-index) send `"temperature": null` for "not set". A null in a required field,
+    or in a field we do not know, still fails as it should.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        optional = {name for name, field in cls.model_fields.items() if not field.is_required()}
+        return {key: value for key, value in data.items() if value is not None or key not in optional}
 
 
 # -- shared pieces
@@ -36,7 +62,7 @@ class Usage(_Response):
     total_tokens: int
 
 
-class _Sampling(_Request):
+class _Sampling(_OpenAIRequest):
     """Sampling parameters shared by completions and chat (OpenAI names and ranges)."""
 
     model: str | None = None
@@ -135,6 +161,46 @@ class ChatCompletionRequest(_Sampling):
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    # OpenAI parameters that change nothing on a self-hosted server: accepted and ignored.
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    service_tier: str | None = None
+    reasoning_effort: str | None = None
+    verbosity: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    modalities: list[Literal["text"]] | None = Field(
+        None, description='only ["text"]: this server does not produce audio')
+    # Refused with a 400 naming them, unless at a value that asks for nothing (the validators below).
+    audio: dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None  # before tools: their check reads it
+    function_call: str | dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    functions: list[dict[str, Any]] | None = None
+
+    @field_validator("audio")
+    @classmethod
+    def _no_audio(cls, audio: dict[str, Any]) -> None:
+        raise ValueError("audio output is not supported by this server; omit it")
+
+    @field_validator("response_format")
+    @classmethod
+    def _text_format(cls, response_format: dict[str, Any]) -> dict[str, Any]:
+        if response_format.get("type") != "text":
+            raise ValueError('only {"type": "text"} is supported by this server so far')
+        return response_format
+
+    @field_validator("tools", "functions")
+    @classmethod
+    def _no_calls(cls, tools: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
+        if tools and "none" not in (info.data.get("tool_choice"), info.data.get("function_call")):
+            raise ValueError('tool calls are not supported by this server so far; omit the tools or send '
+                             'tool_choice "none"')
+        return tools
 
     @model_validator(mode="after")
     def _logprob_options(self) -> ChatCompletionRequest:
@@ -211,7 +277,7 @@ class ChatCompletionChunk(_Response):
 
 # -- embeddings
 
-class EmbeddingRequest(_Request):
+class EmbeddingRequest(_OpenAIRequest):
     model: str | None = None
     input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"

@@ -1,0 +1,81 @@
+"""OpenAI's request surface: nulls mean "not given", standard fields are accepted or refused by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+CHAT = {"model": "tiny-gpt2", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2}
+
+
+def _ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.json
+    return response.json  # type: ignore[no-any-return]
+
+
+def _refused(response: Any, param: str) -> str:
+    assert response.status_code == 400, response.json
+    error = response.json["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    return error["message"]  # type: ignore[no-any-return]
+
+
+def test_chat_takes_null_for_every_optional_field_a_wrapper_sends(client: FlaskClient) -> None:
+    nulls = dict.fromkeys(["temperature", "top_p", "n", "logprobs", "top_logprobs", "stop", "seed", "stream",
+                           "stream_options", "user", "frequency_penalty", "presence_penalty", "logit_bias",
+                           "max_completion_tokens", "response_format", "tools", "tool_choice", "store", "metadata",
+                           "service_tier", "parallel_tool_calls", "reasoning_effort", "modalities", "audio"])
+    answer = _ok(client.post("/v1/chat/completions", json={**CHAT, **nulls}))
+    assert len(answer["choices"]) == 1 and answer["choices"][0]["logprobs"] is None  # n and logprobs: defaults
+
+
+def test_completions_and_embeddings_take_nulls(client: FlaskClient) -> None:
+    _ok(client.post("/v1/completions", json={"model": "tiny-gpt2", "prompt": "Hi", "max_tokens": 2,
+                                             "temperature": None, "logprobs": None, "suffix": None, "echo": None,
+                                             "best_of": None, "n": None}))
+    answer = _ok(client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "Hi", "encoding_format": None,
+                                                     "dimensions": None, "user": None}))
+    assert isinstance(answer["data"][0]["embedding"], list)
+
+
+def test_a_null_model_is_the_default_model(client: FlaskClient) -> None:
+    assert _ok(client.post("/v1/embeddings", json={"model": None, "input": "Hi"}))["model"]
+
+
+def test_null_where_a_value_is_required_is_still_refused(client: FlaskClient) -> None:
+    _refused(client.post("/v1/chat/completions", json={**CHAT, "messages": None}), "messages")
+    _refused(client.post("/v1/completions", json={"prompt": None}), "prompt")
+
+
+def test_unknown_fields_are_refused_by_name_even_when_null(client: FlaskClient) -> None:
+    assert "Extra inputs" in _refused(client.post("/v1/chat/completions", json={**CHAT, "max_token": 5}),
+                                      "max_token")
+    _refused(client.post("/v1/chat/completions", json={**CHAT, "not_openai": None}), "not_openai")
+
+
+def test_fields_that_change_nothing_here_are_accepted(client: FlaskClient) -> None:
+    extras = {"store": True, "metadata": {"team": "a"}, "service_tier": "auto", "parallel_tool_calls": False,
+              "reasoning_effort": "low", "modalities": ["text"], "prediction": {"type": "content", "content": "x"},
+              "web_search_options": {}, "prompt_cache_key": "k", "safety_identifier": "u1", "verbosity": "low",
+              "response_format": {"type": "text"}, "user": "someone"}
+    _ok(client.post("/v1/chat/completions", json={**CHAT, **extras}))
+
+
+def test_tools_with_tool_choice_none_are_ignored(client: FlaskClient) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    _ok(client.post("/v1/chat/completions", json={**CHAT, "tools": [tool], "tool_choice": "none"}))
+
+
+@pytest.mark.parametrize("extra, param, words", [
+    ({"audio": {"voice": "alloy", "format": "wav"}}, "audio", "audio output is not supported"),
+    ({"modalities": ["text", "audio"]}, "modalities.1", "'text'"),
+    ({"response_format": {"type": "json_object"}}, "response_format", "type"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tool calls are not supported"),
+    ({"functions": [{"name": "f"}], "function_call": "auto"}, "functions", "tool calls are not supported"),
+    ({"temperature": 3}, "temperature", "less than or equal to 2"),
+])
+def test_what_cannot_be_honoured_is_a_400_naming_it(client: FlaskClient, extra: dict[str, Any], param: str,
+                                                    words: str) -> None:
+    assert words in _refused(client.post("/v1/chat/completions", json={**CHAT, **extra}), param)
