@@ -17,7 +17,11 @@ keeps gthread (its threads suit our runner hand-off) and adds:
 - on SIGTERM it closes its listening sockets at once, so during the drain new connections are
   refused by the kernel instead of queueing unanswered until the worker exits;
 - gunicorn's own errors (malformed request line, 414, 431, 408) answer with our JSON envelope,
-  and never log the request line (it may carry credentials in a query string).
+  and never log the request line (it may carry credentials in a query string);
+- a response sent before its request body was read (an early 400, 404 or 413) says
+  ``Connection: close`` unless the rest of the body drains at once: gunicorn drains at most 64 KB
+  and then closes a connection it had announced as keep-alive, and a pooled client's next request
+  on it failed (``RemoteDisconnected``).
 
 TLS connections are wrapped by gunicorn after accept; they get a plain per-call socket timeout
 (``idle_timeout``, inherited from this socket) instead of the header deadline. A buffering proxy
@@ -182,10 +186,55 @@ def json_error_bytes(status: int, code: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+DRAIN_LIMIT = 64 * 1024  # what gunicorn drains of an unread body before it gives up on the connection
+
+
+class ClosesOnUnreadBody:
+    """WSGI wrapper: after the app answered, drain what it left of the request body, or close.
+
+    The app has returned its response, but gunicorn sends nothing until it iterates it, so the
+    connection's fate can still be told in the headers: a body that drains within DRAIN_LIMIT
+    keeps the connection; a longer one (an oversized upload refused unread) or one that cannot be
+    read makes gunicorn answer ``Connection: close``, so the client opens a new connection
+    instead of reusing one the server is about to drop.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        result = self.app(environ, start_response)
+        if not _drained(environ.get("wsgi.input")):
+            force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+            if force_close is not None:  # gunicorn's Response; other servers decide for themselves
+                force_close()
+        return result
+
+
+def _drained(body: Any) -> bool:
+    """Read what is left of the body, up to DRAIN_LIMIT; True when it ended within that."""
+    if body is None:
+        return True
+    try:
+        left = DRAIN_LIMIT + 1
+        while left > 0:
+            chunk = body.read(min(left, 8192))
+            if not chunk:
+                return True
+            left -= len(chunk)
+    except Exception:  # noqa: BLE001 - a body that cannot be read (slow client, bad chunking) ends the connection
+        return False
+    return False
+
+
 class MaasWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints
     """gthread with socket deadlines, an immediate stop of listening on SIGTERM, and JSON errors."""
 
     timeouts = SocketTimeouts()  # replaced per worker by `serve` (post_fork)
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi: Any = ClosesOnUnreadBody(self.wsgi)
 
     def accept(self, listener: Any) -> None:
         try:

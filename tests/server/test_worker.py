@@ -3,13 +3,22 @@ deadline, a reader that stops reading ends the response, and a graceful close ne
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from maas_server.ops.worker import DeadlineSocket, SlowClient, SocketTimeouts, error_for, json_error_bytes
+from maas_server.ops.worker import (
+    DRAIN_LIMIT,
+    ClosesOnUnreadBody,
+    DeadlineSocket,
+    SlowClient,
+    SocketTimeouts,
+    error_for,
+    json_error_bytes,
+)
 
 SHORT = SocketTimeouts(header_timeout=0.4, body_timeout=0.4, idle_timeout=0.3, write_timeout=0.3)
 
@@ -83,3 +92,49 @@ def test_parse_errors_become_json_envelopes() -> None:
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 Request Timeout") and b"application/json" in head
     assert b'"code": "request_timeout"' in body
+
+
+class _GunicornResponse:
+    """What the wrapper sees of gunicorn's Response: start_response is its bound method."""
+
+    closed = False
+
+    def start_response(self, status: str, headers: list[tuple[str, str]]) -> None:
+        pass
+
+    def force_close(self) -> None:
+        self.closed = True
+
+
+class _Unreadable(io.RawIOBase):
+    def read(self, size: int = -1) -> bytes:
+        raise SlowClient()
+
+
+def _answer_without_reading(environ: dict[str, object], start_response: object) -> list[bytes]:
+    return [b"refused"]
+
+
+@pytest.mark.parametrize("body, closes", [
+    (b"", False),
+    (b"x" * 1000, False),  # small: drained, the connection stays open
+    (b"x" * DRAIN_LIMIT, False),
+    (b"x" * (DRAIN_LIMIT + 1), True),  # gunicorn would give up on it: say Connection: close
+    (b"x" * 5_000_000, True),
+])
+def test_a_body_left_unread_is_drained_or_the_connection_closes(body: bytes, closes: bool) -> None:
+    response = _GunicornResponse()
+    result = ClosesOnUnreadBody(_answer_without_reading)({"wsgi.input": io.BytesIO(body)}, response.start_response)
+    assert result == [b"refused"] and response.closed is closes
+
+
+def test_a_body_the_app_read_keeps_the_connection_and_an_unreadable_one_closes_it() -> None:
+    def reads_it(environ: dict[str, object], start_response: object) -> list[bytes]:
+        environ["wsgi.input"].read()  # type: ignore[attr-defined]
+        return [b"ok"]
+
+    response = _GunicornResponse()
+    ClosesOnUnreadBody(reads_it)({"wsgi.input": io.BytesIO(b"x" * 500_000)}, response.start_response)
+    assert not response.closed
+    ClosesOnUnreadBody(_answer_without_reading)({"wsgi.input": _Unreadable()}, response.start_response)
+    assert response.closed
