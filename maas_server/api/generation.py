@@ -78,8 +78,9 @@ def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> No
 
 def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int | None,
                         **prompt: Any) -> GenerationRequest:
+    schema = body.response_format.schema_text() if body.response_format is not None else None
     return GenerationRequest(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, n=body.n,
-                             stop=tuple(body.stops), seed=body.seed, logprobs=logprobs, **prompt)
+                             stop=tuple(body.stops), seed=body.seed, logprobs=logprobs, json_schema=schema, **prompt)
 
 
 def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shaper, body: s._Sampling) -> Any:

@@ -10,6 +10,7 @@ those we cannot honour are refused with a 400 naming them (docs/api.md has the t
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import (
@@ -62,6 +63,34 @@ class Usage(_Response):
     total_tokens: int
 
 
+class JsonSchemaFormat(_OpenAIRequest):
+    """`response_format.json_schema`: the schema the output must follow (OpenAI's shape)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None  # output always follows the schema here, strict or not
+    description: str | None = None
+
+
+class ResponseFormat(_OpenAIRequest):
+    """Plain text, any JSON object, or JSON following a schema; enforced token by token."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError('json_schema goes with type "json_schema", and only with it')
+        return self
+
+    def schema_text(self) -> str | None:
+        """The JSON schema to enforce, as JSON text; None for plain text."""
+        if self.type == "json_schema" and self.json_schema is not None:
+            return json.dumps(self.json_schema.schema_)
+        return '{"type": "object"}' if self.type == "json_object" else None
+
+
 class _Sampling(_OpenAIRequest):
     """Sampling parameters shared by completions and chat (OpenAI names and ranges)."""
 
@@ -75,6 +104,7 @@ class _Sampling(_OpenAIRequest):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    response_format: ResponseFormat | None = None
     # Accepted at their neutral values only (not implemented).
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
@@ -176,7 +206,6 @@ class ChatCompletionRequest(_Sampling):
         None, description='only ["text"]: this server does not produce audio')
     # Refused with a 400 naming them, unless at a value that asks for nothing (the validators below).
     audio: dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
     tool_choice: str | dict[str, Any] | None = None  # before tools: their check reads it
     function_call: str | dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
@@ -186,13 +215,6 @@ class ChatCompletionRequest(_Sampling):
     @classmethod
     def _no_audio(cls, audio: dict[str, Any]) -> None:
         raise ValueError("audio output is not supported by this server; omit it")
-
-    @field_validator("response_format")
-    @classmethod
-    def _text_format(cls, response_format: dict[str, Any]) -> dict[str, Any]:
-        if response_format.get("type") != "text":
-            raise ValueError('only {"type": "text"} is supported by this server so far')
-        return response_format
 
     @field_validator("tools", "functions")
     @classmethod

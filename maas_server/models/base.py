@@ -319,6 +319,9 @@ class GenerationRequest:
     seed: int | None = None
     logprobs: int | None = None  # None: no log-probabilities; k: chosen token plus k alternatives
     stream: bool = False  # emit TextDelta events as text becomes final (else only the result)
+    # Structured output: a JSON schema (as JSON text) the generated text must follow. Each token is
+    # chosen among those the schema allows at that point (constrained decoding).
+    json_schema: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ itself.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from .base import (
     TokenLogprob,
 )
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
+from .structured import JsonGrammars
 
 log = logging.getLogger("maas.models")
 
@@ -41,6 +43,7 @@ class PreparedGeneration:
     request: GenerationRequest
     prompt_ids: list[int]
     max_tokens: int
+    grammar: str | None = None  # the compiled JSON schema its text must follow (structured output)
 
 
 class TextGenerationModel:
@@ -114,7 +117,13 @@ class TextGenerationModel:
                 param="max_tokens" if room > 0 else "prompt",
                 code="context_length_exceeded",
             )
-        return PreparedGeneration(request, ids, max_tokens)
+        grammar = self.grammars.compile(request.json_schema) if request.json_schema is not None else None
+        return PreparedGeneration(request, ids, max_tokens, grammar)
+
+    @functools.cached_property
+    def grammars(self) -> JsonGrammars:
+        """The tokenizer as the grammar engine sees it, built on the first structured request."""
+        return JsonGrammars(self.tokenizer)
 
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
         if request.messages is None:
@@ -173,6 +182,7 @@ class _Row:
     sequence: _Sequence
     index: int
     decoder: _Decoder
+    matcher: Any = None  # its grammar's state, when the request asked for structured output
 
 
 class DecodeBatch:
@@ -204,7 +214,8 @@ class DecodeBatch:
         rows = []
         for key, item in items:
             sequence = _Sequence(key, item, _seeded_generator(item.request.seed, device))
-            sequence.rows = [_Row(sequence, i, _Decoder(self.model.tokenizer, item.request.stop))
+            sequence.rows = [_Row(sequence, i, _Decoder(self.model.tokenizer, item.request.stop),
+                                  self.model.grammars.matcher(item.grammar) if item.grammar else None)
                              for i in range(item.request.n)]
             rows += sequence.rows
         ids, mask = _left_padded([row.sequence.item.prompt_ids for row in rows], self.model.pad_id, device)
@@ -249,6 +260,7 @@ class DecodeBatch:
         # One reduction for the whole batch: NaN and +inf propagate through max, and a row of only
         # -inf has no token to choose.
         finite = torch.isfinite(logits.amax(dim=-1)).tolist()
+        self._constrain(rows, logits)
         for sequence, indices in _group_rows(rows):
             if sequence.error is None:
                 self._sample_sequence(sequence, indices, logits, finite, chosen)
@@ -261,11 +273,19 @@ class DecodeBatch:
             req = row.sequence.request
             info = (self.model.token_logprob(logprobs[position], token_id, req.logprobs)
                     if logprobs is not None else None)
+            if row.matcher is not None:
+                row.matcher.consume_token(token_id)
             row.decoder.add(token_id, info, is_eos=token_id in self.model.eos_ids)
             if row.decoder.choice.completion_tokens >= row.sequence.item.max_tokens:
                 row.decoder.finish_length()
             _emit(row, events)
         return chosen
+
+    def _constrain(self, rows: list[_Row], logits: torch.Tensor) -> None:
+        """Mask, in place, the tokens each structured row's grammar forbids; other rows are not touched."""
+        constrained = [i for i, row in enumerate(rows) if row.matcher is not None and row.sequence.error is None]
+        if constrained:
+            self.model.grammars.mask(logits, constrained, [rows[i].matcher for i in constrained])
 
     def _sample_sequence(self, sequence: _Sequence, indices: list[int], logits: torch.Tensor, finite: list[bool],
                          chosen: torch.Tensor) -> None:

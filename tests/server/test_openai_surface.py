@@ -71,7 +71,7 @@ def test_tools_with_tool_choice_none_are_ignored(client: FlaskClient) -> None:
 @pytest.mark.parametrize("extra, param, words", [
     ({"audio": {"voice": "alloy", "format": "wav"}}, "audio", "audio output is not supported"),
     ({"modalities": ["text", "audio"]}, "modalities.1", "'text'"),
-    ({"response_format": {"type": "json_object"}}, "response_format", "type"),
+    ({"response_format": {"type": "xml"}}, "response_format.type", "'json_schema'"),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tool calls are not supported"),
     ({"functions": [{"name": "f"}], "function_call": "auto"}, "functions", "tool calls are not supported"),
     ({"temperature": 3}, "temperature", "less than or equal to 2"),
