@@ -92,6 +92,8 @@ def test_notebook_is_nbformat_4_without_outputs_and_its_code_compiles() -> None:
     notebook = json.loads((EXAMPLES / "quickstart.ipynb").read_text())
     assert notebook["nbformat"] == 4
     assert notebook["cells"]
+    ids = [cell["id"] for cell in notebook["cells"]]
+    assert len(set(ids)) == len(ids)  # Jupyter rewrites repeated ids, and nbconvert warns on every run
     for cell in notebook["cells"]:
         assert cell["cell_type"] in ("markdown", "code")
         assert {"id", "metadata", "source"} <= set(cell)
