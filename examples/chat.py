@@ -10,7 +10,7 @@ import maas_client as maas
 
 def main() -> None:
     messages: list[dict[str, str]] = [
-        {"role": "system", "content": "You are a helpful assistant. Answer briefly."}
+        {"role": "system", "content": "You are a helpful assistant. Answer in one sentence."}
     ]
     with maas.Client() as client:
         while True:
@@ -23,7 +23,9 @@ def main() -> None:
             messages.append({"role": "user", "content": text})
             print("bot> ", end="", flush=True)
             reply = ""
-            with client.chat(messages, max_tokens=120, stream=True) as stream:
+            # temperature=0: the model's likeliest words. The 135M default model answers questions of
+            # fact right that way, and makes things up at the default temperature 1.0.
+            with client.chat(messages, max_tokens=120, temperature=0, stream=True) as stream:
                 for chunk in stream:
                     reply += chunk.text
                     print(chunk.text, end="", flush=True)

@@ -1,32 +1,21 @@
-"""Classify an image file; without an argument, a picture of a cat from scikit-image.
+"""Classify an image file; without an argument, the photo of a cat in examples/data/.
 
     python examples/classify_image.py [path/to/image.jpg]
-
-The default image needs scikit-image and Pillow (both in the `test` extra).
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import maas_client as maas
 
-
-def chelsea_jpeg(directory: str) -> Path:
-    """scikit-image's sample photo of Chelsea the cat, written as a JPEG."""
-    from PIL import Image
-    from skimage import data
-
-    path = Path(directory) / "chelsea.jpg"
-    Image.fromarray(data.chelsea()).save(path, quality=90)
-    return path
+CAT = Path(__file__).parent / "data" / "cat.jpg"  # scikit-image's Chelsea, CC0 (examples/data/README.md)
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, maas.Client() as client:
-        path = Path(sys.argv[1]) if len(sys.argv) > 1 else chelsea_jpeg(tmp)
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else CAT
+    with maas.Client() as client:
         result = client.classify_image(path, top_k=5)
     print(f"{path.name} ({result.model}):")
     for item in result.labels:

@@ -2,38 +2,25 @@
 
     python examples/faces.py [photo.jpg [other.jpg]]
 
-Without arguments: scikit-image's astronaut, compared with a mirrored copy of herself and with the cameraman
-(scikit-image and Pillow are in the `test` extra). Faces are personal data: the server keeps nothing of them
+Without arguments: scikit-image's astronaut (examples/data/), compared with a mirrored copy of herself and
+with the cameraman. Faces are personal data: the server keeps nothing of them
 (docs/api.md); use photos you may process.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import maas_client as maas
 
-
-def sample_photos(directory: str) -> list[Path]:
-    """The astronaut, the astronaut mirrored, and the cameraman, written as JPEGs."""
-    from PIL import Image, ImageOps
-    from skimage import data
-
-    astronaut = Image.fromarray(data.astronaut())
-    photos = {"astronaut": astronaut, "astronaut-mirrored": ImageOps.mirror(astronaut),
-              "cameraman": Image.fromarray(data.camera())}
-    paths = []
-    for name, image in photos.items():
-        paths.append(Path(directory) / f"{name}.jpg")
-        image.save(paths[-1], quality=90)
-    return paths
+DATA = Path(__file__).parent / "data"  # CC0 and public-domain photos (examples/data/README.md)
+SAMPLES = [DATA / "astronaut.jpg", DATA / "astronaut-mirrored.jpg", DATA / "cameraman.jpg"]
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, maas.Client() as client:
-        photos = [Path(arg) for arg in sys.argv[1:3]] or sample_photos(tmp)
+    with maas.Client() as client:
+        photos = [Path(arg) for arg in sys.argv[1:3]] or SAMPLES
         found = client.detect_faces(photos[0])
         print(f"{photos[0].name} ({found.model}): {len(found.faces)} face(s)")
         for face in found.faces:

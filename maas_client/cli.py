@@ -14,8 +14,10 @@
     maas models
 
 Every command takes ``--base-url``, ``--api-key`` (else ``MAAS_BASE_URL``/``MAAS_API_KEY``),
-``--timeout`` and ``--json`` (print the server's JSON instead of text). Exit codes: 0 done,
-1 the call failed (the reason on stderr), 2 usage error, 130 interrupted.
+``--timeout``, ``--max-retries`` (0: fail at once) and ``--json`` (print the server's JSON instead
+of text); all but ``models`` take ``--model``. Exit codes: 0 done (a reader that stopped reading,
+as ``| head`` does, included), 1 the call failed (the reason on stderr), 2 usage error, 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits for --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        client = Client(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+        client = Client(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout,
+                        max_retries=args.max_retries)
     except (MaasError, ValueError) as exc:
         return _fail(exc, 2)
     try:
@@ -58,12 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader went away (e.g. `| head`): stop quietly, and keep Python from
-        # complaining again when it flushes stdout at exit.
+        # The reader stopped reading (`| head`): it has what it wanted, so this is success, as for
+        # other Unix tools. Python would complain again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 0
     except MaasError as exc:
-        return _fail(exc, 1)
+        return _fail(_ErrorForTheCommandLine(exc), 1)
     except _UsageError as exc:
         return _fail(exc, 2)
     except OSError as exc:  # e.g. an image path that does not exist
@@ -77,6 +80,30 @@ class _UsageError(Exception):
 def _fail(exc: BaseException, code: int) -> int:
     print(f"maas: error: {exc}", file=sys.stderr)
     return code
+
+
+# The client's messages name its Python API; from the shell, the same advice names the flags.
+# tests/client/test_client_cli.py checks that no error the client raises keeps a Python spelling.
+_PYTHON_TO_FLAGS = (
+    ("pass a larger timeout=, e.g. client.with_options(timeout=...)", "pass a larger --timeout SECONDS"),
+    ("client.models() lists them", "`maas models` lists them"),
+    ("api_key= or MAAS_API_KEY", "--api-key or MAAS_API_KEY"),
+    ("raise max_retries", "raise --max-retries"),
+    ("base_url (or MAAS_BASE_URL)", "--base-url (or MAAS_BASE_URL)"),
+    ("and the base URL", "and --base-url"),
+    ("pass model= explicitly, e.g. model=", "pass --model, e.g. --model "),
+    ("pass model= explicitly", "pass --model"),
+)
+
+
+class _ErrorForTheCommandLine(Exception):
+    """A client error whose message names the command's flags instead of the Python API."""
+
+    def __init__(self, error: MaasError) -> None:
+        text = str(error)
+        for python, flags in _PYTHON_TO_FLAGS:
+            text = text.replace(python, flags)
+        super().__init__(text)
 
 
 # ---------------------------------------------------------------------- commands
@@ -271,6 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"maas {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     common = _common_options()
+    model = _model_option()
     sampling = _sampling_options()
 
     def add(name: str, run: Command, help: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -278,34 +306,36 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=run)
         return sub
 
-    add("generate", _generate, "continue a prompt", sampling).add_argument(
+    add("generate", _generate, "continue a prompt", model, sampling).add_argument(
         "prompt", nargs="?", help="the prompt (default: read stdin)"
     )
-    chat = add("chat", _chat, "reply to a message", sampling)
+    chat = add("chat", _chat, "reply to a message", model, sampling)
     chat.add_argument("messages", nargs="*", help="user message(s), in order (default: stdin)")
     chat.add_argument("--system", help="a system message to put first")
-    add("embed", _embed, "print one embedding vector (JSON) per text").add_argument(
-        "texts", nargs="+"
+    add("embed", _embed, "print one embedding vector (JSON) per text", model).add_argument(
+        "texts", nargs="+", help="the text(s) to embed, one vector each"
     )
-    classify_text = add("classify-text", _classify_text, "label texts")
-    classify_text.add_argument("texts", nargs="+")
-    classify_text.add_argument("--labels", nargs="+", help="candidate labels (zero-shot)")
-    classify_text.add_argument("--top-k", type=int)
+    classify_text = add("classify-text", _classify_text, "label texts", model)
+    classify_text.add_argument("texts", nargs="+", help="the text(s) to label")
+    classify_text.add_argument("--labels", nargs="+",
+                               help="candidate labels (zero-shot; default: the sentiment model's own labels)")
+    classify_text.add_argument("--top-k", type=int, help="print only the K best labels per text (default: all)")
     classify_text.add_argument("--explain", action="store_true", help="also weigh each token for the top label")
-    classify_image = add("classify-image", _classify_image, "label image files")
-    classify_image.add_argument("images", nargs="+", metavar="PATH")
-    classify_image.add_argument("--top-k", type=int)
-    entities = add("entities", _entities, "find named entities (people, places, dates...) in texts")
+    classify_image = add("classify-image", _classify_image, "label image files", model)
+    classify_image.add_argument("images", nargs="+", metavar="PATH", help="image file(s): JPEG, PNG, WebP...")
+    classify_image.add_argument("--top-k", type=int, help="print only the K best labels per image (default 5)")
+    entities = add("entities", _entities, "find named entities (people, places, dates...) in texts", model)
     entities.add_argument("texts", nargs="*", help="the text(s) (default: read stdin)")
     entities.add_argument("--aggregation", choices=["simple", "none"], default="simple",
                           help="simple: one span per entity; none: one line per token, with its IOB tag")
-    detect_objects = add("detect-objects", _detect_objects, "find labelled objects in image files (boxes in pixels)")
-    detect_objects.add_argument("images", nargs="+", metavar="PATH")
+    detect_objects = add("detect-objects", _detect_objects, "find labelled objects in image files (boxes in pixels)",
+                         model)
+    detect_objects.add_argument("images", nargs="+", metavar="PATH", help="image file(s): JPEG, PNG, WebP...")
     detect_objects.add_argument("--score-threshold", type=float, help="leave out less sure finds (default 0.25)")
     detect_objects.add_argument("--iou-threshold", type=float, help="overlap above which boxes merge (default 0.45)")
     detect_objects.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
-    detect_faces = add("detect-faces", _detect_faces, "find faces in image files (score and box, in pixels)")
-    detect_faces.add_argument("images", nargs="+", metavar="PATH")
+    detect_faces = add("detect-faces", _detect_faces, "find faces in image files (score and box, in pixels)", model)
+    detect_faces.add_argument("images", nargs="+", metavar="PATH", help="image file(s): JPEG, PNG, WebP...")
     detect_faces.add_argument("--score-threshold", type=float,
                               help="leave out less sure faces (MTCNN keeps only faces above 0.7 anyway)")
     detect_faces.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
@@ -317,16 +347,28 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base-url", help="server URL (default: MAAS_BASE_URL or http://127.0.0.1:8000)")
     common.add_argument("--api-key", help="API key (default: MAAS_API_KEY)")
-    common.add_argument("--model", help="model id (default: the server's first for the task)")
-    common.add_argument("--timeout", type=float, help="connect and read timeout, seconds")
+    common.add_argument("--timeout", type=float, help="connect and read timeout, seconds (default: 5 to connect, "
+                                                      "600 to read)")
+    common.add_argument("--max-retries", type=int, metavar="N",
+                        help="retries after a failed connection, 429 or 5xx (default 2, with backoff); 0 fails at once")
     common.add_argument("--json", action="store_true", help="print the server's JSON")
     return common
 
 
+def _model_option() -> argparse.ArgumentParser:
+    # Not on `models`: it lists them all.
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", help="model id, as `maas models` lists them (default: the server's first for the "
+                                       "task)")
+    return model
+
+
 def _sampling_options() -> argparse.ArgumentParser:
     sampling = argparse.ArgumentParser(add_help=False)
-    sampling.add_argument("--max-tokens", type=int)
-    sampling.add_argument("--temperature", type=float)
+    sampling.add_argument("--max-tokens", type=int, help="at most this many new tokens (default: the server's)")
+    sampling.add_argument("--temperature", type=float,
+                          help="0 always picks the likeliest token (best for answers); higher varies more "
+                               "(default 1)")
     sampling.add_argument("--stream", action="store_true", help="print text as it is generated")
     return sampling
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 try:
     from importlib.metadata import version as _version
 
-    __version__ = _version("maas")
+    __version__ = _version("maas-kit")  # the distribution's name on PyPI (pyproject.toml)
 except Exception:  # noqa: BLE001  # pragma: no cover - running from a source tree without installing
     __version__ = "0.0.0"
 

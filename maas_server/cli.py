@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("keys", "usage"):
         return account_commands.run(args)
+    if args.command == "cache":
+        return _cache(args)
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -71,7 +73,65 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="debug, info (default), warning, error or critical (MAAS_LOG_LEVEL)")
     account_commands.add_serve_options(serve)  # --data-dir, --allow-anonymous, TLS, --log-content
     account_commands.add_commands(commands)  # keys, usage
+    cache = commands.add_parser("cache", help="list or remove converted models (GGUF -> safetensors)")
+    actions = cache.add_subparsers(dest="action", required=True)
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", help="the server's TOML config file, for its cache_dir (MAAS_CONFIG; "
+                                         "MAAS_CACHE_DIR names the folder directly; default ~/.cache/maas)")
+    actions.add_parser("list", help="each converted model with its size", parents=[config])
+    clear = actions.add_parser("clear", help="remove converted models; a server converts again on its next start",
+                               parents=[config])
+    clear.add_argument("names", nargs="*", metavar="NAME", help="entries to remove, as `cache list` names them "
+                                                               "(default: all)")
     return parser
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """`cache list` and `cache clear`: the converted-model cache that every server on the machine shares."""
+    from .models.sources import cache_entries, remove_cache_entry
+
+    try:
+        cache_dir = load_settings(flags_from(args)).cache_dir
+    except ConfigError as exc:
+        print(f"maas-server: {exc}", file=sys.stderr)
+        return 2
+    entries = cache_entries(cache_dir)
+    print(f"cache: {cache_dir}", file=sys.stderr)
+    if args.action == "list":
+        for entry in entries:
+            state = "" if entry.complete else "  (incomplete: a conversion under way or interrupted, or from an " \
+                                              "older maas; `cache clear` removes it)"
+            print(f"{_size(entry.size):>9}  {entry.path.name}{state}")
+        print(f"{_size(sum(e.size for e in entries)):>9}  total, {len(entries)} entries", file=sys.stderr)
+        return 0
+    unknown = sorted(set(args.names) - {e.path.name for e in entries})
+    if unknown:
+        print(f"maas-server: no cache entry named {', '.join(unknown)}; `maas-server cache list` shows them",
+              file=sys.stderr)
+        return 2
+    freed = 0
+    for entry in entries:
+        if args.names and entry.path.name not in args.names:
+            continue
+        if remove_cache_entry(entry):
+            freed += entry.size
+            print(f"removed {entry.path.name}")
+        else:
+            print(f"kept {entry.path.name}: a server is converting it now", file=sys.stderr)
+    print(f"freed {_size(freed)}", file=sys.stderr)
+    return 0
+
+
+def _size(count: int) -> str:
+    """Bytes for people: 517.3 MB."""
+    if count < 1000:
+        return f"{count} B"
+    size = count / 1000
+    for unit in ("kB", "MB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 def _serve(settings: Settings) -> None:

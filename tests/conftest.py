@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # Servers built by tests keep keys and usage in a fresh folder, never in a developer's .maas/.
+    # Servers built by tests keep keys and usage in a fresh folder, never in the user's own (~/.local/share/maas).
     os.environ["MAAS_DATA_DIR"] = str(tmp_path_factory.mktemp("maas-data"))
 
 

@@ -1,8 +1,9 @@
 """`maas-server keys create|list|revoke` and `maas-server usage`: the operator's side of accounts.
 
 They work on the same store the server uses, found through the same settings: ``--data-dir``
-(or ``MAAS_DATA_DIR``, or ``data_dir`` in the ``--config`` file; default ``.maas``) for SQLite,
-``MAAS_DATABASE_URL`` for PostgreSQL.
+(or ``MAAS_DATA_DIR``, or ``data_dir`` in the ``--config`` file; default: the per-user data folder,
+``~/.local/share/maas`` on Linux) for SQLite, ``MAAS_DATABASE_URL`` for PostgreSQL. Each prints the
+store it opened; only ``keys create`` creates a missing one.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
 from ..settings import Settings, flags_from, load_settings
 from .keys import KeyStoreError, count_keys, create_key, list_keys, revoke_key
-from .settings import AUTH_MODES, AccountSettings
+from .settings import AUTH_MODES, AccountSettings, default_data_dir
 from .store import Store, StoreUnavailable
 from .times import format_time, parse_time
 from .usage import usage_summary
@@ -27,15 +29,17 @@ def store_options() -> argparse.ArgumentParser:
     """Options every command that opens the store takes (an argparse parent parser)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--config", help="the server's TOML config file, for its data_dir (MAAS_CONFIG)")
-    parent.add_argument("--data-dir", help="folder of the SQLite store (MAAS_DATA_DIR; default .maas); "
-                                           "MAAS_DATABASE_URL selects PostgreSQL instead")
+    parent.add_argument("--data-dir", help="folder of the SQLite store (MAAS_DATA_DIR; default: the per-user data "
+                                           "folder, ~/.local/share/maas on Linux); MAAS_DATABASE_URL selects "
+                                           "PostgreSQL instead")
     return parent
 
 
 def add_serve_options(serve: argparse.ArgumentParser) -> None:
     """The flags `maas-server serve` takes for accounts, logs and TLS (none given: None, so the
     variable, the file or the default applies)."""
-    serve.add_argument("--data-dir", help="folder of the SQLite store (MAAS_DATA_DIR; default .maas)")
+    serve.add_argument("--data-dir", help="folder of the SQLite store (MAAS_DATA_DIR; default: the per-user data "
+                                          "folder, ~/.local/share/maas on Linux)")
     serve.add_argument("--auth", choices=AUTH_MODES,
                        help="who may call /v1 without a key (MAAS_AUTH): auto (default: loopback clients until the "
                             "first key is created, nobody after), keys (nobody), loopback, open (anyone)")
@@ -82,11 +86,19 @@ def add_commands(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `keys ...` or `usage`; 2 with a message on stderr when the operator must change something."""
+    creating = args.command == "keys" and args.action == "create"
     try:
-        store = Store.open(load_settings(flags_from(args)).url)  # the server's settings find the server's store
+        settings = load_settings(flags_from(args))  # the server's settings find the server's store
+        missing = _missing_store(settings)
+        if missing and not creating:  # only `keys create` makes a store: any other command here is looking for one
+            raise StoreUnavailable(f"no store at {missing}; nothing was created. The server keeps it in its "
+                                   f"data_dir (--data-dir or MAAS_DATA_DIR; default {default_data_dir()}); "
+                                   f"`maas-server keys create` makes one")
+        store = Store.open(settings.url, create=creating)
     except (ConfigError, StoreUnavailable) as exc:
         print(f"maas-server: {exc}", file=sys.stderr)
         return 2
+    print(f"store: {store.location}", file=sys.stderr)  # stderr: `keys create`'s stdout is the key alone
     try:
         if args.command == "usage":
             return _usage(store, args)
@@ -96,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.dispose()
+
+
+def _missing_store(settings: AccountSettings) -> Path | None:
+    """The SQLite file the settings name, when it does not exist (a PostgreSQL store is never "missing")."""
+    path = settings.data_dir / "maas.db"
+    return path if settings.database_url is None and not path.exists() else None
 
 
 def _create(store: Store, args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
 
@@ -18,12 +19,21 @@ AuthMode = Literal["auto", "keys", "loopback", "open"]
 AUTH_MODES: tuple[str, ...] = get_args(AuthMode)
 
 
+def default_data_dir() -> Path:
+    """The per-user data folder (``~/.local/share/maas`` on Linux, ``$XDG_DATA_HOME/maas`` when set).
+
+    Never the current folder: a key created from one folder must reach the server started from another.
+    """
+    return Path(platformdirs.user_data_dir("maas", appauthor=False))
+
+
 class AccountSettings(BaseModel):
     """Settings for keys, limits, usage, metrics and request logs (see docs/operations.md)."""
 
     model_config = ConfigDict(frozen=True)
 
-    data_dir: Path = Field(Path(".maas"), description="folder of the SQLite store")
+    data_dir: Path = Field(default_factory=default_data_dir, description="folder of the SQLite store (default: "
+                                                                        "the per-user data folder)")
     # repr=False on the three that can hold a password or are one: settings may be printed or logged.
     database_url: str | None = Field(None, repr=False, description="SQLAlchemy URL; default: SQLite file in data_dir")
     redis_url: str | None = Field(None, repr=False, description="rate limits shared by several servers when set")

@@ -234,7 +234,7 @@ class Store:
         try:
             if not create and read_schema_version(self.engine) is None:
                 raise StoreUnavailable(f"the store {self.location} has no maas tables: restore it from a backup, or "
-                                       f"create them with `maas-server keys list` (a running server never does)")
+                                       f"create them with `maas-server keys create` (a running server never does)")
             migrate(self.engine)
             _try_write(self.engine)
         except (exc.DBAPIError, exc.TimeoutError) as error:  # opening: any database error means unusable
@@ -257,8 +257,8 @@ class Store:
             return None
         identity = _identity(self._path)
         if identity is None:
-            raise StoreUnavailable(f"the store {self._path} is missing: restore it from a backup, or create an empty "
-                                   f"one with `maas-server keys list` and the same --data-dir (a running server "
+            raise StoreUnavailable(f"the store {self._path} is missing: restore it from a backup, or create a new "
+                                   f"one with `maas-server keys create` and the same --data-dir (a running server "
                                    f"never creates it)")
         return identity
 

@@ -83,6 +83,8 @@ def init_app(app: Flask, settings: AccountSettings) -> Accounts:
     Tests swap the returned object's `auth` or `limiter` for ones on a clock they move.
     """
     store = Store(settings.url, create=settings.create_store)
+    # The one line that says where keys live: `maas-server keys ...` must name the same store to reach this server.
+    log.info("keys and usage: store %s", store.location)
     limiter: RateLimiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
     accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
                         UsageWriter(store))

@@ -82,11 +82,9 @@ def test_classify_image_example_with_a_path(
 
 
 def test_classify_image_example_default_image(server: responses.RequestsMock, run_example: Any) -> None:
-    pytest.importorskip("skimage")
-    pytest.importorskip("PIL")
     server.post(f"{BASE}/v1/classify/image", json=CLASSIFICATION)
     out = run_example("classify_image.py")
-    assert "chelsea.jpg" in out
+    assert "cat.jpg" in out
     assert b"\xff\xd8\xff" in server.calls[-1].request.body  # a real JPEG was uploaded
 
 
@@ -94,6 +92,8 @@ def test_notebook_is_nbformat_4_without_outputs_and_its_code_compiles() -> None:
     notebook = json.loads((EXAMPLES / "quickstart.ipynb").read_text())
     assert notebook["nbformat"] == 4
     assert notebook["cells"]
+    ids = [cell["id"] for cell in notebook["cells"]]
+    assert len(set(ids)) == len(ids)  # Jupyter rewrites repeated ids, and nbconvert warns on every run
     for cell in notebook["cells"]:
         assert cell["cell_type"] in ("markdown", "code")
         assert {"id", "metadata", "source"} <= set(cell)

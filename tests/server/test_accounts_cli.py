@@ -81,3 +81,50 @@ def test_public_address_is_allowed_with_keys_or_explicit_anonymous(data_dir: str
 def test_certfile_needs_keyfile(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--data-dir", data_dir, "--certfile", "cert.pem"]) == 2
     assert "--keyfile" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["keys", "revoke", "someone"], ["usage"]])
+def test_commands_that_read_a_missing_store_say_so_and_create_nothing(command: list[str], data_dir: str,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--data-dir", data_dir]) == 2
+    err = capsys.readouterr().err
+    assert f"no store at {Path(data_dir) / 'maas.db'}; nothing was created" in err and "keys create" in err
+    assert not Path(data_dir).exists()
+
+
+def test_every_store_command_prints_the_store_it_opened(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    where = f"store: {Path(data_dir) / 'maas.db'}"
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "a"]) == 0
+    out, err = capsys.readouterr()
+    assert where in err and where not in out  # stdout is the key alone, for scripts
+    for command in (["keys", "list"], ["usage"], ["keys", "revoke", "a"]):
+        assert main([*command, "--data-dir", data_dir]) == 0
+        assert where in capsys.readouterr().err
+
+
+def test_the_default_store_is_the_same_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("MAAS_DATA_DIR")  # the session's isolation: this test wants the default
+    monkeypatch.delenv("MAAS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # platformdirs' per-user data folder on Linux
+    for folder in ("one", "elsewhere"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    assert main(["keys", "create", "--name", "from-one-folder"]) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["keys", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "from-one-folder" in out and f"store: {tmp_path / 'xdg' / 'maas' / 'maas.db'}" in err
+    assert not (tmp_path / "one" / ".maas").exists() and not (tmp_path / "elsewhere" / ".maas").exists()
+
+
+def test_serve_logs_the_store_it_uses(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from flask import Flask
+
+    from maas_server.api import accounting
+
+    app = Flask("t")
+    app.extensions["maas"] = type("State", (), {"readiness_checks": []})()
+    with caplog.at_level("INFO", logger="maas.accounts"):
+        accounting.init_app(app, AccountSettings(data_dir=tmp_path))
+    assert f"keys and usage: store {tmp_path / 'maas.db'}" in caplog.text
