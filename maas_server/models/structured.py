@@ -24,7 +24,6 @@ import torch
 
 from .base import InvalidInput
 
-
 _LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
