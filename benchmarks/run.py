@@ -517,6 +517,36 @@ def bench_faces(quick: bool) -> list[Row]:
     return rows
 
 
+STORY_SCHEMA = {"type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"],
+                "additionalProperties": False}
+
+
+def bench_structured(quick: bool) -> list[Row]:
+    """Generation at c=16 with and without a JSON schema, alternating in one server: what the grammar costs.
+
+    Both write 64 tokens (a story string does not end sooner), greedy; the ratio is the median
+    constrained rate over the median plain rate of the same rounds.
+    """
+    rounds = 1 if quick else 3
+    constrained_body = {**fixed_body(64)(0), "response_format": {
+        "type": "json_schema", "json_schema": {"name": "story", "schema": STORY_SCHEMA}}}
+    plain, constrained = [], []
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([GEN_MODEL], Path(tmp))) as url:
+        generation_load(url, GEN_MODEL, 4, 4, fixed_body(16), "warm-up")
+        for _ in range(rounds):
+            plain.append(generation_load(url, GEN_MODEL, 16, 32, fixed_body(64), "server c=16 plain"))
+            constrained.append(generation_load(url, GEN_MODEL, 16, 32, lambda i: constrained_body,
+                                               "server c=16 json_schema"))
+    middle = lambda rows: sorted(rows, key=lambda r: r.rate)[len(rows) // 2]  # noqa: E731
+    best_plain, best_constrained = middle(plain), middle(constrained)
+    best_constrained.vs_limit = best_constrained.rate / best_plain.rate
+    for row in (best_plain, best_constrained):
+        row.task = "structured output"
+        row.setup += f" (median of {rounds}: " + ", ".join(f"{r.rate:.1f}" for r in
+                                                            (plain if row is best_plain else constrained)) + ")"
+    return [best_plain, best_constrained]
+
+
 def bench_overload(quick: bool) -> list[Row]:
     """4 x max_queue clients at once: each answer must be 200 or 503 + Retry-After, none may hang."""
     import maas_client
@@ -562,9 +592,10 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument("--only", default="generation,embeddings,images,entities,detection,sentiment,faces,overload",
+    parser.add_argument("--only", default="generation,embeddings,images,entities,detection,sentiment,faces,"
+                                          "structured,overload",
                         help="comma-separated sections: generation, embeddings, images, entities, detection, "
-                             "sentiment, faces, overload")
+                             "sentiment, faces, structured, overload")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -584,6 +615,8 @@ def main() -> int:
         rows += bench_sentiment(args.quick)
     if "faces" in sections:
         rows += bench_faces(args.quick)
+    if "structured" in sections:
+        rows += bench_structured(args.quick)
     if "overload" in sections:
         rows += bench_overload(args.quick)
     print_table(rows)
