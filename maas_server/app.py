@@ -14,7 +14,7 @@ from flask import Flask, Response, current_app, g, request
 
 from .api import accounting, classify, detect, embeddings, entities, generation, models, openapi, speech
 from .api._common import ServerState
-from .api.admission import Admission
+from .api.admission import Admission, is_api_path
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
@@ -57,7 +57,7 @@ def _assign_request_id() -> None:
 
 def _refuse_new_work_while_draining() -> None:
     # Requests already admitted finish; a new one goes elsewhere (the load balancer has seen /ready 503).
-    if request.path.startswith("/v1/") and current_app.extensions["maas"].draining.is_set():
+    if is_api_path(request.path) and current_app.extensions["maas"].draining.is_set():
         raise APIError("the server is shutting down; retry on another instance", status=503,
                        code="shutting_down", headers={"Retry-After": "1"})
 

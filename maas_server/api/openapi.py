@@ -71,6 +71,7 @@ class Route:
     errors: tuple[int, ...] = ()
     security: list[dict[str, list[str]]] | None = None  # None: no credentials
     multipart_only: bool = False  # the request is only the multipart form (no JSON body)
+    raw_body: dict[str, Any] | None = None  # a request body that is a file itself (any content type)
     alternatives: tuple[type[BaseModel], ...] = ()  # other JSON answers than `response` (by a request field)
 
 
@@ -162,6 +163,12 @@ ROUTES: list[Route] = [
           "cannot translate answers 400 `translation_unsupported`", s.TranslationRequest, s.TranscriptionVerbose,
           multipart=_TRANSLATION_FORM, text="the translation (`text`), or subtitles (`srt`, `vtt`)",
           multipart_only=True, errors=_POST_ERRORS, security=_V1, alternatives=(s.Transcription,)),
+    Route("post", "/models/{model}", "Speech to text as Hugging Face's inference API takes it (huggingface_hub's "
+          "InferenceClient.automatic_speech_recognition): the body is the audio file",
+          response=s.HFSpeechOutput, raw_body=_FILE,
+          parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": "a configured speech-recognition model"}],
+          errors=_POST_ERRORS, security=_V1),
     Route("get", "/v1/models", "List the served models", response=s.ModelList, errors=_GET_ERRORS, security=_V1),
     Route("get", "/v1/models/{model}", "One served model", response=s.ModelInfo,
           parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
@@ -211,7 +218,7 @@ def _component_schemas() -> dict[str, Any]:
 
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": route.summary, "responses": _responses(route)}
-    parameters = route.parameters + ([_REQUEST_TIMEOUT] if route.request is not None else [])
+    parameters = route.parameters + ([_REQUEST_TIMEOUT] if route.request is not None or route.raw_body else [])
     if parameters:
         op["parameters"] = parameters
     if route.request is not None:
@@ -221,6 +228,8 @@ def _operation(route: Route) -> dict[str, Any]:
         if route.multipart is not None:
             content["multipart/form-data"] = {"schema": route.multipart}
         op["requestBody"] = {"required": True, "content": content}
+    if route.raw_body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/octet-stream": {"schema": route.raw_body}}}
     op["security"] = route.security if route.security is not None else []
     return op
 

@@ -13,7 +13,9 @@ ships, MIT) in a lane of its own, and joins the stretches of speech it finds int
 the chunks of one long file, and those of other requests, share batches.
 
 A batch is run in groups of chunks that ask for the same thing (task, language, prompt, temperature,
-word timings). Temperature 0 decodes with a beam of 5 (Whisper's own default); above 0 it samples.
+word timings). Temperature 0 decodes with a beam of 5 (Whisper's own default) on CTranslate2, greedily on
+transformers; above 0 both sample. Word timings (``timestamp_granularities=word``) come from CTranslate2's
+cross-attention alignment; the transformers path times segments only.
 """
 
 from __future__ import annotations
@@ -313,8 +315,8 @@ class TransformersWhisper(Whisper):
             kwargs["prompt_ids"] = torch.tensor(self.processor.get_prompt_ids(first.prompt), device=self.device)
         if first.temperature > 0:
             kwargs.update(do_sample=True, temperature=first.temperature)
-        else:
-            kwargs.update(num_beams=BEAM_SIZE, do_sample=False)
+        else:  # greedy: transformers 5.24's Whisper beam search fails on a beam that ends at once (IndexError)
+            kwargs.update(num_beams=1, do_sample=False)
         with torch.no_grad():
             sequences = self.model.generate(features, **kwargs)
         tokenizer = self.processor.tokenizer
