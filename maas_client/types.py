@@ -832,3 +832,53 @@ class ModelList(_Response):
 
     object: str = "list"
     data: list[ModelInfo]
+
+
+# ---------------------------------------------------------------------------- speech
+
+
+class TranscriptionWord(_Response):
+    word: str
+    start: float
+    end: float
+
+
+class TranscriptionSegment(_Response):
+    """A stretch of speech: seconds from the start of the audio, and what was said."""
+
+    id: int = 0
+    start: float
+    end: float
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+
+class Transcription(_Response):
+    """Result of :meth:`Client.transcribe`: the text, its language (ISO 639-1), the audio's duration in seconds,
+    its timed segments, and its timed words when they were asked for. A notebook shows the segments as a table."""
+
+    text: str
+    language: str | None = None
+    duration: float | None = None
+    segments: list[TranscriptionSegment] = []
+    words: list[TranscriptionWord] | None = None
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f'<tr><td style="color:#666;padding-right:8px;white-space:nowrap">{_clock(s.start)} - {_clock(s.end)}</td>'
+            f"<td>{html.escape(s.text.strip())}</td></tr>"
+            for s in self.segments
+        )
+        about = ", ".join(x for x in (self.language, f"{self.duration:.1f} s" if self.duration else None) if x)
+        title = f"transcription ({html.escape(about)})" if about else "transcription"
+        return (
+            '<div class="maas-transcription" style="font-family:sans-serif;font-size:13px">'
+            f'<div style="color:#666;margin-bottom:4px">{title}</div>'
+            f"<table>{rows}</table></div>"
+        )
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:05.2f}"

@@ -12,9 +12,9 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 
-from .api import accounting, classify, detect, embeddings, entities, generation, models, openapi
+from .api import accounting, classify, detect, embeddings, entities, generation, models, openapi, speech
 from .api._common import ServerState
-from .api.admission import Admission
+from .api.admission import Admission, is_api_path
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     registry = ModelRegistry(settings, timed_loader(loader))
     app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()))
-    for blueprint in (generation.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, models.bp, openapi.bp):
+    for blueprint in (generation.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, speech.bp, models.bp,
+                      openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)
@@ -56,7 +57,7 @@ def _assign_request_id() -> None:
 
 def _refuse_new_work_while_draining() -> None:
     # Requests already admitted finish; a new one goes elsewhere (the load balancer has seen /ready 503).
-    if request.path.startswith("/v1/") and current_app.extensions["maas"].draining.is_set():
+    if is_api_path(request.path) and current_app.extensions["maas"].draining.is_set():
         raise APIError("the server is shutting down; retry on another instance", status=503,
                        code="shutting_down", headers={"Retry-After": "1"})
 

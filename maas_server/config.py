@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Task = Literal["text-generation", "embeddings", "text-classification", "image-classification", "token-classification",
-               "object-detection", "face-detection", "face-embedding"]
+               "object-detection", "face-detection", "face-embedding", "speech-recognition"]
 TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
 
 
@@ -105,6 +105,10 @@ class ServerConfig(_Strict):
         1024, ge=32, description="images are shrunk at once to at most this many pixels on their longest side: "
                                  "above the inputs of common image models (224-512), far below a photo's"
     )
+    max_audio_bytes: int = Field(20_000_000, gt=0, description="one audio file, encoded")
+    max_audio_seconds: float = Field(
+        1800.0, gt=0, le=86_400, description="one audio file, decoded: longer audio is refused with 413, and "
+                                             "decoding stops there (64 kB of samples per second)")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "maas",
                             description="converted models (GGUF -> safetensors) are kept here")
     # Before `models`: their validator reads it.

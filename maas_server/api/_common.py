@@ -28,6 +28,7 @@ from ..models.base import (
     EMBED_FACES,
     EXTRACT_ENTITIES,
     GENERATE,
+    TRANSCRIBE,
     ZERO_SHOT_TEXT,
     Method,
 )
@@ -52,6 +53,8 @@ ENDPOINT_METHODS: dict[str, tuple[Method[Any, Any], ...]] = {
     "/v1/detect/faces": (DETECT_FACES,),
     "/v1/faces/embeddings": (EMBED_FACES,),
     "/v1/entities": (EXTRACT_ENTITIES,),
+    "/v1/audio/transcriptions": (TRANSCRIBE,),
+    "/v1/audio/translations": (TRANSCRIBE,),  # a multilingual model's (ModelDescription.translates)
 }
 
 

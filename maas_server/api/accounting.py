@@ -56,6 +56,7 @@ from ..ops.logs import CREDENTIAL_NAMES, KEY_PREFIX, log_request
 from . import cors
 from . import schemas as s
 from ._common import state
+from .admission import is_api_path
 from .detect import PERSONAL_DATA_ROUTES
 from .metering import Metering, metering
 
@@ -136,7 +137,7 @@ def _before() -> None:
     g.maas_decision = None
     _refuse_keys_in_url()
     # A CORS preflight carries no credentials and runs nothing; it is answered without a key.
-    if request.method != "OPTIONS" and (request.path.startswith("/v1/") or request.path == "/v1"):
+    if request.method != "OPTIONS" and is_api_path(request.path):
         _authorize()
 
 
@@ -363,7 +364,7 @@ def _record(done: _Done, status: int, seconds: float, acc: Accounts) -> None:
     try:
         metrics.observe_request(done.route, model or "", status, seconds)
         metrics.observe_tokens(model or "", prompt, completion)
-        if done.route.startswith("/v1/") and status != 401:  # queued first: charging may fail
+        if is_api_path(done.route) and status != 401:  # queued first: charging may fail
             acc.usage.add(UsageRecord(
                 at=time.time(), route=done.route, status=status, latency_ms=seconds * 1000,
                 key_id=account.id if account else None, key_name=account.name if account else None,

@@ -22,6 +22,14 @@ from ..ops import metrics
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+# The paths that serve models: admitted here, authenticated, metered and refused while draining. /models/NAME is
+# Hugging Face's inference address (huggingface_hub's InferenceClient(base_url=.../models/NAME)).
+API_PREFIXES = ("/v1/", "/models/")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES) or path == "/v1"
+
 
 class Admission:
     """WSGI middleware: at most `limit` /v1 requests open at once; the rest get 503 immediately."""
@@ -32,7 +40,7 @@ class Admission:
         self._slots = threading.BoundedSemaphore(limit)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith("/v1/"):
+        if not is_api_path(environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
         if not self._slots.acquire(blocking=False):
             metrics.SHED.labels("concurrency").inc()

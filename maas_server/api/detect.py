@@ -22,8 +22,9 @@ from .metering import report_usage
 bp = Blueprint("detect", __name__)
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # the order adapters give them in
-# Faces are personal data: the request log never holds these routes' bodies, even with log_content (accounting.py).
-PERSONAL_DATA_ROUTES = ("/v1/detect/faces", "/v1/faces/embeddings")
+# Faces and voices are personal data: the request log never holds these routes' bodies, even with log_content
+# (accounting.py).
+PERSONAL_DATA_ROUTES = ("/v1/detect/faces", "/v1/faces/embeddings", "/v1/audio/", "/models/")
 
 
 @bp.post("/v1/detect/objects")

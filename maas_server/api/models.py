@@ -10,6 +10,7 @@ from ..errors import APIError
 from ..runtime.registry import ModelEntry
 from . import schemas as s
 from ._common import ENDPOINT_METHODS, state
+from .speech import TRANSLATIONS
 
 bp = Blueprint("models", __name__)
 
@@ -57,12 +58,15 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
         id=entry.config.name,
         created=state().started,
         task=entry.config.task,
-        endpoints=[path for path, methods in ENDPOINT_METHODS.items() if any(map(entry.offers, methods))],
+        endpoints=[path for path, methods in ENDPOINT_METHODS.items() if any(map(entry.offers, methods))
+                   and not (path == TRANSLATIONS and described is not None and described.translates is False)],
         device=described.device if described else None,
         dtype=described.dtype if described else None,
         context_length=described.context_length if described else None,
         max_characters=described.max_characters if described else None,
         dimensions=described.dimensions if described else None,
         labels=list(described.labels) if with_labels and described and described.labels else None,
+        languages=list(described.languages) if described and described.languages else None,
+        translates=described.translates if described else None,
         ready=entry.ready,
     )

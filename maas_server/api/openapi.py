@@ -70,6 +70,9 @@ class Route:
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # JSON request bodies, by name
     errors: tuple[int, ...] = ()
     security: list[dict[str, list[str]]] | None = None  # None: no credentials
+    multipart_only: bool = False  # the request is only the multipart form (no JSON body)
+    raw_body: dict[str, Any] | None = None  # a request body that is a file itself (any content type)
+    alternatives: tuple[type[BaseModel], ...] = ()  # other JSON answers than `response` (by a request field)
 
 
 _V1: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -91,6 +94,25 @@ _IMAGE_FORM = _image_form({"top_k": {"type": "integer", "minimum": 1}, "explain"
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
 _DETECTION_FORM = _image_form({"score_threshold": _UNIT, "iou_threshold": _UNIT,
                                "max_detections": {"type": "integer", "minimum": 1, "maximum": 1000}})
+
+_AUDIO_FORMATS = {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"], "default": "json"}
+_AUDIO_COMMON = {"model": {"type": "string"}, "prompt": {"type": "string", "maxLength": 1000},
+                 "temperature": {"type": "number", "minimum": 0, "maximum": 1}, "response_format": _AUDIO_FORMATS}
+
+
+def _audio_form(fields: dict[str, Any], what: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["file"],
+            "description": f"One audio file (WAV, FLAC, MP3, Ogg, WebM, M4A) under `file`, and the optional fields "
+                           f"{what}. `json` and `verbose_json` answer JSON; `text`, `srt` and `vtt` answer text/plain.",
+            "properties": {"file": _FILE, **_AUDIO_COMMON, **fields}, "additionalProperties": False}
+
+
+_TRANSCRIPTION_FORM = _audio_form(
+    {"language": {"type": "string", "pattern": "^[a-z]{2,3}$"},
+     "timestamp_granularities[]": {"type": "array", "items": {"enum": ["segment", "word"]}},
+     "stream": {"type": "boolean", "const": False}, "chunking_strategy": {"type": "string"}},
+    "`model`, `language`, `prompt`, `temperature`, `response_format`, `timestamp_granularities[]`")
+_TRANSLATION_FORM = _audio_form({}, "`model`, `prompt`, `temperature`, `response_format`")
 
 _PNG_2X2 = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMDAxMDAwMDAAAANBAEIfXHKZgAAAABJRU5E"
             "rkJggg==")
@@ -133,6 +155,20 @@ ROUTES: list[Route] = [
           examples={"spans": {"input": "Angela Merkel visited Paris in 2019."},
                     "tokens": {"input": ["Apple opened an office in Berlin.", "No names here."],
                                "aggregation": "none"}}),
+    Route("post", "/v1/audio/transcriptions", "Speech to text (OpenAI shape): multipart audio; long audio is cut in "
+          "its silences", s.TranscriptionRequest, s.TranscriptionVerbose, multipart=_TRANSCRIPTION_FORM,
+          text="the transcript (`text`), or subtitles (`srt`, `vtt`)", multipart_only=True, errors=_POST_ERRORS,
+          security=_V1, alternatives=(s.Transcription,)),
+    Route("post", "/v1/audio/translations", "Speech in any language to English text (OpenAI shape); a model that "
+          "cannot translate answers 400 `translation_unsupported`", s.TranslationRequest, s.TranscriptionVerbose,
+          multipart=_TRANSLATION_FORM, text="the translation (`text`), or subtitles (`srt`, `vtt`)",
+          multipart_only=True, errors=_POST_ERRORS, security=_V1, alternatives=(s.Transcription,)),
+    Route("post", "/models/{model}", "Speech to text as Hugging Face's inference API takes it (huggingface_hub's "
+          "InferenceClient.automatic_speech_recognition): the body is the audio file",
+          response=s.HFSpeechOutput, raw_body=_FILE,
+          parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": "a configured speech-recognition model"}],
+          errors=_POST_ERRORS, security=_V1),
     Route("get", "/v1/models", "List the served models", response=s.ModelList, errors=_GET_ERRORS, security=_V1),
     Route("get", "/v1/models/{model}", "One served model", response=s.ModelInfo,
           parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
@@ -173,7 +209,8 @@ def build_openapi() -> dict[str, Any]:
 
 
 def _component_schemas() -> dict[str, Any]:
-    models = {m for r in ROUTES for m in (r.request, r.response, r.events) if m is not None} | {s.ErrorResponse}
+    models = {m for r in ROUTES for m in (r.request, r.response, r.events, *r.alternatives) if m is not None}
+    models |= {s.ErrorResponse}
     _, schemas = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
                                     ref_template=_REF)
     return schemas.get("$defs", {})  # type: ignore[no-any-return]
@@ -181,16 +218,18 @@ def _component_schemas() -> dict[str, Any]:
 
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": route.summary, "responses": _responses(route)}
-    parameters = route.parameters + ([_REQUEST_TIMEOUT] if route.request is not None else [])
+    parameters = route.parameters + ([_REQUEST_TIMEOUT] if route.request is not None or route.raw_body else [])
     if parameters:
         op["parameters"] = parameters
     if route.request is not None:
-        content = _json(route.request)
+        content = {} if route.multipart_only else _json(route.request)
         if route.examples:
             content["application/json"]["examples"] = {name: {"value": value} for name, value in route.examples.items()}
         if route.multipart is not None:
             content["multipart/form-data"] = {"schema": route.multipart}
         op["requestBody"] = {"required": True, "content": content}
+    if route.raw_body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/octet-stream": {"schema": route.raw_body}}}
     op["security"] = route.security if route.security is not None else []
     return op
 
@@ -199,6 +238,11 @@ def _responses(route: Route) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK", "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}}
     if route.response is not None:
         ok["content"] = _json(route.response)
+        if route.alternatives:
+            ok["content"]["application/json"]["schema"] = {"anyOf": [{"$ref": _REF.format(model=m.__name__)}
+                                                                     for m in (route.response, *route.alternatives)]}
+        if route.text is not None:
+            ok["content"]["text/plain"] = {"schema": {"type": "string", "description": route.text}}
     elif route.text is not None:
         ok["content"] = {"text/plain": {"schema": {"type": "string", "description": route.text}}}
     else:

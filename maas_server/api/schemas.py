@@ -521,6 +521,100 @@ class EntityList(_Response):
 
 # -- models and errors
 
+# -- speech (OpenAI's /v1/audio/transcriptions and /v1/audio/translations)
+
+AudioFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+
+
+class TranscriptionRequest(_Request):
+    """The multipart form's fields besides `file` (form values are text: "0.2" is the number 0.2 here).
+
+    OpenAI's `stream` is accepted at false only; `chunking_strategy` is accepted and knowingly ignored (long
+    audio is always cut in its silences, by a voice activity detector); `include[]` may be empty only.
+    """
+
+    model: str | None = None
+    language: str | None = Field(None, min_length=2, max_length=3, pattern=r"^[a-z]{2,3}$",
+                                 description="ISO 639-1 code of the spoken language (default: detected; "
+                                             "an English-only model hears English)")
+    prompt: str | None = Field(None, max_length=1000,
+                               description="text that sets the style or spells names (Whisper's initial prompt)")
+    temperature: float = Field(0.0, ge=0, le=1, description="0: beam search (5 beams); above 0: sampling")
+    response_format: AudioFormat = "json"
+    timestamp_granularities: list[Literal["segment", "word"]] = Field(
+        ["segment"], description="verbose_json: `word` adds `words`, each timed")
+    stream: Literal[False] = False
+    chunking_strategy: str | None = None
+    include: list[Literal[""]] = []
+
+
+class TranslationRequest(_Request):
+    """The fields of /v1/audio/translations (OpenAI's: no language, no timestamp granularities)."""
+
+    model: str | None = None
+    prompt: str | None = Field(None, max_length=1000)
+    temperature: float = Field(0.0, ge=0, le=1)
+    response_format: AudioFormat = "json"
+
+
+class DurationUsage(_Response):
+    """What a transcription used, as OpenAI reports it for whisper: seconds of audio."""
+
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class TranscriptionWord(_Response):
+    word: str
+    start: float
+    end: float
+
+
+class TranscriptionSegment(_Response):
+    id: int
+    seek: int = Field(description="where the segment's chunk starts, in 10 ms frames")
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class Transcription(_Response):
+    """response_format json."""
+
+    text: str
+    usage: DurationUsage
+
+
+class TranscriptionVerbose(_Response):
+    """response_format verbose_json: the text, its language (ISO 639-1 code), the audio's duration in
+    seconds, its segments and, with timestamp_granularities word, its words."""
+
+    task: Literal["transcribe", "translate"]
+    language: str
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment]
+    words: list[TranscriptionWord] | None = None
+    usage: DurationUsage
+
+
+class HFSpeechChunk(_Response):
+    text: str
+    timestamp: tuple[float, float]
+
+
+class HFSpeechOutput(_Response):
+    """POST /models/NAME: Hugging Face's automatic speech recognition answer (the text, and timed chunks)."""
+
+    text: str
+    chunks: list[HFSpeechChunk]
+
+
 class ModelInfo(_Response):
     id: str
     object: Literal["model"] = "model"
@@ -536,6 +630,8 @@ class ModelInfo(_Response):
     dimensions: int | None = Field(None, description="embedding size (embedding models)")
     labels: list[str] | None = Field(
         None, description="a classifier's own labels (GET /v1/models/{id} only: ImageNet has 1000)")
+    languages: list[str] | None = Field(None, description="speech: the languages it transcribes (ISO 639-1)")
+    translates: bool | None = Field(None, description="speech: whether it serves /v1/audio/translations")
     ready: bool
 
 

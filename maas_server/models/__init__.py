@@ -22,7 +22,9 @@ from .base import (
     EXPLAIN_IMAGE,
     EXPLAIN_TEXT,
     EXTRACT_ENTITIES,
+    FIND_SPEECH,
     GENERATE,
+    TRANSCRIBE,
     ZERO_SHOT_TEXT,
     BatchMethod,
     InvalidInput,
@@ -55,6 +57,8 @@ TASKS: dict[str, TaskSpec] = {
     "object-detection": TaskSpec("object_detection:ObjectDetectionModel", (DETECT_OBJECTS,)),
     "face-detection": TaskSpec("faces:FaceDetectionModel", (DETECT_FACES,)),
     "face-embedding": TaskSpec("faces:FaceEmbeddingModel", (EMBED_FACES,)),  # dlib: CPU, not torch
+    # Whisper: on CTranslate2 (faster-whisper, not torch) or transformers, by source
+    "speech-recognition": TaskSpec("speech:SpeechRecognitionModel", (TRANSCRIBE, FIND_SPEECH)),
 }
 
 

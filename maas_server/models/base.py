@@ -279,6 +279,8 @@ class ModelDescription:
     max_characters: int | None = None  # characters one input may have, for models limited in characters (spaCy)
     dimensions: int | None = None  # embedding size
     labels: tuple[str, ...] | None = None  # a classifier's own label set
+    languages: tuple[str, ...] | None = None  # speech: the languages it transcribes (ISO 639-1); ("en",): English only
+    translates: bool | None = None  # speech: whether it can translate what it hears into English
 
 
 class TaskModel(Protocol):
@@ -349,6 +351,62 @@ class GenerationResult:
     choices: list[Choice]
 
 
+# -- speech: audio is decoded by the wire layer to mono float32 samples at SAMPLE_RATE (a numpy array), cut
+# into chunks of at most CHUNK_SECONDS where there is silence (FIND_SPEECH), and each chunk is one item.
+
+SAMPLE_RATE = 16_000  # what Whisper listens at
+CHUNK_SECONDS = 30.0  # Whisper hears 30 s at a time: longer audio is cut into chunks no longer than this
+SpeechTask = Literal["transcribe", "translate"]
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    """Up to CHUNK_SECONDS of audio to transcribe (or translate into English), and how.
+
+    `offset` is where the chunk starts in the whole audio, in seconds: timestamps come back in the whole
+    audio's time. `language` None: the model detects it (an English-only model assumes English).
+    """
+
+    samples: Any  # 1-D float32 numpy array, mono, SAMPLE_RATE
+    offset: float = 0.0
+    task: SpeechTask = "transcribe"
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    words: bool = False  # also time each word
+
+
+@dataclass(frozen=True)
+class SpeechWord:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class SpeechSegment:
+    """A stretch of speech the model timed itself: seconds from the start of the whole audio."""
+
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...] = ()
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    words: tuple[SpeechWord, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What one chunk said: its language (ISO 639-1), its segments, and the tokens generated (for `usage`)."""
+
+    language: str
+    segments: list[SpeechSegment]
+    tokens: int
+
+
 # -- the methods tasks offer (see models/__init__.py for which task offers which)
 
 GENERATE: Method[GenerationRequest, GenerationResult] = Method("generate")
@@ -363,3 +421,6 @@ EMBED_FACES: Method[DetectionQuery, Detections] = Method("embed-faces")  # the s
 EXPLAIN_TEXT: Method[TextItem, Explained] = Method("explain-text")
 EXPLAIN_IMAGE: Method[ImageQuestion, Explained] = Method("explain-image")
 EXTRACT_ENTITIES: Method[EntityItem, Entities] = Method("extract-entities")
+# Speech: where to cut long audio (sample ranges, each at most CHUNK_SECONDS, cut in silences), then each chunk's words.
+FIND_SPEECH: Method[Any, list[tuple[int, int]]] = Method("find-speech")
+TRANSCRIBE: Method[SpeechChunk, Transcript] = Method("transcribe")

@@ -155,3 +155,22 @@ def test_detect_objects_example_draws_the_boxes(
     assert b"\x89PNG" in server.calls[-1].request.body  # the collage was uploaded
     with image_module.open(tmp_path / "boxes.png") as drawn:
         assert drawn.size == (900, 600) and drawn.getpixel((53, 400)) == (255, 0, 0)  # the box's left edge
+
+
+TRANSCRIPTION = {"task": "transcribe", "language": "en", "duration": 2.91, "text": "The quick brown fox.",
+                 "segments": [{"id": 0, "start": 0.0, "end": 2.64, "text": " The quick brown fox."}],
+                 "usage": {"type": "duration", "seconds": 2.91}}
+
+
+def test_transcribe_example_prints_timed_segments(
+    server: responses.RequestsMock, run_example: Any, tmp_path: Path
+) -> None:
+    server.post(f"{BASE}/v1/audio/transcriptions", json=TRANSCRIPTION)
+    server.replace(responses.GET, f"{BASE}/v1/models", json={"object": "list", "data": [
+        {"id": "whisper-tiny.en", "task": "speech-recognition", "endpoints": ["/v1/audio/transcriptions"]}]})
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"RIFF....WAVE")
+    out = run_example("transcribe.py", str(clip))
+    assert out == "   0.00    2.64  The quick brown fox.\n(en, 2.9 s of audio)\n"
+    body = server.calls[-1].request.body
+    assert b'name="response_format"\r\n\r\nverbose_json' in body and b"RIFF....WAVE" in body

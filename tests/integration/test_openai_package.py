@@ -54,7 +54,7 @@ def test_openai_models_list(oai: openai.OpenAI) -> None:
     ids = {m.id for m in oai.models.list()}
     assert ids == {"smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0", "en-core-web-sm", "yolov3-tiny",
                    "minilm-sentiment",
-                   "mtcnn", "dlib-face-recognition"}
+                   "mtcnn", "dlib-face-recognition", "whisper-tiny.en"}
 
 
 def test_openai_errors_map(oai: openai.OpenAI) -> None:

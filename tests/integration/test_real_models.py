@@ -25,7 +25,8 @@ def test_models_are_listed_with_task_and_device(server_url: str) -> None:
         "smollm2-135m-instruct": "text-generation", "all-minilm-l6-v2": "embeddings",
         "minilm-sentiment": "text-classification",
         "efficientnet-lite0": "image-classification", "en-core-web-sm": "token-classification",
-        "yolov3-tiny": "object-detection", "mtcnn": "face-detection", "dlib-face-recognition": "face-embedding"}
+        "yolov3-tiny": "object-detection", "mtcnn": "face-detection", "dlib-face-recognition": "face-embedding",
+        "whisper-tiny.en": "speech-recognition"}
     assert all(m["device"] == "cpu" and m["ready"] for m in data.values())
 
 

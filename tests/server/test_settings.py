@@ -80,6 +80,8 @@ SETTINGS = [
     Layers("max_request_pixels", 300_000_000, 400_000_000),
     Layers("max_concurrent_requests", 10, 20),
     Layers("image_max_side", 64, 128),
+    Layers("max_audio_bytes", 1000, 2000),
+    Layers("max_audio_seconds", 60.0, 90.0),
 ]
 
 

@@ -1,0 +1,149 @@
+"""Turning an uploaded audio file into checked mono 16 kHz samples, before any model hears it, in bounded memory.
+
+PyAV (FFmpeg) decodes any common format (WAV, FLAC, MP3, Ogg/Opus, Ogg/Vorbis, WebM, M4A/AAC...), and
+its resampler turns each frame into mono float32 at 16 kHz as it comes. Each limit has its own 4xx,
+checked as early as it can be:
+
+1. encoded size (413, ``max_audio_bytes``), before anything is parsed;
+2. the container's header: not audio at all, or no audio stream (400), a sample rate or channel count
+   outside what maas decodes (400), and a declared duration above ``max_audio_seconds`` (413);
+3. while decoding, the samples are counted: decoding stops at ``max_audio_seconds`` (413), so a small
+   file that decodes to hours (a header that lies, or none) never holds more than that limit in
+   memory: 64 kB per second of audio (float32 at 16 kHz), ~115 MB at the default 30 minutes;
+4. a file that ends before its header says (a WAV whose data chunk is cut, an MP4 whose samples are
+   missing) is truncated (400). A streaming format cut between pages (Ogg, MP3 without a header) is a
+   shorter valid file: it is transcribed as far as it goes.
+
+Nothing here logs or keeps the audio: the bytes and samples live only as long as the request.
+PyAV is imported inside the functions: importing the wire layer must not load FFmpeg.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import APIError
+from ..models.base import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MIN_SAMPLE_RATE = 4_000  # below this there is no speech left to hear
+MAX_SAMPLE_RATE = 384_000  # the highest rate audio interfaces record at
+MAX_CHANNELS = 32
+TRUNCATION_SLACK_S = 0.5  # decoded audio may fall this much short of the declared length (encoder padding)
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """ServerConfig's max_audio_bytes and max_audio_seconds."""
+
+    max_bytes: int
+    max_seconds: float
+
+
+@dataclass(frozen=True)
+class Audio:
+    samples: np.ndarray  # float32, mono, SAMPLE_RATE
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+def decode_audio(data: bytes, limits: AudioLimits, param: str = "file") -> Audio:
+    """The file's audio as mono float32 samples at 16 kHz; a 4xx for anything that is not, or is too much."""
+    import av
+
+    if len(data) > limits.max_bytes:
+        raise APIError(f"the audio file is {len(data)} bytes, above the limit of {limits.max_bytes} "
+                       f"(max_audio_bytes); send a shorter or more compressed file",
+                       status=413, param=param, code="audio_too_large")
+    if not data:
+        raise APIError("the audio file is empty", param=param, code="invalid_audio")
+    try:
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, ValueError, OSError):
+        raise _not_audio(param) from None
+    with container:
+        if not container.streams.audio:
+            raise _not_audio(param)
+        stream = container.streams.audio[0]
+        _check_stream(stream, container, limits, param)
+        samples = _decode(container, stream, limits, param)
+        declared = container.duration / 1e6 if container.duration else None
+    seconds = len(samples) / SAMPLE_RATE
+    if not len(samples):
+        raise APIError("the audio file holds no samples (empty or truncated)", param=param, code="invalid_audio")
+    if _wav_truncated(data):
+        raise APIError("the audio file is truncated: its WAV data chunk ends before the length its header announces",
+                       param=param, code="truncated_audio")
+    if declared is not None and seconds < declared - max(TRUNCATION_SLACK_S, 0.02 * declared):
+        raise APIError(f"the audio file is truncated: it holds {seconds:.1f} s of the {declared:.1f} s its header "
+                       f"announces", param=param, code="truncated_audio")
+    return Audio(samples)
+
+
+def _check_stream(stream: Any, container: Any, limits: AudioLimits, param: str) -> None:
+    rate, channels = stream.sample_rate or 0, stream.channels or 0
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise APIError(f"the audio's sample rate is {rate} Hz; maas decodes {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
+                       param=param, code="unsupported_audio")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise APIError(f"the audio has {channels} channels; maas decodes 1-{MAX_CHANNELS}", param=param,
+                       code="unsupported_audio")
+    declared = container.duration / 1e6 if container.duration else 0.0
+    if declared > limits.max_seconds:
+        raise _too_long(declared, limits, param)
+
+
+def _decode(container: Any, stream: Any, limits: AudioLimits, param: str) -> np.ndarray:
+    import av
+    import numpy as np
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    limit = int(limits.max_seconds * SAMPLE_RATE)
+    parts: list[np.ndarray] = []
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                parts.append(out.to_ndarray()[0])
+                count += out.samples
+            if count > limit:  # stop at once: the rest is never decoded
+                raise _too_long(count / SAMPLE_RATE, limits, param, at_least=True)
+        parts += [out.to_ndarray()[0] for out in resampler.resample(None)]
+    except (av.FFmpegError, ValueError) as exc:
+        raise APIError(f"the audio file is corrupt or truncated ({exc})", param=param, code="invalid_audio") from None
+    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if len(samples) > limit:
+        raise _too_long(len(samples) / SAMPLE_RATE, limits, param)
+    return samples
+
+
+def _wav_truncated(data: bytes) -> bool:
+    """A RIFF/WAVE file whose `data` chunk announces more bytes than the file holds."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False
+    at = 12
+    while at + 8 <= len(data):
+        name, size = data[at:at + 4], struct.unpack("<I", data[at + 4:at + 8])[0]
+        if name == b"data":
+            streaming = size in (0, 0xFFFFFFFF)  # written before its length was known
+            return not streaming and at + 8 + size > len(data)
+        at += 8 + size + (size & 1)
+    return False
+
+
+def _not_audio(param: str) -> APIError:
+    return APIError("cannot read the file as audio; send WAV, FLAC, MP3, Ogg (Opus, Vorbis), WebM or M4A",
+                    param=param, code="invalid_audio")
+
+
+def _too_long(seconds: float, limits: AudioLimits, param: str, at_least: bool = False) -> APIError:
+    more = "more than " if at_least else ""
+    return APIError(f"the audio lasts {more}{seconds:.0f} s, above the limit of {limits.max_seconds:g} s "
+                    f"(max_audio_seconds); split it", status=413, param=param, code="audio_too_long")

@@ -1,0 +1,174 @@
+"""POST /v1/audio/transcriptions and /v1/audio/translations: speech to text, in OpenAI's multipart shape.
+
+The form carries the audio as its `file` part and the other fields as text. The audio is decoded and
+checked (api/audio.py), audio longer than one chunk is cut in its silences (FIND_SPEECH), each chunk is
+transcribed as one item (TRANSCRIBE, batched with other requests' chunks), and the pieces are put back
+in order, timed from the start of the file. `response_format` picks the answer: `json` (the text),
+`verbose_json` (segments, and words on request), or plain text as `text`, `srt` or `vtt`.
+
+``POST /models/NAME`` is Hugging Face's inference address for speech recognition, as huggingface_hub's
+``InferenceClient(base_url=f"{server}/models/NAME").automatic_speech_recognition(audio)`` calls it: the
+body is the audio file itself, and the answer ``{"text", "chunks": [{"text", "timestamp": [start, end]}]}``.
+Only speech-recognition models answer there (other tasks: 400 ``wrong_model_task``).
+
+Audio is personal data: these routes' bodies are never logged (accounting.py skips multipart bodies, and
+the path is in detect.PERSONAL_DATA_ROUTES), nor kept after the response.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Blueprint, Response, request
+from pydantic import ValidationError
+
+from ..errors import APIError, validation_error
+from ..models.base import CHUNK_SECONDS, FIND_SPEECH, SAMPLE_RATE, TRANSCRIBE, SpeechChunk, SpeechTask, Transcript
+from ..ops.memory import release_freed_memory
+from ..runtime.registry import ModelEntry
+from . import schemas as s
+from ._common import after_response, read_body, resolve_model, state, submit, wait_all
+from .audio import AudioLimits, decode_audio
+from .metering import report_usage
+
+bp = Blueprint("speech", __name__)
+
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+TRANSLATIONS = "/v1/audio/translations"
+LIST_FIELDS = ("timestamp_granularities", "include")  # OpenAI's clients send these as `name[]`, once per value
+RELEASE_AFTER_SECONDS = 60  # a minute of samples is 3.8 MB: hand larger decodes' memory back after the response
+
+
+@bp.post(TRANSCRIPTIONS)
+def transcriptions() -> Any:
+    return _speech(TRANSCRIPTIONS, "transcribe", s.TranscriptionRequest)
+
+
+@bp.post(TRANSLATIONS)
+def translations() -> Any:
+    return _speech(TRANSLATIONS, "translate", s.TranslationRequest)
+
+
+@bp.post("/models/<path:name>")
+def hugging_face_asr(name: str) -> Any:
+    entry = resolve_model(TRANSCRIPTIONS, name)
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded", "application/json"):
+        raise APIError("send the audio file itself as the request body (Hugging Face's automatic speech "
+                       "recognition); for a form, use /v1/audio/transcriptions", code="invalid_content_type")
+    data = read_body()
+    transcripts, _ = _transcribe(entry, data, "transcribe", None, None, 0.0, False)
+    chunks = [s.HFSpeechChunk(text=seg.text, timestamp=(seg.start, seg.end)) for t in transcripts for seg in t.segments]
+    return s.dump(s.HFSpeechOutput(text="".join(c.text for c in chunks).strip(), chunks=chunks))
+
+
+def _speech(endpoint: str, task: SpeechTask, schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]
+            ) -> Any:
+    body, data = _read_form(schema)
+    entry = resolve_model(endpoint, body.model)
+    language = getattr(body, "language", None)
+    words = "word" in getattr(body, "timestamp_granularities", ())
+    transcripts, seconds = _transcribe(entry, data, task, language, body.prompt, body.temperature, words)
+    del data
+    usage = s.DurationUsage(seconds=round(seconds, 2))
+    return _answer(body.response_format, task, transcripts, seconds, usage, language, words)
+
+
+def _transcribe(entry: ModelEntry, data: bytes, task: SpeechTask, language: str | None, prompt: str | None,
+                temperature: float, words: bool) -> tuple[list[Transcript], float]:
+    """Decode, cut where needed, transcribe each chunk and report usage: the chunks' transcripts, in order."""
+    _check_model_can(entry.description, task, language)
+    config = state().config
+    audio = decode_audio(data, AudioLimits(config.max_audio_bytes, config.max_audio_seconds))
+    del data
+    if audio.seconds >= RELEASE_AFTER_SECONDS:
+        after_response(release_freed_memory)
+    samples = audio.samples
+    ranges = [(0, len(samples))] if audio.seconds <= CHUNK_SECONDS else \
+        wait_all(submit(entry, FIND_SPEECH, [samples]))[0]
+    chunks = [SpeechChunk(samples[start:end], start / SAMPLE_RATE, task, language, prompt, temperature, words)
+              for start, end in ranges]
+    transcripts = wait_all(submit(entry, TRANSCRIBE, chunks)) if chunks else []
+    tokens = sum(t.tokens for t in transcripts)
+    # Accounting counts tokens: a second of audio heard is one prompt token, each generated token one more.
+    report_usage(entry.config.name, s.Usage(prompt_tokens=math.ceil(audio.seconds), completion_tokens=tokens,
+                                            total_tokens=math.ceil(audio.seconds) + tokens))
+    return transcripts, audio.seconds
+
+
+def _read_form(schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]
+               ) -> tuple[s.TranscriptionRequest | s.TranslationRequest, bytes]:
+    if request.mimetype != "multipart/form-data":
+        raise APIError("send the audio as multipart/form-data, in a part named `file`, as OpenAI's API takes it",
+                       code="invalid_content_type")
+    read_body()  # 413 over max_body_bytes, 400 when cut short; the form is then parsed from those bytes
+    files = request.files.getlist("file")
+    if len(files) != 1 or set(request.files) - {"file"}:
+        raise APIError("send exactly one audio file, in a part named `file`", param="file", code="invalid_value")
+    fields: dict[str, Any] = {}
+    for key in request.form:
+        name = key.removesuffix("[]")
+        fields[name] = request.form.getlist(key) if name in LIST_FIELDS else request.form[key]
+    unknown = sorted(set(fields) - set(schema.model_fields))
+    if unknown:
+        raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0],
+                       code="invalid_value")
+    if fields.get("stream") in ("false", "False"):
+        fields["stream"] = False
+    try:
+        body = schema.model_validate(fields, strict=False)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    # Read one byte past the limit, so that an oversized file is told apart without reading all of it.
+    return body, files[0].read(state().config.max_audio_bytes + 1)
+
+
+def _check_model_can(described: Any, task: SpeechTask, language: str | None) -> None:
+    if described is None:
+        return
+    if task == "translate" and described.translates is False:
+        raise APIError("this model is English-only and cannot translate; use /v1/audio/transcriptions, or a "
+                       "multilingual Whisper model", param="model", code="translation_unsupported")
+    known = described.languages or ()
+    if language is not None and known and language not in known:
+        hint = "it is English-only" if tuple(known) == ("en",) else f"it knows {', '.join(known)}"
+        raise APIError(f"this model does not transcribe language {language!r}: {hint}; send another language, "
+                       f"or none to detect it", param="language", code="unsupported_language")
+
+
+def _answer(response_format: s.AudioFormat, task: SpeechTask, transcripts: list[Transcript], seconds: float,
+            usage: s.DurationUsage, language: str | None, words: bool) -> Any:
+    segments = [segment for t in transcripts for segment in t.segments]
+    text = "".join(segment.text for segment in segments).strip()
+    if response_format == "json":
+        return s.dump(s.Transcription(text=text, usage=usage))
+    if response_format == "text":
+        return Response(text + "\n", mimetype="text/plain")
+    if response_format in ("srt", "vtt"):
+        return Response(_subtitles(segments, response_format), mimetype="text/plain")
+    detected = language or next((t.language for t in transcripts), "en")
+    out = [s.TranscriptionSegment(id=i, seek=round(segment.start * 100), start=segment.start, end=segment.end,
+                                  text=segment.text, tokens=list(segment.tokens), temperature=0.0,
+                                  avg_logprob=segment.avg_logprob, compression_ratio=segment.compression_ratio,
+                                  no_speech_prob=segment.no_speech_prob)
+           for i, segment in enumerate(segments)]
+    word_list = [s.TranscriptionWord(word=w.word.strip(), start=w.start, end=w.end)
+                 for segment in segments for w in segment.words] if words else None
+    return s.dump(s.TranscriptionVerbose(task=task, language=detected, duration=round(seconds, 2), text=text,
+                                         segments=out, words=word_list, usage=usage))
+
+
+def _subtitles(segments: list[Any], kind: str) -> str:
+    """SubRip (`srt`) or WebVTT (`vtt`) cues, one per segment."""
+    comma = "," if kind == "srt" else "."
+    cues = []
+    for i, segment in enumerate(segments, 1):
+        timing = f"{_clock(segment.start, comma)} --> {_clock(segment.end, comma)}"
+        number = f"{i}\n" if kind == "srt" else ""
+        cues.append(f"{number}{timing}\n{segment.text.strip()}\n")
+    return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
+
+
+def _clock(seconds: float, comma: str) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{comma}{ms % 1000:03d}"
