@@ -111,7 +111,7 @@ def _read_form(schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]
         fields[name] = request.form.getlist(key) if name in LIST_FIELDS else request.form[key]
     unknown = sorted(set(fields) - set(schema.model_fields))
     if unknown:
-        raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=422, param=unknown[0],
+        raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=400, param=unknown[0],
                        code="invalid_value")
     if fields.get("stream") in ("false", "False"):
         fields["stream"] = False
