@@ -517,6 +517,60 @@ def bench_faces(quick: bool) -> list[Row]:
     return rows
 
 
+SPEECH_MODEL = "whisper-tiny.en"
+LONG_CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech" / "long.ogg"  # 65 s of espeak-ng
+
+
+def _audio_seconds(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        return float(container.duration or 0) / 1e6  # microseconds
+
+
+def bench_speech(quick: bool) -> list[Row]:
+    """Transcription of a 65 s clip: real-time factor (seconds of work per second of audio, lower is better).
+
+    In-process is what a user would write by hand with the same model folder: faster-whisper's
+    WhisperModel (int8 on CPU, beam 5, its Silero VAD), one file at a time. The server decodes,
+    chunks on silence and batches the chunks of concurrent files; "vs in-process" is
+    in-process RTF / server RTF (above 1: the server is faster).
+    """
+    from faster_whisper import WhisperModel
+
+    from maas_server.models.sources import resolve_source
+
+    seconds, rounds = _audio_seconds(LONG_CLIP), 1 if quick else 2
+    config = load_settings().model(SPEECH_MODEL)
+    assert config is not None
+    whisper = WhisperModel(resolve_source(config.source), device="cpu", compute_type="int8")
+    list(whisper.transcribe(str(LONG_CLIP), beam_size=5, vad_filter=True)[0])  # warm
+    start = time.perf_counter()
+    for _ in range(rounds):
+        list(whisper.transcribe(str(LONG_CLIP), beam_size=5, vad_filter=True)[0])  # segments are lazy
+    inprocess_rtf = (time.perf_counter() - start) / rounds / seconds
+    del whisper
+    rows = [Row("speech", f"in-process faster-whisper, one file (RTF {inprocess_rtf:.3f})", 1 / inprocess_rtf,
+                "s audio/s")]
+    audio = LONG_CLIP.read_bytes()
+
+    def transcribe(url: str) -> None:
+        r = requests.post(f"{url}/v1/audio/transcriptions", files={"file": ("long.ogg", audio, "audio/ogg")},
+                          data={"model": SPEECH_MODEL}, timeout=600)
+        r.raise_for_status()
+
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([SPEECH_MODEL], Path(tmp))) as url:
+        transcribe(url)  # warm
+        for concurrency in (1, 4):
+            total = concurrency * rounds
+            wall, latencies, _ = drive(concurrency, total, lambda i: transcribe(url))
+            rtf = wall / (total * seconds)
+            rows.append(Row("speech", f"server c={concurrency} (RTF {rtf:.3f})", 1 / rtf, "s audio/s",
+                            percentile_ms(latencies, .5), percentile_ms(latencies, .95),
+                            vs_limit=inprocess_rtf / rtf))
+    return rows
+
+
 STORY_SCHEMA = {"type": "object", "properties": {"story": {"type": "string", "minLength": 2000}}, "required": ["story"],
                 "additionalProperties": False}
 
@@ -593,9 +647,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--only", default="generation,embeddings,images,entities,detection,sentiment,faces,"
-                                          "structured,overload",
+                                          "speech,structured,overload",
                         help="comma-separated sections: generation, embeddings, images, entities, detection, "
-                             "sentiment, faces, structured, overload")
+                             "sentiment, faces, speech, structured, overload")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -615,6 +669,8 @@ def main() -> int:
         rows += bench_sentiment(args.quick)
     if "faces" in sections:
         rows += bench_faces(args.quick)
+    if "speech" in sections:
+        rows += bench_speech(args.quick)
     if "structured" in sections:
         rows += bench_structured(args.quick)
     if "overload" in sections:

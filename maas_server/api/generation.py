@@ -23,6 +23,7 @@ from ..models.base import (
 from ..runtime.handles import EventStream, Finished, Handle, Progress
 from ..runtime.registry import ModelEntry
 from . import schemas as s
+from . import tools
 from ._common import (
     CLIENT_POLL_S,
     client_gone,
@@ -57,10 +58,13 @@ def chat_completions() -> Any:
     entry = resolve_model("/v1/chat/completions", body.model)
     _check_limits(body, body.token_limit, 1)
     top = (body.top_logprobs or 0) if body.logprobs else None
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
-    requests = [_generation_request(body, body.token_limit, top, messages=messages)]
-    shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n)
-    return _respond(entry, requests, shaper, body)
+    generation = _generation_request(body, body.token_limit, top, messages=[m.as_dict() for m in body.messages],
+                                     tools=tools.offered(body), tools_required=tools.required(body))
+    if generation.tools_required:
+        generation.json_schema = tools.calls_schema(body)  # the calls are written under the grammar
+    names = {tool["function"]["name"] for tool in generation.tools or []}
+    shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=names)
+    return _respond(entry, [generation], shaper, body)
 
 
 def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> None:
@@ -78,17 +82,21 @@ def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> No
 
 def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int | None,
                         **prompt: Any) -> GenerationRequest:
+    """The model's request for one prompt (`prompt=`, or `messages=` with their `tools=`)."""
     schema = body.response_format.schema_text() if body.response_format is not None else None
     return GenerationRequest(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, n=body.n,
                              stop=tuple(body.stops), seed=body.seed, logprobs=logprobs, json_schema=schema, **prompt)
 
 
 def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shaper, body: s._Sampling) -> Any:
-    if not body.stream:
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    if not body.stream or shaper.buffers_streams:
         results = wait_all(submit(entry, GENERATE, requests))
         report_usage(entry.config.name, _usage(results))
+        if body.stream:  # an answer that may be tool calls is known only at its end: sent as one piece
+            return Response(_sse(shaper.buffered_chunks(results, include_usage)), mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return shaper.full(results)
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
     for generation in requests:
         generation.stream = True
     tokens = _TokenStream(stream(entry, GENERATE, requests))
@@ -198,8 +206,13 @@ def _usage(results: list[GenerationResult]) -> s.Usage:
 class _Shaper:
     """Turns generation results into one API's response objects (completions or chat)."""
 
+    buffers_streams = False
+
     def __init__(self, response_id: str, model: str, n: int) -> None:
         self.id, self.model, self.n, self.created = response_id, model, n, now()
+
+    def buffered_chunks(self, results: list[GenerationResult], include_usage: bool) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
 
     def choices(self, results: list[GenerationResult]) -> Iterator[tuple[int, Choice]]:
         for prompt_index, result in enumerate(results):
@@ -249,12 +262,36 @@ class _CompletionShaper(_Shaper):
 
 
 class _ChatShaper(_Shaper):
+    def __init__(self, response_id: str, model: str, n: int, tool_names: set[str] | None = None) -> None:
+        super().__init__(response_id, model, n)
+        self.tool_names = tool_names or set()
+        self.buffers_streams = bool(self.tool_names)
+
     def full(self, results: list[GenerationResult]) -> dict[str, Any]:
-        choices = [s.ChatChoice(index=i, message=s.AssistantMessage(content=c.text), finish_reason=c.finish_reason,
-                                logprobs=_chat_logprobs(c.tokens) if c.tokens else None)
-                   for i, c in self.choices(results)]
+        choices = [self._choice(i, c) for i, c in self.choices(results)]
         return s.dump(s.ChatCompletion(id=self.id, created=self.created, model=self.model, choices=choices,
                                        usage=_usage(results)))
+
+    def _choice(self, index: int, choice: Choice) -> s.ChatChoice:
+        logprobs = _chat_logprobs(choice.tokens) if choice.tokens else None
+        calls = tools.read_calls(choice.text, self.tool_names) if self.tool_names else None
+        if calls and choice.finish_reason == "stop":
+            return s.ChatChoice(index=index, message=s.AssistantMessage(content=None, tool_calls=calls),
+                                finish_reason="tool_calls", logprobs=logprobs)
+        return s.ChatChoice(index=index, message=s.AssistantMessage(content=choice.text),
+                            finish_reason=choice.finish_reason, logprobs=logprobs)
+
+    def buffered_chunks(self, results: list[GenerationResult], include_usage: bool) -> Iterator[dict[str, Any]]:
+        """A whole answer as OpenAI's chunks: the role, the text or the calls (arguments whole), the finish."""
+        for index, choice in self.choices(results):
+            answer = self._choice(index, choice)
+            calls = [call.model_copy(update={"index": i}) for i, call in enumerate(answer.message.tool_calls or [])]
+            delta = s.ChatDelta(role="assistant", content=answer.message.content, tool_calls=calls or None)
+            yield self.chunk([s.ChatChunkChoice(index=index, delta=delta, logprobs=answer.logprobs)])
+            yield self.chunk([s.ChatChunkChoice(index=index, delta=s.ChatDelta(),
+                                                finish_reason=answer.finish_reason)])
+        if include_usage:
+            yield self.usage_chunk(results)
 
     def start_chunks(self, prompts: int) -> Iterator[dict[str, Any]]:
         for index in range(prompts * self.n):

@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -177,13 +176,69 @@ class TextPart(_Request):
     text: str
 
 
-class ChatMessage(_Request):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+class FunctionCall(_OpenAIRequest):
+    name: str = Field(min_length=1)
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCallIn(_OpenAIRequest):
+    """A call an earlier assistant turn made, sent back with the conversation."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(_OpenAIRequest):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None  # assistant turns that called tools
+    tool_call_id: str | None = None  # tool turns: the call this answers
+
+    @model_validator(mode="after")
+    def _content_or_calls(self) -> ChatMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("content is required, except in an assistant message with tool_calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id: the call it answers")
+        return self
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The message as the model layer takes it (developer is system to every chat template)."""
+        message: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role,
+                                   "content": self.text()}
+        if self.tool_calls:
+            message["tool_calls"] = [call.model_dump() for call in self.tool_calls]
+        if self.tool_call_id:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+class FunctionSpec(_OpenAIRequest):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON schema; none: the function takes no arguments
+    strict: bool | None = None  # arguments always follow `parameters` when the server constrains them
+
+
+class ToolSpec(_OpenAIRequest):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(_OpenAIRequest):
+    name: str
+
+
+class NamedToolChoice(_OpenAIRequest):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class ChatCompletionRequest(_Sampling):
@@ -204,11 +259,11 @@ class ChatCompletionRequest(_Sampling):
     parallel_tool_calls: bool | None = None
     modalities: list[Literal["text"]] | None = Field(
         None, description='only ["text"]: this server does not produce audio')
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     # Refused with a 400 naming them, unless at a value that asks for nothing (the validators below).
     audio: dict[str, Any] | None = None
-    tool_choice: str | dict[str, Any] | None = None  # before tools: their check reads it
     function_call: str | dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
     functions: list[dict[str, Any]] | None = None
 
     @field_validator("audio")
@@ -216,13 +271,25 @@ class ChatCompletionRequest(_Sampling):
     def _no_audio(cls, audio: dict[str, Any]) -> None:
         raise ValueError("audio output is not supported by this server; omit it")
 
-    @field_validator("tools", "functions")
+    @field_validator("functions", "function_call")
     @classmethod
-    def _no_calls(cls, tools: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
-        if tools and "none" not in (info.data.get("tool_choice"), info.data.get("function_call")):
-            raise ValueError('tool calls are not supported by this server so far; omit the tools or send '
-                             'tool_choice "none"')
-        return tools
+    def _legacy_functions(cls, value: Any) -> None:
+        raise ValueError("functions and function_call are OpenAI's deprecated form: send tools and tool_choice")
+
+    @model_validator(mode="after")
+    def _choice_among_tools(self) -> ChatCompletionRequest:
+        choice = self.tool_choice
+        names = {tool.function.name for tool in self.tools or []}
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, which is not among the tools")
+        if choice == "required" and not names:
+            raise ValueError('tool_choice "required" needs tools')
+        return self
+
+    @property
+    def calls_tools(self) -> bool:
+        """Whether the model is offered the tools (tool_choice "none", or no tools: it is not)."""
+        return bool(self.tools) and self.tool_choice != "none"
 
     @model_validator(mode="after")
     def _logprob_options(self) -> ChatCompletionRequest:
@@ -249,16 +316,40 @@ class ChoiceLogprobs(_Response):
     content: list[TokenLogprobOut] | None
 
 
+class FunctionCallOut(_Response):
+    name: str
+    arguments: str  # JSON text, as OpenAI gives it
+
+
+class ToolCallOut(_Response):
+    index: int | None = None  # in stream deltas only
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
 class AssistantMessage(_Response):
     role: Literal["assistant"] = "assistant"
     content: str | None
+    tool_calls: list[ToolCallOut] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("tool_calls") is None:
+            data.pop("tool_calls", None)
+        return data  # type: ignore[no-any-return]
 
 
 class ChatChoice(_Response):
     index: int
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: FinishReason | None
+    finish_reason: FinishReason | Literal["tool_calls"] | None
 
 
 class ChatCompletion(_Response):
@@ -275,6 +366,7 @@ class ChatDelta(_Response):
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler: Any) -> dict[str, Any]:
@@ -285,7 +377,7 @@ class ChatChunkChoice(_Response):
     index: int
     delta: ChatDelta
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: FinishReason | None = None
+    finish_reason: FinishReason | Literal["tool_calls"] | None = None
 
 
 class ChatCompletionChunk(_Response):

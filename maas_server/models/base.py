@@ -312,7 +312,9 @@ class GenerationRequest:
     """One prompt (text, or chat messages) and its own sampling parameters."""
 
     prompt: str | None = None
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, Any]] | None = None  # OpenAI chat messages: tool calls and results included
+    tools: list[dict[str, Any]] | None = None  # OpenAI tool definitions the prompt offers the model
+    tools_required: bool = False  # the model must call one (the wire layer also sets json_schema)
     max_tokens: int | None = None  # None: default_max_tokens, clipped to the context
     temperature: float = 1.0
     top_p: float = 1.0

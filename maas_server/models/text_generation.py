@@ -34,6 +34,7 @@ from .base import (
 )
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 from .structured import JsonGrammars
+from .tool_prompt import template_takes_tools, with_tools_in_text
 
 log = logging.getLogger("maas.models")
 
@@ -131,8 +132,13 @@ class TextGenerationModel:
         if not self.has_chat_template:
             raise InvalidInput("this model has no chat template; use /v1/completions", param="model",
                                code="chat_not_supported")
-        return list(self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True,
-                                                       return_dict=True)["input_ids"])
+        if template_takes_tools(self.tokenizer.chat_template):
+            rendered = self.tokenizer.apply_chat_template(request.messages, tools=request.tools,
+                                                          add_generation_prompt=True, return_dict=True)
+        else:
+            messages = with_tools_in_text(request.messages, request.tools, request.tools_required)
+            rendered = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+        return list(rendered["input_ids"])
 
     # -- decoding
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import openai
 import pytest
 
@@ -63,3 +66,31 @@ def test_openai_errors_map(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.UnprocessableEntityError):
         oai.chat.completions.create(model="smollm2-135m-instruct", messages=[{"role": "user", "content": "x"}],
                                     temperature=5)
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}},
+                   "required": ["city"], "additionalProperties": False}}}
+
+
+def test_openai_tool_call_loop_end_to_end(oai: openai.OpenAI) -> None:
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = oai.chat.completions.create(model="smollm2-135m-instruct", messages=messages, tools=[WEATHER_TOOL],
+                                        tool_choice="required", temperature=0, max_tokens=60)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and "city" in json.loads(call.function.arguments)
+    messages += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": '{"weather": "sunny", "celsius": 21}'}]
+    final = oai.chat.completions.create(model="smollm2-135m-instruct", messages=messages, tools=[WEATHER_TOOL],
+                                        temperature=0, max_tokens=40)
+    assert final.choices[0].message.content  # the model answers from the tool's result
+
+
+def test_openai_null_parameters(oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(model="smollm2-135m-instruct", max_tokens=5,
+                                        messages=[{"role": "user", "content": "Hi"}],
+                                        extra_body={"temperature": None, "top_p": None, "n": None, "logprobs": None})
+    assert reply.choices[0].message.content is not None

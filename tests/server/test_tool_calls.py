@@ -1,0 +1,150 @@
+"""Tool calls on /v1/chat/completions, in OpenAI's shapes, on the tiny random-weight GPT-2.
+
+With tool_choice "required" or a named function the calls are enforced by the grammar, so even
+random weights must produce valid calls; "auto" depends on the model, so here it is checked only
+for its shape (the real model's calls: tests/integration/test_tools_and_responses.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import pytest
+from flask.testing import FlaskClient
+
+from maas_server.app import create_app
+from maas_server.models.tool_prompt import with_tools_in_text
+from maas_server.settings import load_settings
+from tests import tiny_models
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city now",
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["city", "unit"], "properties": {
+        "city": {"enum": ["Paris", "Rome", "Oslo"]}, "unit": {"enum": ["celsius", "fahrenheit"]}}}}}
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
+    "type": "object", "additionalProperties": False, "required": ["zone"],
+    "properties": {"zone": {"enum": ["UTC", "CET"]}}}}}
+ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
+    """A tiny GPT-2 with room for the tools' instructions (the shared one stops at 128 tokens)."""
+    folder = tmp_path_factory.mktemp("tools")
+    source = tiny_models.gpt2(folder / "gpt2", context=1024)
+    app = create_app(load_settings({"data_dir": folder / "data"}, file={
+        "server": {"cache_dir": str(folder / "cache")},
+        "models": [{"name": "tiny-gpt2", "task": "text-generation", "source": source}]}))
+    assert app.extensions["maas"].registry.wait_until_loaded(timeout=60)
+    yield app.test_client()
+
+
+def _chat(client: FlaskClient, **extra: Any) -> Any:
+    return client.post("/v1/chat/completions", json={"model": "tiny-gpt2", "messages": ASK, "max_tokens": 150,
+                                                     "seed": 1, **extra})
+
+
+def _arguments_follow_the_schema(call: dict[str, Any]) -> None:
+    tool = {"get_weather": WEATHER, "get_time": TIME}[call["function"]["name"]]
+    jsonschema.validate(json.loads(call["function"]["arguments"]), tool["function"]["parameters"])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_required_gives_valid_calls_of_the_given_functions(client: FlaskClient, seed: int) -> None:
+    # One call per answer: random weights given room for more calls keep adding them until max_tokens.
+    r = _chat(client, tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=False, seed=seed)
+    assert r.status_code == 200, r.json
+    choice = r.json["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    for call in choice["message"]["tool_calls"]:
+        assert call["type"] == "function" and call["id"].startswith("call-")
+        _arguments_follow_the_schema(call)
+
+
+def test_a_named_function_is_the_one_called_once(client: FlaskClient) -> None:
+    r = _chat(client, tools=[WEATHER, TIME], tool_choice={"type": "function", "function": {"name": "get_time"}})
+    [call] = r.json["choices"][0]["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_time"
+    _arguments_follow_the_schema(call)
+
+
+def test_with_parallel_calls_allowed_every_finished_answer_is_calls(client: FlaskClient) -> None:
+    for seed in range(3):
+        choice = _chat(client, tools=[WEATHER, TIME], tool_choice="required", max_tokens=200,
+                       seed=seed).json["choices"][0]
+        if choice["finish_reason"] == "length":  # random weights may add calls until the end
+            assert choice["message"]["content"].startswith("[{")
+            continue
+        assert choice["finish_reason"] == "tool_calls"
+        for call in choice["message"]["tool_calls"]:
+            _arguments_follow_the_schema(call)
+
+
+def test_auto_answers_with_text_or_calls_in_openai_shape(client: FlaskClient) -> None:
+    r = _chat(client, tools=[WEATHER], tool_choice="auto")
+    choice = r.json["choices"][0]
+    if choice["finish_reason"] == "tool_calls":
+        assert choice["message"]["content"] is None and choice["message"]["tool_calls"]
+    else:  # random weights: almost surely text
+        assert isinstance(choice["message"]["content"], str) and "tool_calls" not in choice["message"]
+
+
+def test_tool_choice_none_offers_nothing(client: FlaskClient) -> None:
+    r = _chat(client, tools=[WEATHER], tool_choice="none", max_tokens=5)
+    assert r.status_code == 200 and "tool_calls" not in r.json["choices"][0]["message"]
+
+
+def test_a_stream_with_tools_sends_the_calls_in_openai_chunks(client: FlaskClient) -> None:
+    r = _chat(client, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False, stream=True,
+              stream_options={"include_usage": True})
+    events = [json.loads(e.removeprefix("data: ")) for e in r.get_data(as_text=True).split("\n\n")
+              if e.startswith("data: {")]
+    deltas = [e["choices"][0] for e in events if e["choices"]]
+    assert deltas[0]["delta"]["role"] == "assistant"
+    [call] = deltas[0]["delta"]["tool_calls"]
+    assert call["index"] == 0 and call["function"]["name"] == "get_weather"
+    _arguments_follow_the_schema(call)
+    assert deltas[-1]["finish_reason"] == "tool_calls" and events[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_a_follow_up_turn_with_calls_and_results_is_accepted(client: FlaskClient) -> None:
+    messages = [*ASK, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 21}'}]
+    r = client.post("/v1/chat/completions", json={"model": "tiny-gpt2", "messages": messages, "tools": [WEATHER],
+                                                  "max_tokens": 5})
+    assert r.status_code == 200, r.json
+
+
+def test_the_fallback_prompt_writes_tools_calls_and_results_as_text() -> None:
+    messages = [{"role": "system", "content": "Be brief."}, *ASK,
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "get_weather",
+                                                                  "arguments": '{"city": "Paris"}'}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "21 C"}]
+    turns = with_tools_in_text(messages, [WEATHER], required=False)
+    assert turns[0]["role"] == "system" and turns[0]["content"].startswith("Be brief.")
+    assert '"name": "get_weather"' in turns[0]["content"] and "JSON array" in turns[0]["content"]
+    assert json.loads(turns[2]["content"]) == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert turns[3] == {"role": "user", "content": "Result of call c1: 21 C"}
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"tool_choice": "required"}, "needs tools"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "not among the tools"),
+    ({"functions": [{"name": "f"}]}, "deprecated"),
+    ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "pattern"),
+])
+def test_malformed_tool_requests_are_400(client: FlaskClient, extra: dict[str, Any], words: str) -> None:
+    r = _chat(client, **extra)
+    assert r.status_code == 400 and words in r.json["error"]["message"], r.json
+
+
+def test_a_tool_message_needs_its_call_id(client: FlaskClient) -> None:
+    r = client.post("/v1/chat/completions", json={"model": "tiny-gpt2", "max_tokens": 2, "messages": [
+        *ASK, {"role": "tool", "content": "21 C"}]})
+    assert r.status_code == 400 and "tool_call_id" in r.json["error"]["message"]
