@@ -347,8 +347,9 @@ def _parser() -> argparse.ArgumentParser:
     detect_faces.add_argument("--score-threshold", type=float,
                               help="leave out less sure faces (MTCNN keeps only faces above 0.7 anyway)")
     detect_faces.add_argument("--max-detections", type=int, help="at most this many per image (default 100)")
-    transcribe = add("transcribe", _transcribe, "speech to text: an audio file (WAV, FLAC, MP3, Ogg, WebM, M4A)")
-    transcribe.add_argument("file", metavar="FILE")
+    transcribe = add("transcribe", _transcribe, "speech to text: an audio file (WAV, FLAC, MP3, Ogg, WebM, M4A)",
+                     model)
+    transcribe.add_argument("file", metavar="FILE", help="the audio file")
     transcribe.add_argument("--language", help="ISO 639-1 code of the speech (default: detected)")
     transcribe.add_argument("--prompt", help="text that sets the style or spells names")
     transcribe.add_argument("--timestamps", action="store_true", help="one line per segment, with its times")

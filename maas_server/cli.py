@@ -196,7 +196,7 @@ def _drain_on_sigterm(worker: Any) -> None:
     gunicorn_handler = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: Any) -> None:
-        begin_drain(worker.wsgi)
+        begin_drain(worker.wsgi.app)  # the Flask app inside MaasWorker's ClosesOnUnreadBody
         if callable(gunicorn_handler):
             gunicorn_handler(signum, frame)
 

@@ -57,7 +57,7 @@ def test_extract_entities_and_show_them(client: maas.Client) -> None:
     assert [(e.label, text[e.start:e.end]) for e in result.entities] == [
         ("PERSON", "Ada Lovelace"), ("PERSON", "Charles Babbage"), ("GPE", "London"), ("DATE", "1833")]
     assert result.model == "en-core-web-sm" and '<span style="font-size:9px' in result._repr_html_()
-    with pytest.raises(maas.UnprocessableEntityError):
+    with pytest.raises(maas.BadRequestError):
         client.extract_entities(["fine", ""])
 
 
@@ -65,7 +65,7 @@ def test_errors_are_typed(client: maas.Client) -> None:
     with pytest.raises(maas.NotFoundError) as info:
         client.generate("hi", model="no-such-model")
     assert info.value.status_code == 404 and info.value.request_id
-    with pytest.raises(maas.UnprocessableEntityError):
+    with pytest.raises(maas.BadRequestError):
         client.generate("hi", temperature=9)
 
 
