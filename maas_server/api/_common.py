@@ -46,6 +46,7 @@ Out = TypeVar("Out")
 ENDPOINT_METHODS: dict[str, tuple[Method[Any, Any], ...]] = {
     "/v1/completions": (GENERATE,),
     "/v1/chat/completions": (GENERATE,),
+    "/v1/responses": (GENERATE,),
     "/v1/embeddings": (EMBED,),
     "/v1/classify/text": (CLASSIFY_TEXT, ZERO_SHOT_TEXT),  # a classifier's own labels, or any labels
     "/v1/classify/image": (CLASSIFY_IMAGE,),

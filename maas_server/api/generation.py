@@ -49,22 +49,31 @@ def completions() -> Any:
     _check_limits(body, body.max_tokens, len(body.prompts))
     requests = [_generation_request(body, body.max_tokens, body.logprobs, prompt=p) for p in body.prompts]
     shaper = _CompletionShaper(new_id("cmpl"), entry.config.name, body.n)
-    return _respond(entry, requests, shaper, body)
+    return respond(entry, requests, shaper, body)
 
 
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Any:
     body = parse_json(s.ChatCompletionRequest)
-    entry = resolve_model("/v1/chat/completions", body.model)
+    entry, generation = chat_generation(body, "/v1/chat/completions")
+    shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=tool_names(generation))
+    return respond(entry, [generation], shaper, body)
+
+
+def chat_generation(body: s.ChatCompletionRequest, endpoint: str) -> tuple[ModelEntry, GenerationRequest]:
+    """The model and the model's request for a chat body (also what /v1/responses is turned into)."""
+    entry = resolve_model(endpoint, body.model)
     _check_limits(body, body.token_limit, 1)
     top = (body.top_logprobs or 0) if body.logprobs else None
     generation = _generation_request(body, body.token_limit, top, messages=[m.as_dict() for m in body.messages],
                                      tools=tools.offered(body), tools_required=tools.required(body))
     if generation.tools_required:
         generation.json_schema = tools.calls_schema(body)  # the calls are written under the grammar
-    names = {tool["function"]["name"] for tool in generation.tools or []}
-    shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=names)
-    return _respond(entry, [generation], shaper, body)
+    return entry, generation
+
+
+def tool_names(generation: GenerationRequest) -> set[str]:
+    return {tool["function"]["name"] for tool in generation.tools or []}
 
 
 def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> None:
@@ -88,7 +97,7 @@ def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int
                              stop=tuple(body.stops), seed=body.seed, logprobs=logprobs, json_schema=schema, **prompt)
 
 
-def _respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: _Shaper, body: s._Sampling) -> Any:
+def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper, body: s._Sampling) -> Any:
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     if not body.stream or shaper.buffers_streams:
         results = wait_all(submit(entry, GENERATE, requests))
@@ -152,7 +161,7 @@ class _TokenStream:
         settled = (_settled_result(handle, deadline) for handle in self.events.handles)
         return _usage([r for r in settled if r is not None])
 
-    def chunks(self, shaper: _Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
+    def chunks(self, shaper: Shaper, include_usage: bool) -> Iterator[dict[str, Any]]:
         results: list[GenerationResult | None] = [None] * self.prompts
         pending = self.prompts
         try:
@@ -203,7 +212,7 @@ def _usage(results: list[GenerationResult]) -> s.Usage:
     return s.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-class _Shaper:
+class Shaper:
     """Turns generation results into one API's response objects (completions or chat)."""
 
     buffers_streams = False
@@ -242,7 +251,7 @@ class _Shaper:
         raise NotImplementedError
 
 
-class _CompletionShaper(_Shaper):
+class _CompletionShaper(Shaper):
     def full(self, results: list[GenerationResult]) -> dict[str, Any]:
         choices = [s.CompletionChoice(index=i, text=c.text, finish_reason=c.finish_reason,
                                       logprobs=_completion_logprobs(c.tokens) if c.tokens else None)
@@ -261,7 +270,7 @@ class _CompletionShaper(_Shaper):
         return s.dump(s.Completion(id=self.id, created=self.created, model=self.model, choices=choices, usage=usage))
 
 
-class _ChatShaper(_Shaper):
+class _ChatShaper(Shaper):
     def __init__(self, response_id: str, model: str, n: int, tool_names: set[str] | None = None) -> None:
         super().__init__(response_id, model, n)
         self.tool_names = tool_names or set()

@@ -124,6 +124,11 @@ ROUTES: list[Route] = [
           examples={"whole": {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0},
                     "streamed": {"prompt": ["Once upon a time", "Hello"], "max_tokens": 8, "n": 2, "logprobs": 2,
                                  "stream": True, "stream_options": {"include_usage": True}}}),
+    Route("post", "/v1/responses", "OpenAI's Responses API for text (no stored state); `stream: true` answers with "
+          "server-sent events (response.created ... response.completed)", s.ResponsesRequest, s.ResponseObject,
+          events=s.ResponseEvent, errors=_POST_ERRORS, security=_V1,
+          examples={"text": {"input": "What is the capital of France?", "max_output_tokens": 8,
+                             "temperature": 0}}),
     Route("post", "/v1/chat/completions", "Chat completion (OpenAI shape); `stream: true` answers with server-sent "
           "events", s.ChatCompletionRequest, s.ChatCompletion, events=s.ChatCompletionChunk, errors=_POST_ERRORS,
           security=_V1,

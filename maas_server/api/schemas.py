@@ -389,6 +389,160 @@ class ChatCompletionChunk(_Response):
     usage: Usage | None = None
 
 
+# -- responses (OpenAI's Responses API, for text)
+
+class InputText(_OpenAIRequest):
+    type: Literal["input_text", "output_text", "text"]
+    text: str
+    annotations: list[Any] | None = None  # on output_text sent back; ignored
+
+
+class InputMessage(_OpenAIRequest):
+    type: Literal["message"] | None = None
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[InputText]
+    id: str | None = None
+    status: str | None = None
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class FunctionCallItem(_OpenAIRequest):
+    """A call the model made in an earlier turn, sent back with the conversation."""
+
+    type: Literal["function_call"]
+    call_id: str
+    name: str
+    arguments: str
+    id: str | None = None
+    status: str | None = None
+
+
+class FunctionCallOutputItem(_OpenAIRequest):
+    type: Literal["function_call_output"]
+    call_id: str
+    output: str
+    id: str | None = None
+    status: str | None = None
+
+
+class TextFormat(_OpenAIRequest):
+    type: Literal["text", "json_object", "json_schema"]
+    name: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+
+class TextOptions(_OpenAIRequest):
+    format: TextFormat | None = None
+    verbosity: str | None = None  # accepted and ignored
+
+
+class ResponseTool(_OpenAIRequest):
+    type: Literal["function"]
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseToolChoice(_OpenAIRequest):
+    type: Literal["function"]
+    name: str
+
+
+class ResponsesRequest(_OpenAIRequest):
+    """`POST /v1/responses`, for text: what is honoured, ignored or refused is in docs/api.md."""
+
+    model: str | None = None
+    input: str | list[InputMessage | FunctionCallItem | FunctionCallOutputItem]
+    instructions: str | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stream: bool = False
+    text: TextOptions | None = None
+    tools: list[ResponseTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | ResponseToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    # No server-side state and one tier: accepted and ignored.
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    user: str | None = None
+    service_tier: str | None = None
+    reasoning: dict[str, Any] | None = None
+    truncation: str | None = None
+    include: list[str] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    # Refused: they need state kept between calls.
+    previous_response_id: str | None = None
+    conversation: str | dict[str, Any] | None = None
+    background: bool | None = None
+
+    @field_validator("previous_response_id", "conversation")
+    @classmethod
+    def _stateless(cls, value: Any) -> None:
+        raise ValueError("this server keeps no responses: send the whole conversation in `input`")
+
+    @field_validator("background")
+    @classmethod
+    def _no_background(cls, background: bool) -> bool:
+        if background:
+            raise ValueError("background responses need stored state, which this server does not keep")
+        return background
+
+    def as_chat(self) -> dict[str, Any]:
+        """The same request as a chat completion body: one generation path for both APIs."""
+        messages: list[dict[str, Any]] = [{"role": "system", "content": self.instructions}] if self.instructions else []
+        items = [InputMessage(role="user", content=self.input)] if isinstance(self.input, str) else self.input
+        for item in items:
+            if isinstance(item, InputMessage):
+                messages.append({"role": item.role, "content": item.text()})
+            elif isinstance(item, FunctionCallItem):
+                messages.append({"role": "assistant", "content": None, "tool_calls": [
+                    {"id": item.call_id, "type": "function",
+                     "function": {"name": item.name, "arguments": item.arguments}}]})
+            else:
+                messages.append({"role": "tool", "tool_call_id": item.call_id, "content": item.output})
+        chat: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": self.max_output_tokens,
+                                "temperature": self.temperature, "top_p": self.top_p, "stream": self.stream,
+                                "parallel_tool_calls": self.parallel_tool_calls}
+        if self.text is not None and self.text.format is not None and self.text.format.type != "text":
+            fmt = self.text.format
+            chat["response_format"] = ({"type": "json_object"} if fmt.type == "json_object" else {
+                "type": "json_schema", "json_schema": {"name": fmt.name or "output", "schema": fmt.schema_ or {}}})
+        if self.tools:
+            chat["tools"] = [{"type": "function", "function": tool.model_dump(exclude={"type"}, exclude_none=True)}
+                             for tool in self.tools]
+        if isinstance(self.tool_choice, ResponseToolChoice):
+            chat["tool_choice"] = {"type": "function", "function": {"name": self.tool_choice.name}}
+        elif self.tool_choice is not None:
+            chat["tool_choice"] = self.tool_choice
+        return chat
+
+
+class ResponseObject(_Response):
+    """A Responses API response (the fields every answer carries; the rest as OpenAI documents them)."""
+
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int
+    model: str
+    status: Literal["completed", "incomplete", "in_progress"]
+    output: list[dict[str, Any]]  # {"type": "message", "content": [{"type": "output_text", "text"}]} or function_call
+    usage: dict[str, Any] | None = None
+
+
+class ResponseEvent(_Response):
+    """One server-sent event of a streamed response: `type` says which (response.output_text.delta...)."""
+
+    type: str
+    sequence_number: int
+
+
 # -- embeddings
 
 class EmbeddingRequest(_OpenAIRequest):

@@ -94,3 +94,14 @@ def test_openai_null_parameters(oai: openai.OpenAI) -> None:
                                         messages=[{"role": "user", "content": "Hi"}],
                                         extra_body={"temperature": None, "top_p": None, "n": None, "logprobs": None})
     assert reply.choices[0].message.content is not None
+
+
+def test_openai_responses_create_plain_and_streamed(oai: openai.OpenAI) -> None:
+    response = oai.responses.create(model="smollm2-135m-instruct", input="What is the capital of France?",
+                                    instructions="Answer in one sentence.", temperature=0, max_output_tokens=30)
+    assert "Paris" in response.output_text and response.usage is not None
+    with oai.responses.stream(model="smollm2-135m-instruct", input="What is the capital of France?",
+                              instructions="Answer in one sentence.", temperature=0, max_output_tokens=30) as stream:
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == response.output_text

@@ -148,3 +148,15 @@ def test_a_tool_message_needs_its_call_id(client: FlaskClient) -> None:
     r = client.post("/v1/chat/completions", json={"model": "tiny-gpt2", "max_tokens": 2, "messages": [
         *ASK, {"role": "tool", "content": "21 C"}]})
     assert r.status_code == 400 and "tool_call_id" in r.json["error"]["message"]
+
+
+def test_the_responses_api_gives_a_function_call_item(client: FlaskClient) -> None:
+    tool = {"type": "function", "name": "get_time", "parameters": {
+        "type": "object", "properties": {"zone": {"enum": ["UTC", "CET"]}}, "required": ["zone"],
+        "additionalProperties": False}}
+    r = client.post("/v1/responses", json={"model": "tiny-gpt2", "input": "Time?", "tools": [tool],
+                                          "tool_choice": "required", "parallel_tool_calls": False,
+                                          "max_output_tokens": 150})
+    [item] = r.json["output"]
+    assert item["type"] == "function_call" and item["name"] == "get_time" and item["call_id"]
+    assert json.loads(item["arguments"])["zone"] in ("UTC", "CET")
