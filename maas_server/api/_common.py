@@ -147,12 +147,19 @@ def _check_text(text: str) -> None:
                        code="invalid_unicode") from None
 
 
+# Names clients send when they mean "whatever this server serves": huggingface_hub's InferenceClient
+# sends "dummy" when it was given a URL and no model, as TGI (which ignores `model`) expects.
+PLACEHOLDER_MODELS = frozenset({"dummy", "tgi"})
+
+
 def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | None = None) -> ModelEntry:
     """The configured model for this request: 404 unknown, 400 wrong task, 503 still loading.
 
     `method` is what the request needs when it is not the route's usual one (explain: true).
     """
     registry = state().registry
+    if name in PLACEHOLDER_MODELS:
+        name = None
     usual = ENDPOINT_METHODS[endpoint][0]
     method = method or usual
     what = endpoint if method == usual else f"{endpoint} with {method.name}"

@@ -11,7 +11,7 @@ those we cannot honour are refused with a 400 naming them (docs/api.md has the t
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..models.base import Aggregation, FinishReason
+from ..models.base import Aggregation, FinishReason, TokenIds
 
 
 class _Request(BaseModel):
@@ -76,18 +76,23 @@ class ResponseFormat(_OpenAIRequest):
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
+    value: dict[str, Any] | None = None  # TGI's form: json_object with its schema here (huggingface_hub sends it)
 
     @model_validator(mode="after")
     def _schema_with_its_type(self) -> ResponseFormat:
         if (self.type == "json_schema") != (self.json_schema is not None):
             raise ValueError('json_schema goes with type "json_schema", and only with it')
+        if self.value is not None and self.type != "json_object":
+            raise ValueError('value (TGI\'s schema) goes with type "json_object", and only with it')
         return self
 
     def schema_text(self) -> str | None:
         """The JSON schema to enforce, as JSON text; None for plain text."""
         if self.type == "json_schema" and self.json_schema is not None:
             return json.dumps(self.json_schema.schema_)
-        return '{"type": "object"}' if self.type == "json_object" else None
+        if self.type == "json_object":
+            return json.dumps(self.value if self.value is not None else {"type": "object"})
+        return None
 
 
 class _Sampling(_OpenAIRequest):
@@ -547,14 +552,20 @@ class ResponseEvent(_Response):
 
 class EmbeddingRequest(_OpenAIRequest):
     model: str | None = None
-    input: str | list[str]
+    # Strings, or token ids in the model's own vocabulary (one list, or a list per input), as vLLM takes.
+    input: str | list[str] | list[Annotated[int, Field(ge=0)]] | list[list[Annotated[int, Field(ge=0)]]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
 
     @property
-    def inputs(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else list(self.input)
+    def inputs(self) -> list[str | TokenIds]:
+        if isinstance(self.input, str):
+            return [self.input]
+        items: list[Any] = list(self.input)
+        if items and all(isinstance(x, int) for x in items):  # one list of ids is one input
+            return [TokenIds(tuple(items))]
+        return [x if isinstance(x, str) else TokenIds(tuple(x)) for x in items]
 
 
 class Embedding(_Response):

@@ -329,6 +329,13 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class TokenIds:
+    """An input given as token ids in the model's own vocabulary (OpenAI's embeddings accept them)."""
+
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class TextDelta:
     """Streamed progress of one generation: new final text of one choice, and the tokens behind it."""
 
@@ -412,7 +419,7 @@ class Transcript:
 # -- the methods tasks offer (see models/__init__.py for which task offers which)
 
 GENERATE: Method[GenerationRequest, GenerationResult] = Method("generate")
-EMBED: Method[str, Vector] = Method("embed")
+EMBED: Method[str | TokenIds, Vector] = Method("embed")
 CLASSIFY_TEXT: Method[TextItem, Scores] = Method("classify-text")  # the model's own labels (or a subset)
 ZERO_SHOT_TEXT: Method[TextItem, Scores] = Method("zero-shot-text")  # any labels the request names
 CLASSIFY_IMAGE: Method[Any, Scores] = Method("classify-image")  # a PIL image, or an iterator's item

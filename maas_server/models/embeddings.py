@@ -16,7 +16,18 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from .base import EMBED, ZERO_SHOT_TEXT, BatchMethod, InvalidInput, Method, ModelDescription, Scores, TextItem, Vector
+from .base import (
+    EMBED,
+    ZERO_SHOT_TEXT,
+    BatchMethod,
+    InvalidInput,
+    Method,
+    ModelDescription,
+    Scores,
+    TextItem,
+    TokenIds,
+    Vector,
+)
 from .sources import resolve_source
 
 _LABEL_CACHE_SIZE = 4096
@@ -67,8 +78,11 @@ class EmbeddingModel:
     def warmup(self) -> None:
         self.embed([self.prepare_text("warm-up")])
 
-    def prepare_text(self, text: str) -> PreparedText:
-        ids = self.tokenizer(text, truncation=False)["input_ids"]
+    def prepare_text(self, text: str | TokenIds) -> PreparedText:
+        if isinstance(text, TokenIds):
+            ids = self._token_ids(text)
+        else:
+            ids = self.tokenizer(text, truncation=False)["input_ids"]
         if len(ids) > self.max_length:
             raise InvalidInput(
                 f"this model's maximum input length is {self.max_length} tokens, but an input has "
@@ -76,6 +90,17 @@ class EmbeddingModel:
                 param="input", code="context_length_exceeded",
             )
         return PreparedText(list(ids))
+
+    def _token_ids(self, given: TokenIds) -> list[int]:
+        """Ids sent as they are (no special tokens added), as long as this vocabulary has them."""
+        if not given.ids:
+            raise InvalidInput("an input of token ids is empty", param="input", code="invalid_value")
+        vocabulary = len(self.tokenizer)
+        if max(given.ids) >= vocabulary:
+            raise InvalidInput(f"token id {max(given.ids)} is not in this model's vocabulary of {vocabulary}; "
+                               f"token ids must come from the model's own tokenizer", param="input",
+                               code="invalid_value")
+        return list(given.ids)
 
     def prepare_zero_shot(self, item: TextItem) -> PreparedText:
         if not item.labels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -63,7 +64,7 @@ def test_fields_that_change_nothing_here_are_accepted(client: FlaskClient) -> No
     _ok(client.post("/v1/chat/completions", json={**CHAT, **extras}))
 
 
-def test_tools_with_tool_choice_none_are_ignored(client: FlaskClient) -> None:
+def test_tools_with_tool_choice_none_are_not_offered(client: FlaskClient) -> None:
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     _ok(client.post("/v1/chat/completions", json={**CHAT, "tools": [tool], "tool_choice": "none"}))
 
@@ -72,10 +73,40 @@ def test_tools_with_tool_choice_none_are_ignored(client: FlaskClient) -> None:
     ({"audio": {"voice": "alloy", "format": "wav"}}, "audio", "audio output is not supported"),
     ({"modalities": ["text", "audio"]}, "modalities.1", "'text'"),
     ({"response_format": {"type": "xml"}}, "response_format.type", "'json_schema'"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tool calls are not supported"),
-    ({"functions": [{"name": "f"}], "function_call": "auto"}, "functions", "tool calls are not supported"),
+    ({"functions": [{"name": "f"}]}, "functions", "deprecated"),
     ({"temperature": 3}, "temperature", "less than or equal to 2"),
 ])
 def test_what_cannot_be_honoured_is_a_400_naming_it(client: FlaskClient, extra: dict[str, Any], param: str,
                                                     words: str) -> None:
     assert words in _refused(client.post("/v1/chat/completions", json={**CHAT, **extra}), param)
+
+
+def test_embeddings_take_token_ids_in_the_models_vocabulary(client: FlaskClient) -> None:
+    from transformers import AutoTokenizer
+
+    registry = client.application.extensions["maas"].registry
+    tokenizer = AutoTokenizer.from_pretrained(registry.get("tiny-embed").config.source)
+    ids = tokenizer("hello world")["input_ids"]
+    as_text = _ok(client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "hello world"}))
+    for given in (ids, [ids, ids]):
+        answer = _ok(client.post("/v1/embeddings", json={"model": "tiny-embed", "input": given}))
+        assert len(answer["data"]) == (1 if given is ids else 2)
+        assert answer["data"][0]["embedding"] == pytest.approx(as_text["data"][0]["embedding"], abs=1e-5)
+    outside = _refused(client.post("/v1/embeddings", json={"model": "tiny-embed", "input": [[len(tokenizer) + 5]]}),
+                       "input")
+    assert "vocabulary" in outside
+    _refused(client.post("/v1/embeddings", json={"model": "tiny-embed", "input": [-1]}), "input")
+
+
+def test_the_placeholder_model_names_mean_the_default_model(client: FlaskClient) -> None:
+    for placeholder in ("dummy", "tgi"):
+        answer = _ok(client.post("/v1/embeddings", json={"model": placeholder, "input": "Hi"}))
+        assert answer["model"] != placeholder
+
+
+def test_tgis_json_object_with_a_schema_in_value_is_structured_output(client: FlaskClient) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}
+    answer = _ok(client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 30, "response_format": {
+        "type": "json_object", "value": schema}}))
+    assert json.loads(answer["choices"][0]["message"]["content"]) in ({"ok": True}, {"ok": False})
