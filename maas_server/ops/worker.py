@@ -190,13 +190,15 @@ DRAIN_LIMIT = 64 * 1024  # what gunicorn drains of an unread body before it give
 
 
 class ClosesOnUnreadBody:
-    """WSGI wrapper: after the app answered, drain what it left of the request body, or close.
+    """WSGI wrapper: a response that leaves more of its request body unread than gunicorn drains closes.
 
     The app has returned its response, but gunicorn sends nothing until it iterates it, so the
-    connection's fate can still be told in the headers: a body that drains within DRAIN_LIMIT
-    keeps the connection; a longer one (an oversized upload refused unread) or one that cannot be
-    read makes gunicorn answer ``Connection: close``, so the client opens a new connection
-    instead of reusing one the server is about to drop.
+    connection's fate can still be told in the headers. Up to DRAIN_LIMIT left unread, gunicorn
+    drains it after the response and keeps the connection; more (an oversized upload refused
+    unread), or an unknown amount (a chunked body not read to its end), makes gunicorn answer
+    ``Connection: close``, so the client opens a new connection instead of reusing one the server
+    is about to drop. Nothing is read here: an early answer (503 overloaded, 401) must not wait
+    for a slow client's body.
     """
 
     def __init__(self, app: Any) -> None:
@@ -204,27 +206,25 @@ class ClosesOnUnreadBody:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         result = self.app(environ, start_response)
-        if not _drained(environ.get("wsgi.input")):
+        left = unread_bytes(environ.get("wsgi.input"))
+        if left is None or left > DRAIN_LIMIT:
             force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
             if force_close is not None:  # gunicorn's Response; other servers decide for themselves
                 force_close()
         return result
 
 
-def _drained(body: Any) -> bool:
-    """Read what is left of the body, up to DRAIN_LIMIT; True when it ended within that."""
+def unread_bytes(body: Any) -> int | None:
+    """How much of a gunicorn request body is still on the socket; None when that cannot be known."""
     if body is None:
-        return True
-    try:
-        left = DRAIN_LIMIT + 1
-        while left > 0:
-            chunk = body.read(min(left, 8192))
-            if not chunk:
-                return True
-            left -= len(chunk)
-    except Exception:  # noqa: BLE001 - a body that cannot be read (slow client, bad chunking) ends the connection
-        return False
-    return False
+        return 0
+    reader = getattr(body, "reader", None)
+    length = getattr(reader, "length", None)
+    if isinstance(length, int):  # Content-Length: what is left of it
+        return length
+    if getattr(reader, "parser", True) is None or getattr(reader, "finished", False):
+        return 0  # a chunked (or read-to-EOF) body read to its end
+    return None
 
 
 class MaasWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints

@@ -3,12 +3,14 @@ deadline, a reader that stops reading ends the response, and a graceful close ne
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from gunicorn.http.body import Body, ChunkedReader, LengthReader
+from gunicorn.http.unreader import IterUnreader
 
 from maas_server.ops.worker import (
     DRAIN_LIMIT,
@@ -18,6 +20,7 @@ from maas_server.ops.worker import (
     SocketTimeouts,
     error_for,
     json_error_bytes,
+    unread_bytes,
 )
 
 SHORT = SocketTimeouts(header_timeout=0.4, body_timeout=0.4, idle_timeout=0.3, write_timeout=0.3)
@@ -106,35 +109,51 @@ class _GunicornResponse:
         self.closed = True
 
 
-class _Unreadable(io.RawIOBase):
-    def read(self, size: int = -1) -> bytes:
-        raise SlowClient()
+def _body(data: bytes, chunked: bool = False) -> Body:
+    """A request body as gunicorn hands it to the app: Content-Length, or chunked transfer coding."""
+    if not chunked:
+        return Body(LengthReader(IterUnreader([data]), len(data)))
+    coded = b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data) if data else b"0\r\n\r\n"
+    return Body(ChunkedReader(_Request(), IterUnreader([coded])))
 
 
-def _answer_without_reading(environ: dict[str, object], start_response: object) -> list[bytes]:
-    return [b"refused"]
+class _Request:
+    trailers: list[tuple[str, str]] = []  # noqa: RUF012 - what ChunkedReader writes trailers into
+    cfg = None
 
 
-@pytest.mark.parametrize("body, closes", [
-    (b"", False),
-    (b"x" * 1000, False),  # small: drained, the connection stays open
-    (b"x" * DRAIN_LIMIT, False),
-    (b"x" * (DRAIN_LIMIT + 1), True),  # gunicorn would give up on it: say Connection: close
-    (b"x" * 5_000_000, True),
+def _answer(read: int | None) -> object:
+    def app(environ: dict[str, Any], start_response: object) -> list[bytes]:
+        if read != 0:
+            environ["wsgi.input"].read(read)
+        return [b"answer"]
+    return app
+
+
+@pytest.mark.parametrize("size, read, closes", [
+    (0, 0, False),
+    (1000, 0, False),  # gunicorn drains what is left after the response and keeps the connection
+    (DRAIN_LIMIT, 0, False),
+    (DRAIN_LIMIT + 1, 0, True),  # more than gunicorn drains: say Connection: close
+    (5_000_000, 0, True),
+    (5_000_000, 5_000_000 - DRAIN_LIMIT, False),  # read all but what gunicorn drains
+    (500_000, None, False),  # read to the end
 ])
-def test_a_body_left_unread_is_drained_or_the_connection_closes(body: bytes, closes: bool) -> None:
+def test_a_body_left_unread_past_what_gunicorn_drains_closes_the_connection(size: int, read: int | None,
+                                                                            closes: bool) -> None:
     response = _GunicornResponse()
-    result = ClosesOnUnreadBody(_answer_without_reading)({"wsgi.input": io.BytesIO(body)}, response.start_response)
-    assert result == [b"refused"] and response.closed is closes
+    result = ClosesOnUnreadBody(_answer(read))({"wsgi.input": _body(b"x" * size)}, response.start_response)
+    assert result == [b"answer"] and response.closed is closes
 
 
-def test_a_body_the_app_read_keeps_the_connection_and_an_unreadable_one_closes_it() -> None:
-    def reads_it(environ: dict[str, object], start_response: object) -> list[bytes]:
-        environ["wsgi.input"].read()  # type: ignore[attr-defined]
-        return [b"ok"]
-
+@pytest.mark.parametrize("read, closes", [(0, True), (None, False)])
+def test_a_chunked_body_closes_unless_it_was_read_to_its_end(read: int | None, closes: bool) -> None:
     response = _GunicornResponse()
-    ClosesOnUnreadBody(reads_it)({"wsgi.input": io.BytesIO(b"x" * 500_000)}, response.start_response)
-    assert not response.closed
-    ClosesOnUnreadBody(_answer_without_reading)({"wsgi.input": _Unreadable()}, response.start_response)
-    assert response.closed
+    ClosesOnUnreadBody(_answer(read))({"wsgi.input": _body(b"x" * 1000, chunked=True)}, response.start_response)
+    assert response.closed is closes
+
+
+def test_the_wrapper_never_reads_the_body_itself() -> None:
+    body = _body(b"x" * 1000)
+    ClosesOnUnreadBody(_answer(0))({"wsgi.input": body}, _GunicornResponse().start_response)
+    assert unread_bytes(body) == 1000  # an early answer does not wait for a slow client's body
