@@ -69,6 +69,7 @@ def chat_generation(body: s.ChatCompletionRequest, endpoint: str) -> tuple[Model
                                      tools=tools.offered(body), tools_required=tools.required(body))
     if generation.tools_required:
         generation.json_schema = tools.calls_schema(body)  # the calls are written under the grammar
+        generation.json_schema_field = "tools"  # a parameters schema it cannot enforce is the tools' fault
     return entry, generation
 
 

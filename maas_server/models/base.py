@@ -326,6 +326,7 @@ class GenerationRequest:
     # Structured output: a JSON schema (as JSON text) the generated text must follow. Each token is
     # chosen among those the schema allows at that point (constrained decoding).
     json_schema: str | None = None
+    json_schema_field: str = "response_format"  # the request field it came from, named when it is refused
 
 
 @dataclass(frozen=True)

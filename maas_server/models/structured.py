@@ -38,15 +38,15 @@ class JsonGrammars:
         self.tokenizer = llguidance.hf.from_tokenizer(hf_tokenizer)
         self.vocab_size: int = self.tokenizer.vocab_size
 
-    def compile(self, schema_json: str) -> str:
-        """The grammar for a schema; InvalidInput (a 400 naming response_format) for what cannot be enforced."""
+    def compile(self, schema_json: str, field: str = "response_format") -> str:
+        """The grammar for a schema; InvalidInput (a 400 naming `field`) for what cannot be enforced."""
         try:
             grammar = llguidance.LLMatcher.grammar_from_json_schema(schema_json, defaults=_LAYOUT)
         except (ValueError, TypeError) as exc:
-            raise _unsupported(str(exc)) from None
+            raise _unsupported(str(exc), field) from None
         probe = llguidance.LLMatcher(self.tokenizer, grammar)  # compiles it: unknown keywords fail here
         if probe.is_error():
-            raise _unsupported(probe.get_error())
+            raise _unsupported(probe.get_error(), field)
         return grammar
 
     def matcher(self, grammar: str) -> Any:
@@ -76,6 +76,6 @@ def json_object_schema() -> str:
     return json.dumps({"type": "object"})
 
 
-def _unsupported(reason: str) -> InvalidInput:
-    return InvalidInput(f"this JSON schema cannot be enforced: {reason.strip()}", param="response_format",
+def _unsupported(reason: str, field: str) -> InvalidInput:
+    return InvalidInput(f"this JSON schema cannot be enforced: {reason.strip()}", param=field,
                         code="unsupported_schema")

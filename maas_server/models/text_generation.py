@@ -118,7 +118,9 @@ class TextGenerationModel:
                 param="max_tokens" if room > 0 else "prompt",
                 code="context_length_exceeded",
             )
-        grammar = self.grammars.compile(request.json_schema) if request.json_schema is not None else None
+        grammar = None
+        if request.json_schema is not None:
+            grammar = self.grammars.compile(request.json_schema, request.json_schema_field)
         return PreparedGeneration(request, ids, max_tokens, grammar)
 
     @functools.cached_property

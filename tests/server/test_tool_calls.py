@@ -144,6 +144,12 @@ def test_malformed_tool_requests_are_400(client: FlaskClient, extra: dict[str, A
     assert r.status_code == 400 and words in r.json["error"]["message"], r.json
 
 
+def test_a_parameters_schema_that_cannot_be_enforced_is_a_400_naming_tools(client: FlaskClient) -> None:
+    odd = {"type": "function", "function": {"name": "f", "parameters": {"not": {"type": "object"}}}}
+    r = _chat(client, tools=[odd], tool_choice="required")
+    assert r.status_code == 400 and r.json["error"]["param"] == "tools" and "not" in r.json["error"]["message"]
+
+
 def test_a_tool_message_needs_its_call_id(client: FlaskClient) -> None:
     r = client.post("/v1/chat/completions", json={"model": "tiny-gpt2", "max_tokens": 2, "messages": [
         *ASK, {"role": "tool", "content": "21 C"}]})
