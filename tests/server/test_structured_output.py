@@ -101,3 +101,13 @@ def test_rows_without_a_schema_decode_as_if_alone(tiny_gpt2: str, tmp_path: Path
     together = model.run([model.prepare(plain), model.prepare(structured)])
     assert together[0].choices[0].text == alone.choices[0].text
     assert together[1].choices[0].text.startswith('{"mood": ')
+
+
+def test_a_schema_too_big_to_compile_between_steps_is_a_400(client: FlaskClient) -> None:
+    big = {"enum": [f"value number {i}" for i in range(10_000)]}  # ~190 KB: compiled while streams wait
+    r = _chat(client, response_format=_format(big))
+    assert r.status_code == 400 and "limit of 100000 bytes" in r.json["error"]["message"], r.json
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "x": big}}}}]
+    r = _chat(client, tools=tools, tool_choice="required")
+    assert r.status_code == 400 and r.json["error"]["param"] == "tools", r.json
