@@ -12,7 +12,19 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 
-from .api import accounting, classify, detect, embeddings, entities, generation, models, openapi, responses, speech
+from .api import (
+    accounting,
+    classify,
+    detect,
+    embeddings,
+    entities,
+    generation,
+    hf,
+    models,
+    openapi,
+    responses,
+    speech,
+)
 from .api._common import ServerState
 from .api.admission import Admission, is_api_path
 from .errors import APIError, register_error_handlers
@@ -36,7 +48,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     registry = ModelRegistry(settings, timed_loader(loader))
     app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()))
     for blueprint in (generation.bp, responses.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, speech.bp,
-                      models.bp, openapi.bp):
+                      hf.bp, models.bp, openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)

@@ -160,7 +160,8 @@ def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | No
     registry = state().registry
     if name in PLACEHOLDER_MODELS:
         name = None
-    usual = ENDPOINT_METHODS[endpoint][0]
+    usual = ENDPOINT_METHODS[endpoint][0] if endpoint in ENDPOINT_METHODS else method
+    assert usual is not None, "a route outside ENDPOINT_METHODS names the method it needs"
     method = method or usual
     what = endpoint if method == usual else f"{endpoint} with {method.name}"
     entry = registry.first_for(method) if name is None else registry.get(name)

@@ -32,7 +32,7 @@ def detect_objects() -> Any:
     name, found, images = _detect("/v1/detect/objects", DETECT_OBJECTS)
     data = [s.ObjectDetections(index=i, width=image.size[0], height=image.size[1],
                                objects=[s.DetectedObject(label=o.label, score=o.score, box=_box(o))
-                                        for o in _in_original_pixels(result, image)])
+                                        for o in in_original_pixels(result, image)])
             for i, (result, image) in enumerate(zip(found, images))]
     return s.dump(s.ObjectDetectionList(model=name, data=data, usage=_usage(name, images)))
 
@@ -50,7 +50,7 @@ def embed_faces() -> Any:
 def _faces(endpoint: str, method: Method[DetectionQuery, Detections]) -> Any:
     name, found, images = _detect(endpoint, method)
     data = [s.FaceDetections(index=i, width=image.size[0], height=image.size[1],
-                             faces=[_face(face) for face in _in_original_pixels(result, image)])
+                             faces=[_face(face) for face in in_original_pixels(result, image)])
             for i, (result, image) in enumerate(zip(found, images))]
     return s.dump(s.FaceDetectionList(model=name, data=data, usage=_usage(name, images)))
 
@@ -69,7 +69,7 @@ def _detect(endpoint: str, method: Method[DetectionQuery, Detections]) -> tuple[
     return entry.config.name, wait_all(submit(entry, method, queries(), count=len(images))), images
 
 
-def _in_original_pixels(result: Detections, image: CheckedImage) -> list[Detected]:
+def in_original_pixels(result: Detections, image: CheckedImage) -> list[Detected]:
     """The model saw the image shrunk (image_max_side): scale its boxes and landmarks back."""
     sx, sy = image.size[0] / result.width, image.size[1] / result.height
     if sx == sy == 1:

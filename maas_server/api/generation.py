@@ -49,15 +49,23 @@ def completions() -> Any:
     _check_limits(body, body.max_tokens, len(body.prompts))
     requests = [_generation_request(body, body.max_tokens, body.logprobs, prompt=p) for p in body.prompts]
     shaper = _CompletionShaper(new_id("cmpl"), entry.config.name, body.n)
-    return respond(entry, requests, shaper, body)
+    return respond(entry, requests, shaper, body.stream, _include_usage(body))
 
 
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Any:
-    body = parse_json(s.ChatCompletionRequest)
+    return answer_chat(parse_json(s.ChatCompletionRequest))
+
+
+def answer_chat(body: s.ChatCompletionRequest) -> Any:
+    """The chat completion for `body`: the whole answer, or its stream of chunks."""
     entry, generation = chat_generation(body, "/v1/chat/completions")
     shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=tool_names(generation))
-    return respond(entry, [generation], shaper, body)
+    return respond(entry, [generation], shaper, body.stream, _include_usage(body))
+
+
+def _include_usage(body: s._Sampling) -> bool:
+    return bool(body.stream_options and body.stream_options.include_usage)
 
 
 def chat_generation(body: s.ChatCompletionRequest, endpoint: str) -> tuple[ModelEntry, GenerationRequest]:
@@ -79,15 +87,21 @@ def tool_names(generation: GenerationRequest) -> set[str]:
 
 def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> None:
     config = state().config
-    if max_tokens is not None and max_tokens > config.max_tokens:
-        raise APIError(f"max_tokens is {max_tokens}, above this server's limit of {config.max_tokens}",
-                       status=400, param="max_tokens", code="max_tokens_too_large")
+    check_max_tokens(max_tokens, "max_tokens")
     if body.n > config.max_n:
         raise APIError(f"n is {body.n}, above this server's limit of {config.max_n}", status=400, param="n",
                        code="n_too_large")
     if prompts == 0 or prompts > config.max_inputs:
         raise APIError(f"send between 1 and {config.max_inputs} prompts", status=400, param="prompt",
                        code="too_many_inputs")
+
+
+def check_max_tokens(max_tokens: int | None, param: str) -> None:
+    """400 when a request asks for more tokens than this server's max_tokens."""
+    limit = state().config.max_tokens
+    if max_tokens is not None and max_tokens > limit:
+        raise APIError(f"{param} is {max_tokens}, above this server's limit of {limit}",
+                       status=400, param=param, code="max_tokens_too_large")
 
 
 def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int | None,
@@ -98,12 +112,13 @@ def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int
                              stop=tuple(body.stops), seed=body.seed, logprobs=logprobs, json_schema=schema, **prompt)
 
 
-def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper, body: s._Sampling) -> Any:
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    if not body.stream or shaper.buffers_streams:
+def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper, streamed: bool,
+            include_usage: bool = False) -> Any:
+    """Generate `requests` on `entry` and answer in `shaper`'s shapes: whole, or as server-sent events."""
+    if not streamed or shaper.buffers_streams:
         results = wait_all(submit(entry, GENERATE, requests))
         report_usage(entry.config.name, _usage(results))
-        if body.stream:  # an answer that may be tool calls is known only at its end: sent as one piece
+        if streamed:  # an answer that may be tool calls is known only at its end: sent as one piece
             return Response(_sse(shaper.buffered_chunks(results, include_usage)), mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return shaper.full(results)
@@ -112,14 +127,15 @@ def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper
     tokens = _TokenStream(stream(entry, GENERATE, requests))
     tokens.wait_for_first_event()  # errors before the first token become plain JSON errors
     report_usage(entry.config.name, tokens.usage)  # settled when the stream ends, usage chunk or not
-    return Response(_sse(tokens.chunks(shaper, include_usage)), mimetype="text/event-stream",
+    return Response(_sse(tokens.chunks(shaper, include_usage), shaper.ends_with_done), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _sse(chunks: Iterator[dict[str, Any]]) -> Iterator[str]:
+def _sse(chunks: Iterator[dict[str, Any]], done: bool = True) -> Iterator[str]:
     for chunk in chunks:
         yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
-    yield "data: [DONE]\n\n"
+    if done:
+        yield "data: [DONE]\n\n"
 
 
 class _TokenStream:
@@ -171,11 +187,11 @@ class _TokenStream:
             while event is not None:
                 if isinstance(event, Progress):
                     delta: TextDelta = event.event
-                    yield shaper.text_chunk(event.index * shaper.n + delta.choice, delta.text, delta.tokens)
+                    yield from shaper.text_chunks(event.index * shaper.n + delta.choice, delta.text, delta.tokens)
                 else:
                     pending -= 1
                     if event.error is not None:
-                        yield _stream_error(event.error)
+                        yield shaper.error_chunk(event.error)
                         return
                     results[event.index] = event.result
                     yield from shaper.finish_chunks(event.index, event.result)
@@ -199,7 +215,8 @@ def _settled_result(handle: Handle[GenerationResult], deadline: float) -> Genera
         return None
 
 
-def _stream_error(exc: BaseException) -> dict[str, Any]:
+def stream_error(exc: BaseException) -> dict[str, Any]:
+    """The event that ends a stream when its generation failed after the first token: the error envelope."""
     if isinstance(exc, InvalidInput):
         return error_body(400, str(exc), exc.param, exc.code)
     if isinstance(exc, ItemFailed):
@@ -214,9 +231,13 @@ def _usage(results: list[GenerationResult]) -> s.Usage:
 
 
 class Shaper:
-    """Turns generation results into one API's response objects (completions or chat)."""
+    """Turns generation results into one API's response objects (completions, chat, TGI's)."""
 
     buffers_streams = False
+    ends_with_done = True  # OpenAI's streams end with `data: [DONE]`
+
+    def error_chunk(self, exc: BaseException) -> dict[str, Any]:
+        return stream_error(exc)
 
     def __init__(self, response_id: str, model: str, n: int) -> None:
         self.id, self.model, self.n, self.created = response_id, model, n, now()
@@ -239,8 +260,11 @@ class Shaper:
     def usage_chunk(self, results: list[GenerationResult]) -> dict[str, Any]:
         return self.chunk([], usage=_usage(results))
 
-    def full(self, results: list[GenerationResult]) -> dict[str, Any]:
+    def full(self, results: list[GenerationResult]) -> Any:
         raise NotImplementedError
+
+    def text_chunks(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> Iterator[dict[str, Any]]:
+        yield self.text_chunk(index, text, tokens)
 
     def text_chunk(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
         raise NotImplementedError

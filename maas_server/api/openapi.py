@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from . import hf_schemas as hf
 from . import schemas as s
 from ._common import MAX_REQUEST_TIMEOUT_S, MIN_REQUEST_TIMEOUT_S
 from .accounting import UsageReport
@@ -73,6 +74,8 @@ class Route:
     multipart_only: bool = False  # the request is only the multipart form (no JSON body)
     raw_body: dict[str, Any] | None = None  # a request body that is a file itself (any content type)
     alternatives: tuple[type[BaseModel], ...] = ()  # other JSON answers than `response` (by a request field)
+    request_alternatives: tuple[type[BaseModel], ...] = ()  # other JSON bodies than `request` (by the model's task)
+    done: bool = True  # an event stream ends with `data: [DONE]` (OpenAI's; TGI's streams just end)
 
 
 _V1: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -117,6 +120,8 @@ _TRANSLATION_FORM = _audio_form({}, "`model`, `prompt`, `temperature`, `response
 _PNG_2X2 = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMDAxMDAwMDAAAANBAEIfXHKZgAAAABJRU5E"
             "rkJggg==")
 _CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."}]
+_MODEL_IN_PATH = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
+                  "description": "a configured model name, as listed by GET /v1/models"}
 
 ROUTES: list[Route] = [
     Route("post", "/v1/completions", "Text completion (OpenAI shape); `stream: true` answers with server-sent events",
@@ -168,11 +173,24 @@ ROUTES: list[Route] = [
           "cannot translate answers 400 `translation_unsupported`", s.TranslationRequest, s.TranscriptionVerbose,
           multipart=_TRANSLATION_FORM, text="the translation (`text`), or subtitles (`srt`, `vtt`)",
           multipart_only=True, errors=_POST_ERRORS, security=_V1, alternatives=(s.Transcription,)),
-    Route("post", "/models/{model}", "Speech to text as Hugging Face's inference API takes it (huggingface_hub's "
-          "InferenceClient.automatic_speech_recognition): the body is the audio file",
-          response=s.HFSpeechOutput, raw_body=_FILE,
-          parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
-                       "description": "a configured speech-recognition model"}],
+    Route("post", "/models/{model}", "Hugging Face's inference shapes, as huggingface_hub's InferenceClient("
+          "base_url=.../models/NAME) sends them: the task is the named model's (text generation with TGI's "
+          "parameters, feature extraction, zero-shot and text classification, token classification, image "
+          "classification, object and face detection, speech recognition); image and audio files may be the body "
+          "itself", hf.TGIRequest, hf.TGIGeneratedList, events=hf.TGIStreamEvent, done=False,
+          request_alternatives=hf.HF_REQUESTS[1:], alternatives=hf.HF_ANSWERS[1:], raw_body=_FILE,
+          parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS, security=_V1),
+    Route("post", "/models/{model}/generate", "Text generation in text-generation-inference's shape",
+          hf.TGIRequest, hf.TGIGenerated, parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS, security=_V1),
+    Route("post", "/models/{model}/generate_stream", "Text generation in text-generation-inference's shape, as "
+          "server-sent events (the last carries the whole text and details)", hf.TGIRequest, events=hf.TGIStreamEvent,
+          done=False, parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS, security=_V1),
+    Route("post", "/models/{model}/embed", "Embeddings in text-embeddings-inference's shape: one vector per input",
+          hf.HFFeatureExtractionRequest, hf.HFVectors, parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS,
+          security=_V1),
+    Route("post", "/models/{model}/v1/chat/completions", "Chat completion with the model named in the URL (where "
+          "huggingface_hub's chat_completion posts for a model URL); as /v1/chat/completions",
+          s.ChatCompletionRequest, s.ChatCompletion, events=s.ChatCompletionChunk, parameters=[_MODEL_IN_PATH],
           errors=_POST_ERRORS, security=_V1),
     Route("get", "/v1/models", "List the served models", response=s.ModelList, errors=_GET_ERRORS, security=_V1),
     Route("get", "/v1/models/{model}", "One served model", response=s.ModelInfo,
@@ -214,8 +232,9 @@ def build_openapi() -> dict[str, Any]:
 
 
 def _component_schemas() -> dict[str, Any]:
-    models = {m for r in ROUTES for m in (r.request, r.response, r.events, *r.alternatives) if m is not None}
-    models |= {s.ErrorResponse}
+    models = {m for r in ROUTES for m in (r.request, r.response, r.events, *r.alternatives, *r.request_alternatives)
+              if m is not None}
+    models |= {s.ErrorResponse, hf.TGIStreamError}
     _, schemas = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
                                     ref_template=_REF)
     return schemas.get("$defs", {})  # type: ignore[no-any-return]
@@ -227,14 +246,15 @@ def _operation(route: Route) -> dict[str, Any]:
     if parameters:
         op["parameters"] = parameters
     if route.request is not None:
-        content = {} if route.multipart_only else _json(route.request)
+        content = {} if route.multipart_only else _json(route.request, *route.request_alternatives)
         if route.examples:
             content["application/json"]["examples"] = {name: {"value": value} for name, value in route.examples.items()}
         if route.multipart is not None:
             content["multipart/form-data"] = {"schema": route.multipart}
         op["requestBody"] = {"required": True, "content": content}
     if route.raw_body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/octet-stream": {"schema": route.raw_body}}}
+        body = op.setdefault("requestBody", {"required": True, "content": {}})
+        body["content"]["application/octet-stream"] = {"schema": route.raw_body}
     op["security"] = route.security if route.security is not None else []
     return op
 
@@ -242,18 +262,15 @@ def _operation(route: Route) -> dict[str, Any]:
 def _responses(route: Route) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK", "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}}
     if route.response is not None:
-        ok["content"] = _json(route.response)
-        if route.alternatives:
-            ok["content"]["application/json"]["schema"] = {"anyOf": [{"$ref": _REF.format(model=m.__name__)}
-                                                                     for m in (route.response, *route.alternatives)]}
+        ok["content"] = _json(route.response, *route.alternatives)
         if route.text is not None:
             ok["content"]["text/plain"] = {"schema": {"type": "string", "description": route.text}}
     elif route.text is not None:
         ok["content"] = {"text/plain": {"schema": {"type": "string", "description": route.text}}}
-    else:
+    elif route.events is None:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     if route.events is not None:
-        ok["content"]["text/event-stream"] = {"schema": _event(route.events)}
+        ok.setdefault("content", {})["text/event-stream"] = {"schema": _event(route.events, route.done)}
     responses = {"200": ok}
     if route.response is s.Readiness:  # /ready answers 503 with the same body, not the error envelope
         responses["503"] = {"description": "Not ready yet, or draining", "content": _json(s.Readiness)}
@@ -270,20 +287,22 @@ def _error(status: int) -> dict[str, Any]:
     return answer
 
 
-def _json(model: type[BaseModel]) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}}
+def _json(model: type[BaseModel], *alternatives: type[BaseModel]) -> dict[str, Any]:
+    refs = [{"$ref": _REF.format(model=m.__name__)} for m in (model, *alternatives)]
+    return {"application/json": {"schema": {"anyOf": refs} if alternatives else refs[0]}}
 
 
-def _event(chunk: type[BaseModel]) -> dict[str, Any]:
+def _event(chunk: type[BaseModel], done: bool) -> dict[str, Any]:
+    error = s.ErrorResponse if done else hf.TGIStreamError  # TGI's streams end with its own error shape
     """One server-sent event: a JSON chunk, an error after the stream began, or the final [DONE]."""
     json_data = {"type": "string", "contentMediaType": "application/json",
                  "contentSchema": {"anyOf": [{"$ref": _REF.format(model=chunk.__name__)},
-                                             {"$ref": _REF.format(model="ErrorResponse")}]}}
+                                             {"$ref": _REF.format(model=error.__name__)}]}}
+    last = ", and last `data: [DONE]`" if done else ""
     return {"type": "object", "required": ["data"],
             "description": f"One event: `data: <{chunk.__name__} JSON>` for each piece of text, "
-                           "`data: {\"error\": ...}` when generation fails after the stream began, and last "
-                           "`data: [DONE]`.",
-            "properties": {"data": {"anyOf": [{"const": "[DONE]"}, json_data]}}}
+                           f"`data: {{\"error\": ...}}` when generation fails after the stream began{last}.",
+            "properties": {"data": {"anyOf": [{"const": "[DONE]"}, json_data] if done else [json_data]}}}
 
 
 _HEADERS = {

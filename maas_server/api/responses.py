@@ -28,7 +28,7 @@ def create_response() -> Any:
     chat = s.ChatCompletionRequest.model_validate(body.as_chat())  # a 400 from here names chat's field
     entry, generation = chat_generation(chat, "/v1/responses")
     shaper = _ResponseShaper(entry.config.name, body, tool_names(generation))
-    return respond(entry, [generation], shaper, chat)
+    return respond(entry, [generation], shaper, chat.stream)
 
 
 class _ResponseShaper(Shaper):

@@ -877,18 +877,6 @@ class TranscriptionVerbose(_Response):
     usage: DurationUsage
 
 
-class HFSpeechChunk(_Response):
-    text: str
-    timestamp: tuple[float, float]
-
-
-class HFSpeechOutput(_Response):
-    """POST /models/NAME: Hugging Face's automatic speech recognition answer (the text, and timed chunks)."""
-
-    text: str
-    chunks: list[HFSpeechChunk]
-
-
 class ModelInfo(_Response):
     id: str
     object: Literal["model"] = "model"

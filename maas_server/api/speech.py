@@ -6,10 +6,7 @@ transcribed as one item (TRANSCRIBE, batched with other requests' chunks), and t
 in order, timed from the start of the file. `response_format` picks the answer: `json` (the text),
 `verbose_json` (segments, and words on request), or plain text as `text`, `srt` or `vtt`.
 
-``POST /models/NAME`` is Hugging Face's inference address for speech recognition, as huggingface_hub's
-``InferenceClient(base_url=f"{server}/models/NAME").automatic_speech_recognition(audio)`` calls it: the
-body is the audio file itself, and the answer ``{"text", "chunks": [{"text", "timestamp": [start, end]}]}``.
-Only speech-recognition models answer there (other tasks: 400 ``wrong_model_task``).
+Hugging Face's shape for speech recognition (the audio file as the body) is in api/hf.py.
 
 Audio is personal data: these routes' bodies are never logged (accounting.py skips multipart bodies, and
 the path is in detect.PERSONAL_DATA_ROUTES), nor kept after the response.
@@ -50,31 +47,19 @@ def translations() -> Any:
     return _speech(TRANSLATIONS, "translate", s.TranslationRequest)
 
 
-@bp.post("/models/<path:name>")
-def hugging_face_asr(name: str) -> Any:
-    entry = resolve_model(TRANSCRIPTIONS, name)
-    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded", "application/json"):
-        raise APIError("send the audio file itself as the request body (Hugging Face's automatic speech "
-                       "recognition); for a form, use /v1/audio/transcriptions", code="invalid_content_type")
-    data = read_body()
-    transcripts, _ = _transcribe(entry, data, "transcribe", None, None, 0.0, False)
-    chunks = [s.HFSpeechChunk(text=seg.text, timestamp=(seg.start, seg.end)) for t in transcripts for seg in t.segments]
-    return s.dump(s.HFSpeechOutput(text="".join(c.text for c in chunks).strip(), chunks=chunks))
-
-
 def _speech(endpoint: str, task: SpeechTask, schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]
             ) -> Any:
     body, data = _read_form(schema)
     entry = resolve_model(endpoint, body.model)
     language = getattr(body, "language", None)
     words = "word" in getattr(body, "timestamp_granularities", ())
-    transcripts, seconds = _transcribe(entry, data, task, language, body.prompt, body.temperature, words)
+    transcripts, seconds = transcribe(entry, data, task, language, body.prompt, body.temperature, words)
     del data
     usage = s.DurationUsage(seconds=round(seconds, 2))
     return _answer(body.response_format, task, transcripts, seconds, usage, language, words)
 
 
-def _transcribe(entry: ModelEntry, data: bytes, task: SpeechTask, language: str | None, prompt: str | None,
+def transcribe(entry: ModelEntry, data: bytes, task: SpeechTask, language: str | None, prompt: str | None,
                 temperature: float, words: bool) -> tuple[list[Transcript], float]:
     """Decode, cut where needed, transcribe each chunk and report usage: the chunks' transcripts, in order."""
     _check_model_can(entry.description, task, language)

@@ -305,6 +305,7 @@ class TokenLogprob:
     token: str
     logprob: float
     top: tuple[tuple[str, float], ...] = ()
+    id: int | None = None  # its id in the model's vocabulary (TGI's shapes carry it)
 
 
 @dataclass
@@ -353,6 +354,7 @@ class Choice:
     finish_reason: FinishReason | None = None
     tokens: list[TokenLogprob] = field(default_factory=list)
     completion_tokens: int = 0
+    stop_sequence: str | None = None  # the stop string that ended it ("stop" with None: end of sequence)
 
 
 @dataclass

@@ -162,7 +162,7 @@ class TextGenerationModel:
         if top_k > 0:
             values, ids = torch.topk(logprobs, top_k)
             top = tuple((self.tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, ids))
-        return TokenLogprob(self.tokenizer.decode([token_id]), float(logprobs[token_id]), top)
+        return TokenLogprob(self.tokenizer.decode([token_id]), float(logprobs[token_id]), top, id=token_id)
 
 
 @dataclass(eq=False)
@@ -415,8 +415,9 @@ class _Decoder:
         if info is not None:
             self.choice.tokens.append(info)
         self.choice.text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        cut = min((i for i in (self.choice.text.find(s) for s in self.stop) if i >= 0), default=-1)
-        if cut >= 0:
+        found = [(at, stop) for stop in self.stop if (at := self.choice.text.find(stop)) >= 0]
+        if found:
+            cut, self.choice.stop_sequence = min(found)
             self.choice.text = self.choice.text[:cut]
             self.finished, self.choice.finish_reason = True, "stop"
 
