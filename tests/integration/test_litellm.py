@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402  (after the setting above, which it reads at import)
+import litellm  # after the setting above, which it reads at import
 
 MODEL = "openai/smollm2-135m-instruct"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
