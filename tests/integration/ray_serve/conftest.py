@@ -1,6 +1,8 @@
-"""A local Ray instance (2 CPUs) for the whole session, and servers whose models run on it.
+"""A local Ray instance (2 CPUs), started once, and servers whose models run on it.
 
-Ray starts once, in this process (`ray_address`); the app under test (`ray_app`) serves three
+Ray starts once, in this process (`ray_address`), for every test of this package, and stops after
+the last of them (package scope: its five replica processes and their memory are not kept through
+the rest of the suite, whose servers they would only compete with). The app under test (`ray_app`) serves three
 models on Ray and the same three locally, so each test can compare them in one call. `ray_server`
 is `maas-server serve` under gunicorn with the same config: it finds the application deployed
 and attaches, as a second server would. Models are tiny (tests/tiny_models.py), and each replica
@@ -24,7 +26,7 @@ READY_TIMEOUT_S = 300  # five replica processes import torch on 2 shared cores
 GPT2_CONTEXT = 2048  # long enough that a stream of 2000 tokens lasts seconds: time to disconnect or kill
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_address() -> Iterator[str]:
     ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
     from ray import serve
@@ -66,14 +68,14 @@ def ray_models(gpt2: str, bert: str, resnet: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def long_gpt2(tmp_path_factory: pytest.TempPathFactory) -> str:
     from tests import tiny_models
 
     return tiny_models.gpt2(tmp_path_factory.mktemp("tiny-gpt2-long"), context=GPT2_CONTEXT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_config(tmp_path_factory: pytest.TempPathFactory, long_gpt2: str, tiny_bert: str, tiny_resnet: str) -> Path:
     folder = tmp_path_factory.mktemp("ray-config")
     server = {"cache_dir": str(folder / "cache"), "max_inputs": 8, "max_tokens": 2000, "max_image_bytes": 200_000,
@@ -81,7 +83,7 @@ def ray_config(tmp_path_factory: pytest.TempPathFactory, long_gpt2: str, tiny_be
     return write_config(folder / "config.toml", server, ray_models(long_gpt2, tiny_bert, tiny_resnet))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_app(ray_config: Path, ray_address: str) -> Iterator[Flask]:
     from maas_server.app import create_app
     from maas_server.settings import load_settings
@@ -94,7 +96,7 @@ def ray_app(ray_config: Path, ray_address: str) -> Iterator[Flask]:
     registry.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_server(ray_app: Flask, ray_config: Path, ray_address: str) -> Iterator[ServerProcess]:
     """`maas-server serve` on the same config: the application is deployed (by ray_app), so it attaches."""
     server = ServerProcess(str(ray_config), ready_timeout=READY_TIMEOUT_S, extra_args=["--ray-address", ray_address])
