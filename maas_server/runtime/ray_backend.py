@@ -56,6 +56,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from ..config import ModelConfig, ServerConfig
 from ..models import TASKS
 from ..models.base import Method, ModelDescription
+from ..ops import metrics
 from .handles import EventStream, Finished, Handle, Progress, Work
 from .ray_replica import INDEX, Reply, application, fingerprint
 from .registry import Replicas
@@ -258,6 +259,7 @@ class _StatusWatch:
     def _record(self, name: str, found: dict[str, Any] | None) -> None:
         running = sum(r["state"] == "RUNNING" for r in found["replicas"]) if found else 0
         self.replicas[name] = Replicas(running=running, target=found["target_num_replicas"] if found else 0)
+        metrics.set_replicas(name, running, self.replicas[name].target)
         self.problems.pop(name, None)
         self.failed.discard(name)
         if found is None:

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 from ..config import ModelConfig, ServerConfig
 from ..models import TASKS, missing_methods
 from ..models.base import DEFAULT_LANE, Method, ModelDescription, TaskModel
+from ..ops import metrics
 from .handles import EventStream, Handle
 from .runner import Runner
 
@@ -186,6 +187,7 @@ class ModelRegistry:
         entry.lanes = {DEFAULT_LANE: runner}  # the replica keeps its lanes apart itself
         entry.runner, entry.error = runner, None
         entry.load_seconds = time.perf_counter() - started
+        metrics.observe_model_load(entry.config.name, entry.load_seconds, backend="ray")
         log.info("attached %s on Ray (%s, %s) in %.1fs", entry.config.name, description.device, description.dtype,
                  entry.load_seconds)
 

@@ -122,6 +122,20 @@ def test_models_list_reports_backend_and_replicas_and_ready_waits_for_them(ray_a
     assert ready.status_code == 200 and set(ready.json["models"].values()) == {"ready"}
 
 
+def test_metrics_label_each_models_series_with_its_backend(ray_app: Flask) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = ray_app.test_client()
+    for model in ("embed-ray", "embed-local"):
+        assert client.post("/v1/embeddings", json={"model": model, "input": "hello"}).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    backends = {s.labels["model"]: s.labels["backend"] for s in samples if s.name == "maas_requests_total"}
+    assert backends["embed-ray"] == "ray" and backends["embed-local"] == "local"
+    replicas = {(s.labels["model"], s.labels["state"]): s.value for s in samples if s.name == "maas_model_replicas"}
+    assert replicas[("embed-ray", "target")] == 1 and ("embed-local", "target") not in replicas
+
+
 def test_bad_input_to_a_model_on_ray_is_the_same_400(ray_app: Flask) -> None:
     body = {"prompt": "cat " * 3000, "max_tokens": 5}
     local = _post(ray_app, "/v1/completions", {"model": "gpt2-local", **body})
