@@ -31,7 +31,7 @@ from ray.serve.deployment import Application, Deployment
 
 from .. import __version__
 from ..config import ModelConfig, ServerConfig, read_config_file
-from ..models.base import Method, ModelDescription
+from ..models.base import BatchMethod, Method, ModelDescription
 from .handles import Finished, Handle, Progress
 from .registry import build_runners, checked_description, load_and_warm
 from .runner import Runner
@@ -122,12 +122,15 @@ class ModelReplica:
 
     async def _start(self, sink: _LoopSink, method: Method[Any, Any], items: list[Any],
                      timeout: float | None) -> tuple[list[Handle[Any]], BaseException | None]:
-        # Off the event loop: a method that prepares on the caller's thread (image resizing) works here.
+        runner = self._runner_for(method)
+        spec = runner.methods[method.name]
         try:
-            handles = await asyncio.to_thread(self._runner_for(method).stream_to, sink, method, items, timeout)
+            if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
+                # It prepares its items on the caller's thread (image resizing): not on the event loop.
+                return await asyncio.to_thread(runner.stream_to, sink, method, items, timeout), None
+            return runner.stream_to(sink, method, items, timeout), None  # queueing only: no thread hop
         except Exception as exc:  # noqa: BLE001 - sent back as the value the local runner would raise
             return [], exc
-        return handles, None
 
     def _runner_for(self, method: Method[Any, Any]) -> Runner:
         for runner in self.lanes.values():
