@@ -404,9 +404,12 @@ class RayRunner:
 
     async def _call(self, call: _Call, method: Method[Any, Any], items: list[Any], timeout: float | None) -> None:
         for attempt in range(1, ATTEMPTS + 1):
-            response = self._handle.call.remote(method, items, timeout)
-            call.sent(response)
+            if call.abandoned:  # cancelled before it was (re)sent: nothing to ask a replica for
+                call.fail(CancelledError())
+                return
             try:
+                response = self._handle.call.remote(method, items, timeout)
+                call.sent(response)
                 call.deliver(await response)
                 return
             except _REPLICA_LOST as exc:
@@ -424,10 +427,13 @@ class RayRunner:
 
     async def _stream(self, call: _Call, method: Method[Any, Any], items: list[Any], timeout: float | None) -> None:
         for attempt in range(1, ATTEMPTS + 1):
-            sent = self._stream_handle.stream.remote(method, items, timeout)
-            generator = cast(DeploymentResponseGenerator[Reply], sent)
-            call.sent(generator)
+            if call.abandoned:
+                call.fail(CancelledError())
+                return
             try:
+                sent = self._stream_handle.stream.remote(method, items, timeout)
+                generator = cast(DeploymentResponseGenerator[Reply], sent)
+                call.sent(generator)
                 async for reply in generator:
                     call.deliver(reply)
                 call.fail(ModelUnavailable(f"the replica of {self.name!r} ended the stream early"))  # a no-op if done

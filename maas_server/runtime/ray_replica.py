@@ -180,6 +180,9 @@ def _deployment(model: ModelConfig, cache_dir: Path) -> Deployment:
         # same size again) answers BackPressureError, which the server turns into a 503.
         max_ongoing_requests=model.max_queue, max_queued_requests=model.max_queue,
         user_config={"fingerprint": fingerprint(model, cache_dir)},
+        # A redeploy starts replacements before it stops old replicas (at least one extra, rounded up),
+        # so a one-replica model keeps serving through it; Serve's default stops the old one first.
+        max_surge_percent=25,
         **scaling,
     )(ModelReplica)
 

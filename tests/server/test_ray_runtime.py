@@ -184,6 +184,32 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return state
 
 
+def test_a_call_ray_refuses_as_it_is_sent_settles_its_handles_with_the_meaning(cluster: dict[str, Any]) -> None:
+    from ray.exceptions import RaySystemError
+
+    from maas_server.config import ModelConfig
+    from maas_server.models.base import EMBED
+
+    class Refusing(_Handle):
+        def __getattr__(self, method: str) -> Any:
+            def remote(*args: Any) -> Any:
+                raise RaySystemError("the raylet is gone")
+            return type("Method", (), {"remote": staticmethod(remote)})()
+
+    backend = ray_backend.RayBackend(None)  # the fixture's: its status says one replica runs
+    config = ModelConfig(name="remote", task="embeddings", source="unused", backend="ray")
+    runner = ray_backend.RayRunner(config, Refusing(), backend.bridge, backend.status)  # type: ignore[arg-type]
+    try:
+        (handle,) = runner.submit_many(EMBED, ["hello"])
+        with pytest.raises(ModelUnavailable, match="RaySystemError: System error: the raylet is gone"):
+            handle.result(timeout=5)  # not a hang
+        events = runner.stream(EMBED, ["hello"])
+        outcome = events.next_event(timeout=5)
+        assert isinstance(outcome, Finished) and isinstance(outcome.error, ModelUnavailable)
+    finally:
+        backend.stop()
+
+
 def test_when_the_cluster_stops_answering_ray_models_say_503_and_local_ones_serve(tmp_path: Path,
                                                                                  cluster: dict[str, Any]) -> None:
     from maas_server.app import create_app
