@@ -22,7 +22,7 @@ import requests
 from flask import Flask
 from PIL import Image
 
-from maas_server.testing import ServerProcess, free_port
+from maas_server.testing import ServerProcess, child_pids, free_port
 
 from .conftest import running_replicas, wait_for_replicas, write_config
 
@@ -180,6 +180,45 @@ def test_a_ray_client_address_is_refused_before_connecting(tmp_path: Path, tiny_
                           [{"name": "e", "task": "embeddings", "source": tiny_bert, "backend": "ray"}])
     refused = _serve(config, "ray://127.0.0.1:10001")
     assert refused.returncode == 2 and "does not stream through Ray Client" in refused.stderr
+
+
+def _descendants(pid: int) -> set[int]:
+    found, pending = set(), [pid]
+    while pending:
+        children = child_pids(pending.pop())
+        found.update(children)
+        pending += children
+    return found
+
+
+def _named(pids: set[int], name: str) -> set[int]:
+    names = {}
+    for pid in pids:
+        try:
+            names[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:  # it ended meanwhile
+            pass
+    return {pid for pid, comm in names.items() if comm == name}
+
+
+def test_serve_with_a_local_ray_starts_it_serves_and_stops_it(tmp_path: Path, tiny_bert: str) -> None:
+    config = write_config(tmp_path / "c.toml", {"cache_dir": str(tmp_path / "cache"), "max_inputs": 8}, [
+        {"name": "e", "task": "embeddings", "source": tiny_bert, "backend": "ray", "num_cpus": 0.25, "max_queue": 8}])
+    server = ServerProcess(str(config), ready_timeout=240, extra_args=["--ray-address", "local"])
+    with server as url:
+        assert server.process is not None
+        ours = _named(_descendants(server.process.pid), "raylet")
+        assert len(ours) == 1  # its own instance, under serve
+        answer = requests.post(f"{url}/v1/embeddings", json={"model": "e", "input": "hello"}, timeout=60)
+        assert answer.status_code == 200 and answer.headers["X-Maas-Replica"]
+    assert server.process.returncode == 0
+    log = server.log_tail(100_000)
+    assert "Ray application 'maas' deployed" in log
+    assert "SIGABRT" not in log and "SIGTERM received" not in log  # the worker drained as gunicorn asked
+    deadline = time.monotonic() + 30
+    while _named(ours, "raylet") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _named(ours, "raylet")  # the instance ended with serve
 
 
 def write_text(path: Path, text: str) -> Path:
