@@ -145,13 +145,13 @@ def _cancel(handles: list[Handle[Any]]) -> None:
 
 
 class Index:
-    """The application's ingress: Ray Serve needs one, and binding the models to it puts them in the app."""
+    """The application's ingress: Ray Serve needs one, and binding the models to it puts them in the app.
+
+    Nothing calls it: the servers call each model's deployment by name.
+    """
 
     def __init__(self, *models: Any) -> None:
-        self.models = len(models)
-
-    async def count(self) -> int:
-        return self.models
+        self.models = [getattr(m, "deployment_name", None) for m in models]
 
 
 def fingerprint(config: ModelConfig, cache_dir: Path) -> str:
