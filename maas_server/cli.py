@@ -15,6 +15,7 @@ from typing import Any
 
 from .accounts import commands as account_commands
 from .config import ConfigError
+from .ops.ray_start import RayStartError
 from .settings import RESERVE_THREADS, Settings, flags_from, load_settings
 
 
@@ -37,9 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"maas-server: {refusal}", file=sys.stderr)
         return 2
+    if settings.ray_models():
+        try:
+            settings = _prepare_ray(settings)
+        except RayStartError as exc:
+            print(f"maas-server: {exc}", file=sys.stderr)
+            return 2
     # The store exists now: a worker that finds it gone must answer 503, never make a new, empty (open) one.
     _serve(settings.model_copy(update={"create_store": False}))
     return 0
+
+
+def _prepare_ray(settings: Settings) -> Settings:
+    """Reach the Ray cluster, start one for `--ray-address local`, deploy or attach: before the workers fork.
+
+    A mistake (no cluster, another config deployed) stops serve here with its message. It runs in a
+    process of its own (ops/ray_start.py), because Ray's threads do not survive gunicorn's fork; for
+    `local` that process keeps the instance until serve exits. Workers get the address to connect to.
+    """
+    from .ops.ray_start import start
+
+    address = start(settings)
+    return settings.model_copy(update={"ray_address": address, "ray_redeploy": False})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds a client may stop reading its response before it is cut off "
                             "(a stream nobody reads frees its place; default 30)")
     serve.add_argument("--log-level", help="debug, info (default), warning, error or critical (MAAS_LOG_LEVEL)")
+    serve.add_argument("--ray-address",
+                       help="the Ray cluster of the models with backend = \"ray\" (MAAS_RAY_ADDRESS): auto (the "
+                            "cluster this machine is a node of), HOST:PORT, or local (start one here); docs/scaling.md")
+    serve.add_argument("--ray-redeploy", action=argparse.BooleanOptionalAction,
+                       help="when the Ray application runs another config, roll this one out (a rolling update) "
+                            "instead of refusing to start")
     account_commands.add_serve_options(serve)  # --data-dir, --allow-anonymous, TLS, --log-content
     account_commands.add_commands(commands)  # keys, usage
     cache = commands.add_parser("cache", help="list or remove converted models (GGUF -> safetensors)")

@@ -36,6 +36,27 @@ class Preprocess(_Strict):
     std: tuple[float, float, float] | None = None
 
 
+Backend = Literal["local", "ray"]
+
+
+class Autoscaling(_Strict):
+    """Ray Serve autoscaling for one model: between `min` and `max` replicas, aiming at
+    `target_ongoing_requests` requests in each replica (queued in its runner or running)."""
+
+    min: int = Field(1, ge=1, description="replicas kept running (at least 1: /ready needs a running replica)")
+    max: int = Field(ge=1)
+    target_ongoing_requests: float = Field(16.0, gt=0)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Autoscaling:
+        if self.min > self.max:
+            raise ValueError(f"autoscaling min ({self.min}) is above max ({self.max})")
+        return self
+
+
+RAY_ONLY = ("replicas", "autoscaling", "num_cpus", "num_gpus")  # model fields that apply to backend = "ray" alone
+
+
 class ModelConfig(_Strict):
     """One served model: a name clients use, the task it is bound to, and where it comes from."""
 
@@ -76,6 +97,25 @@ class ModelConfig(_Strict):
                           "over the pooled, normalised embeddings of `source`, an embeddings model "
                           "(models/sentiment_head.py); a path or pkg://PACKAGE/PATH")
 
+    backend: Backend = Field(
+        "local", description="local: in every server process; ray: replicas in a Ray Serve deployment "
+                             "(docs/scaling.md)")
+    replicas: int | None = Field(None, ge=1, description="ray: a fixed number of replicas (default 1)")
+    autoscaling: Autoscaling | None = Field(None, description="ray: replicas between min and max, by load")
+    num_cpus: float | None = Field(
+        None, gt=0, description="ray: CPUs each replica reserves (default 1); its torch uses as many threads")
+    num_gpus: float | None = Field(None, ge=0, description="ray: GPUs each replica reserves (default 0)")
+
+    @model_validator(mode="after")
+    def _ray_fields_only_for_ray(self) -> ModelConfig:
+        given = [name for name in RAY_ONLY if getattr(self, name) is not None]
+        if given and self.backend != "ray":
+            raise ValueError(f"model {self.name!r}: {', '.join(given)} apply to backend = \"ray\" only; "
+                             f"add backend = \"ray\" or remove them")
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError(f"model {self.name!r}: give replicas (a fixed number) or autoscaling, not both")
+        return self
+
     @model_validator(mode="after")
     def _head_only_for_text_classification(self) -> ModelConfig:
         if self.head is not None and self.task != "text-classification":
@@ -115,6 +155,17 @@ class ServerConfig(_Strict):
     device: str = Field("auto", min_length=1, description="device of every model whose table names none: auto "
                                                          "(cuda when torch sees one, else cpu), cpu, cuda, cuda:1 ...")
     models: tuple[ModelConfig, ...] = Field(min_length=1)
+    ray_address: str | None = Field(
+        None, min_length=1, description="the Ray cluster of the models with backend = \"ray\": auto (the "
+                                        "cluster this machine belongs to), ray://HOST:PORT, HOST:PORT, or local "
+                                        "(start one on this machine)")
+    ray_app: str = Field("maas", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                         description="the Ray Serve application the ray-backed models are deployed as")
+    ray_redeploy: bool = Field(False, description="when the Ray application runs another config, roll this one "
+                                                  "out (else serve refuses to start)")
+
+    def ray_models(self) -> tuple[ModelConfig, ...]:
+        return tuple(m for m in self.models if m.backend == "ray")
 
     @field_validator("models")
     @classmethod
@@ -147,6 +198,15 @@ class ServerConfig(_Strict):
         if small:
             raise ValueError(f"explain_max_queue of {', '.join(small)} is below max_explain_inputs "
                              f"({self.max_explain_inputs}): a full-size call could never be admitted")
+        return self
+
+    @model_validator(mode="after")
+    def _ray_models_name_a_cluster(self) -> ServerConfig:
+        names = [m.name for m in self.ray_models()]
+        if names and self.ray_address is None:
+            raise ValueError(f"{', '.join(names)} run on Ray (backend = \"ray\") but no cluster is named: pass "
+                             f"--ray-address auto, ray://HOST:PORT or local (MAAS_RAY_ADDRESS, or ray_address in "
+                             f"[server])")
         return self
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from .accounts.store import StoreUnavailable
 from .models.base import InvalidInput, ItemFailed
-from .runtime.runner import Overloaded, QueueFull, QueueTimeout
+from .runtime.runner import ModelUnavailable, Overloaded, QueueFull, QueueTimeout
 
 log = logging.getLogger("maas.server")
 
@@ -74,6 +74,12 @@ def overloaded(exc: Overloaded) -> APIError:
                     headers={"Retry-After": str(retry_after)})
 
 
+def unavailable(exc: ModelUnavailable) -> APIError:
+    """503 for a model that cannot be reached now (its replicas elsewhere are down), saying when to come back."""
+    retry_after = min(60, max(1, math.ceil(exc.retry_after)))
+    return APIError(str(exc), status=503, code="model_unavailable", headers={"Retry-After": str(retry_after)})
+
+
 def item_failed(exc: ItemFailed) -> APIError:
     """500 for one input the model fails on, marked so that clients do not send it again."""
     log.error("model failed on one input in request %s: %s", getattr(g, "request_id", "unknown"), exc)
@@ -92,6 +98,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(
         QueueTimeout, lambda e: error_response(APIError(f"{e}; retry later", status=503, code="queue_timeout",
                                                         headers={"Retry-After": "5"})))
+    app.register_error_handler(ModelUnavailable, lambda e: error_response(unavailable(e)))
     app.register_error_handler(ItemFailed, lambda e: error_response(item_failed(e)))
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(HTTPException, _http_error)

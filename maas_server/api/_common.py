@@ -13,7 +13,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Response, after_this_request, current_app, request
+from flask import Response, after_this_request, current_app, g, request
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 
@@ -251,7 +251,21 @@ def wait_all(handles: list[Handle[Out]]) -> list[Out]:
             except FutureTimeout:
                 if client_gone(sock):
                     give_up_on_client(handles)
+    note_served_by(handles)
     return results
+
+
+SERVED_BY_HEADER = "X-Maas-Replica"
+
+
+def note_served_by(handles: list[Handle[Any]]) -> None:
+    """Name the replica(s) that answered in the response's X-Maas-Replica header (models on Ray only).
+
+    Operators follow a slow or odd answer to the replica that gave it; a model in this process sets none.
+    """
+    replicas = sorted({handle.served_by for handle in handles if handle.served_by})
+    if replicas:
+        g.served_by = ",".join(replicas)
 
 
 def give_up_on_client(handles: list[Handle[Any]]) -> None:

@@ -362,8 +362,9 @@ def _record(done: _Done, status: int, seconds: float, acc: Accounts) -> None:
     prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else (0, 0)
     model, account = done.metering.model, done.account
     try:
-        metrics.observe_request(done.route, model or "", status, seconds)
-        metrics.observe_tokens(model or "", prompt, completion)
+        backend = _backend(done.config, model)
+        metrics.observe_request(done.route, model or "", status, seconds, backend)
+        metrics.observe_tokens(model or "", prompt, completion, backend)
         if is_api_path(done.route) and status != 401:  # queued first: charging may fail
             acc.usage.add(UsageRecord(
                 at=time.time(), route=done.route, status=status, latency_ms=seconds * 1000,
@@ -396,6 +397,11 @@ def _settled_usage(done: _Done) -> s.Usage | None:
 def _task(config: ServerConfig, model: str | None) -> str | None:
     found = config.model(model) if model else None
     return found.task if found else None
+
+
+def _backend(config: ServerConfig, model: str | None) -> str:
+    found = config.model(model) if model else None
+    return found.backend if found else ""
 
 
 # -- routes

@@ -22,6 +22,7 @@ from ..models.base import (
 )
 from ..runtime.handles import EventStream, Finished, Handle, Progress
 from ..runtime.registry import ModelEntry
+from ..runtime.runner import ModelUnavailable
 from . import schemas as s
 from . import tools
 from ._common import (
@@ -29,6 +30,7 @@ from ._common import (
     client_gone,
     give_up_on_client,
     new_id,
+    note_served_by,
     now,
     parse_json,
     resolve_model,
@@ -126,6 +128,7 @@ def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper
         generation.stream = True
     tokens = _TokenStream(stream(entry, GENERATE, requests))
     tokens.wait_for_first_event()  # errors before the first token become plain JSON errors
+    note_served_by(tokens.events.handles)
     report_usage(entry.config.name, tokens.usage)  # settled when the stream ends, usage chunk or not
     return Response(_sse(tokens.chunks(shaper, include_usage), shaper.ends_with_done), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -219,6 +222,8 @@ def stream_error(exc: BaseException) -> dict[str, Any]:
     """The event that ends a stream when its generation failed after the first token: the error envelope."""
     if isinstance(exc, InvalidInput):
         return error_body(400, str(exc), exc.param, exc.code)
+    if isinstance(exc, ModelUnavailable):  # e.g. the replica generating it was lost mid-stream
+        return error_body(503, str(exc), None, "model_unavailable")
     if isinstance(exc, ItemFailed):
         return error_body(500, str(exc), None, "model_error")
     return error_body(500, "generation failed; the server log has the details", None, "internal_error")

@@ -48,12 +48,17 @@ def ready() -> Any:
     return s.dump(s.Readiness(status="not_ready", models=models)), 503, {"Retry-After": "5"}
 
 
-def _model_state(entry: ModelEntry) -> Literal["ready", "loading", "failed"]:
-    return "ready" if entry.ready else "failed" if entry.error else "loading"
+def _model_state(entry: ModelEntry) -> Literal["ready", "loading", "failed", "unavailable"]:
+    if entry.ready:
+        return "ready"
+    if entry.runner is not None:
+        return "unavailable"  # loaded, but it cannot serve now: a model on Ray with no running replica
+    return "failed" if entry.error else "loading"
 
 
 def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
     described = entry.description
+    replicas = entry.replicas()
     return s.ModelInfo(
         id=entry.config.name,
         created=state().started,
@@ -68,5 +73,7 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
         labels=list(described.labels) if with_labels and described and described.labels else None,
         languages=list(described.languages) if described and described.languages else None,
         translates=described.translates if described else None,
+        backend=entry.config.backend,
+        replicas=s.ReplicaCount(running=replicas.running, target=replicas.target) if replicas else None,
         ready=entry.ready,
     )

@@ -894,7 +894,16 @@ class ModelInfo(_Response):
         None, description="a classifier's own labels (GET /v1/models/{id} only: ImageNet has 1000)")
     languages: list[str] | None = Field(None, description="speech: the languages it transcribes (ISO 639-1)")
     translates: bool | None = Field(None, description="speech: whether it serves /v1/audio/translations")
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local: in the server's own processes; ray: in Ray Serve replicas (docs/scaling.md)")
+    replicas: ReplicaCount | None = Field(None, description="ray: its replicas running now, and its deployment's "
+                                                            "target (autoscaling moves it)")
     ready: bool
+
+
+class ReplicaCount(_Response):
+    running: int
+    target: int
 
 
 class ModelList(_Response):
@@ -916,7 +925,8 @@ class Readiness(_Response):
     """
 
     status: Literal["ready", "not_ready", "draining", "unavailable"]
-    models: dict[str, Literal["ready", "loading", "failed"]]
+    # unavailable: a model on Ray with no replica running now (or its cluster unreachable)
+    models: dict[str, Literal["ready", "loading", "failed", "unavailable"]]
     problems: list[str] = []
 
 

@@ -5,10 +5,16 @@
 ``/metrics`` sums them across workers (``render``). Without that variable (tests, a single
 process) the default in-process registry is used.
 
-The runtime reports through three functions, so it needs no Prometheus code of its own:
+The runtime reports through a few functions, so it needs no Prometheus code of its own:
 ``observe_batch(model, size, queue_seconds)`` per batch run, ``set_queue_depth(model, depth)``
-when its queue changes, and ``observe_model_load(model, seconds)`` once per model. The usage
-writer reports its rows through ``observe_usage_writer``.
+when its queue changes, ``observe_model_load(model, seconds, backend)`` once per model, and for a
+model on Ray ``set_replicas(model, running, target)`` as its deployment changes. The usage writer
+reports its rows through ``observe_usage_writer``.
+
+Per-model series of the HTTP tier carry the model's ``backend`` (local, ray), so a dashboard can
+tell the hop apart. Queue and batch series come from the runner, where it runs: in the server for a
+local model; for a model on Ray the runner runs in its replicas, whose load Ray Serve's own metrics
+report (docs/scaling.md says where to scrape them).
 """
 
 from __future__ import annotations
@@ -33,15 +39,19 @@ T = TypeVar("T")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
-REQUESTS = Counter("maas_requests", "HTTP requests answered", ["route", "model", "status"])
+REQUESTS = Counter("maas_requests", "HTTP requests answered", ["route", "model", "backend", "status"])
 LATENCY = Histogram("maas_request_duration_seconds", "Time from request to the end of its response",
-                    ["route", "model", "status"], buckets=_LATENCY_BUCKETS)
+                    ["route", "model", "backend", "status"], buckets=_LATENCY_BUCKETS)
 IN_FLIGHT = Gauge("maas_requests_in_flight", "Requests being answered now", multiprocess_mode="livesum")
 TOKENS = Counter("maas_tokens", "Tokens (or texts/images) processed, from responses' usage",
-                 ["model", "kind"])  # kind: prompt | completion
+                 ["model", "backend", "kind"])  # kind: prompt | completion
 # "all": one series per worker (a `pid` label), so each worker's load shows, and tests can tell when all loaded.
-MODEL_LOAD = Gauge("maas_model_load_seconds", "Time the last load of a model took", ["model"],
+# A model on Ray: the time this worker took to attach to it (its replicas load on their own).
+MODEL_LOAD = Gauge("maas_model_load_seconds", "Time the last load of a model took", ["model", "backend"],
                    multiprocess_mode="all")
+# Every worker watches the same deployment: "max" shows it once.
+REPLICAS = Gauge("maas_model_replicas", "Replicas of a model on Ray: running now, and its deployment's target",
+                 ["model", "state"], multiprocess_mode="max")
 SHED = Counter("maas_requests_shed", "Requests refused with 503 before any work, by reason", ["reason"])
 OPEN_REQUESTS = Gauge("maas_admitted_requests", "/v1 requests admitted and not yet closed (streams included)",
                       multiprocess_mode="livesum")
@@ -58,16 +68,16 @@ QUEUE_TIME = Histogram("maas_queue_seconds", "Time an input waited in the queue 
                        ["model"], buckets=_LATENCY_BUCKETS)
 
 
-def observe_request(route: str, model: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, model, str(status)).inc()
-    LATENCY.labels(route, model, str(status)).observe(seconds)
+def observe_request(route: str, model: str, status: int, seconds: float, backend: str = "") -> None:
+    REQUESTS.labels(route, model, backend, str(status)).inc()
+    LATENCY.labels(route, model, backend, str(status)).observe(seconds)
 
 
-def observe_tokens(model: str, prompt: int, completion: int) -> None:
+def observe_tokens(model: str, prompt: int, completion: int, backend: str = "") -> None:
     if prompt:
-        TOKENS.labels(model, "prompt").inc(prompt)
+        TOKENS.labels(model, backend, "prompt").inc(prompt)
     if completion:
-        TOKENS.labels(model, "completion").inc(completion)
+        TOKENS.labels(model, backend, "completion").inc(completion)
 
 
 def observe_batch(model: str, size: int, queue_seconds: Iterable[float] = ()) -> None:
@@ -82,8 +92,13 @@ def set_queue_depth(model: str, depth: int) -> None:
     QUEUE_DEPTH.labels(model).set(depth)
 
 
-def observe_model_load(model: str, seconds: float) -> None:
-    MODEL_LOAD.labels(model).set(seconds)
+def observe_model_load(model: str, seconds: float, backend: str = "local") -> None:
+    MODEL_LOAD.labels(model, backend).set(seconds)
+
+
+def set_replicas(model: str, running: int, target: int) -> None:
+    REPLICAS.labels(model, "running").set(running)
+    REPLICAS.labels(model, "target").set(target)
 
 
 def observe_usage_writer(*, queued: int = 0, written: int = 0, dropped: int = 0, write_failed: bool = False) -> None:

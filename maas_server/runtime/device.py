@@ -23,3 +23,11 @@ def choose_dtype(requested: str, device: str) -> torch.dtype:
     if requested != "auto":
         return _DTYPES[requested]
     return torch.float16 if device.startswith("cuda") else torch.float32
+
+
+def limit_threads(cpus: float) -> int:
+    """Give torch's intra-op pool as many threads as the CPUs this process reserved (a Ray replica's
+    num_cpus), at least one: two replicas of a 2-core machine then do not fight over the cores."""
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    return threads

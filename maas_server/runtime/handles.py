@@ -8,14 +8,19 @@ is cancelled: the model never asks the wire layer whether to go on.
 Step methods can also be *streamed*: the runner then puts each item's progress events and, last,
 its outcome on one queue for the whole call (:class:`EventStream`), in order. Events are plain
 dataclasses (see models/base.py), so a stream can cross a process boundary as well as a thread.
+
+The same handles serve a model that runs elsewhere (a Ray Serve replica, runtime/ray_backend.py):
+there the item's future is resolved from the replica's reply, and ``cancel()`` also cancels the
+remote request (``Work.on_cancel``), so the replica's runner drops the item or its decode row.
 """
 
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 Out = TypeVar("Out")
 
@@ -37,6 +42,12 @@ class Finished:
     error: BaseException | None = None
 
 
+class EventSink(Protocol):
+    """Where a streamed call's events go: a queue.SimpleQueue, or anything with its ``put``."""
+
+    def put(self, item: Progress | Finished) -> None: ...
+
+
 @dataclass(eq=False)
 class Work:
     """One submitted item as the runner tracks it (the handle's other side)."""
@@ -47,8 +58,10 @@ class Work:
     deadline: float | None = None  # on the runner's clock: not started by then, it gets no compute
     future: Future[Any] = field(default_factory=Future)
     index: int = 0  # its position in the call that submitted it
-    events: queue.SimpleQueue[Progress | Finished] | None = None  # set when the call is streamed
+    events: EventSink | None = None  # set when the call is streamed
     cancel_requested: bool = False  # read by the runner between decode steps
+    on_cancel: Callable[[], None] | None = None  # a remote item: cancels the request it is part of
+    served_by: str | None = None  # a remote item: the replica that answered it
 
     def emit(self, event: Any) -> None:
         if self.events is not None:
@@ -85,13 +98,22 @@ class Handle(Generic[Out]):
         """True when the item was cancelled before it started (it got no compute)."""
         return self._work.future.cancelled()
 
+    @property
+    def served_by(self) -> str | None:
+        """The replica that answered a remote item (None for an item this process ran, or not yet answered)."""
+        return self._work.served_by
+
     def cancel(self) -> bool:
         """Stop the item: a queued one never starts, a running one leaves at its next decode step.
 
-        True when it had not started (it gets no compute), as ``Future.cancel``.
+        True when it had not started (it gets no compute), as ``Future.cancel``. A remote item counts
+        as started once its replica reported on it.
         """
         self._work.cancel_requested = True
-        return self._work.future.cancel()  # succeeds only while it is queued
+        cancelled = self._work.future.cancel()  # succeeds only while it is queued
+        if self._work.on_cancel is not None:
+            self._work.on_cancel()
+        return cancelled
 
 
 class EventStream(Generic[Out]):

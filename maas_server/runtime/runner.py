@@ -49,7 +49,7 @@ from ..models.base import (
     TaskModel,
 )
 from ..ops import metrics
-from .handles import EventStream, Finished, Handle, Progress, Work
+from .handles import EventSink, EventStream, Finished, Handle, Progress, Work
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -95,9 +95,27 @@ class Overloaded(RuntimeError):
         super().__init__(message)
         self.retry_after = retry_after  # seconds until the queue has likely drained enough
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its retry_after: a Ray replica sends it back to the server as it is.
+        return type(self), (str(self), self.retry_after)
+
 
 class QueueTimeout(RuntimeError):
     """The item waited in the queue past the model's `queue_timeout_s`; it got no compute."""
+
+
+class ModelUnavailable(RuntimeError):
+    """The model cannot be reached now (no replica running, its cluster unreachable); retry later.
+
+    Raised for models that run elsewhere (runtime/ray_backend.py); the wire layer says 503.
+    """
+
+    def __init__(self, message: str, retry_after: float = 2.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.retry_after)
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,7 @@ class Runner:
         self.service_rate = ServiceRate()  # items finished per second of work: the wait estimate's basis
         self._last_expiry = 0.0
         self._room = max_batch_size  # items that would start at once (free rows, or a whole batch when idle)
+        self.cancelled = 0  # items cancelled by their caller: before they started, or as decode rows
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"runner-{name}", daemon=True)
 
@@ -171,13 +190,29 @@ class Runner:
     def stream(self, method: Method[In, Out], items: list[In], timeout: float | None = None) -> EventStream[Out]:
         """Like submit_many, and each item's events, then its outcome, arrive on one queue in order."""
         events: queue.SimpleQueue[Progress | Finished] = queue.SimpleQueue()
-        works = self._enqueue(method, items, timeout, None, events)
+        return EventStream(self.stream_to(events, method, items, timeout), events)
+
+    def stream_to(self, sink: EventSink, method: Method[In, Out], items: list[In],
+                  timeout: float | None = None) -> list[Handle[Out]]:
+        """As `stream`, with the events put on `sink` (a Ray replica's sink wakes its event loop).
+
+        A batch method's call gets its items' outcomes (`Finished`) there too, in the order they finish.
+        """
+        works = self._enqueue(method, items, timeout, None, sink)
         for work in works:  # after queueing: a refused call must put nothing on the queue
             work.future.add_done_callback(work.report_outcome)
-        return EventStream([Handle(work) for work in works], events)
+        return [Handle(work) for work in works]
+
+    def available(self) -> bool:
+        """Whether the runner can take work: its thread runs (a model elsewhere also needs a live replica)."""
+        return self._thread.is_alive() and not self._stopping
+
+    def replicas(self) -> None:
+        """Runners elsewhere report their replicas; this one is the model, in this process."""
+        return None
 
     def _enqueue(self, method: Method[Any, Any], items: Iterable[Any], timeout: float | None, count: int | None,
-                 events: queue.SimpleQueue[Progress | Finished] | None = None) -> list[Work]:
+                 events: EventSink | None = None) -> list[Work]:
         if method.name not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method.name!r}")
         deadline_s = timeout if timeout is not None else self.queue_timeout
@@ -260,9 +295,10 @@ class Runner:
 
     def _start(self, work: Work) -> bool:
         """Claim an item for compute: False when its caller gave up or its deadline passed."""
-        if work.future.done():
+        if work.future.done() and not work.future.cancelled():
             return False  # already expired while it waited (see _expire_overdue)
         if not work.future.set_running_or_notify_cancel():
+            self.cancelled += 1
             return False  # the caller gave up before we started: no compute for it
         now = self._clock()
         if work.deadline is not None and now > work.deadline:
@@ -400,6 +436,7 @@ class Runner:
         """Items whose caller cancelled them leave before the next step, with what they produced."""
         cancelled = [work for work in members if work.cancel_requested]
         if cancelled:
+            self.cancelled += len(cancelled)
             self._resolve(members, batch.cancel(cancelled))
 
     def _resolve(self, members: set[Work], output: StepOutput) -> None:

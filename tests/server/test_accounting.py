@@ -202,7 +202,7 @@ def _samples(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]
 
 
 def test_metrics_count_requests_latency_tokens_and_model_load(client: FlaskClient) -> None:
-    labels = (("model", "words"), ("route", "/v1/embeddings"), ("status", "200"))
+    labels = (("backend", "local"), ("model", "words"), ("route", "/v1/embeddings"), ("status", "200"))
     before = _samples(client)
     for text in ("a b", "c d e"):
         assert _embed(client, None, text).status_code == 200
@@ -213,8 +213,8 @@ def test_metrics_count_requests_latency_tokens_and_model_load(client: FlaskClien
 
     assert grew("maas_requests_total", labels) == 2
     assert grew("maas_request_duration_seconds_count", labels) == 2
-    assert grew("maas_tokens_total", (("kind", "prompt"), ("model", "words"))) == 5
-    assert after[("maas_model_load_seconds", (("model", "words"),))] >= 0
+    assert grew("maas_tokens_total", (("backend", "local"), ("kind", "prompt"), ("model", "words"))) == 5
+    assert after[("maas_model_load_seconds", (("backend", "local"), ("model", "words")))] >= 0
     assert ("maas_requests_in_flight", ()) in after
 
 

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "timm", "PIL", "torchvision", "spacy", "thinc")
+HEAVY = ("torch", "transformers", "timm", "PIL", "torchvision", "spacy", "thinc", "ray")
 
 
 def test_importing_the_app_loads_no_model_library() -> None:

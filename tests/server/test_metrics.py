@@ -20,6 +20,7 @@ def test_runtime_hooks_are_exported() -> None:
     metrics.observe_batch("hook-test", 4, [0.001, 0.002, 0.003, 0.2])
     metrics.set_queue_depth("hook-test", 7)
     metrics.observe_model_load("hook-test", 1.5)
+    metrics.set_replicas("hook-test", 1, 2)
     after = _values()
     assert after[("maas_batch_size_count", model)] - before.get(("maas_batch_size_count", model), 0) == 1
     assert after[("maas_batch_size_sum", model)] - before.get(("maas_batch_size_sum", model), 0) == 4
@@ -27,7 +28,9 @@ def test_runtime_hooks_are_exported() -> None:
     assert after[("maas_queue_seconds_bucket", (("le", "0.25"), *model))] == 4
     assert after[("maas_queue_seconds_bucket", (("le", "0.1"), *model))] == 3
     assert after[("maas_queue_depth", model)] == 7
-    assert after[("maas_model_load_seconds", model)] == 1.5
+    assert after[("maas_model_load_seconds", (("backend", "local"), *model))] == 1.5
+    assert after[("maas_model_replicas", (("model", "hook-test"), ("state", "running")))] == 1
+    assert after[("maas_model_replicas", (("model", "hook-test"), ("state", "target")))] == 2
 
 
 def test_timed_loader_observes_each_load() -> None:
@@ -35,7 +38,8 @@ def test_timed_loader_observes_each_load() -> None:
         name = "timed-test"
 
     loaded = metrics.timed_loader(lambda model_config, server_config: "model")(Config(), None)
-    assert loaded == "model" and ("maas_model_load_seconds", (("model", "timed-test"),)) in _values()
+    assert loaded == "model"
+    assert ("maas_model_load_seconds", (("backend", "local"), ("model", "timed-test"))) in _values()
 
 
 def test_multiprocess_dir_is_fresh_and_only_a_made_one_is_removed(tmp_path) -> None:  # type: ignore[no-untyped-def]

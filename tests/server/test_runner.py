@@ -122,6 +122,7 @@ def test_cancelled_item_gets_no_compute(runner: Runner, model: GatedModel) -> No
     with pytest.raises(CancelledError):
         doomed.result(5)
     assert all(7 not in batch for batch in model.batches)
+    assert runner.cancelled == 1  # counted when the runner skips it (a Ray replica reports the count)
 
 
 def test_methods_are_batched_separately(runner: Runner, model: GatedModel) -> None:
@@ -328,6 +329,16 @@ def test_cancelled_running_item_leaves_before_the_next_step_with_what_it_has(ste
     model.gate.set()
     assert doomed.result(5) == "doomed cancelled" and kept.result(5) == "kept done"
     assert sum("doomed" in step for step in model.steps) <= 2  # the step it was in, at most one more
+    assert runner.cancelled == 1
+
+
+def test_a_call_streamed_to_a_sink_of_the_callers_gets_its_outcomes_there(runner: Runner, model: GatedModel) -> None:
+    # What a Ray replica does: its sink wakes an event loop; a batch method's outcomes arrive as Finished.
+    received: list[object] = []
+    model.gate.set()
+    handles = runner.stream_to(type("Sink", (), {"put": lambda self, event: received.append(event)})(), DOUBLE, [1, 2])
+    assert [h.result(5) for h in handles] == [2, 4]
+    assert sorted((e.index, e.result) for e in received if isinstance(e, Finished)) == [(0, 2), (1, 4)]
 
 
 def test_a_streamed_call_gets_each_items_events_then_its_outcome_in_order(stepped) -> None:  # type: ignore[no-untyped-def]

@@ -82,6 +82,10 @@ SETTINGS = [
     Layers("image_max_side", 64, 128),
     Layers("max_audio_bytes", 1000, 2000),
     Layers("max_audio_seconds", 60.0, 90.0),
+    # models on Ray (docs/scaling.md)
+    Layers("ray_address", "auto", "10.0.0.9:6379", "--ray-address"),
+    Layers("ray_app", "maas-a", "maas-b"),
+    Layers("ray_redeploy", True, False, "--ray-redeploy"),
 ]
 
 
@@ -232,11 +236,12 @@ def test_serve_hands_its_settings_to_the_workers_not_to_the_environment(tmp_path
 
 def test_no_other_module_reads_the_environment() -> None:
     # pydantic-settings reads the MAAS_* variables (maas_server/settings.py). The other uses:
-    # prometheus_client's own PROMETHEUS_MULTIPROC_DIR, and the environment testing.py starts a server in.
+    # prometheus_client's own PROMETHEUS_MULTIPROC_DIR, the environment testing.py starts a server in,
+    # and Ray's own RAY_AUTH_MODE, which serve hands its workers for a Ray instance it started.
     package = Path(maas_server.__file__).parent
     readers = {path.relative_to(package).as_posix() for path in package.rglob("*.py")
                if re.search(r"os\.environ|getenv", path.read_text())}
-    assert readers == {"ops/multiproc.py", "ops/metrics.py", "testing.py"}
+    assert readers == {"ops/multiproc.py", "ops/metrics.py", "ops/ray_start.py", "testing.py"}
 
 
 def test_secrets_stay_out_of_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
