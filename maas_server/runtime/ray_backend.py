@@ -30,7 +30,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -403,46 +403,38 @@ class RayRunner:
         return call
 
     async def _call(self, call: _Call, method: Method[Any, Any], items: list[Any], timeout: float | None) -> None:
+        async def once() -> None:
+            response = self._handle.call.remote(method, items, timeout)
+            call.sent(response)
+            call.deliver(await response)
+
+        await self._with_resends(call, once)
+
+    async def _stream(self, call: _Call, method: Method[Any, Any], items: list[Any], timeout: float | None) -> None:
+        async def once() -> None:
+            sent = self._stream_handle.stream.remote(method, items, timeout)
+            generator = cast(DeploymentResponseGenerator[Reply], sent)
+            call.sent(generator)
+            async for reply in generator:
+                call.deliver(reply)
+            call.fail(ModelUnavailable(f"the replica of {self.name!r} ended the stream early"))  # a no-op if done
+
+        await self._with_resends(call, once)
+
+    async def _with_resends(self, call: _Call, once: Callable[[], Awaitable[None]]) -> None:
+        """Send `call` (`once`), again to another replica when its replica is lost before anything arrived."""
         for attempt in range(1, ATTEMPTS + 1):
             if call.abandoned:  # cancelled before it was (re)sent: nothing to ask a replica for
                 call.fail(CancelledError())
                 return
             try:
-                response = self._handle.call.remote(method, items, timeout)
-                call.sent(response)
-                call.deliver(await response)
-                return
-            except _REPLICA_LOST as exc:
-                if attempt == ATTEMPTS or call.abandoned:
-                    call.fail(self._lost(exc, attempt))
-                    return
-                log.warning("a replica of %s was lost before it answered (%s); sending the call again",
-                            self.name, type(exc).__name__)
-                await asyncio.sleep(RETRY_PAUSE_S)
-            except BaseException as exc:  # every outcome must reach the waiting handles
-                call.fail(_translated(exc))
-                if isinstance(exc, asyncio.CancelledError) and not call.abandoned:
-                    raise
-                return
-
-    async def _stream(self, call: _Call, method: Method[Any, Any], items: list[Any], timeout: float | None) -> None:
-        for attempt in range(1, ATTEMPTS + 1):
-            if call.abandoned:
-                call.fail(CancelledError())
-                return
-            try:
-                sent = self._stream_handle.stream.remote(method, items, timeout)
-                generator = cast(DeploymentResponseGenerator[Reply], sent)
-                call.sent(generator)
-                async for reply in generator:
-                    call.deliver(reply)
-                call.fail(ModelUnavailable(f"the replica of {self.name!r} ended the stream early"))  # a no-op if done
+                await once()
                 return
             except _REPLICA_LOST as exc:
                 if call.started or attempt == ATTEMPTS or call.abandoned:
                     call.fail(self._lost(exc, attempt))  # under way: its client has text already; no resend
                     return
-                log.warning("a replica of %s was lost before it streamed (%s); sending the call again",
+                log.warning("a replica of %s was lost before it answered (%s); sending the call again",
                             self.name, type(exc).__name__)
                 await asyncio.sleep(RETRY_PAUSE_S)
             except BaseException as exc:  # every outcome must reach the waiting handles
