@@ -69,15 +69,20 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 def overloaded(exc: Overloaded) -> APIError:
     """503 at once for a request that would wait past its deadline, saying when to come back."""
-    retry_after = min(60, max(1, math.ceil(exc.retry_after)))
+    retry_after = _retry_seconds(exc.retry_after)
     return APIError(f"{exc}; retry in {retry_after}s or on another instance", status=503, code="overloaded",
                     headers={"Retry-After": str(retry_after)})
 
 
 def unavailable(exc: ModelUnavailable) -> APIError:
     """503 for a model that cannot be reached now (its replicas elsewhere are down), saying when to come back."""
-    retry_after = min(60, max(1, math.ceil(exc.retry_after)))
+    retry_after = _retry_seconds(exc.retry_after)
     return APIError(str(exc), status=503, code="model_unavailable", headers={"Retry-After": str(retry_after)})
+
+
+def _retry_seconds(estimate: float) -> int:
+    """Retry-After in whole seconds: at least 1, at most a minute."""
+    return min(60, max(1, math.ceil(estimate)))
 
 
 def item_failed(exc: ItemFailed) -> APIError:

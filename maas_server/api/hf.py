@@ -47,7 +47,7 @@ from ..models.base import (
 from ..runtime.registry import ModelEntry
 from . import hf_schemas as hf
 from . import schemas as s
-from ._common import parse_json, read_body, resolve_model, state, submit, wait_all
+from ._common import check_count, parse_json, read_body, resolve_model, state, submit, wait_all
 from .detect import in_original_pixels
 from .generation import Shaper, answer_chat, check_max_tokens, respond, stream_error
 from .images import CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images
@@ -74,17 +74,17 @@ def task(name: str) -> Any:
 
 @bp.post("/models/<path:name>/generate")
 def generate(name: str) -> Any:
-    return _text_generation(_entry(name, GENERATE), listed=False, streamed=False)
+    return _text_generation(resolve_model(ENDPOINT, name, GENERATE), listed=False, streamed=False)
 
 
 @bp.post("/models/<path:name>/generate_stream")
 def generate_stream(name: str) -> Any:
-    return _text_generation(_entry(name, GENERATE), listed=False, streamed=True)
+    return _text_generation(resolve_model(ENDPOINT, name, GENERATE), listed=False, streamed=True)
 
 
 @bp.post("/models/<path:name>/embed")
 def embed(name: str) -> Any:
-    return _feature_extraction(_entry(name, EMBED))
+    return _feature_extraction(resolve_model(ENDPOINT, name, EMBED))
 
 
 @bp.post("/models/<path:name>/v1/chat/completions")
@@ -92,11 +92,6 @@ def chat_completions(name: str) -> Any:
     body = parse_json(s.ChatCompletionRequest)
     # The URL names the model; huggingface_hub puts "dummy" (or a hub id) in the body, as TGI ignores it.
     return answer_chat(body.model_copy(update={"model": name}))
-
-
-def _entry(name: str, method: Method[Any, Any]) -> ModelEntry:
-    """The named model, checked to serve `method` (404 unknown, 400 another task, 503 loading)."""
-    return resolve_model(ENDPOINT, name, method)
 
 
 # -- text generation (TGI)
@@ -213,6 +208,7 @@ def _feature_extraction(entry: ModelEntry) -> Any:
 def _zero_shot(entry: ModelEntry) -> Any:
     body = parse_json(hf.HFZeroShotRequest)
     params = body.parameters
+    check_count(len(params.candidate_labels), "label", "parameters.candidate_labels")  # each is embedded
     template = params.hypothesis_template or "{}"
     hypotheses = {template.replace("{}", label): label for label in params.candidate_labels}
     [scores] = _classified(entry, ZERO_SHOT_TEXT, [TextItem(body.inputs, tuple(hypotheses))])

@@ -83,6 +83,9 @@ def test_an_embedding_model_extracts_features_or_classifies_zero_shot(client: Fl
     no_slot = client.post("/models/tiny-embed", json={"inputs": "a", "parameters": {
         "candidate_labels": ["x"], "hypothesis_template": "no slot"}})
     assert no_slot.status_code == 400
+    many = client.post("/models/tiny-embed", json={"inputs": "a", "parameters": {
+        "candidate_labels": [f"label {i}" for i in range(9)]}})  # max_inputs is 8 here: each label is embedded
+    assert many.status_code == 400 and many.json["error"]["param"] == "parameters.candidate_labels"
 
 
 def test_text_classification_lists_per_text(client: FlaskClient) -> None:
