@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from ..ops.steptimes import timed
 from .base import (
     GENERATE,
     Choice,
@@ -229,20 +230,24 @@ class DecodeBatch:
         ids, mask = _left_padded([row.sequence.item.prompt_ids for row in rows], self.model.pad_id, device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
-        out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                               **{self.model.cache_arg: cache})
+        with timed("model.prefill"):
+            out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                   **{self.model.cache_arg: cache})
         events: list[tuple[Any, TextDelta]] = []
         next_ids = self._choose(rows, out.logits[:, -1, :].float(), events)
-        self._merge(rows, cache, mask, next_ids, positions[:, -1] + 1)
+        with timed("model.merge"):
+            self._merge(rows, cache, mask, next_ids, positions[:, -1] + 1)
         return StepOutput(events, self._retire())
 
     @torch.inference_mode()
     def step(self) -> StepOutput:
         """One decode step for every row: the streamed text and the requests that finished."""
-        mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        out = self.model.model(input_ids=self.next_ids[:, None], attention_mask=mask,
-                               position_ids=self.positions[:, None], use_cache=True,
-                               **{self.model.cache_arg: self.cache})
+        with timed("model.mask"):
+            mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        with timed("model.forward"):  # the KV cache grows inside: DynamicCache cats each layer's new position
+            out = self.model.model(input_ids=self.next_ids[:, None], attention_mask=mask,
+                                   position_ids=self.positions[:, None], use_cache=True,
+                                   **{self.model.cache_arg: self.cache})
         self.mask, self.positions = mask, self.positions + 1
         events: list[tuple[Any, TextDelta]] = []
         self.next_ids = self._choose(self.rows, out.logits[:, -1, :].float(), events)
@@ -264,6 +269,13 @@ class DecodeBatch:
         A request whose scores are not finite, or whose sampling fails, fails alone: its rows are
         marked finished with its error and leave at ``_retire``; the other rows sample as usual.
         """
+        with timed("model.sample"):
+            chosen = self._sample_rows(rows, logits)
+        with timed("model.detokenize"):
+            self._decode_rows(rows, logits, chosen, events)
+        return chosen
+
+    def _sample_rows(self, rows: list[_Row], logits: torch.Tensor) -> torch.Tensor:
         chosen = torch.full((len(rows),), self.model.pad_id, dtype=torch.long, device=logits.device)
         # One reduction for the whole batch: NaN and +inf propagate through max, and a row of only
         # -inf has no token to choose.
@@ -272,6 +284,10 @@ class DecodeBatch:
         for sequence, indices in _group_rows(rows):
             if sequence.error is None:
                 self._sample_sequence(sequence, indices, logits, finite, chosen)
+        return chosen
+
+    def _decode_rows(self, rows: list[_Row], logits: torch.Tensor, chosen: torch.Tensor,
+                     events: list[tuple[Any, TextDelta]]) -> None:
         wants_logprobs = any(row.sequence.request.logprobs is not None for row in rows)
         logprobs = torch.log_softmax(logits, dim=-1) if wants_logprobs else None
         for position, (row, token_id) in enumerate(zip(rows, chosen.tolist())):
@@ -287,7 +303,6 @@ class DecodeBatch:
             if row.decoder.choice.completion_tokens >= row.sequence.item.max_tokens:
                 row.decoder.finish_length()
             _emit(row, events)
-        return chosen
 
     def _constrain(self, rows: list[_Row], logits: torch.Tensor) -> None:
         """Mask, in place, the tokens each structured row's grammar forbids; other rows are not touched."""
@@ -316,7 +331,8 @@ class DecodeBatch:
         keep = [i for i, row in enumerate(self.rows) if not row.decoder.finished]
         done = dict.fromkeys(row.sequence for row in self.rows if row.decoder.finished)  # ordered set
         if len(keep) < len(self.rows):
-            self._select(keep)
+            with timed("model.retire"):
+                self._select(keep)
         live = {row.sequence for row in self.rows}
         return [(s.key, s.error or s.result()) for s in done if s not in live]
 
