@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from ..ops.steptimes import timed
 from .base import (
@@ -229,7 +230,7 @@ class DecodeBatch:
             rows += sequence.rows
         ids, mask = _left_padded([row.sequence.item.prompt_ids for row in rows], self.model.pad_id, device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        cache = GrowingCache()
         with timed("model.prefill"):
             out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                                    **{self.model.cache_arg: cache})
@@ -366,6 +367,56 @@ class DecodeBatch:
         self.rows = self.rows + rows
         self.next_ids = torch.cat([self.next_ids, next_ids])
         self.positions = torch.cat([self.positions, positions])
+
+
+# transformers leaves DynamicLayer's __init__ and __init_subclass__ unannotated.
+class _GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]
+    """A DynamicLayer that appends into spare room instead of concatenating the whole cache each step.
+
+    DynamicLayer's ``torch.cat`` copies every cached position of every row at every step, for every
+    layer. Here ``keys``/``values`` are views into buffers with room to spare, and a step writes only
+    its new position. When the batch replaces them (rows joining or leaving assign fresh tensors),
+    the next update moves them into a new buffer: amortized, as a list grows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._key_room: torch.Tensor | None = None
+        self._value_room: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
+               *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.keys = self.values = None
+        self.keys, self._key_room = _appended(self.keys, self._key_room, key_states)
+        self.values, self._value_room = _appended(self.values, self._value_room, value_states)
+        return self.keys, self.values
+
+
+class GrowingCache(DynamicCache):
+    """A DynamicCache of :class:`_GrowingLayer`: the same API, no whole-cache copy per step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer_class_to_replicate = _GrowingLayer
+
+
+def _appended(view: torch.Tensor | None, room: torch.Tensor | None,
+              new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`view` [rows, heads, positions, dim] with `new` appended on positions, and the buffer behind it."""
+    length = view.shape[-2] if view is not None else 0
+    end = length + new.shape[-2]
+    fits = (view is not None and room is not None and view.data_ptr() == room.data_ptr()
+            and view.shape[:2] == room.shape[:2] and end <= room.shape[-2])
+    if not fits:
+        rows, heads, _, dim = new.shape
+        room = new.new_empty(rows, heads, end + max(16, end // 2), dim)  # spare: ~half again, as lists grow
+        if view is not None and length:
+            room[:, :, :length] = view
+    assert room is not None
+    room[:, :, length:end] = new
+    return room[:, :, :end], room
 
 
 def _raise_failed(result: GenerationResult | ItemFailed) -> GenerationResult:
