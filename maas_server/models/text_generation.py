@@ -277,13 +277,16 @@ class DecodeBatch:
         return chosen
 
     def _sample_rows(self, rows: list[_Row], logits: torch.Tensor) -> torch.Tensor:
-        chosen = torch.full((len(rows),), self.model.pad_id, dtype=torch.long, device=logits.device)
         # One reduction for the whole batch: NaN and +inf propagate through max, and a row of only
         # -inf has no token to choose.
         finite = torch.isfinite(logits.amax(dim=-1)).tolist()
         self._constrain(rows, logits)
+        # Every greedy row's token in one call for the whole batch (the common case, and a call per
+        # request cost more than the argmax); sampled and failing rows overwrite or drop theirs below.
+        chosen = logits.argmax(dim=-1)
         for sequence, indices in _group_rows(rows):
-            if sequence.error is None:
+            needs_own = sequence.request.temperature > 0 or not all(finite[i] for i in indices)
+            if sequence.error is None and needs_own:
                 self._sample_sequence(sequence, indices, logits, finite, chosen)
         return chosen
 
