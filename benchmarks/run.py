@@ -16,6 +16,7 @@ import argparse
 import base64
 import http.client
 import io
+import itertools
 import json
 import os
 import random
@@ -73,6 +74,62 @@ class Row:
     ttft_ms: float | None = None
     vs_limit: float | None = None
     vs_peer: float | None = None
+    itl_p50_ms: float | None = None  # streamed generation: time between text chunks
+    itl_p95_ms: float | None = None
+    spread: tuple[float, float] | None = None  # min-max of `rate` over the repeats (median in `rate`)
+    limit_spread: tuple[float, float] | None = None  # min-max of the per-repeat ratios (median in vs_limit)
+    peer_spread: tuple[float, float] | None = None
+
+
+# -- the machine: was it quiet while a section ran?
+
+BUSY_LOAD = 1.5  # 1-minute load average above this, on this 2-core machine, means other work competed
+BUSY_STEAL = 0.03  # a share of CPU time stolen by the hypervisor above this skews every figure
+
+
+@dataclass
+class Machine:
+    """The load average and the CPU counters (/proc/stat) at one moment."""
+
+    load1: float
+    busy: int  # jiffies all CPUs spent working (user .. softirq)
+    steal: int
+    total: int
+
+    @classmethod
+    def now(cls) -> Machine:
+        load1 = float(Path("/proc/loadavg").read_text().split()[0])
+        # cpu  user nice system idle iowait irq softirq steal guest guest_nice
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+        return cls(load1, sum(values[:3]) + sum(values[5:7]), values[7], sum(values))
+
+
+def machine_report(section: str, before: Machine, after: Machine, seconds: float) -> tuple[str, bool]:
+    """One line on the machine during `section`, and whether it was too busy for its figures to stand alone."""
+    jiffies = max(1, after.total - before.total)
+    steal = (after.steal - before.steal) / jiffies
+    used = (after.busy - before.busy) / jiffies
+    busy = max(before.load1, after.load1) > BUSY_LOAD or steal > BUSY_STEAL
+    line = (f"{section}: {seconds:.0f}s, load average {before.load1:.2f} -> {after.load1:.2f}, "
+            f"CPU used {used:.0%}, steal {steal:.1%}")
+    if busy:
+        line += (f"  WARNING: busy machine (load > {BUSY_LOAD} or steal > {BUSY_STEAL:.0%}); "
+                 f"these are not idle-machine figures")
+    return line, busy
+
+
+def median_row(samples: list[Row]) -> Row:
+    """The repeat with the median rate, carrying the min-max of all repeats' rates."""
+    ordered = sorted(samples, key=lambda r: r.rate)
+    row = ordered[(len(ordered) - 1) // 2]
+    row.spread = (ordered[0].rate, ordered[-1].rate) if len(ordered) > 1 else None
+    return row
+
+
+def median_ratio(values: list[float]) -> tuple[float, tuple[float, float] | None]:
+    """The median of per-repeat ratios (each taken between figures measured back to back) and their min-max."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2], (ordered[0], ordered[-1]) if len(ordered) > 1 else None
 
 
 def percentile_ms(values: list[float], q: float) -> float:
@@ -170,9 +227,9 @@ def inprocess_rate(model: Any, method: Any, inputs: list[Any], batch: int, round
 
 # -- load over HTTP
 
-def stream_completion(url: str, body: dict[str, Any]) -> tuple[int, float]:
-    """One streamed completion: (completion tokens, seconds to the first text)."""
-    start, first, count = time.perf_counter(), None, 0
+def stream_completion(url: str, body: dict[str, Any]) -> tuple[int, float, list[float]]:
+    """One streamed completion: (completion tokens, seconds to the first text, seconds between text chunks)."""
+    start, count, arrivals = time.perf_counter(), 0, []
     body = {**body, "stream": True, "stream_options": {"include_usage": True}}
     with requests.post(f"{url}/v1/completions", json=body, stream=True, timeout=900) as response:
         response.raise_for_status()
@@ -180,18 +237,23 @@ def stream_completion(url: str, body: dict[str, Any]) -> tuple[int, float]:
             if not line.startswith(b"data: {"):
                 continue
             chunk = json.loads(line[6:])
-            if first is None and chunk.get("choices") and chunk["choices"][0].get("text"):
-                first = time.perf_counter() - start
+            if chunk.get("choices") and chunk["choices"][0].get("text"):
+                arrivals.append(time.perf_counter())
             if chunk.get("usage"):
                 count = chunk["usage"]["completion_tokens"]
-    return count, first or 0.0
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    return count, arrivals[0] - start if arrivals else 0.0, gaps
 
 
 def generation_load(url: str, model: str, concurrency: int, total: int, bodies: Callable[[int], dict[str, Any]],
                     label: str) -> Row:
+    """Closed-loop streaming clients; inter-token figures pool the gaps between text chunks of every stream."""
     wall, latencies, out = drive(concurrency, total, lambda i: stream_completion(url, {"model": model, **bodies(i)}))
-    return Row("generation", label, sum(c for c, _ in out) / wall, "tokens/s", percentile_ms(latencies, .5),
-               percentile_ms(latencies, .95), statistics.median(t for _, t in out) * 1000)
+    gaps = [gap for _, _, stream_gaps in out for gap in stream_gaps]
+    return Row("generation", label, sum(c for c, _, _ in out) / wall, "tokens/s", percentile_ms(latencies, .5),
+               percentile_ms(latencies, .95), statistics.median(t for _, t, _ in out) * 1000,
+               itl_p50_ms=percentile_ms(gaps, .5) if gaps else None,
+               itl_p95_ms=percentile_ms(gaps, .95) if gaps else None)
 
 
 def fixed_body(tokens: int) -> Callable[[int], dict[str, Any]]:
@@ -343,39 +405,157 @@ def converted_model_dir() -> str:
 
 # -- the sections
 
-def bench_generation(quick: bool, peer: bool) -> list[Row]:
-    tokens = 64
-    rounds = 1 if quick else 2
+def bench_generation(quick: bool, peer: bool, repeats: int) -> list[Row]:
+    """Streamed generation: in-process, the server and the peer alternate level by level, `repeats` times.
+
+    All three stay up for the whole section, so each ratio is taken between figures measured back to
+    back in the same repeat (server c=16 right after the in-process batch of 16, the peer right after
+    the server); the table shows the median repeat and the spread of rates and ratios.
+    """
     model = load(GEN_MODEL)
-    limit = inprocess_generation(model, 16, tokens)
-    single = inprocess_generation(model, 1, tokens)
-    del model
-    rows = [Row("generation", "in-process static batch 16", limit, "tokens/s"),
-            Row("generation", "in-process batch 1", single, "tokens/s")]
-    mixed_total = 16 if quick else 32
-    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([GEN_MODEL], Path(tmp))) as url:
-        for c in (1, 4, 16):
-            rows.append(generation_load(url, GEN_MODEL, c, c * rounds if c > 1 else 2, fixed_body(tokens),
-                                        f"server c={c}"))
-        mixed_1 = generation_load(url, GEN_MODEL, 1, 4 if quick else 8, mixed_body(1), "server mixed c=1")
-        mixed_16 = generation_load(url, GEN_MODEL, 16, mixed_total, mixed_body(2), "server mixed c=16")
-        mixed_16.vs_limit = mixed_16.rate / mixed_1.rate  # the target here is vs the server's own c=1
-        rows += [mixed_1, mixed_16]
-    for row in rows[2:]:
-        if "mixed" not in row.setup:
+    inprocess_generation(model, 16, 4)  # warm
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([GEN_MODEL], Path(tmp))) as url, \
+            _maybe_peer(peer) as peer_target:
+        generation_load(url, GEN_MODEL, 4, 4, fixed_body(8), "warm-up")
+        targets = [("server", GEN_MODEL, url)] + ([("peer", *peer_target)] if peer_target else [])
+        samples = [generation_repeat(model, targets, quick) for _ in range(repeats)]
+    return aggregate(samples)
+
+
+@contextmanager
+def _maybe_peer(wanted: bool) -> Iterator[tuple[str, str] | None]:
+    """(model name, url) of the peer server when wanted, else None."""
+    if not wanted:
+        yield None
+        return
+    model_dir = converted_model_dir()
+    with peer_server(model_dir) as url:
+        yield model_dir, url
+
+
+def generation_repeat(model: Any, targets: list[tuple[str, str, str]], quick: bool) -> dict[str, Row]:
+    """One repeat of every generation level; each ratio against the reference measured just before it."""
+    tokens, rounds, mixed_total = 64, 1 if quick else 2, 16 if quick else 32
+    got = {"in-process batch 1": Row("generation", "in-process batch 1", inprocess_generation(model, 1, tokens),
+                                     "tokens/s")}
+    for c in (1, 4, 16):
+        if c == 16:  # the limit, measured right before the servers' c=16
+            got["in-process static batch 16"] = Row("generation", "in-process static batch 16",
+                                                    inprocess_generation(model, 16, tokens), "tokens/s")
+        for who, name, url in targets:
+            if who == "server" or c != 4:
+                got[f"{who} c={c}"] = generation_load(url, name, c, c * rounds if c > 1 else 2, fixed_body(tokens),
+                                                      f"{who} c={c}")
+    server = targets[0][2]
+    got["server mixed c=1"] = generation_load(server, GEN_MODEL, 1, 4 if quick else 8, mixed_body(1),
+                                              "server mixed c=1")
+    for who, name, url in targets:
+        got[f"{who} mixed c=16"] = generation_load(url, name, 16, mixed_total, mixed_body(2), f"{who} mixed c=16")
+    limit = got["in-process static batch 16"].rate
+    for setup, row in got.items():
+        if setup.startswith(("server c=", "peer c=")):
             row.vs_limit = row.rate / limit
-    if peer:
-        model_dir = converted_model_dir()
-        with peer_server(model_dir) as url:
-            peer_rows = [generation_load(url, model_dir, c, c * rounds if c > 1 else 2, fixed_body(tokens),
-                                         f"peer c={c}") for c in (1, 16)]
-            peer_rows.append(generation_load(url, model_dir, 16, mixed_total, mixed_body(2), "peer mixed c=16"))
-        for peer_row in peer_rows:
-            peer_row.vs_limit = peer_row.rate / limit if "mixed" not in peer_row.setup else None
-            ours = next(r for r in rows if r.setup == peer_row.setup.replace("peer", "server"))
-            ours.vs_peer = ours.rate / peer_row.rate
-        rows += peer_rows
+        if setup.startswith("server") and (peer_row := got.get(setup.replace("server", "peer"))):
+            row.vs_peer = row.rate / peer_row.rate
+    got["server mixed c=16"].vs_limit = got["server mixed c=16"].rate / got["server mixed c=1"].rate  # own c=1
+    return dict(sorted(got.items(), key=lambda kv: (not kv[0].startswith("in-process"), kv[0].startswith("peer"))))
+
+
+def aggregate(repeats: list[dict[str, Row]]) -> list[Row]:
+    """One row per setup: the median repeat's figures, with the median and min-max of each per-repeat ratio."""
+    rows = []
+    for setup in repeats[0]:
+        ratios = {attr: [v for r in repeats if (v := getattr(r[setup], attr)) is not None]
+                  for attr in ("vs_limit", "vs_peer")}
+        row = median_row([r[setup] for r in repeats])
+        for attr, spread in (("vs_limit", "limit_spread"), ("vs_peer", "peer_spread")):
+            if ratios[attr]:
+                median, extent = median_ratio(ratios[attr])
+                setattr(row, attr, median)
+                setattr(row, spread, extent)
+        rows.append(row)
     return rows
+
+
+# The CLI with the step timers on: set before gunicorn forks, so every worker has them (ops/steptimes.py).
+PROFILED_SERVE = ("import sys; from maas_server.ops import steptimes; steptimes.enabled = True; "
+                  "from maas_server.cli import main; sys.exit(main(sys.argv[1:]))")
+STEP_PHASES = {  # phase -> what it covers, in the order of a step
+    "runner.join": "joins: prefill of new requests + merge into the running cache (others wait)",
+    "model.prefill": "  of which the prefill forward pass",
+    "model.merge": "  of which padding and concatenating the KV caches",
+    "model.mask": "attention mask growth (torch.cat per step)",
+    "model.forward": "decode forward pass (includes DynamicCache's torch.cat per layer)",
+    "model.sample": "sampling (finite check, grammar mask, per-request argmax/multinomial)",
+    "model.detokenize": "detokenize, stop strings, building TextDelta events",
+    "model.retire": "dropping finished rows from the cache",
+    "runner.deliver": "handing events to the request threads' queues",
+    "wire.sse_encode": "request threads: JSON-encoding SSE chunks",
+    "wire.write": "request threads: socket writes",
+}
+
+
+def step_times(log_text: str) -> dict[str, dict[str, float]]:
+    """The last cumulative step-time summary the server logged (the runner logs one when a batch drains)."""
+    import ast
+
+    lines = [line for line in log_text.splitlines() if "step times {" in line]
+    if not lines:
+        raise RuntimeError("the server logged no step times; is ops.steptimes switched on?")
+    text = lines[-1]
+    message = json.loads(text)["message"] if text.startswith("{") else text
+    return ast.literal_eval(message[message.index("{"):])  # type: ignore[no-any-return]
+
+
+def bench_profile(quick: bool, repeats: int, py_spy: str | None) -> list[Row]:
+    """Where a c=16 streaming run's time goes: the server's per-phase timers, totalled over `repeats` loads.
+
+    Prints a table of milliseconds per decode step and the share of the wall time; with `py_spy`
+    (a path), py-spy samples the worker during the first load (--gil: only the thread holding the GIL).
+    """
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(config_with([GEN_MODEL], Path(tmp)), command=[sys.executable, "-c", PROFILED_SERVE])
+        with server as url:
+            generation_load(url, GEN_MODEL, 4, 4, fixed_body(8), "warm-up")
+            generation_load(url, GEN_MODEL, 1, 1, fixed_body(1), "flush")  # its drain logs the warm-up totals
+            time.sleep(0.5)
+            before = step_times(server.log_path.read_text())
+            wall = 0.0
+            for i in range(repeats):
+                spy = _py_spy(server.worker_pids()[0], py_spy) if py_spy and i == 0 else None
+                row = generation_load(url, GEN_MODEL, 16, 16 if quick else 32, fixed_body(64), "server c=16 profiled")
+                if spy is not None:
+                    spy.wait(120)
+                wall += 32 * 64 / row.rate if not quick else 16 * 64 / row.rate
+                rows.append(row)
+            generation_load(url, GEN_MODEL, 1, 1, fixed_body(1), "flush")
+            time.sleep(0.5)
+            after = step_times(server.log_path.read_text())
+    print_step_times(before, after, wall)
+    return [median_row(rows)]
+
+
+def _py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    spy = str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([spy, "record", "--gil", "--pid", str(pid), "--duration", "15", "--rate", "100",
+                             "--format", "raw", "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def print_step_times(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], wall_s: float) -> None:
+    """Per phase: calls, total ms, ms per decode step and the share of the loads' wall time."""
+    delta = {name: {key: value - before.get(name, {}).get(key, 0) for key, value in totals.items()}
+             for name, totals in after.items()}
+    steps = delta.get("runner.step", {}).get("calls", 0) or 1
+    print(f"\nstep times at c=16 ({steps:.0f} decode steps, {wall_s:.1f}s of load):")
+    print("| phase | what | calls | total ms | ms per step | share of wall |")
+    print("|---|---|---|---|---|---|")
+    for name in [*STEP_PHASES, "runner.step"]:
+        if name in delta:
+            d = delta[name]
+            what = STEP_PHASES.get(name, "the whole decode step (forward .. retire)")
+            print(f"| {name} | {what} | {d['calls']:.0f} | {d['ms']:.0f} | {d['ms'] / steps:.2f} | "
+                  f"{d['ms'] / 1000 / wall_s:.1%} |")
 
 
 def bench_embeddings(quick: bool) -> list[Row]:
@@ -635,12 +815,24 @@ def bench_overload(quick: bool) -> list[Row]:
 
 
 def print_table(rows: list[Row]) -> None:
-    print("\n| task | setup | throughput | p50 ms | p95 ms | TTFT p50 ms | vs in-process | vs peer |")
-    print("|---|---|---|---|---|---|---|---|")
+    """Medians, with the min-max over the repeats in brackets where a figure was repeated."""
+    print("\n| task | setup | throughput | p50 ms | p95 ms | TTFT p50 ms | inter-token p50/p95 ms | vs in-process "
+          "| vs peer |")
+    print("|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+
+    def ranged(value: float | None, extent: tuple[float, float] | None, spec: str) -> str:
+        if value is None or extent is None:
+            return fmt(value, spec)
+        return f"{value:{spec}} ({extent[0]:{spec}}-{extent[1]:{spec}})"
+
+    def itl(r: Row) -> str:
+        return "" if r.itl_p50_ms is None else f"{r.itl_p50_ms:.0f} / {r.itl_p95_ms:.0f}"
+
     for r in rows:
-        print(f"| {r.task} | {r.setup} | {r.rate:.1f} {r.unit} | {fmt(r.p50_ms, '.0f')} | {fmt(r.p95_ms, '.0f')} | "
-              f"{fmt(r.ttft_ms, '.0f')} | {fmt(r.vs_limit, '.2f')} | {fmt(r.vs_peer, '.2f')} |")
+        print(f"| {r.task} | {r.setup} | {ranged(r.rate, r.spread, '.1f')} {r.unit} | {fmt(r.p50_ms, '.0f')} | "
+              f"{fmt(r.p95_ms, '.0f')} | {fmt(r.ttft_ms, '.0f')} | {itl(r)} | "
+              f"{ranged(r.vs_limit, r.limit_spread, '.2f')} | {ranged(r.vs_peer, r.peer_spread, '.2f')} |")
 
 
 def main() -> int:
@@ -648,36 +840,48 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--only", default="generation,embeddings,images,entities,detection,sentiment,faces,"
                                           "speech,structured,overload",
-                        help="comma-separated sections: generation, embeddings, images, entities, detection, "
+                        help="comma-separated sections: generation, profile (c=16 step timers, not in the "
+                             "default run), embeddings, images, entities, detection, "
                              "sentiment, faces, speech, structured, overload")
+    parser.add_argument("--py-spy", metavar="PATH", help="profile: also sample the worker with py-spy --gil into PATH")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="times each generation level runs, alternating server and references "
+                             "(default 3; 1 with --quick)")
     args = parser.parse_args()
+    repeats = args.repeats or (1 if args.quick else 3)
     sections = set(args.only.split(","))
+    benches: dict[str, Callable[[], list[Row]]] = {
+        "generation": lambda: bench_generation(args.quick, not args.no_peer, repeats),
+        "profile": lambda: bench_profile(args.quick, repeats, args.py_spy),
+        "embeddings": lambda: bench_embeddings(args.quick),
+        "images": lambda: bench_images(args.quick),
+        "entities": lambda: bench_entities(args.quick),
+        "detection": lambda: bench_detection(args.quick),
+        "sentiment": lambda: bench_sentiment(args.quick),
+        "faces": lambda: bench_faces(args.quick),
+        "speech": lambda: bench_speech(args.quick),
+        "structured": lambda: bench_structured(args.quick),
+        "overload": lambda: bench_overload(args.quick),
+    }
     rows: list[Row] = []
+    machine_lines, busy = [], False
     started = time.perf_counter()
-    if "generation" in sections:
-        rows += bench_generation(args.quick, peer=not args.no_peer)
-    if "embeddings" in sections:
-        rows += bench_embeddings(args.quick)
-    if "images" in sections:
-        rows += bench_images(args.quick)
-    if "entities" in sections:
-        rows += bench_entities(args.quick)
-    if "detection" in sections:
-        rows += bench_detection(args.quick)
-    if "sentiment" in sections:
-        rows += bench_sentiment(args.quick)
-    if "faces" in sections:
-        rows += bench_faces(args.quick)
-    if "speech" in sections:
-        rows += bench_speech(args.quick)
-    if "structured" in sections:
-        rows += bench_structured(args.quick)
-    if "overload" in sections:
-        rows += bench_overload(args.quick)
+    for name, bench in benches.items():
+        if name not in sections:
+            continue
+        before, section_start = Machine.now(), time.perf_counter()
+        rows += bench()
+        line, was_busy = machine_report(name, before, Machine.now(), time.perf_counter() - section_start)
+        print(line, flush=True)
+        machine_lines.append(line)
+        busy = busy or was_busy
     print_table(rows)
-    print(f"\n(whole run: {time.perf_counter() - started:.0f}s; vs in-process for 'server mixed c=16' is vs the "
-          f"server's own mixed c=1)")
+    print(f"\n(whole run: {time.perf_counter() - started:.0f}s; generation: median of {repeats} repeat(s), "
+          f"min-max in brackets; vs in-process for 'server mixed c=16' is vs the server's own mixed c=1)")
+    print("\nThe machine, section by section:\n" + "\n".join(machine_lines))
+    if busy:
+        print("WARNING: the machine was busy during at least one section; do not report its figures as idle ones.")
     return 0
 
 

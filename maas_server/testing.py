@@ -21,10 +21,14 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`maas-server serve` on a free loopback port; waits for /ready, terminates on exit."""
+    """`maas-server serve` on a free loopback port; waits for /ready, terminates on exit.
+
+    `command` replaces ``python -m maas_server.cli`` (the arguments from ``serve`` on follow it): a
+    benchmark starts the CLI from a snippet that first turns a module switch on.
+    """
 
     def __init__(self, config: str | None = None, *, ready_timeout: float = 600,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, command: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = config
@@ -32,9 +36,10 @@ class ServerProcess:
         self.extra_args = extra_args or []
         self.log_path = Path(tempfile.mkdtemp(prefix="maas-server-")) / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.command = command or [sys.executable, "-m", "maas_server.cli"]
 
     def __enter__(self) -> str:
-        args = [sys.executable, "-m", "maas_server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        args = [*self.command, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.config:
             args += ["--config", self.config]
         with open(self.log_path, "wb") as log:

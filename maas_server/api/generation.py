@@ -20,6 +20,7 @@ from ..models.base import (
     TextDelta,
     TokenLogprob,
 )
+from ..ops.steptimes import timed
 from ..runtime.handles import EventStream, Finished, Handle, Progress
 from ..runtime.registry import ModelEntry
 from ..runtime.runner import ModelUnavailable
@@ -136,7 +137,9 @@ def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper
 
 def _sse(chunks: Iterator[dict[str, Any]], done: bool = True) -> Iterator[str]:
     for chunk in chunks:
-        yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+        with timed("wire.sse_encode"):
+            line = f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+        yield line
     if done:
         yield "data: [DONE]\n\n"
 

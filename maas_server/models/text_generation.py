@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
+from ..ops.steptimes import timed
 from .base import (
     GENERATE,
     Choice,
@@ -228,21 +230,25 @@ class DecodeBatch:
             rows += sequence.rows
         ids, mask = _left_padded([row.sequence.item.prompt_ids for row in rows], self.model.pad_id, device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                               **{self.model.cache_arg: cache})
+        cache = GrowingCache()
+        with timed("model.prefill"):
+            out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                   **{self.model.cache_arg: cache})
         events: list[tuple[Any, TextDelta]] = []
         next_ids = self._choose(rows, out.logits[:, -1, :].float(), events)
-        self._merge(rows, cache, mask, next_ids, positions[:, -1] + 1)
+        with timed("model.merge"):
+            self._merge(rows, cache, mask, next_ids, positions[:, -1] + 1)
         return StepOutput(events, self._retire())
 
     @torch.inference_mode()
     def step(self) -> StepOutput:
         """One decode step for every row: the streamed text and the requests that finished."""
-        mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        out = self.model.model(input_ids=self.next_ids[:, None], attention_mask=mask,
-                               position_ids=self.positions[:, None], use_cache=True,
-                               **{self.model.cache_arg: self.cache})
+        with timed("model.mask"):
+            mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        with timed("model.forward"):  # the KV cache grows inside: DynamicCache cats each layer's new position
+            out = self.model.model(input_ids=self.next_ids[:, None], attention_mask=mask,
+                                   position_ids=self.positions[:, None], use_cache=True,
+                                   **{self.model.cache_arg: self.cache})
         self.mask, self.positions = mask, self.positions + 1
         events: list[tuple[Any, TextDelta]] = []
         self.next_ids = self._choose(self.rows, out.logits[:, -1, :].float(), events)
@@ -264,14 +270,28 @@ class DecodeBatch:
         A request whose scores are not finite, or whose sampling fails, fails alone: its rows are
         marked finished with its error and leave at ``_retire``; the other rows sample as usual.
         """
-        chosen = torch.full((len(rows),), self.model.pad_id, dtype=torch.long, device=logits.device)
+        with timed("model.sample"):
+            chosen = self._sample_rows(rows, logits)
+        with timed("model.detokenize"):
+            self._decode_rows(rows, logits, chosen, events)
+        return chosen
+
+    def _sample_rows(self, rows: list[_Row], logits: torch.Tensor) -> torch.Tensor:
         # One reduction for the whole batch: NaN and +inf propagate through max, and a row of only
         # -inf has no token to choose.
         finite = torch.isfinite(logits.amax(dim=-1)).tolist()
         self._constrain(rows, logits)
+        # Every greedy row's token in one call for the whole batch (the common case, and a call per
+        # request cost more than the argmax); sampled and failing rows overwrite or drop theirs below.
+        chosen = logits.argmax(dim=-1)
         for sequence, indices in _group_rows(rows):
-            if sequence.error is None:
+            needs_own = sequence.request.temperature > 0 or not all(finite[i] for i in indices)
+            if sequence.error is None and needs_own:
                 self._sample_sequence(sequence, indices, logits, finite, chosen)
+        return chosen
+
+    def _decode_rows(self, rows: list[_Row], logits: torch.Tensor, chosen: torch.Tensor,
+                     events: list[tuple[Any, TextDelta]]) -> None:
         wants_logprobs = any(row.sequence.request.logprobs is not None for row in rows)
         logprobs = torch.log_softmax(logits, dim=-1) if wants_logprobs else None
         for position, (row, token_id) in enumerate(zip(rows, chosen.tolist())):
@@ -287,7 +307,6 @@ class DecodeBatch:
             if row.decoder.choice.completion_tokens >= row.sequence.item.max_tokens:
                 row.decoder.finish_length()
             _emit(row, events)
-        return chosen
 
     def _constrain(self, rows: list[_Row], logits: torch.Tensor) -> None:
         """Mask, in place, the tokens each structured row's grammar forbids; other rows are not touched."""
@@ -316,7 +335,8 @@ class DecodeBatch:
         keep = [i for i, row in enumerate(self.rows) if not row.decoder.finished]
         done = dict.fromkeys(row.sequence for row in self.rows if row.decoder.finished)  # ordered set
         if len(keep) < len(self.rows):
-            self._select(keep)
+            with timed("model.retire"):
+                self._select(keep)
         live = {row.sequence for row in self.rows}
         return [(s.key, s.error or s.result()) for s in done if s not in live]
 
@@ -350,6 +370,56 @@ class DecodeBatch:
         self.rows = self.rows + rows
         self.next_ids = torch.cat([self.next_ids, next_ids])
         self.positions = torch.cat([self.positions, positions])
+
+
+# transformers leaves DynamicLayer's __init__ and __init_subclass__ unannotated.
+class _GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]
+    """A DynamicLayer that appends into spare room instead of concatenating the whole cache each step.
+
+    DynamicLayer's ``torch.cat`` copies every cached position of every row at every step, for every
+    layer. Here ``keys``/``values`` are views into buffers with room to spare, and a step writes only
+    its new position. When the batch replaces them (rows joining or leaving assign fresh tensors),
+    the next update moves them into a new buffer: amortized, as a list grows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._key_room: torch.Tensor | None = None
+        self._value_room: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
+               *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.keys = self.values = None
+        self.keys, self._key_room = _appended(self.keys, self._key_room, key_states)
+        self.values, self._value_room = _appended(self.values, self._value_room, value_states)
+        return self.keys, self.values
+
+
+class GrowingCache(DynamicCache):
+    """A DynamicCache of :class:`_GrowingLayer`: the same API, no whole-cache copy per step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer_class_to_replicate = _GrowingLayer
+
+
+def _appended(view: torch.Tensor | None, room: torch.Tensor | None,
+              new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`view` [rows, heads, positions, dim] with `new` appended on positions, and the buffer behind it."""
+    length = view.shape[-2] if view is not None else 0
+    end = length + new.shape[-2]
+    fits = (view is not None and room is not None and view.data_ptr() == room.data_ptr()
+            and view.shape[:2] == room.shape[:2] and end <= room.shape[-2])
+    if not fits:
+        rows, heads, _, dim = new.shape
+        room = new.new_empty(rows, heads, end + max(16, end // 2), dim)  # spare: ~half again, as lists grow
+        if view is not None and length:
+            room[:, :, :length] = view
+    assert room is not None
+    room[:, :, length:end] = new
+    return room[:, :, :end], room
 
 
 def _raise_failed(result: GenerationResult | ItemFailed) -> GenerationResult:

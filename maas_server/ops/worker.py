@@ -43,6 +43,8 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
+from .steptimes import timed
+
 log = logging.getLogger("maas.server")
 
 
@@ -131,7 +133,8 @@ class DeadlineSocket(socket.socket):
             return
         super().settimeout(self.timeouts.write_timeout)
         try:
-            super().sendall(data, flags)
+            with timed("wire.write"):
+                super().sendall(data, flags)
         except TimeoutError:
             # The client stopped reading: treat it as gone (gunicorn closes quietly on EPIPE, and a
             # streaming response's generator is closed, which cancels its generation).

@@ -48,7 +48,8 @@ from ..models.base import (
     StepOutput,
     TaskModel,
 )
-from ..ops import metrics
+from ..ops import metrics, steptimes
+from ..ops.steptimes import timed
 from .handles import EventSink, EventStream, Finished, Handle, Progress, Work
 
 In = TypeVar("In")
@@ -377,16 +378,21 @@ class Runner:
         while True:
             joining, waiting = self._admit_rows(method, first.method, len(batch), waiting)
             if not joining and not len(batch):
+                if steptimes.enabled:
+                    log.info("step times %s", steptimes.summary())
                 return  # nothing running and nothing queued: back to the main loop
             members.update(work for work, _ in joining)
             started, running = time.monotonic(), len(members)
             try:
                 self._leave_if_cancelled(batch, members)
                 if joining:
-                    self._join(batch, joining, members)
+                    with timed("runner.join"):
+                        self._join(batch, joining, members)
                 self._observe([work for work, _ in joining], len(batch) or len(joining))
                 if len(batch):
-                    self._resolve(members, batch.step())
+                    with timed("runner.step"):
+                        output = batch.step()
+                    self._resolve(members, output)
             except Exception as exc:  # noqa: BLE001 - every caller in the batch hears about it
                 self._fail(list(members), exc)
                 batch, members = method.new_batch(), set()
@@ -440,8 +446,9 @@ class Runner:
             self._resolve(members, batch.cancel(cancelled))
 
     def _resolve(self, members: set[Work], output: StepOutput) -> None:
-        for work, event in output.events:
-            work.emit(event)
+        with timed("runner.deliver"):
+            for work, event in output.events:
+                work.emit(event)
         for work, result in output.finished:
             members.discard(work)
             if isinstance(result, ItemFailed):

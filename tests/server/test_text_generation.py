@@ -10,7 +10,7 @@ import torch
 
 from maas_server.config import ModelConfig
 from maas_server.models.base import GENERATE, GenerationRequest, GenerationResult, InvalidInput, StepOutput, TextDelta
-from maas_server.models.text_generation import DecodeBatch, TextGenerationModel
+from maas_server.models.text_generation import DecodeBatch, TextGenerationModel, _appended
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +130,18 @@ def test_cancelled_request_leaves_at_once_with_its_text_and_the_others_go_on(mod
     while len(batch):
         finished.update(_finished(batch.step()))
     assert finished["kept"].choices[0].text == model.run([model.prepare(_greedy(PROMPTS[1], 6))])[0].choices[0].text
+
+
+def test_kv_cache_grows_in_place_and_moves_when_the_rows_change() -> None:
+    prompt, step = torch.randn(2, 1, 3, 4), torch.randn(2, 1, 1, 4)
+    view, room = _appended(None, None, prompt)
+    grown, same_room = _appended(view, room, step)
+    assert same_room is room  # a decode step writes into the spare room, no copy of the cache
+    assert torch.equal(grown, torch.cat([prompt, step], dim=2))
+    kept = grown[[1]]  # a row left: the batch assigned a fresh tensor
+    moved, new_room = _appended(kept, same_room, step[:1])
+    assert new_room is not same_room
+    assert torch.equal(moved, torch.cat([kept, step[:1]], dim=2))
 
 
 def test_prompt_plus_max_tokens_over_context_is_invalid(model: TextGenerationModel) -> None:
