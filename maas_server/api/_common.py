@@ -40,6 +40,16 @@ M = TypeVar("M", bound=BaseModel)
 In = TypeVar("In")
 Out = TypeVar("Out")
 
+
+def json_response(body: BaseModel) -> Response:
+    """`body` as the JSON response, serialized by pydantic-core in one pass.
+
+    ``model_dump(mode="json")`` then Flask's ``json.dumps`` walks the data twice in Python: 0.19-0.29 ms
+    for one 384-float embedding against 0.04 ms (docs/performance.md); per request, on the GIL.
+    """
+    return current_app.response_class(body.model_dump_json(), mimetype="application/json")
+
+
 # The methods each route calls, the usual one first; a model whose task offers one of them can serve
 # the route (models.TASKS). A new task's route adds its line here; its blueprint goes in api/ and is
 # registered in app.py.

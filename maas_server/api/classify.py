@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from ..errors import APIError
 from ..models.base import (
@@ -23,7 +23,7 @@ from ..models.base import (
 )
 from ..ops.memory import release_freed_memory
 from . import schemas as s
-from ._common import after_response, check_count, parse_json, resolve_model, state, submit, wait_all
+from ._common import after_response, check_count, json_response, parse_json, resolve_model, state, submit, wait_all
 from .images import RELEASE_AFTER_PIXELS, decode_images, read_image_request
 from .metering import report_usage
 
@@ -87,7 +87,7 @@ def _check_explain_count(count: int) -> None:
 
 
 def _classification(model: str, results: list[Scores], top_k: int | None,
-                    explanations: list[s.TextExplanationOut | s.ImageExplanationOut] | None = None) -> dict[str, Any]:
+                    explanations: list[s.TextExplanationOut | s.ImageExplanationOut] | None = None) -> Response:
     data = [s.Classification(index=i, labels=[s.LabelScore(label=label, score=score)
                                               for label, score in scores.labels[:top_k]],
                              explanation=explanations[i] if explanations else None)
@@ -95,10 +95,10 @@ def _classification(model: str, results: list[Scores], top_k: int | None,
     units = sum(r.tokens for r in results)
     usage = s.Usage(prompt_tokens=units, total_tokens=units)
     report_usage(model, usage)
-    return s.dump(s.ClassificationList(model=model, data=data, usage=usage))
+    return json_response(s.ClassificationList(model=model, data=data, usage=usage))
 
 
-def _explained(model: str, results: list[Explained], top_k: int | None) -> dict[str, Any]:
+def _explained(model: str, results: list[Explained], top_k: int | None) -> Response:
     return _classification(model, [r.scores for r in results], top_k, [_explanation(r) for r in results])
 
 

@@ -15,7 +15,7 @@ from flask import Blueprint
 from ..models.base import DETECT_FACES, DETECT_OBJECTS, EMBED_FACES, Detected, DetectionQuery, Detections, Method
 from ..ops.memory import release_freed_memory
 from . import schemas as s
-from ._common import after_response, resolve_model, state, submit, wait_all
+from ._common import after_response, json_response, resolve_model, state, submit, wait_all
 from .images import RELEASE_AFTER_PIXELS, CheckedImage, decode_images, read_image_request
 from .metering import report_usage
 
@@ -34,7 +34,7 @@ def detect_objects() -> Any:
                                objects=[s.DetectedObject(label=o.label, score=o.score, box=_box(o))
                                         for o in in_original_pixels(result, image)])
             for i, (result, image) in enumerate(zip(found, images))]
-    return s.dump(s.ObjectDetectionList(model=name, data=data, usage=_usage(name, images)))
+    return json_response(s.ObjectDetectionList(model=name, data=data, usage=_usage(name, images)))
 
 
 @bp.post("/v1/detect/faces")
@@ -52,7 +52,7 @@ def _faces(endpoint: str, method: Method[DetectionQuery, Detections]) -> Any:
     data = [s.FaceDetections(index=i, width=image.size[0], height=image.size[1],
                              faces=[_face(face) for face in in_original_pixels(result, image)])
             for i, (result, image) in enumerate(zip(found, images))]
-    return s.dump(s.FaceDetectionList(model=name, data=data, usage=_usage(name, images)))
+    return json_response(s.FaceDetectionList(model=name, data=data, usage=_usage(name, images)))
 
 
 def _detect(endpoint: str, method: Method[DetectionQuery, Detections]) -> tuple[str, list[Detections],

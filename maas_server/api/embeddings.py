@@ -11,7 +11,7 @@ from flask import Blueprint
 from ..errors import APIError
 from ..models.base import EMBED
 from . import schemas as s
-from ._common import check_count, parse_json, resolve_model, submit, wait_all
+from ._common import check_count, json_response, parse_json, resolve_model, submit, wait_all
 from .metering import report_usage
 
 bp = Blueprint("embeddings", __name__)
@@ -32,7 +32,7 @@ def embeddings() -> Any:
     data = [s.Embedding(index=i, embedding=_encode(v.values, body.encoding_format)) for i, v in enumerate(vectors)]
     usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)
     report_usage(entry.config.name, usage)
-    return s.dump(s.EmbeddingList(data=data, model=entry.config.name, usage=usage))
+    return json_response(s.EmbeddingList(data=data, model=entry.config.name, usage=usage))
 
 
 def _encode(vector: list[float], encoding_format: str) -> list[float] | str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from ..models.base import EXTRACT_ENTITIES, Entities, EntityItem
 from . import schemas as s
-from ._common import check_count, parse_json, resolve_model, submit, wait_all
+from ._common import check_count, json_response, parse_json, resolve_model, submit, wait_all
 from .metering import report_usage
 
 bp = Blueprint("entities", __name__)
@@ -24,10 +24,10 @@ def extract_entities() -> Any:
     return _entity_list(entry.config.name, results)
 
 
-def _entity_list(model: str, results: list[Entities]) -> dict[str, Any]:
+def _entity_list(model: str, results: list[Entities]) -> Response:
     data = [s.EntityResult(index=i, entities=[s.EntitySpan(**asdict(entity)) for entity in result.entities])
             for i, result in enumerate(results)]
     tokens = sum(result.tokens for result in results)
     usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)
     report_usage(model, usage)
-    return s.dump(s.EntityList(model=model, data=data, usage=usage))
+    return json_response(s.EntityList(model=model, data=data, usage=usage))

@@ -47,7 +47,7 @@ from ..models.base import (
 from ..runtime.registry import ModelEntry
 from . import hf_schemas as hf
 from . import schemas as s
-from ._common import check_count, parse_json, read_body, resolve_model, state, submit, wait_all
+from ._common import check_count, json_response, parse_json, read_body, resolve_model, state, submit, wait_all
 from .detect import in_original_pixels
 from .generation import Shaper, answer_chat, check_max_tokens, respond, stream_error
 from .images import CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images
@@ -202,7 +202,7 @@ def _feature_extraction(entry: ModelEntry) -> Any:
                        "`dimensions`", param="dimensions", code="unsupported_dimensions")
     vectors = wait_all(submit(entry, EMBED, texts))
     _report(entry, sum(v.tokens for v in vectors))
-    return s.dump(hf.HFVectors([v.values for v in vectors]))
+    return json_response(hf.HFVectors([v.values for v in vectors]))
 
 
 def _zero_shot(entry: ModelEntry) -> Any:
@@ -212,7 +212,7 @@ def _zero_shot(entry: ModelEntry) -> Any:
     template = params.hypothesis_template or "{}"
     hypotheses = {template.replace("{}", label): label for label in params.candidate_labels}
     [scores] = _classified(entry, ZERO_SHOT_TEXT, [TextItem(body.inputs, tuple(hypotheses))])
-    return s.dump(hf.HFLabelScores([hf.HFLabelScore(label=hypotheses[h], score=p) for h, p in scores.labels]))
+    return json_response(hf.HFLabelScores([hf.HFLabelScore(label=hypotheses[h], score=p) for h, p in scores.labels]))
 
 
 def _text_classification(entry: ModelEntry) -> Any:
@@ -221,7 +221,7 @@ def _text_classification(entry: ModelEntry) -> Any:
     body = parse_json(hf.HFTextClassificationRequest)
     results = _classified(entry, CLASSIFY_TEXT, [TextItem(text) for text in _texts(body.inputs)])
     top_k = body.parameters.top_k
-    return s.dump(hf.HFTextClassifications([_label_scores(r, top_k) for r in results]))
+    return json_response(hf.HFTextClassifications([_label_scores(r, top_k) for r in results]))
 
 
 def _token_classification(entry: ModelEntry) -> Any:
@@ -235,7 +235,7 @@ def _token_classification(entry: ModelEntry) -> Any:
     key = "entity_group" if aggregation == "simple" else "entity"
     found = [[hf.HFEntity(**{key: e.label}, score=e.score, word=e.text, start=e.start, end=e.end)
               for e in result.entities if e.label not in ignored] for result in results]
-    return s.dump(hf.HFEntities(found[0] if isinstance(body.inputs, str) else found))
+    return json_response(hf.HFEntities(found[0] if isinstance(body.inputs, str) else found))
 
 
 def _classified(entry: ModelEntry, method: Method[TextItem, Scores], items: list[TextItem]) -> list[Scores]:
@@ -265,7 +265,7 @@ def _image_classification(entry: ModelEntry) -> Any:
     body, image = _image_request(hf.HFImageClassificationRequest)
     results = wait_all(submit(entry, CLASSIFY_IMAGE, _decoded(image), count=1))
     _report(entry, 1)
-    return s.dump(hf.HFLabelScores(_label_scores(results[0], body.parameters.top_k or DEFAULT_IMAGE_TOP_K)))
+    return json_response(hf.HFLabelScores(_label_scores(results[0], body.parameters.top_k or DEFAULT_IMAGE_TOP_K)))
 
 
 def _object_detection(entry: ModelEntry) -> Any:
@@ -286,7 +286,7 @@ def _detection(entry: ModelEntry, method: Method[DetectionQuery, Detections]) ->
     detected = [hf.HFDetected(label=d.label, score=d.score, box=hf.HFBox(
         xmin=round(d.box.x1), ymin=round(d.box.y1), xmax=round(d.box.x2), ymax=round(d.box.y2)))
         for d in in_original_pixels(found, image)]
-    return s.dump(hf.HFDetections(detected))
+    return json_response(hf.HFDetections(detected))
 
 
 def _image_request(schema: type[hf.HFImageClassificationRequest] | type[hf.HFObjectDetectionRequest]
@@ -318,7 +318,7 @@ def _speech_recognition(entry: ModelEntry) -> Any:
     transcripts, _ = transcribe(entry, read_body(), "transcribe", None, None, 0.0, False)
     chunks = [hf.HFSpeechChunk(text=seg.text, timestamp=(seg.start, seg.end))
               for transcript in transcripts for seg in transcript.segments]
-    return s.dump(hf.HFSpeechOutput(text="".join(c.text for c in chunks).strip(), chunks=chunks))
+    return json_response(hf.HFSpeechOutput(text="".join(c.text for c in chunks).strip(), chunks=chunks))
 
 
 # -- shared

@@ -25,7 +25,7 @@ from ..models.base import CHUNK_SECONDS, FIND_SPEECH, SAMPLE_RATE, TRANSCRIBE, S
 from ..ops.memory import release_freed_memory
 from ..runtime.registry import ModelEntry
 from . import schemas as s
-from ._common import after_response, read_body, resolve_model, state, submit, wait_all
+from ._common import after_response, json_response, read_body, resolve_model, state, submit, wait_all
 from .audio import AudioLimits, decode_audio
 from .metering import report_usage
 
@@ -126,7 +126,7 @@ def _answer(response_format: s.AudioFormat, task: SpeechTask, transcripts: list[
     segments = [segment for t in transcripts for segment in t.segments]
     text = "".join(segment.text for segment in segments).strip()
     if response_format == "json":
-        return s.dump(s.Transcription(text=text, usage=usage))
+        return json_response(s.Transcription(text=text, usage=usage))
     if response_format == "text":
         return Response(text + "\n", mimetype="text/plain")
     if response_format in ("srt", "vtt"):
@@ -139,7 +139,7 @@ def _answer(response_format: s.AudioFormat, task: SpeechTask, transcripts: list[
            for i, segment in enumerate(segments)]
     word_list = [s.TranscriptionWord(word=w.word.strip(), start=w.start, end=w.end)
                  for segment in segments for w in segment.words] if words else None
-    return s.dump(s.TranscriptionVerbose(task=task, language=detected, duration=round(seconds, 2), text=text,
+    return json_response(s.TranscriptionVerbose(task=task, language=detected, duration=round(seconds, 2), text=text,
                                          segments=out, words=word_list, usage=usage))
 
 
