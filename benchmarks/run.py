@@ -592,23 +592,46 @@ def print_step_times(before: dict[str, dict[str, float]], after: dict[str, dict[
                   f"{d['ms'] / 1000 / wall_s:.1%} |")
 
 
-def bench_embeddings(quick: bool) -> list[Row]:
+def bench_embeddings(quick: bool, repeats: int) -> list[Row]:
+    """In-process and the server alternate, `repeats` times: each ratio is between figures measured back to back."""
     scale = 1 if quick else 3
     model = load(EMB_MODEL)
     inprocess_embeddings(model, 32, 2)  # warm
-    limit = inprocess_embeddings(model, 32, 4 * scale)
-    single_ms = inprocess_embedding_latency_ms(model)
-    rows = [Row("embeddings", "in-process batch 32", limit, "texts/s"),
-            Row("embeddings", "in-process batch 1", 1000 / single_ms, "texts/s", single_ms)]
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([EMB_MODEL], Path(tmp))) as url:
         embeddings_load(url, 4, 32)  # warm the HTTP path
-        for c in (1, 4, 16, 32, 64):
-            row = embeddings_load(url, c, (64 if c > 1 else 200) * scale)
-            row.vs_limit = row.rate / limit
-            rows.append(row)
-    c1 = next(r for r in rows if r.setup == "server c=1")
-    rows.append(Row("embeddings", "server c=1 p50 overhead", c1.p50_ms - single_ms, "ms"))  # type: ignore[operator]
-    return rows
+        samples = [embeddings_repeat(model, url, scale) for _ in range(repeats)]
+    return aggregate(samples)
+
+
+def embeddings_repeat(model: Any, url: str, scale: int) -> dict[str, Row]:
+    inprocess_ms, server_ms = paired_embedding_latency_ms(model, url, 60 * scale)
+    got = {"in-process batch 1": Row("embeddings", "in-process batch 1", 1000 / inprocess_ms, "texts/s", inprocess_ms),
+           "server c=1 p50 overhead": Row("embeddings", "server c=1 p50 overhead", server_ms - inprocess_ms, "ms",
+                                          server_ms)}
+    for c in (4, 16, 32, 64):
+        if c == 32:  # the limit, measured right before the server's c=32
+            got["in-process batch 32"] = Row("embeddings", "in-process batch 32",
+                                             inprocess_embeddings(model, 32, 4 * scale), "texts/s")
+        got[f"server c={c}"] = embeddings_load(url, c, 64 * scale)
+        if c >= 32:
+            got[f"server c={c}"].vs_limit = got[f"server c={c}"].rate / got["in-process batch 32"].rate
+    return got
+
+
+def paired_embedding_latency_ms(model: Any, url: str, pairs: int) -> tuple[float, float]:
+    """Medians of one in-process call and one server call (c=1) alternating, so the difference is back to back."""
+    client = KeepAliveClient(url)
+    inprocess, server = [], []
+    for i in range(pairs):
+        sentence = SENTENCES[i % len(SENTENCES)]
+        start = time.perf_counter()
+        model.embed([model.prepare_text(sentence)])
+        inprocess.append(time.perf_counter() - start)
+        payload = json.dumps({"input": sentence}).encode()
+        start = time.perf_counter()
+        client.post_json("/v1/embeddings", payload)
+        server.append(time.perf_counter() - start)
+    return statistics.median(inprocess) * 1000, statistics.median(server) * 1000
 
 
 def bench_entities(quick: bool) -> list[Row]:
@@ -628,29 +651,36 @@ def bench_entities(quick: bool) -> list[Row]:
     return rows
 
 
-def bench_images(quick: bool) -> list[Row]:
+def bench_images(quick: bool, repeats: int) -> list[Row]:
+    """In-process batches and the server alternate, `repeats` times (the best batch right before the server's c=16)."""
     import skimage.data
     from PIL import Image
 
-    image = Image.fromarray(skimage.data.chelsea())
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG")
-    rounds = 1 if quick else 2
+    Image.fromarray(skimage.data.chelsea()).save(buffer, "JPEG")
+    jpeg, rounds = buffer.getvalue(), 1 if quick else 2
     model = load(IMG_MODEL)
-    inprocess_images(model, 4, 1, buffer.getvalue())  # warm
-    jpeg = buffer.getvalue()
+    inprocess_images(model, 4, 1, jpeg)  # warm
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([IMG_MODEL], Path(tmp))) as url:
+        images_load(url, 4, 8, jpeg)  # warm
+        samples = [images_repeat(model, url, jpeg, rounds) for _ in range(repeats)]
+    return aggregate(samples)
+
+
+def images_repeat(model: Any, url: str, jpeg: bytes, rounds: int) -> dict[str, Row]:
+    got = {}
+    for c in (1, 4):
+        got[f"server c={c}"] = images_load(url, c, 32 * rounds, jpeg)
     by_batch = {b: inprocess_images(model, b, max(1, rounds * 32 // b), jpeg) for b in (1, 2, 4, 8, 16)}
     best = max(by_batch, key=by_batch.__getitem__)
-    limit = by_batch[best]
-    rows = [Row("image", f"in-process batch {b}" + (" (best)" if b == best else ""), r, "images/s")
-            for b, r in by_batch.items()]
-    with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([IMG_MODEL], Path(tmp))) as url:
-        images_load(url, 4, 8, buffer.getvalue())  # warm
-        for c in (1, 4, 16):
-            row = images_load(url, c, 32 * rounds, buffer.getvalue())
-            row.vs_limit = row.rate / limit
-            rows.append(row)
-    return rows
+    for b, rate in by_batch.items():
+        got[f"in-process batch {b}"] = Row("image", f"in-process batch {b}", rate, "images/s")
+    got["in-process best batch"] = Row("image", f"in-process best batch (this repeat: {best})", by_batch[best],
+                                       "images/s")
+    got["server c=16"] = images_load(url, 16, 32 * rounds, jpeg)
+    for c in (1, 4, 16):
+        got[f"server c={c}"].vs_limit = got[f"server c={c}"].rate / by_batch[best]
+    return dict(sorted(got.items(), key=lambda kv: not kv[0].startswith("in-process")))
 
 
 def collage_jpeg() -> bytes:
@@ -880,16 +910,16 @@ def main() -> int:
     parser.add_argument("--py-spy", metavar="PATH", help="profile: also sample the worker with py-spy --gil into PATH")
     parser.add_argument("--no-peer", action="store_true", help="skip transformers serve (needs fastapi/uvicorn)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="times each generation level runs, alternating server and references "
-                             "(default 3; 1 with --quick)")
+                        help="times each generation, embeddings and images level runs, alternating "
+                             "server and references (default 3; 1 with --quick)")
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     sections = set(args.only.split(","))
     benches: dict[str, Callable[[], list[Row]]] = {
         "generation": lambda: bench_generation(args.quick, not args.no_peer, repeats),
         "profile": lambda: bench_profile(args.quick, repeats, args.py_spy),
-        "embeddings": lambda: bench_embeddings(args.quick),
-        "images": lambda: bench_images(args.quick),
+        "embeddings": lambda: bench_embeddings(args.quick, repeats),
+        "images": lambda: bench_images(args.quick, repeats),
         "entities": lambda: bench_entities(args.quick),
         "detection": lambda: bench_detection(args.quick),
         "sentiment": lambda: bench_sentiment(args.quick),
@@ -911,8 +941,9 @@ def main() -> int:
         machine_lines.append(line)
         busy = busy or was_busy
     print_table(rows)
-    print(f"\n(whole run: {time.perf_counter() - started:.0f}s; generation: median of {repeats} repeat(s), "
-          f"min-max in brackets; vs in-process for 'server mixed c=16' is vs the server's own mixed c=1)")
+    print(f"\n(whole run: {time.perf_counter() - started:.0f}s; generation, embeddings and images: median of "
+          f"{repeats} repeat(s), min-max in brackets; vs in-process for 'server mixed c=16' is vs the server's own "
+          f"mixed c=1)")
     print("\nThe machine, section by section:\n" + "\n".join(machine_lines))
     if busy:
         print("WARNING: the machine was busy during at least one section; do not report its figures as idle ones.")
