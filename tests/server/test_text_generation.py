@@ -202,3 +202,14 @@ def test_sliding_window_models_decode_one_request_at_a_time(model: TextGeneratio
         assert model.batch_methods()[GENERATE].max_batch_size == 1
     finally:
         del model.model.config.layer_types
+
+
+def test_bfloat16_on_cpu_decodes_with_finite_scores(tiny_gpt2: str, tmp_path: Path) -> None:
+    # The lower-cost CPU mode (docs/performance.md): `dtype = "bfloat16"` in a model's config.
+    config = ModelConfig(name="g", task="text-generation", source=tiny_gpt2, dtype="bfloat16")
+    half = TextGenerationModel.load(config, "cpu", torch.bfloat16, tmp_path)
+    assert half.describe().dtype == "bfloat16" and next(half.model.parameters()).dtype == torch.bfloat16
+    result, streamed = _run(half, max_tokens=12, temperature=0, logprobs=2)
+    choice = result.choices[0]
+    assert choice.completion_tokens == 12 and streamed[0] == choice.text
+    assert all(torch.isfinite(torch.tensor([t.logprob, *(v for _, v in t.top)])).all() for t in choice.tokens)
