@@ -79,6 +79,7 @@ class Row:
     spread: tuple[float, float] | None = None  # min-max of `rate` over the repeats (median in `rate`)
     limit_spread: tuple[float, float] | None = None  # min-max of the per-repeat ratios (median in vs_limit)
     peer_spread: tuple[float, float] | None = None
+    client_cpu: float | None = None  # share of the machine's CPU the load generator (this process) used
 
 
 # -- the machine: was it quiet while a section ran?
@@ -334,9 +335,23 @@ class KeepAliveClient:
 def embeddings_load(url: str, concurrency: int, total: int) -> Row:
     client = KeepAliveClient(url)
     payloads = [json.dumps({"input": s}).encode() for s in SENTENCES]
+    cpu = client_cpu_meter()
     wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/embeddings", payloads[i % 64]))
     return Row("embeddings", f"server c={concurrency}", total / wall, "texts/s", percentile_ms(latencies, .5),
-               percentile_ms(latencies, .95))
+               percentile_ms(latencies, .95), client_cpu=cpu(wall))
+
+
+def client_cpu_meter() -> Callable[[float], float]:
+    """Call before a load; the returned function, given the load's wall time, gives the share of the
+    machine's CPU this process (the load generator: it runs nothing else meanwhile) used."""
+    start = os.times()
+    cores = os.cpu_count() or 1
+
+    def share(wall: float) -> float:
+        end = os.times()
+        return (end.user - start.user + end.system - start.system) / (wall * cores)
+
+    return share
 
 
 def entities_load(url: str, concurrency: int, total: int) -> Row:
@@ -350,9 +365,10 @@ def entities_load(url: str, concurrency: int, total: int) -> Row:
 def images_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
     client = KeepAliveClient(url)
     payload = json.dumps({"image": base64.b64encode(jpeg).decode(), "top_k": 1}).encode()
+    cpu = client_cpu_meter()
     wall, latencies, _ = drive(concurrency, total, lambda i: client.post_json("/v1/classify/image", payload))
     return Row("image", f"server c={concurrency}", total / wall, "images/s", percentile_ms(latencies, .5),
-               percentile_ms(latencies, .95))
+               percentile_ms(latencies, .95), client_cpu=cpu(wall))
 
 
 def detection_load(url: str, concurrency: int, total: int, jpeg: bytes) -> Row:
@@ -897,6 +913,10 @@ def print_table(rows: list[Row]) -> None:
         print(f"| {r.task} | {r.setup} | {ranged(r.rate, r.spread, '.1f')} {r.unit} | {fmt(r.p50_ms, '.0f')} | "
               f"{fmt(r.p95_ms, '.0f')} | {fmt(r.ttft_ms, '.0f')} | {itl(r)} | "
               f"{ranged(r.vs_limit, r.limit_spread, '.2f')} | {ranged(r.vs_peer, r.peer_spread, '.2f')} |")
+    shares = [f"{r.task} {r.setup}: {r.client_cpu:.0%}" for r in rows if r.client_cpu is not None]
+    if shares:
+        print("\nThe load generator's share of the machine's CPU (it shares the cores with the server):\n"
+              + "; ".join(shares))
 
 
 def main() -> int:
