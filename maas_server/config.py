@@ -80,7 +80,8 @@ class ModelConfig(_Strict):
     )
     max_prefill_tokens: int | None = Field(
         None, ge=1, description="generation: prompt tokens that may join the running batch in one step "
-                                "(default: 128 on CPU, 8192 on CUDA); more wait for the next step"
+                                "(default: 128 on CPU, 8192 on CUDA); more wait for the next step, and a longer "
+                                "prompt is prefilled this many tokens a step while the others decode"
     )
     max_queue: int = Field(1024, ge=1, description="queued inputs (a list input counts each item)")
     explain_max_queue: int = Field(
@@ -119,6 +120,17 @@ class ModelConfig(_Strict):
         if self.replicas is not None and self.autoscaling is not None:
             raise ValueError(f"model {self.name!r}: give replicas (a fixed number) or autoscaling, not both")
         return self
+
+    def prefill_budget(self, device: str) -> int:
+        """Generation: prompt tokens that may join the running batch in one step (`max_prefill_tokens`).
+
+        A prefill stalls every running stream for its duration. On CPU a few prompts' worth per step
+        keeps time to first token low for those who arrive together (docs/performance.md); a longer
+        prompt is prefilled this many tokens a step while the others decode.
+        """
+        if self.max_prefill_tokens is not None:
+            return self.max_prefill_tokens
+        return 8192 if device.startswith("cuda") else 128
 
     @model_validator(mode="after")
     def _head_only_for_text_classification(self) -> ModelConfig:

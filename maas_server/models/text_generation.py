@@ -54,13 +54,17 @@ class TextGenerationModel:
 
     task = "text-generation"
 
-    def __init__(self, model: Any, tokenizer: Any, *, device: str, max_context: int, default_max_tokens: int) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, device: str, max_context: int, default_max_tokens: int,
+                 prefill_chunk: int | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
         self.dtype = str(model.dtype).removeprefix("torch.")
         self.max_context = max_context
         self.default_max_tokens = default_max_tokens
+        # A join of more prompt tokens than this (times their rows) enters a batch that is decoding a
+        # chunk a step, so the running streams wait for one chunk, not the whole prompt. None: at once.
+        self.prefill_chunk = prefill_chunk
         self.eos_ids = _eos_ids(model, tokenizer)
         # Any id will do for padding: padded positions are masked out.
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
@@ -81,7 +85,7 @@ class TextGenerationModel:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()  # type: ignore[arg-type]
         max_context = config.max_context or _context_length(model, tokenizer)
         return cls(model, tokenizer, device=device, max_context=max_context,
-                   default_max_tokens=config.default_max_tokens)
+                   default_max_tokens=config.default_max_tokens, prefill_chunk=config.prefill_budget(device))
 
     @property
     def has_chat_template(self) -> bool:
@@ -199,11 +203,34 @@ class _Row:
     matcher: Any = None  # its grammar's state, when the request asked for structured output
 
 
+@dataclass(eq=False)
+class _Prefill:
+    """Rows whose prompt goes through the model a chunk of columns per step (left-padded, as a join)."""
+
+    rows: list[_Row]
+    ids: torch.Tensor  # [rows, prompt width]
+    mask: torch.Tensor
+    positions: torch.Tensor
+    cache: DynamicCache
+    done: int = 0  # columns through the model so far
+
+    @property
+    def width(self) -> int:
+        return int(self.ids.shape[1])
+
+    @property
+    def tokens(self) -> int:
+        """Prompt tokens, padding left out (what the runner's prefill budget counts)."""
+        return int(self.mask.sum())
+
+
 class DecodeBatch:
     """Sequences decoded together, one token per step for all of them (continuous batching).
 
     ``add`` prefills new requests as one left-padded batch and merges their KV cache into the
-    running one; ``step`` feeds every row its last token. A row leaves as soon as it hits a stop
+    running one; ``step`` feeds every row its last token. A join of more prompt tokens than the
+    model's ``prefill_chunk`` while rows are decoding is prefilled a chunk per step instead, before
+    each decode step, and merges when its last chunk is done. A row leaves as soon as it hits a stop
     condition or its ``max_tokens``, and ``cancel`` takes requests out at once; either frees their
     slots. Streamed requests get their new final text back as TextDelta events.
     Each request keeps its own sampling parameters and seeded generator, so its output does not
@@ -217,13 +244,26 @@ class DecodeBatch:
         self.mask = torch.zeros(0, 0, dtype=torch.long, device=model.device)  # [rows, cached positions]
         self.next_ids = torch.zeros(0, dtype=torch.long, device=model.device)  # each row's last sampled token
         self.positions = torch.zeros(0, dtype=torch.long, device=model.device)  # that token's position id
+        self.pending: list[_Prefill] = []  # long prompts joining a chunk per step
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) + sum(len(p.rows) for p in self.pending)
 
     @torch.inference_mode()
     def add(self, items: list[tuple[Any, PreparedGeneration]]) -> StepOutput:
-        """Prefill `items` (key, prepared) and sample their first token; returns those already done."""
+        """Prefill `items` (key, prepared) and sample their first token; returns those already done.
+
+        While other rows decode, a join longer than the model's ``prefill_chunk`` only queues here:
+        ``step`` prefills it a chunk at a time.
+        """
+        prefill = self._new_prefill(items)
+        chunk = self.model.prefill_chunk
+        if self.rows and chunk is not None and prefill.tokens > chunk:
+            self.pending.append(prefill)
+            return StepOutput()
+        return self._prefill(prefill, prefill.width)
+
+    def _new_prefill(self, items: list[tuple[Any, PreparedGeneration]]) -> _Prefill:
         device = self.model.device
         rows = []
         for key, item in items:
@@ -234,19 +274,51 @@ class DecodeBatch:
             rows += sequence.rows
         ids, mask = _left_padded([row.sequence.item.prompt_ids for row in rows], self.model.pad_id, device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = GrowingCache()
+        return _Prefill(rows, ids, mask, positions, GrowingCache())
+
+    def _prefill(self, prefill: _Prefill, end: int) -> StepOutput:
+        """Columns up to `end` through the model; at the last one, sample the first tokens and merge."""
         with timed("model.prefill"):
-            out = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                                   **{self.model.cache_arg: cache}, **self.model.last_logits_only)
+            out = self.model.model(input_ids=prefill.ids[:, prefill.done:end], attention_mask=prefill.mask[:, :end],
+                                   position_ids=prefill.positions[:, prefill.done:end], use_cache=True,
+                                   **{self.model.cache_arg: prefill.cache}, **self.model.last_logits_only)
+        prefill.done = end
+        if end < prefill.width:
+            return StepOutput()
         events: list[tuple[Any, TextDelta]] = []
-        next_ids = self._choose(rows, out.logits[:, -1, :].float(), events)
+        next_ids = self._choose(prefill.rows, out.logits[:, -1, :].float(), events)
         with timed("model.merge"):
-            self._merge(rows, cache, mask, next_ids, positions[:, -1] + 1)
+            self._merge(prefill.rows, prefill.cache, prefill.mask, next_ids, prefill.positions[:, -1] + 1)
         return StepOutput(events, self._retire())
+
+    def _advance_pending(self) -> StepOutput:
+        """The oldest long prompt's next chunk. It fails alone: the rows already decoding go on."""
+        prefill = self.pending[0]
+        columns = max(1, (self.model.prefill_chunk or prefill.width) // len(prefill.rows))
+        end = min(prefill.width, prefill.done + columns) if self.rows else prefill.width  # no one to stall: finish
+        try:
+            output = self._prefill(prefill, end)
+        except Exception as exc:
+            log.exception("a chunked prefill failed; the running rows go on")
+            self.pending.pop(0)
+            failure = exc if isinstance(exc, (InvalidInput, ItemFailed)) else ItemFailed(
+                f"the model failed on this input ({type(exc).__name__}: {exc})")
+            return StepOutput([], [(s.key, failure) for s in dict.fromkeys(r.sequence for r in prefill.rows)])
+        if prefill.done == prefill.width:
+            self.pending.pop(0)
+        return output
 
     @torch.inference_mode()
     def step(self) -> StepOutput:
-        """One decode step for every row: the streamed text and the requests that finished."""
+        """One decode step for every row (after a chunk of a pending long prompt, if any)."""
+        joined = self._advance_pending() if self.pending else StepOutput()
+        if not self.rows:
+            return joined
+        decoded = self._decode_step()
+        return StepOutput(joined.events + decoded.events, joined.finished + decoded.finished)
+
+    def _decode_step(self) -> StepOutput:
+        """The streamed text and the requests that finished."""
         with timed("model.mask"):
             mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         with timed("model.forward"):  # the KV cache grows inside: DynamicCache cats each layer's new position
@@ -266,7 +338,13 @@ class DecodeBatch:
             if row.sequence.key in leaving:
                 row.decoder.finish_length()
                 _emit(row, events)
-        return StepOutput(events, self._retire())
+        output = StepOutput(events, self._retire())
+        for prefill in [p for p in self.pending if any(r.sequence.key in leaving for r in p.rows)]:
+            self.pending.remove(prefill)  # nothing generated yet: each leaves with empty choices
+            for row in prefill.rows:
+                row.decoder.finish_length()
+            output.finished += [(s.key, s.result()) for s in dict.fromkeys(r.sequence for r in prefill.rows)]
+        return output
 
     def _choose(self, rows: list[_Row], logits: torch.Tensor, events: list[tuple[Any, TextDelta]]) -> torch.Tensor:
         """Sample each request's rows with its own parameters, then hand the tokens to the decoders.

@@ -120,14 +120,6 @@ def _max_wait_ms(config: ModelConfig, device: str) -> float:
     return 2.0 if device.startswith("cuda") else 0.0
 
 
-def _max_prefill_tokens(config: ModelConfig, device: str) -> int:
-    # A prefill stalls every running stream for its duration; on CPU a few prompts' worth per step
-    # keeps time to first token low for those who arrive together (docs/performance.md).
-    if config.max_prefill_tokens is not None:
-        return config.max_prefill_tokens
-    return 8192 if device.startswith("cuda") else 128
-
-
 class ModelRegistry:
     def __init__(self, config: ServerConfig, loader: Loader = load_configured_model) -> None:
         self.config = config
@@ -258,7 +250,7 @@ def _runner(config: ModelConfig, model: TaskModel, lane: str, device: str) -> Ru
     if lane == DEFAULT_LANE:
         return Runner(config.name, model, max_batch_size=config.max_batch_size,
                       max_wait_ms=_max_wait_ms(config, device), max_queue=config.max_queue,
-                      queue_timeout_s=config.queue_timeout_s, max_prefill_tokens=_max_prefill_tokens(config, device))
+                      queue_timeout_s=config.queue_timeout_s, max_prefill_tokens=config.prefill_budget(device))
     # Another lane (explanations) runs what its adapter batches (often one at a time), with its own queue.
     return Runner(f"{config.name}/{lane}", model, max_batch_size=config.max_batch_size, max_wait_ms=0,
                   max_queue=config.explain_max_queue, queue_timeout_s=config.queue_timeout_s, lane=lane)

@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from maas_server.config import ModelConfig
-from maas_server.models.base import GENERATE, GenerationRequest, GenerationResult, InvalidInput, StepOutput, TextDelta
+from maas_server.models.base import (
+    GENERATE,
+    GenerationRequest,
+    GenerationResult,
+    InvalidInput,
+    ItemFailed,
+    StepOutput,
+    TextDelta,
+)
 from maas_server.models.text_generation import DecodeBatch, TextGenerationModel, _appended
 
 
@@ -213,3 +221,77 @@ def test_bfloat16_on_cpu_decodes_with_finite_scores(tiny_gpt2: str, tmp_path: Pa
     choice = result.choices[0]
     assert choice.completion_tokens == 12 and streamed[0] == choice.text
     assert all(torch.isfinite(torch.tensor([t.logprob, *(v for _, v in t.top)])).all() for t in choice.tokens)
+
+
+LONG_PROMPT = "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of " \
+              "foolishness, it was the epoch of belief"
+
+
+@pytest.fixture
+def chunked(model: TextGenerationModel) -> Any:
+    """The module's model, prefilling joins of more than 8 prompt tokens 8 tokens a step."""
+    saved, model.prefill_chunk = model.prefill_chunk, 8
+    yield model
+    model.prefill_chunk = saved
+
+
+def test_a_long_prompt_joins_a_chunk_per_step_and_the_running_stream_never_waits(chunked: TextGenerationModel) -> None:
+    long_ids = chunked.prepare(_greedy(LONG_PROMPT, 6))
+    assert len(long_ids.prompt_ids) > 24  # at least 4 chunks
+    alone = [chunked.run([chunked.prepare(_greedy(p, 30))])[0].choices[0].text for p in (PROMPTS[0],)]
+    alone.append(chunked.run([long_ids])[0].choices[0].text)
+    batch, results = DecodeBatch(chunked), {}
+    results.update(_finished(batch.add([("running", chunked.prepare(_greedy(PROMPTS[0], 30)))])))
+    assert _finished(batch.add([("long", long_ids)])) == {} and len(batch) == 2  # queued, not prefilled yet
+    chunks = -(-len(long_ids.prompt_ids) // 8)
+    stream = next(row.decoder.choice for row in batch.rows if row.sequence.key == "running")
+    for step in range(1, chunks + 1):
+        before = stream.completion_tokens
+        results.update(_finished(batch.step()))
+        assert stream.completion_tokens == before + 1  # the running stream gets its token every step
+        assert bool(batch.pending) == (step < chunks)  # one chunk a step; merged after the last
+    assert any(row.sequence.key == "long" for row in batch.rows)
+    while len(batch):
+        results.update(_finished(batch.step()))
+    assert [results["running"].choices[0].text, results["long"].choices[0].text] == alone
+
+
+def test_a_pending_long_prompt_cancelled_leaves_with_nothing_and_the_rest_go_on(chunked: TextGenerationModel) -> None:
+    batch = DecodeBatch(chunked)
+    batch.add([("running", chunked.prepare(_greedy(PROMPTS[0], 5)))])
+    batch.add([("long", chunked.prepare(_greedy(LONG_PROMPT)))])
+    batch.step()  # its first chunk
+    finished = _finished(batch.cancel(["long"]))
+    assert finished["long"].choices[0].completion_tokens == 0 and finished["long"].choices[0].text == ""
+    assert len(batch) == 1 and not batch.pending
+    results: dict[Any, Any] = {}
+    while len(batch):
+        results.update(_finished(batch.step()))
+    assert results["running"].choices[0].completion_tokens == 5
+
+
+def test_a_failing_chunk_fails_its_prompt_alone(chunked: TextGenerationModel) -> None:
+    inner = chunked.model
+
+    class FailsOnLongInputs:  # the long prompt's chunks are 8 wide; the running row's steps are 1
+        config, dtype, forward = inner.config, inner.dtype, inner.forward
+
+        def __call__(self, **kwargs: Any) -> Any:
+            if kwargs["input_ids"].shape[1] == 8:
+                raise RuntimeError("this chunk breaks the model")
+            return inner(**kwargs)
+
+    batch = DecodeBatch(chunked)
+    batch.add([("running", chunked.prepare(_greedy(PROMPTS[0], 4)))])
+    batch.add([("long", chunked.prepare(_greedy(LONG_PROMPT)))])
+    chunked.model = FailsOnLongInputs()
+    try:
+        output = batch.step()
+    finally:
+        chunked.model = inner
+    failed = _finished(output)["long"]
+    assert isinstance(failed, ItemFailed) and "this chunk breaks the model" in str(failed)
+    results: dict[Any, Any] = {}
+    while len(batch):
+        results.update(_finished(batch.step()))
+    assert results["running"].choices[0].completion_tokens == 4
