@@ -433,7 +433,13 @@ def peer_server(model_dir: str) -> Iterator[str]:
                     break
             except requests.ConnectionError:
                 time.sleep(0.5)
-        stream_completion(url, {"model": model_dir, **fixed_body(4)(0)})  # warm-up
+        for attempt in range(3):  # its first continuous-batching stream has been seen to end early, once
+            try:
+                stream_completion(url, {"model": model_dir, **fixed_body(4)(0)})  # warm-up
+                break
+            except requests.RequestException:
+                if attempt == 2:
+                    raise
         yield url
     finally:
         process.terminate()
