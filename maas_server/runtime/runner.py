@@ -50,8 +50,8 @@ from ..models.base import (
 )
 from ..ops import metrics, steptimes
 from ..ops.steptimes import timed
-from .device import single_threaded_torch_here
 from .handles import EventSink, EventStream, Finished, Handle, Progress, Work
+from .torch_threads import single_threaded_torch_here
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -224,7 +224,7 @@ class Runner:
             self._refuse_if_too_slow(count, deadline_s)
         spec = self.methods[method.name]
         if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
-            single_threaded_torch_here()  # this thread must not start an OpenMP team (runtime/device.py)
+            single_threaded_torch_here()  # this thread must not start an OpenMP team (runtime/torch_threads.py)
             items = [_Prepared(spec.prepare(item)) for item in items]  # an invalid item raises here, queues nothing
         else:
             items = list(items)

@@ -1,7 +1,8 @@
 """Request threads that prepare inputs run torch on one thread; runners keep torch's default.
 
 Each thread that runs a parallel torch op under libgomp keeps a team of OpenMP workers, and once
-the process has more of them than cores every runner's forward pass slows (runtime/device.py).
+the process has more of them than cores every runner's forward pass slows (runtime/torch_threads.py).
+Defaults are read on fresh threads: the main thread is the test run's own and is left alone.
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ import pytest
 import torch
 
 from maas_server.models.base import BatchMethod, Method, ModelDescription
-from maas_server.runtime.device import _omp_set_num_threads, single_threaded_torch_here
 from maas_server.runtime.runner import Runner
+from maas_server.runtime.torch_threads import _omp_set_num_threads, single_threaded_torch_here
 
 PREPARED: Method[Any, Any] = Method("prepared")
 
-needs_openmp_and_cores = pytest.mark.skipif(
-    _omp_set_num_threads() is None or torch.get_num_threads() < 2,
-    reason="needs torch's OpenMP and at least 2 intra-op threads by default")
 
 
 def _on_new_thread(work: Any) -> Any:
@@ -31,9 +29,19 @@ def _on_new_thread(work: Any) -> Any:
     return box["value"]
 
 
+def _default() -> int:
+    """torch's intra-op threads on a thread that has done nothing yet (as a runner starts)."""
+    return int(_on_new_thread(torch.get_num_threads))
+
+
+needs_openmp_and_cores = pytest.mark.skipif(
+    _omp_set_num_threads() is None or _default() < 2,
+    reason="needs torch's OpenMP and at least 2 intra-op threads by default")
+
+
 @needs_openmp_and_cores
 def test_only_the_calling_thread_is_limited() -> None:
-    default = torch.get_num_threads()
+    default, main = _default(), torch.get_num_threads()
 
     def limited() -> int:
         single_threaded_torch_here()
@@ -41,8 +49,9 @@ def test_only_the_calling_thread_is_limited() -> None:
         return torch.get_num_threads()
 
     assert _on_new_thread(limited) == 1
-    assert torch.get_num_threads() == default  # neither this thread
-    assert _on_new_thread(torch.get_num_threads) == default  # nor a thread started later (a runner)
+    assert _default() == default  # not a thread started later (a runner)
+    single_threaded_torch_here()
+    assert torch.get_num_threads() == main  # nor the main thread, the process's own
 
 
 class _RecordsThreads:
@@ -73,7 +82,7 @@ class _RecordsThreads:
 
 @needs_openmp_and_cores
 def test_a_request_thread_that_prepares_is_limited_and_the_runner_is_not() -> None:
-    default = torch.get_num_threads()
+    default = _default()
     model = _RecordsThreads()
     runner = Runner("m", model, max_batch_size=4, max_wait_ms=0).start()  # type: ignore[arg-type]
     try:
