@@ -140,7 +140,7 @@ def _answer(response_format: s.AudioFormat, task: SpeechTask, transcripts: list[
     word_list = [s.TranscriptionWord(word=w.word.strip(), start=w.start, end=w.end)
                  for segment in segments for w in segment.words] if words else None
     return json_response(s.TranscriptionVerbose(task=task, language=detected, duration=round(seconds, 2), text=text,
-                                         segments=out, words=word_list, usage=usage))
+                                                segments=out, words=word_list, usage=usage))
 
 
 def _subtitles(segments: list[Any], kind: str) -> str:

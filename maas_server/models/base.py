@@ -47,6 +47,15 @@ class ItemFailed(RuntimeError):
     """
 
 
+def failed_alone(exc: Exception) -> Exception:
+    """An error one item raised on its own: input errors stay as they are, others become ItemFailed."""
+    if isinstance(exc, (InvalidInput, ItemFailed)):
+        return exc
+    failed = ItemFailed(f"the model failed on this input ({type(exc).__name__}: {exc})")
+    failed.__cause__ = exc
+    return failed
+
+
 @dataclass(frozen=True)
 class TextItem:
     """A text to classify and, optionally, the candidate labels (zero-shot, or a subset)."""

@@ -33,6 +33,7 @@ from .base import (
     StepOutput,
     TextDelta,
     TokenLogprob,
+    failed_alone,
 )
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 from .structured import JsonGrammars
@@ -301,8 +302,7 @@ class DecodeBatch:
         except Exception as exc:
             log.exception("a chunked prefill failed; the running rows go on")
             self.pending.pop(0)
-            failure = exc if isinstance(exc, (InvalidInput, ItemFailed)) else ItemFailed(
-                f"the model failed on this input ({type(exc).__name__}: {exc})")
+            failure = failed_alone(exc)
             return StepOutput([], [(s.key, failure) for s in dict.fromkeys(r.sequence for r in prefill.rows)])
         if prefill.done == prefill.width:
             self.pending.pop(0)

@@ -31,4 +31,3 @@ def limit_threads(cpus: float) -> int:
     threads = max(1, int(cpus))
     torch.set_num_threads(threads)
     return threads
-

@@ -41,12 +41,12 @@ from ..models.base import (
     DEFAULT_LANE,
     BatchMethod,
     DecodeBatch,
-    InvalidInput,
     ItemFailed,
     Method,
     StepMethod,
     StepOutput,
     TaskModel,
+    failed_alone,
 )
 from ..ops import metrics, steptimes
 from ..ops.steptimes import timed
@@ -355,7 +355,7 @@ class Runner:
             outputs = self._call(method, prepared)
         except Exception as exc:  # noqa: BLE001 - find the item that caused it
             if len(live) == 1:
-                self._fail(live, _alone(exc))
+                self._fail(live, failed_alone(exc))
                 return
             log.warning("batch of %d failed on model %s (%s); running its items one by one",
                         len(live), self.name, exc)
@@ -435,7 +435,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - find the request that caused it
             if len(joining) == 1:
                 members.discard(joining[0][0])
-                self._fail([joining[0][0]], _alone(exc))
+                self._fail([joining[0][0]], failed_alone(exc))
                 return
         for one in joining:
             self._join(batch, [one], members)
@@ -492,12 +492,3 @@ class Runner:
         for work in works:
             if not work.future.done():
                 work.future.set_exception(exc)
-
-
-def _alone(exc: Exception) -> Exception:
-    """An error one item raised on its own: input errors stay as they are, others become ItemFailed."""
-    if isinstance(exc, (InvalidInput, ItemFailed)):
-        return exc
-    failed = ItemFailed(f"the model failed on this input ({type(exc).__name__}: {exc})")
-    failed.__cause__ = exc
-    return failed
