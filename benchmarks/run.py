@@ -187,11 +187,16 @@ def drive(concurrency: int, total: int, call: Callable[[int], Any]) -> tuple[flo
 
 # -- in-process references: the same adapters the server runs, called directly
 
-def load(name: str) -> Any:
+def load(name: str, *, trace: bool | None = None) -> Any:
+    """The model as the server loads it; trace=False gives the eager forward pass a user calling
+    the model by hand runs (the server traces encoders on CPU, models/traced.py)."""
     from maas_server.runtime.registry import load_configured_model
 
     config = load_settings()
-    return load_configured_model(config.model(name), config)
+    model_config = config.model(name)
+    if trace is not None:
+        model_config = model_config.model_copy(update={"trace": trace})
+    return load_configured_model(model_config, config)
 
 
 def inprocess_embeddings(model: Any, batch: int, rounds: int) -> float:
@@ -617,15 +622,17 @@ def print_step_times(before: dict[str, dict[str, float]], after: dict[str, dict[
 def bench_embeddings(quick: bool, repeats: int) -> list[Row]:
     """In-process and the server alternate, `repeats` times: each ratio is between figures measured back to back."""
     scale = 1 if quick else 3
-    model = load(EMB_MODEL)
+    model, eager = load(EMB_MODEL), load(EMB_MODEL, trace=False)
     inprocess_embeddings(model, 32, 2)  # warm
+    inprocess_embeddings(eager, 32, 2)
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([EMB_MODEL], Path(tmp))) as url:
         embeddings_load(url, 4, 32)  # warm the HTTP path
-        samples = [embeddings_repeat(model, url, scale) for _ in range(repeats)]
+        samples = [embeddings_repeat(model, eager, url, scale) for _ in range(repeats)]
     return aggregate(samples)
 
 
-def embeddings_repeat(model: Any, url: str, scale: int) -> dict[str, Row]:
+def embeddings_repeat(model: Any, eager: Any, url: str, scale: int) -> dict[str, Row]:
+    """The limit is the server's own adapter in-process; `eager` (vs peer) is the model called by hand."""
     inprocess_ms, server_ms = paired_embedding_latency_ms(model, url, 60 * scale)
     got = {"in-process batch 1": Row("embeddings", "in-process batch 1", 1000 / inprocess_ms, "texts/s", inprocess_ms),
            "server c=1 p50 overhead": Row("embeddings", "server c=1 p50 overhead", server_ms - inprocess_ms, "ms",
@@ -634,9 +641,12 @@ def embeddings_repeat(model: Any, url: str, scale: int) -> dict[str, Row]:
         if c == 32:  # the limit, measured right before the server's c=32
             got["in-process batch 32"] = Row("embeddings", "in-process batch 32",
                                              inprocess_embeddings(model, 32, 4 * scale), "texts/s")
+            got["in-process eager batch 32"] = Row("embeddings", "in-process eager batch 32 (by hand)",
+                                                   inprocess_embeddings(eager, 32, 4 * scale), "texts/s")
         got[f"server c={c}"] = embeddings_load(url, c, 64 * scale)
         if c >= 32:
             got[f"server c={c}"].vs_limit = got[f"server c={c}"].rate / got["in-process batch 32"].rate
+            got[f"server c={c}"].vs_peer = got[f"server c={c}"].rate / got["in-process eager batch 32"].rate
     return got
 
 
@@ -681,15 +691,17 @@ def bench_images(quick: bool, repeats: int) -> list[Row]:
     buffer = io.BytesIO()
     Image.fromarray(skimage.data.chelsea()).save(buffer, "JPEG")
     jpeg, rounds = buffer.getvalue(), 1 if quick else 2
-    model = load(IMG_MODEL)
+    model, eager = load(IMG_MODEL), load(IMG_MODEL, trace=False)
     inprocess_images(model, 4, 1, jpeg)  # warm
+    inprocess_images(eager, 4, 1, jpeg)
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(config_with([IMG_MODEL], Path(tmp))) as url:
         images_load(url, 4, 8, jpeg)  # warm
-        samples = [images_repeat(model, url, jpeg, rounds) for _ in range(repeats)]
+        samples = [images_repeat(model, eager, url, jpeg, rounds) for _ in range(repeats)]
     return aggregate(samples)
 
 
-def images_repeat(model: Any, url: str, jpeg: bytes, rounds: int) -> dict[str, Row]:
+def images_repeat(model: Any, eager: Any, url: str, jpeg: bytes, rounds: int) -> dict[str, Row]:
+    """The limit is the server's own adapter in-process; `eager` (vs peer) is the model called by hand."""
     got = {}
     for c in (1, 4):
         got[f"server c={c}"] = images_load(url, c, 32 * rounds, jpeg)
@@ -699,9 +711,13 @@ def images_repeat(model: Any, url: str, jpeg: bytes, rounds: int) -> dict[str, R
         got[f"in-process batch {b}"] = Row("image", f"in-process batch {b}", rate, "images/s")
     got["in-process best batch"] = Row("image", f"in-process best batch (this repeat: {best})", by_batch[best],
                                        "images/s")
+    by_hand = max(inprocess_images(eager, b, max(1, rounds * 32 // b), jpeg) for b in (1, 4))
+    got["in-process eager best"] = Row("image", "in-process eager, best of batch 1 and 4 (by hand)", by_hand,
+                                       "images/s")
     got["server c=16"] = images_load(url, 16, 32 * rounds, jpeg)
     for c in (1, 4, 16):
         got[f"server c={c}"].vs_limit = got[f"server c={c}"].rate / by_batch[best]
+        got[f"server c={c}"].vs_peer = got[f"server c={c}"].rate / by_hand
     return dict(sorted(got.items(), key=lambda kv: not kv[0].startswith("in-process")))
 
 

@@ -72,6 +72,11 @@ class ModelConfig(_Strict):
                             "generation: 1.5-1.7x the tokens/s on CPUs with native bf16 (avx512_bf16, AMX), "
                             "with greedy text that can part from float32's after some tokens "
                             "(docs/performance.md)")
+    trace: bool | None = Field(
+        None, description="run the forward pass of embedding and image-classification models as a TorchScript "
+                          "graph, kept only if it matches eager on sample inputs at load: one call takes the GIL "
+                          "back once instead of at every op, which request threads slow down "
+                          "(docs/performance.md). Default: on for CPU, off elsewhere")
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float | None = Field(
         None, ge=0, le=1000,

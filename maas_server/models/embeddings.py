@@ -29,6 +29,7 @@ from .base import (
     Vector,
 )
 from .sources import resolve_source
+from .traced import Forward, traced_forward, wants_trace
 
 _LABEL_CACHE_SIZE = 4096
 
@@ -55,6 +56,7 @@ class EmbeddingModel:
         self.zero_shot_scale = zero_shot_scale
         self.dimensions = int(model.config.hidden_size)
         self._label_vectors: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._hidden: Forward = LastHiddenState(model)
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> EmbeddingModel:
@@ -62,8 +64,19 @@ class EmbeddingModel:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, dtype=dtype).to(device).eval()
         max_length = config.max_context or sentence_max_length(path, model, tokenizer)
-        return cls(model, tokenizer, device=device, pooling=pooling_mode(path), max_length=max_length,
-                   zero_shot_scale=config.zero_shot_scale)
+        loaded = cls(model, tokenizer, device=device, pooling=pooling_mode(path), max_length=max_length,
+                     zero_shot_scale=config.zero_shot_scale)
+        if wants_trace(config.trace, device):
+            loaded.trace(config.name)
+        return loaded
+
+    def trace(self, name: str) -> None:
+        """Run the encoder as a traced graph from now on, if it matches eager on padded batches of
+        several sizes and lengths up to the longest input allowed (see traced.py)."""
+        word = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize("word"))[:1] or [0]
+        lengths = [[3], [1, 9, 5], [self.max_length, 2]]  # batch sizes 1-3, padding, the longest input
+        checks = [self._encoded([word * n for n in batch]) for batch in lengths]
+        self._hidden = traced_forward(LastHiddenState(self.model), checks[0], checks, name=name)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
@@ -124,8 +137,12 @@ class EmbeddingModel:
         return results
 
     def _vectors(self, ids: list[list[int]]) -> torch.Tensor:
+        input_ids, attention_mask = self._encoded(ids)
+        return sentence_vectors(self._hidden(input_ids, attention_mask), attention_mask, self.pooling)
+
+    def _encoded(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
-        return sentence_vectors(self.model(**enc).last_hidden_state, enc["attention_mask"], self.pooling)
+        return enc["input_ids"], enc["attention_mask"]
 
     def _label_matrix(self, labels: tuple[str, ...]) -> torch.Tensor:
         """Label embeddings, cached: the same label sets come back request after request."""
@@ -139,6 +156,19 @@ class EmbeddingModel:
         while len(self._label_vectors) > _LABEL_CACHE_SIZE:
             self._label_vectors.popitem(last=False)
         return torch.stack([self._label_vectors[label] for label in labels])
+
+
+class LastHiddenState(torch.nn.Module):
+    """An encoder called with (input_ids, attention_mask), returning its last hidden state: one
+    tensor in and out, the shape ``torch.jit.trace`` records."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden: torch.Tensor = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return hidden
 
 
 def sentence_vectors(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

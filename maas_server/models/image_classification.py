@@ -31,6 +31,7 @@ from .base import (
     Scores,
 )
 from .sources import resolve_source
+from .traced import Forward, traced_forward, wants_trace
 
 TIMM_PREFIX = "timm:"
 Normalisation = tuple[tuple[float, ...], tuple[float, ...]]  # per-channel mean and std of the model's input
@@ -51,6 +52,7 @@ class ImageClassificationModel:
         self.dtype = str(dtype).removeprefix("torch.")
         self.normalisation = normalisation
         self._explained: Any = None  # the explain lane's own copy of the network, made on first use
+        self._logits: Forward = Logits(model)
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> ImageClassificationModel:
@@ -61,8 +63,17 @@ class ImageClassificationModel:
                              "use 'timm:NAME' or omit it")
         else:
             model, transform, labels, normalisation = _load_hf(config)
-        return cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype,
-                   normalisation=normalisation)
+        loaded = cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype,
+                     normalisation=normalisation)
+        if wants_trace(config.trace, device):
+            loaded.trace(config.name)
+        return loaded
+
+    def trace(self, name: str) -> None:
+        """Classify with a traced and frozen graph from now on, if it matches eager (see traced.py)."""
+        image = self.prepare(Image.new("RGB", (64, 48), (120, 60, 30)))
+        checks = [(torch.stack([image] * n).to(device=self.device, dtype=self.torch_dtype),) for n in (1, 3)]
+        self._logits = traced_forward(Logits(self.model), checks[0], checks, name=name, freeze=True)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels))
@@ -83,7 +94,7 @@ class ImageClassificationModel:
     @torch.inference_mode()
     def classify(self, batch: list[torch.Tensor]) -> list[Scores]:
         pixels = torch.stack(batch).to(device=self.device, dtype=self.torch_dtype)
-        return [self._scores(row) for row in torch.softmax(explain.logits_of(self.model(pixels)), dim=-1)]
+        return [self._scores(row) for row in torch.softmax(self._logits(pixels), dim=-1)]
 
     def _scores(self, probs: torch.Tensor) -> Scores:
         # One sort and two tolist() calls: reading 1000 tensor elements one by one (float(probs[i]))
@@ -119,6 +130,17 @@ class ImageClassificationModel:
         """The image as the network saw it, in [0, 1]: its input with the normalisation undone."""
         mean, std = (torch.tensor(values).view(-1, 1, 1) for values in self.normalisation)
         return (tensor.float().cpu() * std + mean).clamp(0, 1)
+
+
+class Logits(torch.nn.Module):
+    """A classifier returning its logits as one float tensor, from a timm or a transformers model."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return explain.logits_of(self.network(pixels))
 
 
 def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str], Normalisation]:

@@ -67,23 +67,31 @@ class ServiceRate:
     """Items a model finishes per second of work, smoothed over windows of at least `window_s`.
 
     Measured only while the runner works, so an idle model keeps its last rate. None until the
-    first window closes: a model nobody has used yet gets no estimate, and no refusal from it.
+    first batch finishes (a model nobody has used yet gets no estimate); until the first window
+    closes it is the rate over the work so far, so that a burst soon after start-up is judged by
+    a measurement rather than refused as a cold model's (after the traced forward passes made
+    a model's first 20 requests take under a window, a burst of 16 met 503s).
     """
 
     def __init__(self, window_s: float = 0.5, smoothing: float = 0.3) -> None:
         self.window_s, self.smoothing = window_s, smoothing
         self.per_second: float | None = None
         self._items, self._seconds = 0, 0.0
+        self._first_window = True
 
     def record(self, items: int, seconds: float) -> None:
         self._items += items
         self._seconds += seconds
-        if self._seconds < self.window_s or self._items == 0:
+        if self._items == 0 or self._seconds <= 0:
             return
         rate = self._items / self._seconds
-        previous = self.per_second
+        if self._seconds < self.window_s:
+            if self._first_window:
+                self.per_second = rate  # provisional: the work so far, until a full window closes
+            return
+        previous = None if self._first_window else self.per_second
         self.per_second = rate if previous is None else previous + self.smoothing * (rate - previous)
-        self._items, self._seconds = 0, 0.0
+        self._items, self._seconds, self._first_window = 0, 0.0, False
 
 
 class QueueFull(RuntimeError):

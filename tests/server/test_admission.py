@@ -44,14 +44,17 @@ def test_requests_past_the_concurrency_bound_get_503_at_once_and_places_free_on_
     assert client.get("/v1/embeddings", buffered=False).status_code == 200
 
 
-def test_service_rate_is_unknown_until_a_window_of_work_then_smoothed() -> None:
+def test_service_rate_is_provisional_until_a_window_of_work_then_smoothed() -> None:
     rate = ServiceRate(window_s=1.0, smoothing=0.5)
+    assert rate.per_second is None  # nothing finished yet
     rate.record(4, 0.5)
-    assert rate.per_second is None
-    rate.record(4, 0.5)
-    assert rate.per_second == 8.0
-    rate.record(2, 1.0)
-    assert rate.per_second == 5.0  # halfway from 8 to 2
+    assert rate.per_second == 8.0  # the work so far, before a window closes
+    rate.record(2, 0.5)
+    assert rate.per_second == 6.0  # the first full window: 6 items in 1 s, not smoothed with the provisional 8
+    rate.record(2, 0.5)
+    assert rate.per_second == 6.0  # half a window: the measured rate holds
+    rate.record(2, 0.5)
+    assert rate.per_second == 5.0  # halfway from 6 to 4
 
 
 def test_a_call_that_would_wait_past_its_deadline_is_refused_before_it_queues() -> None:
