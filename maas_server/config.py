@@ -73,7 +73,7 @@ class ModelConfig(_Strict):
                             "with greedy text that can part from float32's after some tokens "
                             "(docs/performance.md)")
     trace: bool | None = Field(
-        None, description="run the forward pass of embedding and image-classification models as a TorchScript "
+        None, description="run the forward pass of embedding, text- and image-classification models as a TorchScript "
                           "graph, kept only if it matches eager on sample inputs at load: one call takes the GIL "
                           "back once instead of at every op, which request threads slow down "
                           "(docs/performance.md). Default: on for CPU, off elsewhere")

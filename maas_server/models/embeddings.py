@@ -29,7 +29,7 @@ from .base import (
     Vector,
 )
 from .sources import resolve_source
-from .traced import Forward, traced_forward, wants_trace
+from .traced import Forward, padded_text_checks, traced_forward, wants_trace
 
 _LABEL_CACHE_SIZE = 4096
 
@@ -71,11 +71,8 @@ class EmbeddingModel:
         return loaded
 
     def trace(self, name: str) -> None:
-        """Run the encoder as a traced graph from now on, if it matches eager on padded batches of
-        several sizes and lengths up to the longest input allowed (see traced.py)."""
-        word = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize("word"))[:1] or [0]
-        lengths = [[3], [1, 9, 5], [self.max_length, 2]]  # batch sizes 1-3, padding, the longest input
-        checks = [self._encoded([word * n for n in batch]) for batch in lengths]
+        """Run the encoder as a traced graph from now on, if it matches eager (see traced.py)."""
+        checks = padded_text_checks(self.tokenizer, self.device, self.max_length)
         self._hidden = traced_forward(LastHiddenState(self.model), checks[0], checks, name=name)
 
     def describe(self) -> ModelDescription:
@@ -137,12 +134,9 @@ class EmbeddingModel:
         return results
 
     def _vectors(self, ids: list[list[int]]) -> torch.Tensor:
-        input_ids, attention_mask = self._encoded(ids)
-        return sentence_vectors(self._hidden(input_ids, attention_mask), attention_mask, self.pooling)
-
-    def _encoded(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
-        return enc["input_ids"], enc["attention_mask"]
+        return sentence_vectors(self._hidden(enc["input_ids"], enc["attention_mask"]), enc["attention_mask"],
+                                self.pooling)
 
     def _label_matrix(self, labels: tuple[str, ...]) -> torch.Tensor:
         """Label embeddings, cached: the same label sets come back request after request."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -56,6 +57,17 @@ def traced_forward(module: torch.nn.Module, example: Inputs, checks: Sequence[In
     log.info("model %s: forward pass traced%s, checked on %d input shapes", name, " and frozen" if freeze else "",
              len(checks))
     return graph
+
+
+def padded_text_checks(tokenizer: Any, device: str, max_length: int) -> list[Inputs]:
+    """(input_ids, attention_mask) pairs for a text encoder: a batch of 1, a padded batch of 3,
+    and a batch holding the longest input allowed; the first is small enough to trace with."""
+    word = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("word"))[:1] or [0]
+    checks: list[Inputs] = []
+    for lengths in ([3], [1, 9, 5], [max_length, 2]):
+        encoded = tokenizer.pad({"input_ids": [word * n for n in lengths]}, return_tensors="pt").to(device)
+        checks.append((encoded["input_ids"], encoded["attention_mask"]))
+    return checks
 
 
 def _trace(module: torch.nn.Module, example: Inputs, freeze: bool) -> Forward:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
+from maas_server.models.base import TextItem
 from maas_server.models.traced import traced_forward, wants_trace
 
 
@@ -94,3 +95,14 @@ def test_image_classifiers_traced_and_frozen_equal_eager(fixture: str, extra: di
     expected = eager.classify([eager.prepare(image) for image in images])
     for g, e in zip(got, expected):
         assert dict(g.labels) == pytest.approx(dict(e.labels), abs=1e-4)  # label -> probability
+
+
+def test_text_classifiers_traced_equal_eager(tiny_bert_classifier: str) -> None:
+    traced = _load("text-classification", tiny_bert_classifier, True)
+    eager = _load("text-classification", tiny_bert_classifier, False)
+    assert isinstance(traced._logits, torch.jit.ScriptModule)
+    items = [TextItem("good"), TextItem("a much longer review that goes on about the food and the staff")]
+    got = traced.classify([traced.prepare(item) for item in items])
+    expected = eager.classify([eager.prepare(item) for item in items])
+    for g, e in zip(got, expected):
+        assert dict(g.labels) == pytest.approx(dict(e.labels), abs=1e-5)
