@@ -72,8 +72,9 @@ class EmbeddingModel:
 
     def trace(self, name: str) -> None:
         """Run the encoder as a traced graph from now on, if it matches eager (see traced.py)."""
-        checks = padded_text_checks(self.tokenizer, self.device, self.max_length)
-        self._hidden = traced_forward(LastHiddenState(self.model), checks[0], checks, name=name)
+        self._hidden = traced_forward(
+            LastHiddenState(self.model), lambda: padded_text_checks(self.tokenizer, self.device, self.max_length),
+            name=name)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,

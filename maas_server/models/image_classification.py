@@ -71,9 +71,11 @@ class ImageClassificationModel:
 
     def trace(self, name: str) -> None:
         """Classify with a traced and frozen graph from now on, if it matches eager (see traced.py)."""
+        self._logits = traced_forward(Logits(self.model), self._trace_checks, name=name, freeze=True)
+
+    def _trace_checks(self) -> list[tuple[torch.Tensor]]:
         image = self.prepare(Image.new("RGB", (64, 48), (120, 60, 30)))
-        checks = [(torch.stack([image] * n).to(device=self.device, dtype=self.torch_dtype),) for n in (1, 3)]
-        self._logits = traced_forward(Logits(self.model), checks[0], checks, name=name, freeze=True)
+        return [(torch.stack([image] * n).to(device=self.device, dtype=self.torch_dtype),) for n in (1, 3)]
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels))

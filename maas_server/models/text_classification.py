@@ -73,8 +73,9 @@ class TextClassificationModel:
 
     def trace(self, name: str) -> None:
         """Classify with a traced graph from now on, if it matches eager (see traced.py)."""
-        checks = padded_text_checks(self.tokenizer, self.device, self.max_length)
-        self._logits = traced_forward(SequenceLogits(self.model), checks[0], checks, name=name)
+        self._logits = traced_forward(
+            SequenceLogits(self.model), lambda: padded_text_checks(self.tokenizer, self.device, self.max_length),
+            name=name)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,

@@ -34,17 +34,20 @@ def wants_trace(setting: bool | None, device: str) -> bool:
     return device == "cpu" if setting is None else setting
 
 
-def traced_forward(module: torch.nn.Module, example: Inputs, checks: Sequence[Inputs], *, name: str,
+def traced_forward(module: torch.nn.Module, make_checks: Callable[[], Sequence[Inputs]], *, name: str,
                    freeze: bool = False) -> Forward:
     """`module` (in eval mode, returning one tensor) as a traced graph, or `module` itself when the
-    graph cannot be made or differs from eager on any of `checks`.
+    graph cannot be made or differs from eager on any of the inputs `make_checks` returns. The
+    first of them is the one traced; building them is part of the attempt (a tokenizer that
+    cannot pad fails it, and the model serves eager as before).
 
     freeze: also inline the weights and fold batch norms into convolutions, with
     ``optimize_for_inference`` (oneDNN layouts): 1.3-1.7x faster for the CNN image classifiers,
     slower for a BERT batch of 32, so it is for convolutional networks.
     """
     try:
-        graph = _trace(module, example, freeze)
+        checks = make_checks()
+        graph = _trace(module, checks[0], freeze)
         mismatch = _first_mismatch(module, graph, checks)
     except Exception as exc:  # noqa: BLE001 - any failure means eager, which always works
         log.warning("model %s: serving the eager forward pass; tracing failed (%s: %s)", name,
@@ -60,8 +63,8 @@ def traced_forward(module: torch.nn.Module, example: Inputs, checks: Sequence[In
 
 
 def padded_text_checks(tokenizer: Any, device: str, max_length: int) -> list[Inputs]:
-    """(input_ids, attention_mask) pairs for a text encoder: a batch of 1, a padded batch of 3,
-    and a batch holding the longest input allowed; the first is small enough to trace with."""
+    """(input_ids, attention_mask) pairs for a text encoder: a batch of 1 (small, to trace with),
+    a padded batch of 3, and a batch holding the longest input allowed."""
     word = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("word"))[:1] or [0]
     checks: list[Inputs] = []
     for lengths in ([3], [1, 9, 5], [max_length, 2]):

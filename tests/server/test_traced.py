@@ -36,7 +36,7 @@ class Untraceable(torch.nn.Module):
 def test_a_graph_that_matches_eager_is_used() -> None:
     module = Doubler().eval()
     checks = [(torch.randn(1, 4),), (torch.randn(3, 4),)]
-    forward = traced_forward(module, checks[0], checks, name="m")
+    forward = traced_forward(module, lambda: checks, name="m")
     assert isinstance(forward, torch.jit.ScriptModule)
     x = torch.randn(5, 4)
     assert torch.equal(forward(x), module(x))
@@ -46,7 +46,7 @@ def test_a_graph_with_a_baked_branch_falls_back_to_eager(caplog: pytest.LogCaptu
     module = SignBranch().eval()
     positive, negative = (torch.ones(2, 3),), (-torch.ones(2, 3),)
     with caplog.at_level(logging.WARNING):
-        forward = traced_forward(module, positive, [positive, negative], name="branchy")
+        forward = traced_forward(module, lambda: [positive, negative], name="branchy")
     assert forward is module
     assert "branchy" in caplog.text and "differs" in caplog.text
 
@@ -55,8 +55,18 @@ def test_a_module_that_cannot_be_traced_serves_eager(caplog: pytest.LogCaptureFi
     module = Untraceable().eval()
     example = (torch.ones(1, 2),)
     with caplog.at_level(logging.WARNING):
-        assert traced_forward(module, example, [example], name="odd") is module
+        assert traced_forward(module, lambda: [example], name="odd") is module
     assert "tracing failed" in caplog.text
+
+
+def test_check_inputs_that_cannot_be_built_mean_eager(caplog: pytest.LogCaptureFixture) -> None:
+    def no_padding() -> list[tuple[torch.Tensor, ...]]:
+        raise ValueError("Asking to pad but the tokenizer does not have a padding token")
+
+    module = Doubler().eval()
+    with caplog.at_level(logging.WARNING):
+        assert traced_forward(module, no_padding, name="unpadded") is module
+    assert "padding token" in caplog.text
 
 
 def test_trace_is_on_for_cpu_by_default_and_the_config_decides_otherwise() -> None:
