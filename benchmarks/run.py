@@ -206,15 +206,6 @@ def inprocess_embeddings(model: Any, batch: int, rounds: int) -> float:
     return batch * rounds / (time.perf_counter() - start)
 
 
-def inprocess_embedding_latency_ms(model: Any) -> float:
-    latencies = []
-    for i in range(30):
-        start = time.perf_counter()
-        model.embed([model.prepare_text(SENTENCES[i])])
-        latencies.append(time.perf_counter() - start)
-    return statistics.median(latencies) * 1000
-
-
 def inprocess_entities(model: Any, batch: int, rounds: int) -> float:
     from maas_server.models.base import EntityItem
 

@@ -29,7 +29,7 @@ from .base import (
     Vector,
 )
 from .sources import resolve_source
-from .traced import Forward, padded_text_checks, traced_forward, wants_trace
+from .traced import Forward, text_forward
 
 _LABEL_CACHE_SIZE = 4096
 
@@ -45,8 +45,9 @@ class EmbeddingModel:
 
     task = "embeddings"
 
-    def __init__(self, model: Any, tokenizer: Any, *, device: str, pooling: str, max_length: int,
+    def __init__(self, model: Any, tokenizer: Any, hidden: Forward, *, device: str, pooling: str, max_length: int,
                  zero_shot_scale: float) -> None:
+        """`hidden`: the last hidden state from (input_ids, attention_mask), traced or not (traced.py)."""
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -56,7 +57,7 @@ class EmbeddingModel:
         self.zero_shot_scale = zero_shot_scale
         self.dimensions = int(model.config.hidden_size)
         self._label_vectors: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._hidden: Forward = LastHiddenState(model)
+        self._hidden = hidden
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> EmbeddingModel:
@@ -64,17 +65,9 @@ class EmbeddingModel:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, dtype=dtype).to(device).eval()
         max_length = config.max_context or sentence_max_length(path, model, tokenizer)
-        loaded = cls(model, tokenizer, device=device, pooling=pooling_mode(path), max_length=max_length,
-                     zero_shot_scale=config.zero_shot_scale)
-        if wants_trace(config.trace, device):
-            loaded.trace(config.name)
-        return loaded
-
-    def trace(self, name: str) -> None:
-        """Run the encoder as a traced graph from now on, if it matches eager (see traced.py)."""
-        self._hidden = traced_forward(
-            LastHiddenState(self.model), lambda: padded_text_checks(self.tokenizer, self.device, self.max_length),
-            name=name)
+        hidden = text_forward(model, "last_hidden_state", tokenizer, config, device, max_length)
+        return cls(model, tokenizer, hidden, device=device, pooling=pooling_mode(path), max_length=max_length,
+                   zero_shot_scale=config.zero_shot_scale)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
@@ -151,19 +144,6 @@ class EmbeddingModel:
         while len(self._label_vectors) > _LABEL_CACHE_SIZE:
             self._label_vectors.popitem(last=False)
         return torch.stack([self._label_vectors[label] for label in labels])
-
-
-class LastHiddenState(torch.nn.Module):
-    """An encoder called with (input_ids, attention_mask), returning its last hidden state: one
-    tensor in and out, the shape ``torch.jit.trace`` records."""
-
-    def __init__(self, encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden: torch.Tensor = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return hidden
 
 
 def sentence_vectors(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

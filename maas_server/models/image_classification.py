@@ -42,8 +42,10 @@ class ImageClassificationModel:
 
     task = "image-classification"
 
-    def __init__(self, model: Any, transform: Callable[[Image.Image], torch.Tensor], labels: list[str], *,
-                 device: str, dtype: torch.dtype, normalisation: Normalisation = ((0.0,) * 3, (1.0,) * 3)) -> None:
+    def __init__(self, model: Any, logits: Forward, transform: Callable[[Image.Image], torch.Tensor],
+                 labels: list[str], *, device: str, dtype: torch.dtype,
+                 normalisation: Normalisation = ((0.0,) * 3, (1.0,) * 3)) -> None:
+        """`logits`: the network's float logits from a batch of pixels, traced or not (traced.py)."""
         self.model = model
         self.transform = transform
         self.labels = labels
@@ -52,7 +54,7 @@ class ImageClassificationModel:
         self.dtype = str(dtype).removeprefix("torch.")
         self.normalisation = normalisation
         self._explained: Any = None  # the explain lane's own copy of the network, made on first use
-        self._logits: Forward = Logits(model)
+        self._logits = logits
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> ImageClassificationModel:
@@ -63,19 +65,13 @@ class ImageClassificationModel:
                              "use 'timm:NAME' or omit it")
         else:
             model, transform, labels, normalisation = _load_hf(config)
-        loaded = cls(model.to(device=device, dtype=dtype).eval(), transform, labels, device=device, dtype=dtype,
-                     normalisation=normalisation)
+        model = model.to(device=device, dtype=dtype).eval()
+        eager = Logits(model)
+        logits: Forward = eager
         if wants_trace(config.trace, device):
-            loaded.trace(config.name)
-        return loaded
-
-    def trace(self, name: str) -> None:
-        """Classify with a traced and frozen graph from now on, if it matches eager (see traced.py)."""
-        self._logits = traced_forward(Logits(self.model), self._trace_checks, name=name, freeze=True)
-
-    def _trace_checks(self) -> list[tuple[torch.Tensor]]:
-        image = self.prepare(Image.new("RGB", (64, 48), (120, 60, 30)))
-        return [(torch.stack([image] * n).to(device=self.device, dtype=self.torch_dtype),) for n in (1, 3)]
+            logits = traced_forward(eager, lambda: _trace_checks(transform, device, dtype), name=config.name,
+                                    freeze=True)
+        return cls(model, logits, transform, labels, device=device, dtype=dtype, normalisation=normalisation)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels))
@@ -143,6 +139,13 @@ class Logits(torch.nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return explain.logits_of(self.network(pixels))
+
+
+def _trace_checks(transform: Callable[[Image.Image], torch.Tensor], device: str,
+                  dtype: torch.dtype) -> list[tuple[torch.Tensor]]:
+    """Batches of 1 and 3 of one image, as `prepare` makes it: the inputs a traced graph must match eager on."""
+    pixels = transform(Image.new("RGB", (64, 48), (120, 60, 30)))
+    return [(torch.stack([pixels] * n).to(device=device, dtype=dtype),) for n in (1, 3)]
 
 
 def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str], Normalisation]:

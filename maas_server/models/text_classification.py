@@ -28,7 +28,7 @@ from .base import (
 from .embeddings import pooling_mode, sentence_max_length, sentence_vectors
 from .sentiment_head import ClassificationHead, HeadError, load_head
 from .sources import resolve_source
-from .traced import Forward, padded_text_checks, traced_forward, wants_trace
+from .traced import Forward, text_forward
 
 
 @dataclass
@@ -42,7 +42,8 @@ class TextClassificationModel:
 
     task = "text-classification"
 
-    def __init__(self, model: Any, tokenizer: Any, *, device: str, max_length: int) -> None:
+    def __init__(self, model: Any, tokenizer: Any, logits: Forward, *, device: str, max_length: int) -> None:
+        """`logits`: the model's logits from (input_ids, attention_mask), traced or not (traced.py)."""
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -50,7 +51,7 @@ class TextClassificationModel:
         self.max_length = max_length
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self._explained: Any = None  # the explain lane's own copy of the network, made on first use
-        self._logits: Forward = SequenceLogits(model)
+        self._logits = logits
 
     @classmethod
     def load(cls, config: Any, device: str, dtype: torch.dtype, cache_dir: Path) -> TextClassificationModel:
@@ -66,16 +67,9 @@ class TextClassificationModel:
                 getattr(model.config, "max_position_embeddings", 512) or 512,
                 tokenizer.model_max_length if 0 < tokenizer.model_max_length < 10**9 else 512,
             )
-        loaded = cls(model.to(device).eval(), tokenizer, device=device, max_length=limit)
-        if wants_trace(config.trace, device):
-            loaded.trace(config.name)
-        return loaded
-
-    def trace(self, name: str) -> None:
-        """Classify with a traced graph from now on, if it matches eager (see traced.py)."""
-        self._logits = traced_forward(
-            SequenceLogits(self.model), lambda: padded_text_checks(self.tokenizer, self.device, self.max_length),
-            name=name)
+        model = model.to(device).eval()
+        logits = text_forward(model, "logits", tokenizer, config, device, limit)
+        return cls(model, tokenizer, logits, device=device, max_length=limit)
 
     def describe(self) -> ModelDescription:
         return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
@@ -110,7 +104,7 @@ class TextClassificationModel:
     @torch.inference_mode()
     def classify(self, batch: list[PreparedClassify]) -> list[Scores]:
         enc = self.tokenizer.pad({"input_ids": [p.ids for p in batch]}, return_tensors="pt").to(self.device)
-        logits = self._logits(enc["input_ids"], enc["attention_mask"])
+        logits = self._logits(enc["input_ids"], enc["attention_mask"]).float()
         results = []
         for row, item in zip(logits, batch):
             # Softmax over the requested labels only, so scores sum to 1 over what is returned.
@@ -149,18 +143,6 @@ class TextClassificationModel:
     @property
     def _pad_id(self) -> int:
         return int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
-
-
-class SequenceLogits(torch.nn.Module):
-    """A sequence classifier called with (input_ids, attention_mask), returning float logits: one
-    tensor out, the shape ``torch.jit.trace`` records."""
-
-    def __init__(self, classifier: torch.nn.Module) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return explain.logits_of(self.classifier(input_ids=input_ids, attention_mask=attention_mask))
 
 
 class HeadedEncoder(torch.nn.Module):

@@ -62,6 +62,30 @@ def traced_forward(module: torch.nn.Module, make_checks: Callable[[], Sequence[I
     return graph
 
 
+class TextModelOutput(torch.nn.Module):
+    """A transformers text model called with (input_ids, attention_mask), returning one field of its
+    output (``last_hidden_state``, ``logits``): one tensor out, the shape ``torch.jit.trace`` records."""
+
+    def __init__(self, model: torch.nn.Module, field: str) -> None:
+        super().__init__()
+        self.model = model
+        self.field = field
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = getattr(self.model(input_ids=input_ids, attention_mask=attention_mask), self.field)
+        return output
+
+
+def text_forward(model: torch.nn.Module, field: str, tokenizer: Any, config: Any, device: str,
+                 max_length: int) -> Forward:
+    """`model`'s output `field` from (input_ids, attention_mask): a traced graph when the config's
+    ``trace`` asks for it (:func:`wants_trace`) and the graph matches eager on padded batches."""
+    eager = TextModelOutput(model, field)
+    if not wants_trace(config.trace, device):
+        return eager
+    return traced_forward(eager, lambda: padded_text_checks(tokenizer, device, max_length), name=config.name)
+
+
 def padded_text_checks(tokenizer: Any, device: str, max_length: int) -> list[Inputs]:
     """(input_ids, attention_mask) pairs for a text encoder: a batch of 1 (small, to trace with),
     a padded batch of 3, and a batch holding the longest input allowed."""
@@ -82,22 +106,26 @@ def _trace(module: torch.nn.Module, example: Inputs, freeze: bool) -> Forward:
             graph = torch.jit.trace(module, example, check_trace=False)  # type: ignore[no-untyped-call]
             if freeze:
                 graph = torch.jit.optimize_for_inference(torch.jit.freeze(graph.eval()))
-            graph(*example)  # the first calls profile and optimize the graph: not a request's job
     return graph  # type: ignore[no-any-return]
 
 
 def _first_mismatch(module: torch.nn.Module, graph: Forward, checks: Sequence[Inputs]) -> str | None:
-    """A description of the first check input whose outputs differ, or None when all agree."""
+    """A description of the first check input whose outputs differ, or None when all agree.
+
+    These calls also profile and optimize the graph for the shapes they run, before any request.
+    """
+    rtol, atol = _tolerance(module)
     with torch.inference_mode():
         for inputs in checks:
             expected, got = module(*inputs), graph(*inputs)
-            rtol, atol = _tolerance(expected)
             if got.shape != expected.shape or not torch.allclose(got.float(), expected.float(), rtol, atol):
                 shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
                 return f"inputs of shape {shapes}"
     return None
 
 
-def _tolerance(expected: torch.Tensor) -> tuple[float, float]:
-    """(rtol, atol): folding and fused kernels reorder float sums, ~1e-5 apart in float32 (measured)."""
-    return (1e-3, 1e-4) if expected.dtype == torch.float32 else (2e-2, 2e-2)
+def _tolerance(module: torch.nn.Module) -> tuple[float, float]:
+    """(rtol, atol) for the module's precision: folding and fused kernels reorder float sums,
+    ~1e-5 apart in float32 (measured), more in half precision."""
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+    return (1e-3, 1e-4) if dtype == torch.float32 else (2e-2, 2e-2)
