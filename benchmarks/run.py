@@ -791,7 +791,7 @@ def bench_faces(quick: bool) -> list[Row]:
 
 
 SPEECH_MODEL = "whisper-tiny.en"
-LONG_CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech" / "long.ogg"  # 65 s of espeak-ng
+LONG_CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech" / "long.ogg"  # 73 s, four voices
 
 
 def _audio_seconds(path: Path) -> float:
@@ -802,7 +802,7 @@ def _audio_seconds(path: Path) -> float:
 
 
 def bench_speech(quick: bool) -> list[Row]:
-    """Transcription of a 65 s clip: real-time factor (seconds of work per second of audio, lower is better).
+    """Transcription of a 73 s clip: real-time factor (seconds of work per second of audio, lower is better).
 
     In-process is what a user would write by hand with the same model folder: faster-whisper's
     WhisperModel (int8 on CPU, beam 5, its Silero VAD), one file at a time. The server decodes,

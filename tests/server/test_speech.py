@@ -1,10 +1,15 @@
 """Speech recognition through the app: real speech (tests/data/speech) through the real Whisper tiny.en, and a tiny
-random-weight Hugging Face Whisper through the transformers path."""
+random-weight Hugging Face Whisper through the transformers path.
+
+What the model hears is checked as a word error rate under a bound with a margin (tests/speech_clips.py), never
+as exact words: the same clip can come out a word apart on another CPU. Formats and timings are checked for
+their structure, and against each other."""
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import re
 import struct
 from pathlib import Path
 
@@ -15,14 +20,18 @@ from flask.testing import FlaskClient
 from maas_server.app import create_app
 from maas_server.settings import load_settings
 from tests.speech_clips import (
+    CLIP_SET,
     LONG,
-    LONG_KEYWORDS,
     LONG_SCRIPT,
+    MAX_LONG_WER,
+    MAX_SET_WER,
+    MAX_SHORT_WER,
     SHORT,
-    SHORT_WORDS,
+    SHORT_SCRIPT,
     silent_flac,
     silent_wav,
     transcode,
+    word_error_rate,
     words,
 )
 
@@ -71,21 +80,50 @@ def post(client: FlaskClient, data: bytes, url: str = URL, name: str = "clip", *
     return client.post(url, data={"file": (io.BytesIO(data), name), **fields}, content_type="multipart/form-data")
 
 
-def test_json_answer_has_the_spoken_words(client: FlaskClient) -> None:
+def test_json_answer_has_the_spoken_words_and_the_clips_duration(client: FlaskClient) -> None:
     response = post(client, SHORT.read_bytes(), model="whisper")
     assert response.status_code == 200, response.json
-    heard = words(response.json["text"])
-    assert sum(word in heard for word in SHORT_WORDS) >= 4, heard
-    assert response.json["usage"] == {"type": "duration", "seconds": pytest.approx(2.91, abs=0.05)}
+    assert word_error_rate([SHORT_SCRIPT["text"]], [response.json["text"]]) <= MAX_SHORT_WER, response.json["text"]
+    assert response.json["usage"] == {"type": "duration",
+                                      "seconds": pytest.approx(SHORT_SCRIPT["duration"], abs=0.05)}
 
 
-def test_text_srt_and_vtt_answers_are_plain_text(client: FlaskClient) -> None:
+def test_word_error_rate_on_the_clip_set_is_low(client: FlaskClient) -> None:
+    """The quality users rely on, over eight clips in four voices, with a margin that holds across CPUs."""
+    heard = [post(client, path.read_bytes(), response_format="text").get_data(as_text=True) for path, _ in CLIP_SET]
+    rate = word_error_rate([text for _, text in CLIP_SET], heard)
+    assert rate <= MAX_SET_WER, (rate, heard)
+
+
+def test_the_clip_set_check_fails_a_model_that_does_not_hear(client: FlaskClient) -> None:
+    """The same measure on a Whisper with random weights is far above the bound: the check can fail."""
+    heard = [post(client, path.read_bytes(), model="tiny-whisper", response_format="text").get_data(as_text=True)
+             for path, _ in CLIP_SET[:2]]
+    assert word_error_rate([text for _, text in CLIP_SET[:2]], heard) > 3 * MAX_SET_WER, heard
+
+
+SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+)\n")
+VTT_CUE = re.compile(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)\n")
+
+
+def clock(seconds: float, comma: str) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{comma}{ms % 1000:03d}"
+
+
+def test_text_srt_and_vtt_answers_carry_the_segments_of_the_verbose_answer(client: FlaskClient) -> None:
+    segments = post(client, SHORT.read_bytes(), response_format="verbose_json").json["segments"]
     text = post(client, SHORT.read_bytes(), response_format="text")
-    assert text.mimetype == "text/plain" and "brown fox" in text.get_data(as_text=True).lower()
+    assert text.mimetype == "text/plain"
+    assert text.get_data(as_text=True) == "".join(s["text"] for s in segments).strip() + "\n"
     srt = post(client, SHORT.read_bytes(), response_format="srt").get_data(as_text=True)
-    assert srt.startswith("1\n00:00:00,000 --> 00:00:02,") and "brown fox" in srt.lower()
+    assert SRT_CUE.findall(srt) == [(str(i), clock(s["start"], ","), clock(s["end"], ","), s["text"].strip())
+                                    for i, s in enumerate(segments, 1)], srt
+    assert "\n\n".join(m.group(0) for m in SRT_CUE.finditer(srt)) == srt
     vtt = post(client, SHORT.read_bytes(), response_format="vtt").get_data(as_text=True)
-    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:02.") and "brown fox" in vtt.lower()
+    assert vtt.startswith("WEBVTT\n\n")
+    assert VTT_CUE.findall(vtt) == [(clock(s["start"], "."), clock(s["end"], "."), s["text"].strip())
+                                    for s in segments], vtt
 
 
 def test_verbose_json_times_segments_and_words(client: FlaskClient) -> None:
@@ -94,13 +132,16 @@ def test_verbose_json_times_segments_and_words(client: FlaskClient) -> None:
     body = response.json
     assert response.status_code == 200, body
     assert body["task"] == "transcribe" and body["language"] == "en"
-    assert body["duration"] == pytest.approx(2.91, abs=0.05)
-    [segment] = body["segments"]
-    assert segment["start"] == 0.0 and 2.0 < segment["end"] <= 2.95 and segment["tokens"]
-    timed = [w["word"].lower().strip(".") for w in body["words"]]
-    assert timed[:4] == ["the", "quick", "brown", "fox"], timed
+    duration = body["duration"]
+    assert duration == pytest.approx(SHORT_SCRIPT["duration"], abs=0.05)
+    segments = body["segments"]
+    assert segments and segments[0]["start"] <= 0.5 and all(s["tokens"] for s in segments)
+    assert all(0 <= s["start"] < s["end"] <= duration for s in segments)
+    assert words(" ".join(w["word"] for w in body["words"])) == words(body["text"])  # every word, timed
     starts = [w["start"] for w in body["words"]]
-    assert starts == sorted(starts) and all(w["end"] >= w["start"] for w in body["words"])
+    assert starts == sorted(starts) and all(0 <= w["start"] <= w["end"] <= duration for w in body["words"])
+    # The clip is speech from start to end (within flite's 0.1-0.2 s of silence either side).
+    assert starts[0] <= 1.0 and body["words"][-1]["end"] >= duration - 1.0, body["words"]
 
 
 @pytest.mark.parametrize(("container", "codec", "rate"), [("flac", "flac", None), ("mp3", "libmp3lame", None),
@@ -109,34 +150,33 @@ def test_verbose_json_times_segments_and_words(client: FlaskClient) -> None:
 def test_common_formats_are_decoded(client: FlaskClient, container: str, codec: str, rate: int | None) -> None:
     response = post(client, transcode(SHORT, container, codec, rate), response_format="text")
     assert response.status_code == 200, response.json
-    heard = words(response.get_data(as_text=True))  # lossy codecs cost tiny.en a word or two (AAC: "roundfark")
-    assert sum(word in heard for word in SHORT_WORDS) >= 3, heard
+    heard = response.get_data(as_text=True)
+    assert word_error_rate([SHORT_SCRIPT["text"]], [heard]) <= MAX_SHORT_WER, heard
 
 
 def test_a_minute_of_speech_is_cut_in_its_silences_and_timed_from_the_start(client: FlaskClient) -> None:
     body = post(client, LONG.read_bytes(), response_format="verbose_json").json
     assert body["duration"] == pytest.approx(LONG_SCRIPT["duration"], abs=0.1)
-    segments = body["segments"]
+    sentences, segments = LONG_SCRIPT["sentences"], body["segments"]
+    assert word_error_rate([" ".join(s["text"] for s in sentences)], [body["text"]]) <= MAX_LONG_WER, body["text"]
     starts = [s["start"] for s in segments]
     assert starts == sorted(starts) and segments[-1]["end"] <= body["duration"]
-    matched = 0
-    for keyword, sentence in zip(LONG_KEYWORDS, LONG_SCRIPT["sentences"]):
-        found = [s for s in segments if keyword in words(s["text"])]
-        if not found:
-            continue
-        matched += 1
-        # Whisper tiny's segments start in the pause before their sentence, or on it: within 2 s.
-        assert abs(found[0]["start"] - sentence["start"]) <= 2.0, (keyword, found[0], sentence)
-    assert matched >= 12, body["text"]  # 14 sentences; every one was heard when this was written
-    assert segments[-1]["start"] > 55, "the last chunk (after 54 s) was transcribed and offset"
+    # Whisper tiny's segments start in the pause before their sentence, or on it: within 2 s. Timing, not words:
+    # nearly every sentence has a segment that starts near it, and no segment is timed in a long silence.
+    timed = sum(any(abs(start - sentence["start"]) <= 2.0 for start in starts) for sentence in sentences)
+    assert timed >= len(sentences) - 2, (starts, [sentence["start"] for sentence in sentences])
+    for segment in segments:
+        middle = (segment["start"] + segment["end"]) / 2
+        assert any(s["start"] - 1.0 <= middle <= s["end"] + 1.0 for s in sentences), segment
+    assert segments[-1]["start"] > sentences[-1]["start"] - 2.0, "the last chunk was transcribed and offset"
 
 
 def test_hugging_face_address_answers_text_and_timed_chunks(client: FlaskClient) -> None:
     response = client.post("/models/whisper", data=SHORT.read_bytes())
     assert response.status_code == 200, response.json
-    assert "brown fox" in response.json["text"].lower()
-    [chunk] = response.json["chunks"]
-    assert chunk["timestamp"][0] == 0.0 and chunk["timestamp"][1] > 2
+    assert word_error_rate([SHORT_SCRIPT["text"]], [response.json["text"]]) <= MAX_SHORT_WER, response.json
+    chunks = response.json["chunks"]
+    assert chunks and chunks[0]["timestamp"][0] <= 0.5 and chunks[-1]["timestamp"][1] > 2
 
 
 def test_hugging_face_address_reads_the_body_as_the_models_task_and_refuses_forms(client: FlaskClient) -> None:
