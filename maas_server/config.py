@@ -152,6 +152,12 @@ class ServerConfig(_Strict):
     max_explain_inputs: int = Field(4, gt=0, description="inputs per call with explain: true (a backward pass each)")
     max_tokens: int = Field(2048, gt=0)
     max_n: int = Field(8, gt=0)
+    max_schema_depth: int = Field(
+        32, ge=1, le=200, description="structured output: levels of nesting of a JSON schema, counted through "
+                                      "$ref (the grammar compiler recurses once per level: ~1,000 overflowed it)")
+    max_schema_properties: int = Field(1000, gt=0, description="structured output: properties in one schema")
+    max_schema_enum: int = Field(1000, gt=0, description="structured output: enum values in one schema")
+    max_schema_pattern: int = Field(1000, gt=0, description="structured output: characters in one pattern")
     max_image_bytes: int = Field(10_000_000, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_concurrent_requests: int = Field(

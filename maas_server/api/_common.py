@@ -35,6 +35,7 @@ from ..models.base import (
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 from .metering import note_model
+from .schemas import MAX_JSON_DEPTH
 
 M = TypeVar("M", bound=BaseModel)
 In = TypeVar("In")
@@ -85,7 +86,6 @@ def state() -> ServerState:
     return current_app.extensions["maas"]  # type: ignore[no-any-return]
 
 
-MAX_JSON_DEPTH = 32  # our deepest body (chat content parts) nests 5 levels
 
 
 def parse_json(schema: type[M]) -> M:

@@ -41,6 +41,7 @@ from ._common import (
     wait_all,
 )
 from .metering import report_usage
+from .structured import admitted_schema
 
 bp = Blueprint("generation", __name__)
 
@@ -63,7 +64,8 @@ def chat_completions() -> Any:
 def answer_chat(body: s.ChatCompletionRequest) -> Any:
     """The chat completion for `body`: the whole answer, or its stream of chunks."""
     entry, generation = chat_generation(body, "/v1/chat/completions")
-    shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=tool_names(generation))
+    shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=tool_names(generation),
+                         forced=generation.tools_required)
     return respond(entry, [generation], shaper, body.stream, _include_usage(body))
 
 
@@ -79,13 +81,14 @@ def chat_generation(body: s.ChatCompletionRequest, endpoint: str) -> tuple[Model
     generation = _generation_request(body, body.token_limit, top, messages=[m.as_dict() for m in body.messages],
                                      tools=tools.offered(body), tools_required=tools.required(body))
     if generation.tools_required:
-        generation.json_schema = tools.calls_schema(body)  # the calls are written under the grammar
+        generation.json_schema = admitted_schema(tools.calls_schema(body), "tools")  # calls follow the grammar
         generation.json_schema_field = "tools"  # a parameters schema it cannot enforce is the tools' fault
     return entry, generation
 
 
-def tool_names(generation: GenerationRequest) -> set[str]:
-    return {tool["function"]["name"] for tool in generation.tools or []}
+def tool_names(generation: GenerationRequest) -> list[str]:
+    """The offered functions' names, in the order the request gave them."""
+    return [tool["function"]["name"] for tool in generation.tools or []]
 
 
 def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> None:
@@ -110,7 +113,8 @@ def check_max_tokens(max_tokens: int | None, param: str) -> None:
 def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int | None,
                         **prompt: Any) -> GenerationRequest:
     """The model's request for one prompt (`prompt=`, or `messages=` with their `tools=`)."""
-    schema = body.response_format.schema_text() if body.response_format is not None else None
+    text = body.response_format.schema_text() if body.response_format is not None else None
+    schema = admitted_schema(text, "response_format") if text is not None else None
     return GenerationRequest(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, n=body.n,
                              stop=tuple(body.stops), seed=body.seed, logprobs=logprobs, json_schema=schema, **prompt)
 
@@ -304,9 +308,11 @@ class _CompletionShaper(Shaper):
 
 
 class _ChatShaper(Shaper):
-    def __init__(self, response_id: str, model: str, n: int, tool_names: set[str] | None = None) -> None:
+    def __init__(self, response_id: str, model: str, n: int, tool_names: list[str] | None = None,
+                 forced: bool = False) -> None:
         super().__init__(response_id, model, n)
-        self.tool_names = tool_names or set()
+        self.tool_names = tool_names or []
+        self.forced = forced  # tool_choice "required" or named: the answer is calls, even when cut short
         self.buffers_streams = bool(self.tool_names)
 
     def full(self, results: list[GenerationResult]) -> dict[str, Any]:
@@ -316,7 +322,12 @@ class _ChatShaper(Shaper):
 
     def _choice(self, index: int, choice: Choice) -> s.ChatChoice:
         logprobs = _chat_logprobs(choice.tokens) if choice.tokens else None
-        calls = tools.read_calls(choice.text, self.tool_names) if self.tool_names else None
+        if self.forced:
+            finish = "tool_calls" if choice.finish_reason == "stop" else choice.finish_reason
+            return s.ChatChoice(index=index, message=s.AssistantMessage(
+                content=None, tool_calls=tools.read_forced_calls(choice.text, self.tool_names)),
+                finish_reason=finish, logprobs=logprobs)
+        calls = tools.read_calls(choice.text, set(self.tool_names)) if self.tool_names else None
         if calls and choice.finish_reason == "stop":
             return s.ChatChoice(index=index, message=s.AssistantMessage(content=None, tool_calls=calls),
                                 finish_reason="tool_calls", logprobs=logprobs)

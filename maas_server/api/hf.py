@@ -53,6 +53,7 @@ from .generation import Shaper, answer_chat, check_max_tokens, respond, stream_e
 from .images import CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images
 from .metering import report_usage
 from .speech import transcribe
+from .structured import admitted_schema
 
 bp = Blueprint("hf", __name__)
 
@@ -106,7 +107,7 @@ def _text_generation(entry: ModelEntry, *, listed: bool = True, streamed: bool |
         prompt=body.inputs, max_tokens=params.max_new_tokens,
         temperature=(params.temperature or 1.0) if params.samples else 0.0, top_p=params.top_p or 1.0,
         stop=tuple(params.stop), seed=params.seed, logprobs=(params.top_n_tokens or 0) if wants_tokens else None,
-        json_schema=params.grammar.schema_text() if params.grammar else None,
+        json_schema=admitted_schema(params.grammar.schema_text(), "parameters.grammar") if params.grammar else None,
         json_schema_field="parameters.grammar")
     shaper = _TGIShaper(entry.config.name, params, body.inputs, listed)
     return respond(entry, [generation], shaper, streamed)

@@ -27,16 +27,17 @@ def create_response() -> Any:
     body = parse_json(s.ResponsesRequest)
     chat = s.ChatCompletionRequest.model_validate(body.as_chat())  # a 400 from here names chat's field
     entry, generation = chat_generation(chat, "/v1/responses")
-    shaper = _ResponseShaper(entry.config.name, body, tool_names(generation))
+    shaper = _ResponseShaper(entry.config.name, body, tool_names(generation), forced=generation.tools_required)
     return respond(entry, [generation], shaper, chat.stream)
 
 
 class _ResponseShaper(Shaper):
     """One response object, or its stream of typed events (response.created ... response.completed)."""
 
-    def __init__(self, model: str, body: s.ResponsesRequest, names: set[str]) -> None:
+    def __init__(self, model: str, body: s.ResponsesRequest, names: list[str], forced: bool = False) -> None:
         super().__init__(new_id("resp"), model, 1)
         self.body, self.names = body, names
+        self.forced = forced  # tool_choice "required" or named: the output is calls, even when cut short
         self.buffers_streams = bool(names)
         self.message_id = new_id("msg")
         self.sequence = 0
@@ -68,10 +69,15 @@ class _ResponseShaper(Shaper):
         }
 
     def _output(self, choice: Choice) -> list[dict[str, Any]]:
-        calls = tools.read_calls(choice.text, self.names) if self.names and choice.finish_reason == "stop" else None
-        if calls:
+        if self.forced:
+            calls: list[s.ToolCallOut] | None = tools.read_forced_calls(choice.text, self.names)
+        else:
+            calls = (tools.read_calls(choice.text, set(self.names)) if self.names and choice.finish_reason == "stop"
+                     else None)
+        if calls is not None and (calls or self.forced):
+            status = "completed" if choice.finish_reason == "stop" else "incomplete"
             return [{"type": "function_call", "id": new_id("fc"), "call_id": call.id, "name": call.function.name,
-                     "arguments": call.function.arguments, "status": "completed"} for call in calls]
+                     "arguments": call.function.arguments, "status": status} for call in calls]
         return [self._message(choice.text, "completed")]
 
     def _message(self, text: str, status: str) -> dict[str, Any]:
@@ -129,6 +135,7 @@ class _ResponseShaper(Shaper):
 
 def _usage(result: GenerationResult) -> dict[str, Any]:
     output = sum(c.completion_tokens for c in result.choices)
-    return {"input_tokens": result.prompt_tokens, "input_tokens_details": {"cached_tokens": 0},
+    return {"input_tokens": result.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": result.prompt_tokens + output}

@@ -14,6 +14,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +24,8 @@ from pydantic import (
 )
 
 from ..models.base import Aggregation, FinishReason, TokenIds
+
+MAX_JSON_DEPTH = 32  # our deepest body (chat content parts) nests 5 levels
 
 
 class _Request(BaseModel):
@@ -192,9 +195,33 @@ class TextPart(_Request):
     text: str
 
 
+def _nested_within_limit(text: str) -> str:
+    """JSON text inside a field (a call's arguments) nests no deeper than the body may: it is parsed later."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value = None
+        depth = MAX_JSON_DEPTH + 1
+    except ValueError:
+        return text  # not JSON: passed on as the text it is
+    else:
+        depth, pending = 0, [(value, 1)]
+        while pending and depth <= MAX_JSON_DEPTH:
+            item, level = pending.pop()
+            if isinstance(item, (dict, list)):
+                depth = max(depth, level)
+                pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"the JSON text nests deeper than {MAX_JSON_DEPTH} levels")
+    return text
+
+
+JsonText = Annotated[str, AfterValidator(_nested_within_limit)]
+
+
 class FunctionCall(_OpenAIRequest):
     name: str = Field(min_length=1)
-    arguments: str  # JSON text, as OpenAI sends it
+    arguments: JsonText  # JSON text, as OpenAI sends it
 
 
 class ToolCallIn(_OpenAIRequest):
@@ -436,7 +463,7 @@ class FunctionCallItem(_OpenAIRequest):
     type: Literal["function_call"]
     call_id: str
     name: str
-    arguments: str
+    arguments: JsonText
     id: str | None = None
     status: str | None = None
 

@@ -22,6 +22,8 @@ import openai
 import pydantic
 import requests
 
+from maas_server.testing import ServerProcess
+
 SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "person": ("Describe a famous scientist.", {
         "type": "object", "additionalProperties": False, "required": ["name", "born", "fields"],
@@ -94,3 +96,43 @@ def test_openai_parse_returns_the_pydantic_object(server_url: str) -> None:
                        messages=[{"role": "user", "content": "What is the capital of France?"}])
     parsed = completion.choices[0].message.parsed
     assert isinstance(parsed, Capital) and parsed.capital == "Paris"
+
+
+def _chain(levels: int) -> dict[str, Any]:
+    defs = {f"d{i}": {"type": "object", "properties": {"x": {"$ref": f"#/$defs/d{i + 1}"}}} for i in range(levels)}
+    defs[f"d{levels}"] = {"type": "integer", "minimum": 0, "maximum": 9}
+    return {"$defs": defs, "$ref": "#/$defs/d0"}
+
+
+def test_a_schema_that_overflowed_the_compiler_is_a_400_and_no_worker_restarts(server: ServerProcess) -> None:
+    """A chain of 1,000 definitions killed the worker (SIGSEGV in the grammar compiler) on chat and on TGI's
+    grammar; the deepest schema admitted (31 nested objects and an integer) compiles on the same worker."""
+    workers = server.worker_pids()
+    chat = {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "x"}], "max_tokens": 8}
+    for levels, status in [(1000, 400), (31, 200), (32, 400)]:
+        r = requests.post(f"{server.url}/v1/chat/completions", timeout=120, json={**chat, "response_format": {
+            "type": "json_schema", "json_schema": {"name": "deep", "schema": _chain(levels)}}})
+        assert r.status_code == status, r.text
+    r = requests.post(f"{server.url}/models/smollm2-135m-instruct", timeout=120, json={
+        "inputs": "x", "parameters": {"max_new_tokens": 4, "grammar": {"type": "json", "value": _chain(1000)}}})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "schema_too_complex", r.text
+    assert server.worker_pids() == workers and requests.get(f"{server.url}/ready", timeout=10).status_code == 200
+
+
+CITY_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def test_sampled_forced_calls_are_calls_that_parse_or_calls_cut_at_max_tokens(server_url: str) -> None:
+    """The flat tool that came back as content in 7 of 40 sampled calls: now every answer is tool_calls."""
+    r = requests.post(f"{server_url}/v1/chat/completions", timeout=300, json={
+        "model": "smollm2-135m-instruct", "n": 8, "seed": 3, "temperature": 1.0, "max_tokens": 40,
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [CITY_TOOL], "tool_choice": "required"})
+    assert r.status_code == 200, r.text
+    for choice in r.json()["choices"]:
+        assert choice["message"]["content"] is None and choice["message"]["tool_calls"], choice
+        if choice["finish_reason"] == "tool_calls":
+            assert all(json.loads(c["function"]["arguments"]) for c in choice["message"]["tool_calls"])
+        else:
+            assert choice["finish_reason"] == "length", choice

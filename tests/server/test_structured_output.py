@@ -111,3 +111,66 @@ def test_a_schema_too_big_to_compile_between_steps_is_a_400(client: FlaskClient)
         "x": big}}}}]
     r = _chat(client, tools=tools, tool_choice="required")
     assert r.status_code == 400 and r.json["error"]["param"] == "tools", r.json
+
+
+def _chain(levels: int) -> dict[str, Any]:
+    """Objects nested `levels` deep through a chain of definitions: small JSON, deep for the compiler."""
+    defs = {f"d{i}": {"type": "object", "properties": {"x": {"$ref": f"#/$defs/d{i + 1}"}}} for i in range(levels)}
+    defs[f"d{levels}"] = {"type": "integer", "minimum": 0, "maximum": 9}
+    return {"$defs": defs, "$ref": "#/$defs/d0"}
+
+
+def test_a_schema_at_the_depth_limit_compiles_and_one_past_it_is_a_400(client: FlaskClient) -> None:
+    """32 levels (the default max_schema_depth) are served; 33, and the ~1,000 that overflowed the grammar
+    compiler's stack and killed the worker, are refused before compiling, on every route that takes a schema."""
+    r = _chat(client, response_format=_format(_chain(31)), max_tokens=64)  # 31 objects and the integer: compiled
+    assert r.status_code == 200, r.json
+    for levels in (32, 1000):
+        r = _chat(client, response_format=_format(_chain(levels)))
+        assert r.status_code == 400 and r.json["error"]["code"] == "schema_too_complex", r.json
+        assert r.json["error"]["param"] == "response_format" and "max_schema_depth" in r.json["error"]["message"]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": _chain(1000)}}]
+    r = _chat(client, tools=tools, tool_choice="required")
+    assert r.status_code == 400 and r.json["error"]["param"] == "tools", r.json
+    as_text = "[" * 40_000 + "]" * 40_000  # TGI takes the grammar as a string too: nested past any parser
+    r = client.post("/models/tiny-gpt2", json={"inputs": "x", "parameters": {
+        "max_new_tokens": 2, "grammar": {"type": "json", "value": as_text}}})
+    assert r.status_code == 400 and r.json["error"]["param"] == "parameters.grammar", r.json
+
+
+@pytest.mark.parametrize(("schema", "limit"), [
+    ({"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(1001)}}, "max_schema_properties"),
+    ({"enum": list(range(1001))}, "max_schema_enum"),
+    ({"type": "string", "pattern": "a" * 1001}, "max_schema_pattern"),
+])
+def test_schema_limits_are_400s_naming_the_limit(client: FlaskClient, schema: dict[str, Any], limit: str) -> None:
+    r = _chat(client, response_format=_format(schema))
+    assert r.status_code == 400 and r.json["error"]["code"] == "schema_too_complex", r.json
+    assert limit in r.json["error"]["message"]
+
+
+OPEN = {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer"}}}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_objects_that_say_nothing_of_other_keys_are_closed_and_numbers_bounded(client: FlaskClient,
+                                                                               seed: int) -> None:
+    """Random weights left free add keys and digits until max_tokens; with the defaults every answer ends."""
+    r = _chat(client, response_format=_format(OPEN), seed=seed, temperature=1.0, max_tokens=40)
+    choice = r.json["choices"][0]
+    assert choice["finish_reason"] == "stop", choice
+    answer = json.loads(choice["message"]["content"])
+    assert list(answer) == ["count"] and abs(answer["count"]) < 10**15
+
+
+def test_what_a_schema_says_of_other_keys_and_bounds_is_kept() -> None:
+    from maas_server.api.structured import DEFAULT_MAX_PROPERTIES, MAX_MAGNITUDE, _with_ends
+
+    assert _with_ends(OPEN) == {**OPEN, "additionalProperties": False, "properties": {
+        "count": {"type": "integer", "maximum": MAX_MAGNITUDE, "minimum": -MAX_MAGNITUDE}}}
+    said = {"type": "object", "additionalProperties": True, "properties": {
+        "n": {"type": "number", "exclusiveMinimum": 0}, "m": {"type": "object", "maxProperties": 3}}}
+    assert _with_ends(said) == {**said, "maxProperties": DEFAULT_MAX_PROPERTIES, "properties": {
+        "n": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MAGNITUDE},
+        "m": {"type": "object", "maxProperties": 3}}}
+    assert _with_ends({"type": "object"}) == {"type": "object", "maxProperties": DEFAULT_MAX_PROPERTIES}

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import pytest
 from flask.testing import FlaskClient
+from pydantic import BaseModel, Field
 
 from maas_server.app import create_app
 from maas_server.models.tool_prompt import with_tools_in_text
@@ -34,7 +35,7 @@ ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
     """A tiny GPT-2 with room for the tools' instructions (the shared one stops at 128 tokens)."""
     folder = tmp_path_factory.mktemp("tools")
-    source = tiny_models.gpt2(folder / "gpt2", context=1024)
+    source = tiny_models.gpt2(folder / "gpt2", context=2048)
     app = create_app(load_settings({"data_dir": folder / "data"}, file={
         "server": {"cache_dir": str(folder / "cache")},
         "models": [{"name": "tiny-gpt2", "task": "text-generation", "source": source}]}))
@@ -166,3 +167,117 @@ def test_the_responses_api_gives_a_function_call_item(client: FlaskClient) -> No
     [item] = r.json["output"]
     assert item["type"] == "function_call" and item["name"] == "get_time" and item["call_id"]
     assert json.loads(item["arguments"])["zone"] in ("UTC", "CET")
+
+
+class City(BaseModel):
+    name: Literal["Paris", "Rome", "Oslo"]
+    country: Literal["FR", "IT", "NO"]
+
+
+class Trip(BaseModel):
+    """Two nested models: pydantic writes them as `$defs` and `$ref`s, as openai.pydantic_function_tool does."""
+
+    start: City
+    end: City
+
+
+class Place(BaseModel):  # another tool's `City`-named definition, different from Trip's
+    city: Literal["Lyon"]
+
+
+class Tree(BaseModel):
+    """A recursive model: its schema refers to itself."""
+
+    label: Literal["a", "b"]
+    children: list[Tree] = Field(max_length=2)
+
+
+def _tool(name: str, model: type[BaseModel]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "parameters": model.model_json_schema()}}
+
+
+NESTED_TOOLS = {"plan_trip": Trip, "visit": Place, "draw_tree": Tree}
+
+
+def _valid_nested_call(call: dict[str, Any]) -> None:
+    model = NESTED_TOOLS[call["function"]["name"]]
+    model.model_validate_json(call["function"]["arguments"])  # the tool's own $defs and $refs resolve
+
+
+@pytest.mark.parametrize("tool_choice", ["required", {"type": "function", "function": {"name": "plan_trip"}}])
+def test_tools_whose_parameters_use_defs_and_refs_get_valid_calls(client: FlaskClient, tool_choice: Any) -> None:
+    tools = [_tool(name, model) for name, model in NESTED_TOOLS.items()]
+    assert "$defs" in tools[0]["function"]["parameters"] and "$ref" in json.dumps(tools[2]["function"]["parameters"])
+    for seed in range(3):
+        r = _chat(client, tools=tools, tool_choice=tool_choice, parallel_tool_calls=False, seed=seed, max_tokens=300)
+        assert r.status_code == 200, r.json
+        choice = r.json["choices"][0]
+        assert choice["finish_reason"] == "tool_calls", choice
+        [call] = choice["message"]["tool_calls"]
+        _valid_nested_call(call)
+        if isinstance(tool_choice, dict):
+            assert call["function"]["name"] == "plan_trip"
+
+
+def test_a_recursive_tool_schema_is_followed_in_a_stream_and_on_the_responses_api(client: FlaskClient) -> None:
+    r = _chat(client, tools=[_tool("draw_tree", Tree)], tool_choice="required", parallel_tool_calls=False,
+              stream=True, max_tokens=300)
+    events = [json.loads(line[6:]) for line in r.get_data(as_text=True).splitlines()
+              if line.startswith("data: {")]
+    deltas = [e["choices"][0] for e in events if e["choices"]]
+    arguments = "".join(call["function"].get("arguments") or "" for d in deltas
+                        for call in d["delta"].get("tool_calls") or [])
+    assert deltas[-1]["finish_reason"] == "tool_calls", deltas[-1]
+    Tree.model_validate_json(arguments)
+    tool = {"type": "function", "name": "plan_trip", "parameters": Trip.model_json_schema()}
+    r = client.post("/v1/responses", json={"model": "tiny-gpt2", "input": "Trip?", "tools": [tool],
+                                          "tool_choice": "required", "parallel_tool_calls": False,
+                                          "max_output_tokens": 300})
+    assert r.status_code == 200, r.json
+    [item] = r.json["output"]
+    assert item["type"] == "function_call" and item["name"] == "plan_trip"
+    Trip.model_validate_json(item["arguments"])
+
+
+@pytest.mark.parametrize("max_tokens", [1, 8, 24])
+def test_a_forced_call_cut_by_max_tokens_is_still_a_call(client: FlaskClient, max_tokens: int) -> None:
+    """As OpenAI answers: `tool_calls` with the arguments as far as they were written, `finish_reason: length`;
+    never the call's JSON as `content`, where a tool user finds nothing."""
+    r = _chat(client, tools=[WEATHER], tool_choice="required", max_tokens=max_tokens)
+    choice = r.json["choices"][0]
+    assert choice["finish_reason"] == "length" and choice["message"]["content"] is None, choice
+    [call] = choice["message"]["tool_calls"]  # one tool offered: the call is known before its name is written
+    assert call["function"]["name"] == "get_weather" and call["id"]
+    assert '{"city": "'.startswith(call["function"]["arguments"][:10])  # a prefix of the grammar's arguments
+    streamed = _chat(client, tools=[WEATHER], tool_choice="required", max_tokens=max_tokens, stream=True)
+    events = [json.loads(line[6:]) for line in streamed.get_data(as_text=True).splitlines()
+              if line.startswith("data: {")]
+    deltas = [e["choices"][0] for e in events if e["choices"]]
+    assert [c["function"]["name"] for d in deltas for c in d["delta"].get("tool_calls") or []] == ["get_weather"]
+    assert deltas[-1]["finish_reason"] == "length" and not any(d["delta"].get("content") for d in deltas)
+
+
+def test_a_cut_forced_call_on_the_responses_api_is_an_incomplete_function_call(client: FlaskClient) -> None:
+    tool = {"type": "function", "name": "get_time", "parameters": TIME["function"]["parameters"]}
+    r = client.post("/v1/responses", json={"model": "tiny-gpt2", "input": "Time?", "tools": [tool],
+                                          "tool_choice": "required", "max_output_tokens": 8})
+    body = r.json
+    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
+    [item] = body["output"]
+    assert item["type"] == "function_call" and item["name"] == "get_time" and item["status"] == "incomplete"
+    assert body["usage"]["input_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 0}
+
+
+def test_call_arguments_nested_past_the_limit_in_a_conversation_are_a_400(client: FlaskClient) -> None:
+    deep = "[" * 50_000 + "]" * 50_000  # parsed later, when the conversation is written into the prompt
+    for arguments, status in [(deep, 400), ("[" * 32 + "]" * 32, 200), ("not json", 200)]:
+        messages = [*ASK, {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "21 C"}]
+        r = client.post("/v1/chat/completions", json={"model": "tiny-gpt2", "messages": messages,
+                                                      "tools": [WEATHER], "max_tokens": 2})
+        assert r.status_code == status, (arguments[:40], r.json)
+    r = client.post("/v1/responses", json={"model": "tiny-gpt2", "max_output_tokens": 2, "input": [
+        {"type": "function_call", "call_id": "c", "name": "get_weather", "arguments": deep},
+        {"type": "function_call_output", "call_id": "c", "output": "21 C"}]})
+    assert r.status_code == 400 and r.json["error"]["param"] == "input", r.json
