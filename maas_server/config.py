@@ -11,7 +11,7 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -61,6 +61,9 @@ class ModelConfig(_Strict):
     """One served model: a name clients use, the task it is bound to, and where it comes from."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    aliases: tuple[Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")], ...] = Field(
+        (), description="other names clients may send for this model (OpenAI's `whisper-1` in code copied from "
+                        "its docs); answers name the model by `name`")
     task: Task
     source: str = Field(min_length=1, description="HF id, local folder/file, or pkg://PACKAGE/PATH")
     architecture: str | None = Field(
@@ -197,10 +200,10 @@ class ServerConfig(_Strict):
     @field_validator("models")
     @classmethod
     def _unique_names(cls, models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
-        names = [m.name for m in models]
+        names = [name for m in models for name in (m.name, *m.aliases)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+            raise ValueError(f"model names and aliases must be unique; repeated: {', '.join(duplicates)}")
         return models
 
     @field_validator("models")

@@ -101,12 +101,12 @@ class _ResponseShaper(Shaper):
     def text_chunk(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
         self.text += text
         return self.event("response.output_text.delta", item_id=self.message_id, output_index=0, content_index=0,
-                          delta=text)
+                          delta=text, logprobs=[])
 
     def finish_chunks(self, prompt_index: int, result: GenerationResult) -> Iterator[dict[str, Any]]:
         part = {"type": "output_text", "text": self.text, "annotations": []}
         yield self.event("response.output_text.done", item_id=self.message_id, output_index=0, content_index=0,
-                         text=self.text)
+                         text=self.text, logprobs=[])
         yield self.event("response.content_part.done", item_id=self.message_id, output_index=0, content_index=0,
                          part=part)
         yield self.event("response.output_item.done", output_index=0, item=self._message(self.text, "completed"))

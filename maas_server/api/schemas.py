@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -87,7 +88,7 @@ class JsonSchemaFormat(_OpenAIRequest):
 class ResponseFormat(_OpenAIRequest):
     """Plain text, any JSON object, or JSON following a schema; enforced token by token."""
 
-    type: Literal["text", "json_object", "json_schema"]
+    type: Literal["text", "json_object", "json_schema", "json"]  # "json": TGI's older name for json_object
     json_schema: JsonSchemaFormat | None = None
     value: dict[str, Any] | None = None  # TGI's form: json_object with its schema here (huggingface_hub sends it)
 
@@ -96,15 +97,15 @@ class ResponseFormat(_OpenAIRequest):
         _small_schema([self.json_schema.schema_ if self.json_schema else None, self.value], "the schema")
         if (self.type == "json_schema") != (self.json_schema is not None):
             raise ValueError('json_schema goes with type "json_schema", and only with it')
-        if self.value is not None and self.type != "json_object":
-            raise ValueError('value (TGI\'s schema) goes with type "json_object", and only with it')
+        if self.value is not None and self.type not in ("json_object", "json"):
+            raise ValueError('value (TGI\'s schema) goes with type "json_object" or "json", and only with them')
         return self
 
     def schema_text(self) -> str | None:
         """The JSON schema to enforce, as JSON text; None for plain text."""
         if self.type == "json_schema" and self.json_schema is not None:
             return json.dumps(self.json_schema.schema_)
-        if self.type == "json_object":
+        if self.type in ("json_object", "json"):
             return json.dumps(self.value if self.value is not None else {"type": "object"})
         return None
 
@@ -123,10 +124,21 @@ class _Sampling(_OpenAIRequest):
     stream_options: StreamOptions | None = None
     user: str | None = None
     response_format: ResponseFormat | None = None
-    # Accepted at their neutral values only (not implemented).
+    # Accepted at their neutral values only (not implemented); the last three are vLLM's, sent by its users.
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    min_p: float | None = None
+
+    @field_validator("top_k", "repetition_penalty", "min_p")
+    @classmethod
+    def _neutral_only(cls, value: float | None, info: ValidationInfo) -> float | None:
+        neutral = {"top_k": (0, -1), "repetition_penalty": (1,), "min_p": (0,)}[info.field_name or ""]
+        if value is not None and value not in neutral:
+            raise ValueError(f"not supported by this server; omit it or send {neutral[0]} (no effect)")
+        return value
 
     @field_validator("stop")
     @classmethod

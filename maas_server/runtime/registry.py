@@ -125,6 +125,7 @@ class ModelRegistry:
         self.config = config
         self._loader = loader
         self._entries = {m.name: ModelEntry(m) for m in config.models}
+        self._aliases = {alias: m.name for m in config.models for alias in m.aliases}
         self._loaded = threading.Event()
         self._stopped = threading.Event()
         self._ray: Any = None  # the RayBackend, once a model with backend = "ray" is attached
@@ -222,7 +223,8 @@ class ModelRegistry:
         return list(self._entries.values())
 
     def get(self, name: str) -> ModelEntry | None:
-        return self._entries.get(name)
+        """The model configured under `name`, or under one of its aliases."""
+        return self._entries.get(self._aliases.get(name, name))
 
     def first_for(self, method: Method[Any, Any]) -> ModelEntry | None:
         """The first configured model that offers `method` (a request that names no model gets it)."""

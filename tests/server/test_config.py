@@ -27,6 +27,8 @@ def test_default_config_serves_the_packaged_models() -> None:
     ([{"name": "a", "task": "translation", "source": "x"}], "models.0.task"),
     ([{"name": "a", "task": "embeddings", "source": "x", "colour": "red"}], "colour"),
     ([{"name": "a", "task": "embeddings", "source": "x"}] * 2, "unique"),
+    ([{"name": "a", "task": "embeddings", "source": "x"},
+      {"name": "b", "task": "embeddings", "source": "x", "aliases": ["a"]}], "unique; repeated: a"),
     ([{"name": "a", "task": "embeddings", "source": "x", "max_queue": 1}], "max_queue"),
 ])
 def test_invalid_configs_explain_themselves(models: list[dict], message: str) -> None:

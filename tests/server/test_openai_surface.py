@@ -104,9 +104,20 @@ def test_the_placeholder_model_names_mean_the_default_model(client: FlaskClient)
         assert answer["model"] != placeholder
 
 
-def test_tgis_json_object_with_a_schema_in_value_is_structured_output(client: FlaskClient) -> None:
+@pytest.mark.parametrize("kind", ["json_object", "json"])  # "json": TGI's older name, still sent by its users
+def test_tgis_json_object_with_a_schema_in_value_is_structured_output(client: FlaskClient, kind: str) -> None:
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
               "additionalProperties": False}
     answer = _ok(client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 30, "response_format": {
-        "type": "json_object", "value": schema}}))
+        "type": kind, "value": schema}}))
     assert json.loads(answer["choices"][0]["message"]["content"]) in ({"ok": True}, {"ok": False})
+
+
+@pytest.mark.parametrize(("param", "neutral", "other"), [("top_k", [0, -1], 40), ("repetition_penalty", [1, 1.0], 1.2),
+                                                         ("min_p", [0, 0.0], 0.05)])
+def test_vllms_sampling_parameters_are_accepted_at_neutral_values_only(client: FlaskClient, param: str,
+                                                                      neutral: list[float], other: float) -> None:
+    for value in neutral:
+        _ok(client.post("/v1/chat/completions", json={**CHAT, param: value}))
+        _ok(client.post("/v1/completions", json={"model": "tiny-gpt2", "prompt": "Hi", "max_tokens": 2, param: value}))
+    assert "not supported" in _refused(client.post("/v1/chat/completions", json={**CHAT, param: other}), param)

@@ -52,6 +52,8 @@ def test_a_stream_is_the_documented_event_sequence(client: FlaskClient) -> None:
     deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     assert deltas == events[-4]["text"] == _text(events[-1]["response"])
     assert [e["sequence_number"] for e in events] == list(range(1, len(events) + 1))
+    # openai's types require `logprobs` on the text events (empty: none were asked for)
+    assert all(e["logprobs"] == [] for e in events if e["type"].startswith("response.output_text."))
 
 
 def test_text_format_json_schema_is_enforced(client: FlaskClient) -> None:

