@@ -20,7 +20,10 @@ def client(server_url: str):  # type: ignore[no-untyped-def]
 
 
 def test_chat_and_generate_with_default_models(client: maas.Client) -> None:
-    reply = client.chat([{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=30)
+    # Greedy, " Answer in one sentence." makes each token of "The capital of France is Paris." lead the next best
+    # by 0.86 logits or more; the bare question puts "The" only 0.08 ahead of "L" (an answer without Paris).
+    question = "What is the capital of France? Answer in one sentence."
+    reply = client.chat([{"role": "user", "content": question}], temperature=0, max_tokens=30)
     assert "Paris" in reply.text and reply.usage is not None
     out = client.generate("Once upon a time", max_tokens=8, temperature=0)
     assert out.text and out.choices[0].finish_reason in ("stop", "length")

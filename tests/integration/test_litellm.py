@@ -19,6 +19,9 @@ import litellm  # after the setting above, which it reads at import
 
 MODEL = "openai/smollm2-135m-instruct"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# For a free-text answer. Greedy, " Answer in one sentence." makes each token of "The capital of France is Paris."
+# lead the next best by 0.86 logits or more; the bare question puts "The" only 0.08 ahead of "L" (no Paris follows).
+IN_ONE_SENTENCE = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 
 
 @pytest.fixture
@@ -27,8 +30,9 @@ def api(server_url: str) -> dict[str, str]:
 
 
 def test_chat_and_its_stream_agree(api: dict[str, str]) -> None:
-    whole = litellm.completion(model=MODEL, messages=QUESTION, max_tokens=12, temperature=0, **api)
-    chunks = litellm.completion(model=MODEL, messages=QUESTION, max_tokens=12, temperature=0, stream=True, **api)
+    whole = litellm.completion(model=MODEL, messages=IN_ONE_SENTENCE, max_tokens=12, temperature=0, **api)
+    chunks = litellm.completion(model=MODEL, messages=IN_ONE_SENTENCE, max_tokens=12, temperature=0, stream=True,
+                                **api)
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
     assert "Paris" in whole.choices[0].message.content
     assert streamed == whole.choices[0].message.content

@@ -15,8 +15,11 @@ def oai(server_url: str) -> openai.OpenAI:
 
 
 def test_openai_chat(oai: openai.OpenAI) -> None:
+    # Greedy, " Answer in one sentence." makes each token of "The capital of France is Paris." lead the next best
+    # by 0.86 logits or more; the bare question puts "The" only 0.08 ahead of "L" (an answer without Paris).
+    question = "What is the capital of France? Answer in one sentence."
     reply = oai.chat.completions.create(model="smollm2-135m-instruct", temperature=0, max_tokens=30,
-                                        messages=[{"role": "user", "content": "What is the capital of France?"}])
+                                        messages=[{"role": "user", "content": question}])
     assert "Paris" in (reply.choices[0].message.content or "")
     assert reply.usage is not None and reply.usage.completion_tokens > 0
 

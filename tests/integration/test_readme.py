@@ -55,9 +55,14 @@ def test_a_readme_block_runs_against_the_real_server(index: int, server_url: str
     if "capital of France" in code:
         assert "Paris" in done.stdout
     if lang == "python":
-        # What a newcomer should see: a right answer, a stream that ends its line, labels that fit.
+        # What a newcomer should see: a right answer, a stream that ends its line, labels that fit. The story's
+        # 60 greedy tokens pass near-ties (top two logits 0.05 apart), so its wording and line breaks may differ
+        # from one CPU to another: it is whatever comes between the answer and the six lines printed after it.
         lines = done.stdout.splitlines()
         assert "Paris" in lines[0]
-        assert lines[1].strip() and "cat" in lines[1].lower()  # the streamed story, on a line of its own
-        assert lines[2:6] == ["2 vectors of 384", "positive", "sports", "tiger cat"]
-        assert "Angela Merkel" in lines[6] and lines[7] == "True"
+        story, after = " ".join(lines[1:-6]), lines[-6:]
+        assert len(story.split()) >= 8 and "cat" in story.lower(), done.stdout
+        assert after[:3] == ["2 vectors of 384", "positive", "sports"], done.stdout  # also: the stream ended its line
+        # cat.jpg's top two ImageNet labels score 0.371 and 0.370: either, or tabby, is the cat.
+        assert after[3] in {"tiger cat", "Egyptian cat", "tabby, tabby cat"}, done.stdout
+        assert "Angela Merkel" in after[4] and after[5] == "True", done.stdout
