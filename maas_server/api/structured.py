@@ -182,6 +182,16 @@ def _resolve(root: Any, ref: str) -> Any:
     return node
 
 
+def _bound(schema: dict[str, Any], word: str) -> float | None:
+    """The schema's own `minimum`/`maximum` (or its exclusive form) when it is a number, else None."""
+    value = schema.get(word, schema.get("exclusive" + word[0].upper() + word[1:]))
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _says(schema: dict[str, Any], word: str) -> bool:
+    return word in schema or "exclusive" + word[0].upper() + word[1:] in schema
+
+
 def _with_ends(schema: Any) -> Any:
     """A copy of the schema where every object, integer and number has an end (the module's docstring)."""
     if not isinstance(schema, dict):
@@ -206,8 +216,9 @@ def _with_ends(schema: Any) -> Any:
         elif "maxProperties" not in out and out.get("additionalProperties") is not False:
             out["maxProperties"] = DEFAULT_MAX_PROPERTIES
     if "integer" in types or "number" in types:
-        if "maximum" not in out and "exclusiveMaximum" not in out:
+        low, high = _bound(out, "minimum"), _bound(out, "maximum")
+        if not _says(out, "maximum") and (low is None or low < MAX_MAGNITUDE):  # never below its own minimum
             out["maximum"] = MAX_MAGNITUDE
-        if "minimum" not in out and "exclusiveMinimum" not in out:
+        if not _says(out, "minimum") and (high is None or high > -MAX_MAGNITUDE):
             out["minimum"] = -MAX_MAGNITUDE
     return out

@@ -174,3 +174,5 @@ def test_what_a_schema_says_of_other_keys_and_bounds_is_kept() -> None:
         "n": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MAGNITUDE},
         "m": {"type": "object", "maxProperties": 3}}}
     assert _with_ends({"type": "object"}) == {"type": "object", "maxProperties": DEFAULT_MAX_PROPERTIES}
+    beyond = {"type": "integer", "minimum": 10**16}  # a default bound below the schema's own would leave no answer
+    assert _with_ends(beyond) == beyond
