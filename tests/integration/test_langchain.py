@@ -26,6 +26,28 @@ def test_bind_tools_returns_tool_calls(chat: ChatOpenAI) -> None:
     assert call["name"] == "get_weather" and isinstance(call["args"].get("city"), str) and call["id"]
 
 
+class City(pydantic.BaseModel):
+    name: str
+    country: str
+
+
+class PlanTrip(pydantic.BaseModel):
+    """Plan a trip from one city to another."""
+
+    start: City
+    end: City
+
+
+def test_bind_tools_with_nested_pydantic_models(chat: ChatOpenAI) -> None:
+    """The tool's schema has `$defs` and `$ref`s (pydantic writes them for nested models): a forced call follows
+    them, and LangChain reads it into the model."""
+    message = chat.bind_tools([PlanTrip], tool_choice="required").invoke("Plan a trip from Paris to Rome.")
+    [call] = message.tool_calls
+    assert call["name"] == "PlanTrip", message
+    trip = PlanTrip.model_validate(call["args"])
+    assert trip.start.name and trip.end.name
+
+
 class Answer(pydantic.BaseModel):
     country: str
     capital: str

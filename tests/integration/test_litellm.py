@@ -53,6 +53,26 @@ def test_tools_return_a_call_with_valid_arguments(api: dict[str, str]) -> None:
     assert isinstance(json.loads(call.function.arguments)["city"], str)
 
 
+def test_twenty_sampled_forced_calls_are_each_a_call_user_code_can_read(api: dict[str, str]) -> None:
+    """At temperature 1 a forced call may be cut by max_tokens: it is still `tool_calls` (finish "length"), never
+    None, which LiteLLM user code indexes without a check; a call that stopped has arguments that parse."""
+    answer = litellm.completion(model=MODEL, messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+                                tools=[WEATHER], tool_choice="required", max_tokens=24, temperature=1.0, n=4,
+                                seed=11, **api)
+    answers = [answer] + [litellm.completion(
+        model=MODEL, messages=[{"role": "user", "content": "Weather in Rome, please."}], tools=[WEATHER],
+        tool_choice="required", max_tokens=24, temperature=1.0, n=4, seed=seed, **api) for seed in (12, 13, 14, 15)]
+    choices = [choice for a in answers for choice in a.choices]
+    assert len(choices) == 20
+    for choice in choices:
+        call = choice.message.tool_calls[0]
+        assert call.function.name == "get_weather" and not choice.message.content, choice
+        if choice.finish_reason == "tool_calls":
+            assert isinstance(json.loads(call.function.arguments)["city"], str)
+        else:
+            assert choice.finish_reason == "length", choice
+
+
 class Capital(pydantic.BaseModel):
     country: str
     capital: str
