@@ -26,8 +26,9 @@ from ._common import state
 
 DEFAULT_MAX_PROPERTIES = 32
 MAX_MAGNITUDE = 10**15 - 1
-# `json_object` mode asks for any object: the object it gets is any JSON, bounded in every direction (keys,
-# items and strings per value, 4 levels), so that sampling cannot wander in one value until max_tokens.
+# `json_object` mode asks for any object: the object it gets is any JSON with every value bounded (keys per
+# object, items per array, characters per string and key), so that sampling cannot wander in one value until
+# max_tokens; nesting is left to the model.
 _ANY = "#/$defs/maas_json_value"
 _ANY_VALUE = {"anyOf": [
     {"type": "string", "maxLength": 256}, {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE},
