@@ -82,6 +82,10 @@ SETTINGS = [
     Layers("image_max_side", 64, 128),
     Layers("max_audio_bytes", 1000, 2000),
     Layers("max_audio_seconds", 60.0, 90.0),
+    Layers("max_schema_depth", 8, 16),
+    Layers("max_schema_properties", 10, 20),
+    Layers("max_schema_enum", 10, 20),
+    Layers("max_schema_pattern", 10, 20),
     # models on Ray (docs/scaling.md)
     Layers("ray_address", "auto", "10.0.0.9:6379", "--ray-address"),
     Layers("ray_app", "maas-a", "maas-b"),
