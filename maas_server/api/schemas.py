@@ -207,23 +207,27 @@ class TextPart(_Request):
     text: str
 
 
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether parsed JSON has lists or objects nested more than `limit` levels (walked without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            if level > limit:
+                return True
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _nested_within_limit(text: str) -> str:
     """JSON text inside a field (a call's arguments) nests no deeper than the body may: it is parsed later."""
     try:
-        value = json.loads(text)
-    except RecursionError:
-        value = None
-        depth = MAX_JSON_DEPTH + 1
+        too_deep = nests_deeper(json.loads(text), MAX_JSON_DEPTH)
+    except RecursionError:  # the parser recurses once per level: thousands exhaust its stack
+        too_deep = True
     except ValueError:
         return text  # not JSON: passed on as the text it is
-    else:
-        depth, pending = 0, [(value, 1)]
-        while pending and depth <= MAX_JSON_DEPTH:
-            item, level = pending.pop()
-            if isinstance(item, (dict, list)):
-                depth = max(depth, level)
-                pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    if depth > MAX_JSON_DEPTH:
+    if too_deep:
         raise ValueError(f"the JSON text nests deeper than {MAX_JSON_DEPTH} levels")
     return text
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import APIError
 from ._common import state
+from .schemas import nests_deeper
 
 DEFAULT_MAX_PROPERTIES = 32
 MAX_MAGNITUDE = 10**15 - 1
@@ -43,7 +44,8 @@ JSON_OBJECT = {"type": "object", "maxProperties": 16, "patternProperties": {"^.{
 _ONE = ("additionalProperties", "items", "contains", "not", "if", "then", "else", "propertyNames",
         "unevaluatedItems", "unevaluatedProperties")
 _LIST = ("anyOf", "oneOf", "allOf", "prefixItems")
-_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_MAP = ("properties", "patternProperties", "dependentSchemas")
+_DEFINITIONS = ("$defs", "definitions")  # maps of name -> schema too, but not nested where they are written
 _OPEN_WORDS = ("additionalProperties", "unevaluatedProperties", "patternProperties")
 
 
@@ -68,17 +70,13 @@ def _parsed(text: str, field: str, json_depth: int) -> Any:
         raise _refuse(f"the schema nests deeper than {json_depth} levels of JSON", field) from None
     except ValueError as exc:
         raise APIError(f"the schema is not JSON: {exc}", status=400, param=field, code="invalid_schema") from None
-    pending = [(schema, 1)]
-    while pending:  # iteratively, before anything recurses into it
-        value, depth = pending.pop()
-        if isinstance(value, (dict, list)):
-            if depth > json_depth:
-                raise _refuse(f"the schema nests deeper than {json_depth} levels of JSON", field)
-            pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    if nests_deeper(schema, json_depth):  # before anything here recurses into it
+        raise _refuse(f"the schema nests deeper than {json_depth} levels of JSON", field)
     return schema
 
 
-def _subschemas(node: dict[str, Any]) -> list[Any]:
+def _subschemas(node: dict[str, Any], definitions: bool = True) -> list[Any]:
+    """The schemas directly inside `node`; with definitions=False, not its `$defs`, which count where used."""
     found: list[Any] = []
     for key in _ONE:
         if isinstance(node.get(key), (dict, list)):
@@ -86,7 +84,7 @@ def _subschemas(node: dict[str, Any]) -> list[Any]:
     for key in _LIST:
         if isinstance(node.get(key), list):
             found += node[key]
-    for key in _MAP:
+    for key in _MAP + (_DEFINITIONS if definitions else ()):
         if isinstance(node.get(key), dict):
             found += node[key].values()
     return [child for child in found if isinstance(child, dict)]
@@ -103,7 +101,7 @@ def _check_limits(schema: Any, field: str) -> None:
     if values > config.max_schema_enum:
         raise _refuse(f"the schema's enums hold {values} values, above this server's limit of "
                       f"{config.max_schema_enum} (max_schema_enum)", field)
-    patterns = [n[key] for n in nodes for key in ("pattern",) if isinstance(n.get(key), str)]
+    patterns = [n["pattern"] for n in nodes if isinstance(n.get("pattern"), str)]
     patterns += [name for n in nodes if isinstance(n.get("patternProperties"), dict) for name in n["patternProperties"]]
     longest = max(map(len, patterns), default=0)
     if longest > config.max_schema_pattern:
@@ -143,7 +141,7 @@ class _Depth:
             return 0
         if level > self.limit:
             raise _TooDeep
-        children = [child for child in _subschemas(node) if not _is_definitions_of(node, child)]
+        children = _subschemas(node, definitions=False)
         depth = 1 + max((self.of(child, level + 1) for child in children), default=0)
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#"):
@@ -162,12 +160,6 @@ class _Depth:
         self.open.discard(ref)
         self.known[ref] = depth
         return depth
-
-
-def _is_definitions_of(node: dict[str, Any], child: Any) -> bool:
-    """Definitions are not nested in the schema that holds them: they count where they are referenced."""
-    return any(isinstance(node.get(key), dict) and any(child is d for d in node[key].values())
-               for key in ("$defs", "definitions"))
 
 
 def _resolve(root: Any, ref: str) -> Any:
@@ -206,7 +198,7 @@ def _with_ends(schema: Any) -> Any:
     for key in _LIST:
         if isinstance(out.get(key), list):
             out[key] = [_with_ends(item) for item in out[key]]
-    for key in _MAP:
+    for key in _MAP + _DEFINITIONS:
         if isinstance(out.get(key), dict):
             out[key] = {name: _with_ends(item) for name, item in out[key].items()}
     types = out.get("type")
