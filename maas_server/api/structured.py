@@ -6,7 +6,7 @@ calls, TGI's `grammar`) passes here first, on the request's thread:
 - **Limits** (ServerConfig `max_schema_depth`, `max_schema_properties`, `max_schema_enum`,
   `max_schema_pattern`): nesting is counted through `$ref`s, so a chain of definitions is as deep as
   the objects it nests (a recursive schema counts its cycle once: the compiler expands it lazily). The
-  compiler recurses once per level and its native stack is finite: about 1,000 levels killed the
+  compiler recurses once per level and its native stack is finite: about 1,000 levels kill the
   process. Past a limit: 400 `schema_too_complex`, naming the limit.
 - **An end for every answer**: an object schema with `properties` and no word on other keys is closed
   (`additionalProperties: false`, as vLLM's xgrammar does in strict mode); any other object without

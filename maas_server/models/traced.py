@@ -5,7 +5,7 @@ takes it back. A server's request threads run Python all the while (parsing, val
 serializing), so each take-back can wait for a thread's switch interval, and meanwhile torch's
 OpenMP workers spin. A traced graph runs in C++ and takes the GIL back once per call: MiniLM's
 batch of 16 embedded in 47-48 ms traced against 61-62 eager alone, and in 69-75 against 94-107
-beside four busy Python threads (docs/performance.md, "Issue 15").
+beside four busy Python threads (docs/performance.md, "Traced encoders").
 
 ``torch.jit.trace`` records one run, so a branch on the example's data or shape is baked in. That
 is why the graph is run on check inputs of other shapes (other batch sizes, padding, long inputs)

@@ -1,4 +1,4 @@
-"""A pooled connection survives an error the server sent before reading the request body (issue 12 part 5).
+"""A pooled connection survives an error the server sent before reading the request body.
 
 gunicorn drains at most 64 KB of an unread body and then drops a connection it had announced as
 keep-alive; huggingface_hub's pooled session then failed its next call with RemoteDisconnected.

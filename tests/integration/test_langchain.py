@@ -1,4 +1,4 @@
-"""LangChain's ChatOpenAI, unmodified, against the real server: tools and structured output (issue 12)."""
+"""LangChain's ChatOpenAI, unmodified, against the real server: tools and structured output."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LiteLLM, unmodified, against the real server: chat, streaming, tools, response_format and embeddings (issue 12).
+"""LiteLLM, unmodified, against the real server: chat, streaming, tools, response_format and embeddings.
 
 LiteLLM reaches any OpenAI-compatible server through its `openai/` provider with `api_base`. Its model cost
 map is read from the package (LITELLM_LOCAL_MODEL_COST_MAP), as on any machine without internet access:

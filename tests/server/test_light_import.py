@@ -1,4 +1,4 @@
-"""The wire layer loads no model libraries: `import maas_server.app` stays light (issue 10).
+"""The wire layer loads no model libraries: `import maas_server.app` stays light.
 
 Checked in a fresh interpreter, as the client's light import is, so nothing this test session has
 already imported can hide a heavy import.

@@ -121,8 +121,8 @@ def _chain(levels: int) -> dict[str, Any]:
 
 
 def test_a_schema_at_the_depth_limit_compiles_and_one_past_it_is_a_400(client: FlaskClient) -> None:
-    """32 levels (the default max_schema_depth) are served; 33, and the ~1,000 that overflowed the grammar
-    compiler's stack and killed the worker, are refused before compiling, on every route that takes a schema."""
+    """32 levels (the default max_schema_depth) are served; 33, and the ~1,000 that overflow the grammar
+    compiler's stack and kill the process, are refused before compiling, on every route that takes a schema."""
     r = _chat(client, response_format=_format(_chain(31)), max_tokens=64)  # 31 objects and the integer: compiled
     assert r.status_code == 200, r.json
     for levels in (32, 1000):
