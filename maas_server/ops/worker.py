@@ -110,7 +110,9 @@ class DeadlineSocket(socket.socket):
         self._deadline = time.monotonic() + self.timeouts.body_timeout
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if self._deadline is None:
+        if self._deadline is None or flags & socket.MSG_DONTWAIT:
+            # A non-blocking read (the app peeking whether its client left) waits for nothing, so no
+            # deadline applies: past the body deadline it must still see a hang-up, not raise a 408.
             return super().recv(bufsize, flags)
         self._arm_read(self._deadline)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.unreader import IterUnreader
 
+from maas_server.api._common import client_gone
 from maas_server.ops.worker import (
     DRAIN_LIMIT,
     ClosesOnUnreadBody,
@@ -77,6 +79,19 @@ def test_a_reader_that_stops_reading_ends_the_response_as_a_client_that_left(
     writer.start()
     writer.join(5)  # a write that blocks forever would leave the thread running: the test fails, not hangs
     assert len(outcome) == 1 and isinstance(outcome[0], BrokenPipeError)
+
+
+def test_a_client_that_leaves_after_the_body_deadline_is_still_seen_leaving(
+        pair: tuple[DeadlineSocket, socket.socket]) -> None:
+    """The app polls `client_gone` while a non-streamed request computes; past the body deadline the
+    peek must report the hang-up (so the work is cancelled), not raise a 408 and leave it running."""
+    server, client = pair
+    server.setblocking(True)
+    server.begin_response_phase()
+    time.sleep(SHORT.body_timeout + 0.1)  # the body deadline has passed while the model worked
+    assert not client_gone(server)  # still connected
+    client.close()
+    assert client_gone(server)
 
 
 def test_a_graceful_close_only_drains_what_has_arrived(pair: tuple[DeadlineSocket, socket.socket]) -> None:
