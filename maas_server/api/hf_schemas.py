@@ -61,7 +61,7 @@ class TGIParameters(_Refuses):
     temperature: Positive | None = None
     top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     do_sample: bool = False
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=2**64 - 1)  # TGI's u64, within what torch.Generator accepts
     stop: list[str] = Field(default_factory=list, max_length=4)
     return_full_text: bool = False
     details: bool = False

@@ -66,6 +66,25 @@ def test_what_cannot_be_honoured_is_a_400_naming_it(client: FlaskClient, paramet
     assert answer.status_code == 400 and answer.json["error"]["param"] == param
 
 
+def test_seeds_take_torchs_range_on_tgi_and_openai_routes(client: FlaskClient) -> None:
+    """A seed is 0..2^64-1 on TGI's routes (its u64), and -2^63..2^64-1 on /v1 (what torch.Generator takes): one
+    past either end is a 400 naming it, never a 500 from the generator."""
+    sampled = {"max_new_tokens": 2, "do_sample": True}
+    for seed in (0, 2**64 - 1):
+        answer = client.post("/models/tiny-gpt2", json={"inputs": "Hi", "parameters": {**sampled, "seed": seed}})
+        assert answer.status_code == 200 and answer.json[0]["generated_text"] is not None, answer.json
+    for seed in (-1, 2**64, 10**30):
+        for url in ("/models/tiny-gpt2", "/models/tiny-gpt2/generate", "/models/tiny-gpt2/generate_stream"):
+            answer = client.post(url, json={"inputs": "Hi", "parameters": {**sampled, "seed": seed}})
+            assert answer.status_code == 400 and answer.json["error"]["param"] == "parameters.seed", (url, seed)
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "temperature": 1.0}
+    for seed in (-(2**63), 2**64 - 1):
+        assert client.post("/v1/chat/completions", json={**chat, "seed": seed}).status_code == 200, seed
+    for seed in (-(2**63) - 1, 2**64):
+        answer = client.post("/v1/chat/completions", json={**chat, "seed": seed})
+        assert answer.status_code == 400 and answer.json["error"]["param"] == "seed", (seed, answer.json)
+
+
 def test_neutral_values_of_unsupported_parameters_are_accepted(client: FlaskClient) -> None:
     parameters = {"max_new_tokens": 2, "top_k": 0, "repetition_penalty": 1.0, "best_of": 1, "watermark": False}
     assert client.post("/models/tiny-gpt2", json={"inputs": "Hi", "parameters": parameters}).status_code == 200
