@@ -40,6 +40,10 @@ def _error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped
     return error
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
 # -- keys
 
 def test_without_keys_v1_is_open_to_loopback(client: FlaskClient) -> None:
@@ -184,6 +188,21 @@ def test_usage_since_filters_and_rejects_bad_dates(app: Flask, client: FlaskClie
     assert client.get("/v1/usage?since=2999-01-01", headers=auth).json["data"] == []
     assert client.get("/v1/usage?since=2000-01-01", headers=auth).json["data"][0]["requests"] == 1
     _error(client.get("/v1/usage?since=yesterday", headers=auth), 400, "invalid_value")
+
+
+@pytest.mark.parametrize("since", ["inf", "Infinity", "-inf", "nan", "NaN", "1e300", "-1e300", "1e18"])
+def test_usage_since_that_is_no_date_is_a_400_not_infinity(client: FlaskClient, since: str) -> None:
+    """A number that is no time a date can hold (non-finite, or past 0001-9999) was echoed back as `Infinity`,
+    which is not JSON."""
+    error = _error(client.get(f"/v1/usage?since={since}"), 400, "invalid_value")
+    assert error["param"] == "since"
+
+
+def test_usage_since_at_the_ends_of_the_dates_is_valid_json(client: FlaskClient) -> None:
+    for since in ("0001-01-01", "9999-12-31T23:59:59Z", "-62135596800", "0"):
+        response = client.get(f"/v1/usage?since={since}")
+        assert response.status_code == 200, (since, response.get_data(as_text=True))
+        json.loads(response.get_data(as_text=True), parse_constant=_no_constant)
 
 
 def test_anonymous_usage_is_recorded_without_a_key(client: FlaskClient) -> None:

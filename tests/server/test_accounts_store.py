@@ -106,6 +106,10 @@ def test_parse_time_reads_dates_and_unix_seconds() -> None:
     assert parse_time("1767312000") == 1767312000.0
     with pytest.raises(ValueError, match="not a date"):
         parse_time("tomorrow")
+    assert parse_time("0001-01-01") == -62135596800.0 and parse_time("9999-12-31T23:59:59Z") == 253402300799.0
+    for absurd in ("inf", "-inf", "nan", "1e300", "253402300800", "0001-01-01T00:00+01:00"):
+        with pytest.raises(ValueError, match="between 0001-01-01 and 9999-12-31"):
+            parse_time(absurd)
 
 
 # -- migrations
