@@ -229,7 +229,7 @@ class BatchMethod:
     run: Callable[[list[Any]], list[Any]]
     max_batch_size: int | None = None  # an upper bound the adapter imposes, if any
     # True when `prepare` is thread-safe and worth overlapping with compute (image resizing): it then
-    # runs on the request's thread before queueing. Tokenizers are not safe to share across threads.
+    # runs on the request's thread before queueing, and a slow or invalid input costs the runner nothing.
     prepare_on_caller: bool = False
     # Methods of another lane get a runner of their own (thread, queue, limits): their work never
     # waits behind the default lane's, nor delays it in the queue. Such a method must not share
@@ -274,6 +274,9 @@ class StepMethod:
     rows: Callable[[Any], int] = lambda prepared: 1  # batch rows a prepared item occupies (n choices: n)
     max_batch_size: int | None = None  # an upper bound on rows the adapter imposes, if any
     prefill_tokens: Callable[[Any], int] = lambda prepared: 0  # work joining costs (prompt tokens x rows)
+    # As for BatchMethod: prepare on the request's thread (tokenizing, compiling a grammar), so that a
+    # long prompt or a slow schema never holds up the decode steps of the requests already running.
+    prepare_on_caller: bool = False
     lane: str = DEFAULT_LANE
 
 

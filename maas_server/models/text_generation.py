@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +37,14 @@ from .base import (
     failed_alone,
 )
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
-from .structured import JsonGrammars
+from .structured import Grammar, JsonGrammars
 from .tool_prompt import template_takes_tools, with_tools_in_text
 
 log = logging.getLogger("maas.models")
+
+# The character bound assumes at least this many characters a token fit, whatever the vocabulary:
+# WordPiece's [UNK] stands for a whole unknown word, which has no length in the vocabulary.
+MIN_TOKEN_CHARACTERS = 100
 
 
 @dataclass
@@ -47,7 +52,7 @@ class PreparedGeneration:
     request: GenerationRequest
     prompt_ids: list[int]
     max_tokens: int
-    grammar: str | None = None  # the compiled JSON schema its text must follow (structured output)
+    grammar: Grammar | None = None  # the compiled JSON schema its text must follow (structured output)
 
 
 class TextGenerationModel:
@@ -98,7 +103,11 @@ class TextGenerationModel:
     def batch_methods(self) -> dict[Method[Any, Any], StepMethod]:
         return {GENERATE: StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n,
                                        max_batch_size=None if self.can_merge_caches else 1,
-                                       prefill_tokens=lambda item: len(item.prompt_ids) * item.request.n)}
+                                       prefill_tokens=lambda item: len(item.prompt_ids) * item.request.n,
+                                       # Tokenizing and compiling on the request's thread: the fast
+                                       # tokenizer is shared safely as nobody changes its truncation
+                                       # or padding settings (a change would take a write borrow).
+                                       prepare_on_caller=True)}
 
     @property
     def can_merge_caches(self) -> bool:
@@ -139,7 +148,31 @@ class TextGenerationModel:
         """The tokenizer as the grammar engine sees it, built on the first structured request."""
         return JsonGrammars(self.tokenizer)
 
+    @functools.cached_property
+    def longest_token(self) -> int:
+        """Characters in the vocabulary's longest token: a prompt longer than this times the context
+        cannot fit whatever it says, and is refused without tokenizing it."""
+        vocabulary = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        return max(MIN_TOKEN_CHARACTERS, *(len(token) for token in vocabulary if token))
+
+    def _refuse_if_cannot_fit(self, request: GenerationRequest) -> None:
+        """A cheap bound before tokenizing: a 15 MB message is refused in milliseconds, not seconds."""
+        limit = self.max_context * self.longest_token
+        if request.messages is None:
+            characters, parts = len(request.prompt or ""), 1
+        else:
+            characters = sum(_characters(message) for message in request.messages)
+            characters += len(json.dumps(request.tools)) if request.tools else 0
+            parts = len(request.messages)
+        if characters > limit or parts > self.max_context:  # every message costs at least one token
+            raise InvalidInput(
+                f"this model's maximum context length is {self.max_context} tokens, and the prompt cannot fit: "
+                f"{characters} characters in {parts} message(s), where at most {limit} characters "
+                f"({self.longest_token} per token at the most) could",
+                param="messages" if request.messages is not None else "prompt", code="context_length_exceeded")
+
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        self._refuse_if_cannot_fit(request)
         if request.messages is None:
             return list(self.tokenizer(request.prompt or "")["input_ids"])
         if not self.has_chat_template:
@@ -270,7 +303,7 @@ class DecodeBatch:
         for key, item in items:
             sequence = _Sequence(key, item, _seeded_generator(item.request.seed, device))
             sequence.rows = [_Row(sequence, i, _Decoder(self.model.tokenizer, item.request.stop),
-                                  self.model.grammars.matcher(item.grammar) if item.grammar else None)
+                                  item.grammar.matcher() if item.grammar else None)
                              for i in range(item.request.n)]
             rows += sequence.rows
         ids, mask = _left_padded([row.sequence.item.prompt_ids for row in rows], self.model.pad_id, device)
@@ -655,3 +688,12 @@ def _convert_gguf(gguf_path: str, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
+def _characters(value: Any) -> int:
+    """Characters in the strings of a message (its content, content parts, tool calls)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_characters(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_characters(v) for v in value)
+    return 0

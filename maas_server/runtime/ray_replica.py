@@ -31,7 +31,7 @@ from ray.serve.deployment import Application, Deployment
 
 from .. import __version__
 from ..config import ModelConfig, ServerConfig, read_config_file
-from ..models.base import BatchMethod, Method, ModelDescription
+from ..models.base import Method, ModelDescription
 from .handles import Finished, Handle, Progress
 from .registry import build_runners, checked_description, load_and_warm
 from .runner import Runner
@@ -125,8 +125,8 @@ class ModelReplica:
         runner = self._runner_for(method)
         spec = runner.methods[method.name]
         try:
-            if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
-                # It prepares its items on the caller's thread (image resizing): not on the event loop.
+            if spec.prepare_on_caller:
+                # It prepares its items on the caller's thread (image resizing, tokenizing): not on the event loop.
                 return await asyncio.to_thread(runner.stream_to, sink, method, items, timeout), None
             return runner.stream_to(sink, method, items, timeout), None  # queueing only: no thread hop
         except Exception as exc:  # noqa: BLE001 - sent back as the value the local runner would raise

@@ -231,7 +231,7 @@ class Runner:
         if count is not None:
             self._refuse_if_too_slow(count, deadline_s)
         spec = self.methods[method.name]
-        if isinstance(spec, BatchMethod) and spec.prepare_on_caller:
+        if spec.prepare_on_caller:
             single_threaded_torch_here()  # this thread must not start an OpenMP team (runtime/torch_threads.py)
             items = [_Prepared(spec.prepare(item)) for item in items]  # an invalid item raises here, queues nothing
         else:

@@ -302,6 +302,43 @@ def test_prepare_on_caller_consumes_a_lazy_iterable_one_item_at_a_time() -> None
         runner.stop()
 
 
+def test_a_step_method_prepared_on_the_caller_never_holds_up_running_steps() -> None:
+    """Tokenizing a long prompt happens on its request's thread: while it takes, the running
+    item's decode steps go on to the end, and an invalid prompt is refused with nothing queued."""
+    slow_prepare, prepared = threading.Event(), threading.Event()
+    model = SteppedModel()
+
+    def prepare(item: Any) -> Any:
+        if item[0] == "bad":
+            raise InvalidInput("bad prompt", param="prompt")
+        if item[0] == "slow":
+            prepared.set()
+            assert slow_prepare.wait(10)
+        return item
+
+    method = model.batch_methods()[GEN]
+    model.batch_methods = lambda: {GEN: StepMethod(prepare, method.new_batch, rows=method.rows,  # type: ignore[method-assign]
+                                                     prepare_on_caller=True)}
+    runner = Runner("s", model, max_batch_size=4, max_wait_ms=0, max_queue=8).start()
+    try:
+        running = runner.submit(GEN, ("running", 3, 1))
+        caller = threading.Thread(target=lambda: runner.submit(GEN, ("slow", 1, 1)).result(10))
+        caller.start()
+        assert prepared.wait(5)  # the slow one is being prepared on its caller's thread...
+        model.gate.set()
+        assert running.result(5) == "running done"  # ...and the running item decoded to its end meanwhile
+        with pytest.raises(InvalidInput):
+            runner.submit(GEN, ("bad", 1, 1))
+        assert runner.queued == 0
+        slow_prepare.set()
+        caller.join(10)
+        assert not caller.is_alive() and model.steps[-1] == ["slow"]
+    finally:
+        slow_prepare.set()
+        model.gate.set()
+        runner.stop()
+
+
 def test_prefill_budget_spreads_simultaneous_joins_over_steps() -> None:
     model = SteppedModel()
     method = model.batch_methods()[GEN]

@@ -7,6 +7,8 @@ parses and validates here is the grammar's doing, not the model's.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,27 @@ def test_a_schema_at_the_depth_limit_compiles_and_one_past_it_is_a_400(client: F
     r = client.post("/models/tiny-gpt2", json={"inputs": "x", "parameters": {
         "max_new_tokens": 2, "grammar": {"type": "json", "value": as_text}}})
     assert r.status_code == 400 and r.json["error"]["param"] == "parameters.grammar", r.json
+
+
+_COMPILE_ON_A_SMALL_STACK = """
+import sys, threading
+from transformers import AutoTokenizer
+from maas_server.models.structured import JsonGrammars
+grammars = JsonGrammars(AutoTokenizer.from_pretrained(sys.argv[1]))
+threading.stack_size(512 * 1024)  # a request thread with a small stack: ~60 levels would overflow it
+thread = threading.Thread(target=lambda: grammars.compile(sys.stdin.read()))
+thread.start()
+thread.join()
+"""
+
+
+def test_the_deepest_schema_a_config_may_admit_compiles_whatever_the_callers_stack(tiny_gpt2: str) -> None:
+    """max_schema_depth may be raised to 200; such a schema compiles on the compiler's own large stack,
+    even when the request thread's stack is small (compiled there, it kills the process: SIGSEGV)."""
+    schema = json.dumps(_chain(200))
+    done = subprocess.run([sys.executable, "-c", _COMPILE_ON_A_SMALL_STACK, tiny_gpt2], input=schema, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(("schema", "limit"), [

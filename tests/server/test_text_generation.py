@@ -295,3 +295,31 @@ def test_a_failing_chunk_fails_its_prompt_alone(chunked: TextGenerationModel) ->
     while len(batch):
         results.update(_finished(batch.step()))
     assert results["running"].choices[0].completion_tokens == 4
+
+
+@pytest.mark.parametrize(("field", "request_"), [
+    ("prompt", GenerationRequest(prompt="x" * 2_000_000)),
+    ("messages", GenerationRequest(messages=[{"role": "user", "content": [{"type": "text", "text": "x" * 2**21}]}])),
+    ("messages", GenerationRequest(messages=[{"role": "user", "content": "a"}] * 200_000)),
+])
+def test_a_prompt_that_cannot_fit_is_refused_before_it_is_tokenized(
+        model: TextGenerationModel, monkeypatch: pytest.MonkeyPatch, field: str, request_: GenerationRequest) -> None:
+    """More characters than the context times the longest token, or more messages than the context
+    has tokens, cannot fit: refused without paying for tokenizing (seconds for megabytes)."""
+    def tokenize(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("tokenized a prompt that cannot fit")
+
+    model.longest_token  # noqa: B018 - computed once, before the tokenizer is replaced
+    monkeypatch.setattr(model, "tokenizer", type("Refusing", (), {"__call__": tokenize, "chat_template": "x",
+                                                                   "apply_chat_template": tokenize})())
+    with pytest.raises(InvalidInput) as info:
+        model.prepare(request_)
+    assert (info.value.code, info.value.param) == ("context_length_exceeded", field)
+
+
+def test_the_character_bound_admits_every_prompt_that_fits(model: TextGenerationModel) -> None:
+    """Just under the bound is tokenized as usual (and then measured in tokens)."""
+    fits = "a" * (model.max_context * model.longest_token)
+    with pytest.raises(InvalidInput, match=r"has [0-9]+ tokens"):
+        model.prepare(GenerationRequest(prompt=fits))
+    assert model.prepare(GenerationRequest(prompt="hello", max_tokens=2)).prompt_ids
