@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, RootModel, ValidationInfo, field_validator, model_validator
 
-from .schemas import _OpenAIRequest, _Response, _small_schema
+from .schemas import Logprob, _OpenAIRequest, _Response, _small_schema
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -92,7 +92,7 @@ class TGIRequest(_OpenAIRequest):
 class TGIToken(_Response):
     id: int
     text: str
-    logprob: float
+    logprob: Logprob
     special: bool = False
 
 

@@ -11,6 +11,7 @@ those we cannot honour are refused with a 400 naming them (docs/api.md has the t
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationInfo,
     field_validator,
     model_serializer,
@@ -27,6 +29,18 @@ from pydantic import (
 from ..models.base import Aggregation, FinishReason, TokenIds
 
 MAX_JSON_DEPTH = 32  # our deepest body (chat content parts) nests 5 levels
+
+
+# What a token the model cannot choose (masked by a grammar, or underflowed) scores: -inf is not JSON, and
+# OpenAI and vLLM write -9999.0 for it.
+LOGPROB_FLOOR = -9999.0
+
+
+def _finite_logprob(value: float) -> float:
+    return value if math.isfinite(value) else LOGPROB_FLOOR
+
+
+Logprob = Annotated[float, PlainSerializer(_finite_logprob, return_type=float)]
 
 
 class _Request(BaseModel):
@@ -179,8 +193,8 @@ class CompletionRequest(_Sampling):
 
 class CompletionLogprobs(_Response):
     tokens: list[str]
-    token_logprobs: list[float]
-    top_logprobs: list[dict[str, float]] | None
+    token_logprobs: list[Logprob]
+    top_logprobs: list[dict[str, Logprob]] | None
     text_offset: list[int]
 
 
@@ -369,7 +383,7 @@ class ChatCompletionRequest(_Sampling):
 
 class TopLogprob(_Response):
     token: str
-    logprob: float
+    logprob: Logprob
     bytes: list[int] | None
 
 

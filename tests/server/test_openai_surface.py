@@ -121,3 +121,34 @@ def test_vllms_sampling_parameters_are_accepted_at_neutral_values_only(client: F
         _ok(client.post("/v1/chat/completions", json={**CHAT, param: value}))
         _ok(client.post("/v1/completions", json={"model": "tiny-gpt2", "prompt": "Hi", "max_tokens": 2, param: value}))
     assert "not supported" in _refused(client.post("/v1/chat/completions", json={**CHAT, param: other}), param)
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(name: str) -> float:
+        raise AssertionError(f"{name} is not JSON: {text[:300]}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_alternatives_a_grammar_rules_out_score_minus_9999_not_minus_infinity(client: FlaskClient) -> None:
+    """With structured output, the alternatives the grammar masks have log-probability -inf: they are written as
+    -9999.0 (as OpenAI and vLLM write them), never as `-Infinity`, which is not JSON."""
+    only_yes = {"enum": ["yes"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": only_yes, "strict": True}}
+    chat = {**CHAT, "max_tokens": 4, "logprobs": True, "top_logprobs": 5, "response_format": fmt}
+    answer = client.post("/v1/chat/completions", json=chat)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    whole = _strict_json(answer.get_data(as_text=True))
+    alternatives = [top["logprob"] for t in whole["choices"][0]["logprobs"]["content"] for top in t["top_logprobs"]]
+    assert -9999.0 in alternatives and all(-9999.0 <= lp <= 0 for lp in alternatives), alternatives
+    streamed = client.post("/v1/chat/completions", json={**chat, "stream": True}).get_data(as_text=True)
+    events = [line[len("data: "):] for line in streamed.splitlines() if line.startswith("data: {")]
+    assert events and all(_strict_json(event) for event in events)
+    completion = client.post("/v1/completions", json={"model": "tiny-gpt2", "prompt": "Hi", "max_tokens": 3,
+                                                      "logprobs": 5, "response_format": fmt})
+    top = _strict_json(completion.get_data(as_text=True))["choices"][0]["logprobs"]["top_logprobs"]
+    assert -9999.0 in [lp for alternatives_at in top for lp in alternatives_at.values()], top
+    tgi = client.post("/models/tiny-gpt2", json={"inputs": "Hi", "parameters": {
+        "max_new_tokens": 3, "details": True, "top_n_tokens": 5, "grammar": {"type": "json", "value": only_yes}}})
+    tokens = _strict_json(tgi.get_data(as_text=True))[0]["details"]["top_tokens"]
+    assert -9999.0 in [t["logprob"] for at in tokens for t in at], tokens
