@@ -161,16 +161,21 @@ def _size(count: int) -> str:
 
 
 def _serve(settings: Settings) -> None:
+    import logging
+
     from gunicorn.app.base import BaseApplication
 
     from .app import configure_logging, create_app
     from .ops.logs import GUNICORN_JSON_LOGS
     from .ops.metrics import worker_exited
     from .ops.multiproc import remove_created_dirs
-    from .ops.worker import SocketTimeouts
+    from .ops.worker import SocketTimeouts, connection_limit, raise_open_files_limit
 
     timeouts = SocketTimeouts(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
                               idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
+
+    open_files = raise_open_files_limit()  # before the fork: every worker inherits it
+    connections = connection_limit(settings.worker_threads * 2, open_files.after)
 
     def post_fork(_arbiter: Any, worker: Any) -> None:
         worker.timeouts = timeouts
@@ -182,8 +187,9 @@ def _serve(settings: Settings) -> None:
                 "workers": settings.workers,
                 "worker_class": "maas_server.ops.worker.MaasWorker",
                 "threads": settings.worker_threads,
-                # Connections beyond the threads wait idle (keep-alive) in the worker's poller.
-                "worker_connections": settings.worker_threads * 2,
+                # Connections beyond the threads wait idle (keep-alive) in the worker's poller; never
+                # so many that the worker runs out of descriptors for its own files.
+                "worker_connections": connections,
                 "timeout": settings.timeout,
                 "graceful_timeout": settings.graceful_timeout,
                 "loglevel": settings.log_level,
@@ -204,6 +210,9 @@ def _serve(settings: Settings) -> None:
             # Runs in each worker after the fork: models load there, never in the master. The
             # settings were read once, in the master; each worker inherits the object with the fork.
             configure_logging(settings)
+            logging.getLogger("maas.server").info(
+                "open files: soft limit %d (was %d, hard %s); up to %d connections per worker",
+                open_files.after, open_files.before, open_files.hard, connections)
             return create_app(settings)
 
     _Gunicorn().run()

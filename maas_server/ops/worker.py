@@ -21,7 +21,11 @@ keeps gthread (its threads suit our runner hand-off) and adds:
 - a response sent before its request body was read (an early 400, 404 or 413) says
   ``Connection: close`` unless the rest of the body drains at once: gunicorn drains at most 64 KB
   and then closes a connection it had announced as keep-alive, and a pooled client's next request
-  on it failed (``RemoteDisconnected``).
+  on it failed (``RemoteDisconnected``);
+- out of file descriptors (``EMFILE`` when a flood of connections meets a soft limit of 1024), it
+  stops accepting for ``ACCEPT_PAUSE_S`` instead of dying: gthread re-raised the error, the worker
+  exited, and its successor could not open its model files while the flood lasted. ``serve``
+  raises the soft limit to the hard one and caps connections below it (``connection_limit``).
 
 TLS connections are wrapped by gunicorn after accept; they get a plain per-call socket timeout
 (``idle_timeout``, inherited from this socket) instead of the header deadline. A buffering proxy
@@ -34,6 +38,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import resource
 import socket
 import time
 from dataclasses import dataclass
@@ -149,6 +154,47 @@ class DeadlineSocket(socket.socket):
         super().settimeout(min(remaining, self.timeouts.idle_timeout))
 
 
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE_S = 0.5
+# Descriptors a worker keeps for everything but client connections: model and store files,
+# metrics, logs, pipes. An idle worker with the default models holds about 25.
+DESCRIPTOR_RESERVE = 256
+OPEN_FILES_TARGET = 65_536  # the soft limit `serve` asks for when the hard limit is unlimited
+
+
+@dataclass(frozen=True)
+class OpenFiles:
+    """The process's open-file limit before and after `raise_open_files_limit`."""
+
+    before: int
+    after: int
+    hard: int
+
+
+def raise_open_files_limit() -> OpenFiles:
+    """Raise the soft RLIMIT_NOFILE to the hard one (which needs no privilege); workers inherit it.
+
+    A systemd service starts with a soft limit of 1024 and a far higher hard one; connections are
+    file descriptors, so 1024 let a flood of slow clients starve the worker of them.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = OPEN_FILES_TARGET if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            target = soft  # a container may forbid it; the connection cap then follows the soft limit
+    else:
+        target = soft
+    return OpenFiles(before=soft, after=target, hard=hard)
+
+
+def connection_limit(wanted: int, open_files: int) -> int:
+    """Connections a worker may hold: `wanted`, less when the open-file limit cannot hold them and
+    the worker's own files (DESCRIPTOR_RESERVE) too. Beyond it, clients wait in the backlog."""
+    return max(1, min(wanted, open_files - DESCRIPTOR_RESERVE))
+
+
 # gunicorn's parse errors, as the status and code our envelope gives them.
 _PARSE_ERRORS: tuple[tuple[type[BaseException], int, str], ...] = (
     (SlowClient, 408, "request_timeout"),
@@ -241,17 +287,34 @@ class MaasWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type 
         super().load_wsgi()
         self.wsgi: Any = ClosesOnUnreadBody(self.wsgi)
 
+    _accept_paused_until = 0.0
+
     def accept(self, listener: Any) -> None:
         try:
             client_sock, client_addr = listener.accept()
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+            if exc.errno in OUT_OF_DESCRIPTORS:
+                self._pause_accepting(exc)
+            elif exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
         self.nr_conns += 1
         conn = TConn(self.cfg, DeadlineSocket.adopt(client_sock, self.timeouts), client_addr,
                      listener.getsockname())
         self.enqueue_req(conn)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Leave new connections in the kernel's backlog until descriptors are freed, and stay alive."""
+        log.warning("out of file descriptors (%s, %d connections open): not accepting for %.1fs",
+                    errno.errorcode.get(exc.errno or 0, exc.errno), self.nr_conns, ACCEPT_PAUSE_S)
+        self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_S
+        self.set_accept_enabled(False)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        # gthread's loop turns accepting back on whenever it has room for connections; a pause holds.
+        if enabled and time.monotonic() < self._accept_paused_until:
+            return
+        super().set_accept_enabled(enabled)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         if isinstance(conn.sock, DeadlineSocket):

