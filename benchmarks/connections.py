@@ -41,7 +41,7 @@ def _health_probe(host: str, port: int, stop: threading.Event, latencies: list[f
 def _stream_request(max_tokens: int) -> bytes:
     body = json.dumps({"max_tokens": max_tokens, "stream": True, "temperature": 0,
                        "messages": [{"role": "user", "content": "Count from one to twenty."}]}).encode()
-    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
 

@@ -14,6 +14,7 @@ from flask import Flask, Response, current_app, g, request
 
 from .api import (
     accounting,
+    browsers,
     classify,
     detect,
     embeddings,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     app.before_request(_refuse_new_work_while_draining)
     app.after_request(_echo_request_id)
     accounting.init_app(app, settings)  # keys, rate limits, usage, /metrics, the request log
+    browsers.init_app(app, settings)  # after accounting: a call served without a key must not come from a web page
     app.wsgi_app = Admission(app.wsgi_app, settings.max_concurrent_requests)  # type: ignore[method-assign]
     if load_models:
         registry.load_in_background()

@@ -8,6 +8,7 @@ may carry a password and the token is one, and config files get copied and commi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -17,6 +18,7 @@ from pydantic_settings import NoDecode
 
 AuthMode = Literal["auto", "keys", "loopback", "open"]
 AUTH_MODES: tuple[str, ...] = get_args(AuthMode)
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")  # maas.example.com, *.example.com
 
 
 def default_data_dir() -> Path:
@@ -45,6 +47,10 @@ class AccountSettings(BaseModel):
     # NoDecode: a variable spells the list as "a,b" (split below), not as JSON.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="origins browsers may call from; empty: CORS off")
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="host names a call without a key may name in its Host header besides localhost, IP "
+                        "addresses and the server's own names (a DNS rebinding guard): maas.example.com, "
+                        "*.example.com for its subdomains, or * for any")
     create_store: bool = Field(True, description="create a missing store when the server starts; `serve` creates "
                                                  "it before forking and turns this off for its workers, so a "
                                                  "worker never starts on a new, empty (keyless, open) store")
@@ -54,10 +60,20 @@ class AccountSettings(BaseModel):
     def _mode_in_any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return tuple(o.strip() for o in value.split(",") if o.strip()) if isinstance(value, str) else value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(h.strip().lower().rstrip(".") for h in hosts)
+        wrong = [h for h in names if h != "*" and not _HOST_NAME.fullmatch(h)]
+        if wrong:
+            raise ValueError(f"{', '.join(map(repr, wrong))}: give host names alone (maas.example.com, "
+                             "*.example.com, or * for any), without a scheme, port or path")
+        return names
 
     @property
     def url(self) -> str:

@@ -31,17 +31,21 @@ _ERRORS = {
     400: "Invalid request: malformed JSON, wrong content type, a body cut short, a key in the URL "
          "(`api_key_in_url`), or a field's value invalid or over a limit (`param` names it)",
     401: "Missing, unknown, revoked or expired API key (the server's auth mode decides when a key is needed)",
+    403: "Served without a key, and sent by a browser from another origin than the server's own or its "
+         "`cors_origins` (`cross_origin_refused`)",
     404: "Unknown model (`model_not_found`)",
     413: "Body, image bytes or image pixels over the server's limits",
     429: "The key's requests or tokens per minute are used up",
     408: "The request's headers or body did not arrive within the server's deadlines (`request_timeout`)",
+    421: "Served without a key, and its Host is none of the server's `allowed_hosts`, localhost or an IP address "
+         "(`host_not_allowed`)",
     500: "`model_error`: the model failed on this input alone (sent with x-should-retry: false); "
          "`internal_error`: a bug. The message carries the request id, never a stack trace",
     503: "Over capacity or past the request's deadline (`overloaded`, at once), a model still loading, "
          "its queue full or timed out, the account store unavailable, or the server draining",
 }
-_POST_ERRORS = (400, 401, 404, 408, 413, 429, 500, 503)
-_GET_ERRORS = (400, 401, 429, 500, 503)
+_POST_ERRORS = (400, 401, 403, 404, 408, 413, 421, 429, 500, 503)
+_GET_ERRORS = (400, 401, 421, 429, 500, 503)
 _RETRY_AFTER = (429, 503)
 
 

@@ -145,7 +145,7 @@ def test_server_notices_a_non_streaming_client_that_hung_up(tmp_path: Path) -> N
     with server as url:
         body = json.dumps({"prompt": PROMPT, "max_tokens": 500, "temperature": 0}).encode()
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             # Closing now is a client timing out; the server should give up on it well before 500 tokens.
         gave_up = "POST /v1/completions 499"  # the request's JSON log line

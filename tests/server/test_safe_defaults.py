@@ -40,9 +40,14 @@ def test_a_model_name_selects_only_configured_models(tmp_path: Path, name: str) 
 
 
 def test_cors_is_off_by_default(tmp_path: Path) -> None:
-    client = word_app(tmp_path).test_client()
-    response = client.post("/v1/embeddings", json={"input": "hi"}, headers={"Origin": "https://evil.example"})
-    assert response.status_code == 200 and "Access-Control-Allow-Origin" not in response.headers
+    app = word_app(tmp_path)
+    client = app.test_client()
+    keyless = client.post("/v1/embeddings", json={"input": "hi"}, headers={"Origin": "https://evil.example"})
+    assert keyless.status_code == 403 and "Access-Control-Allow-Origin" not in keyless.headers  # test_browsers.py
+    key, _ = create_key(accounts_of(app).store, "web")
+    keyed = client.post("/v1/embeddings", json={"input": "hi"}, headers={"Origin": "https://evil.example",
+                                                                        "Authorization": f"Bearer {key}"})
+    assert keyed.status_code == 200 and "Access-Control-Allow-Origin" not in keyed.headers
 
 
 def test_cors_answers_configured_origins_only(tmp_path: Path) -> None:

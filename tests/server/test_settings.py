@@ -66,6 +66,7 @@ SETTINGS = [
     Layers("allow_anonymous", True, False, "--allow-anonymous"),
     Layers("auth_cache_seconds", 1.5, 2.5),
     Layers("cors_origins", ("https://a.example",), ("https://b.example", "https://c.example")),
+    Layers("allowed_hosts", ("a.example",), ("b.example", "*.c.example")),
     Layers("create_store", False, True),
     # models and limits
     Layers("device", "cpu", "cuda:1"),
