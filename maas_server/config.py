@@ -155,6 +155,12 @@ class ServerConfig(_Strict):
     max_explain_inputs: int = Field(4, gt=0, description="inputs per call with explain: true (a backward pass each)")
     max_tokens: int = Field(2048, gt=0)
     max_n: int = Field(8, gt=0)
+    max_request_tokens: int = Field(
+        32_768, gt=0, description="generation: prompts x n x max_tokens one call may ask for (its share of the "
+                                  "model's decoding; a model's default_max_tokens stands in for none); past it, 400")
+    max_request_timeout_s: float = Field(
+        300.0, ge=0.1, le=3600, description="the longest X-Request-Timeout a caller may ask for: how long a "
+                                            "request may hold its places in a model's queue")
     max_schema_depth: int = Field(
         32, ge=1, le=200, description="structured output: levels of nesting of a JSON schema, counted through "
                                       "$ref (the grammar compiler recurses once per level: ~1,000 overflowed it)")

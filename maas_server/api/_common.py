@@ -206,7 +206,7 @@ def check_count(count: int, what: str, param: str) -> None:
 
 REQUEST_TIMEOUT_HEADER = "X-Request-Timeout"
 MIN_REQUEST_TIMEOUT_S = 0.1  # shorter deadlines cannot be told apart from the time it takes to start at all
-MAX_REQUEST_TIMEOUT_S = 3600.0
+MAX_REQUEST_TIMEOUT_S = 3600.0  # the most a config's max_request_timeout_s may allow
 
 
 def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In],
@@ -234,9 +234,10 @@ def request_timeout() -> float | None:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not MIN_REQUEST_TIMEOUT_S <= seconds <= MAX_REQUEST_TIMEOUT_S:  # also false for NaN
+    longest = state().config.max_request_timeout_s
+    if not MIN_REQUEST_TIMEOUT_S <= seconds <= longest:  # also false for NaN
         raise APIError(f"{REQUEST_TIMEOUT_HEADER} must be a number of seconds from {MIN_REQUEST_TIMEOUT_S:g} "
-                       f"to {MAX_REQUEST_TIMEOUT_S:g}",
+                       f"to {longest:g} (this server's max_request_timeout_s)",
                        param=REQUEST_TIMEOUT_HEADER, code="invalid_request_timeout")
     return seconds
 

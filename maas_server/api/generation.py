@@ -50,7 +50,7 @@ bp = Blueprint("generation", __name__)
 def completions() -> Any:
     body = parse_json(s.CompletionRequest)
     entry = resolve_model("/v1/completions", body.model)
-    _check_limits(body, body.max_tokens, len(body.prompts))
+    _check_limits(entry, body, body.max_tokens, len(body.prompts))
     requests = [_generation_request(body, body.max_tokens, body.logprobs, prompt=p) for p in body.prompts]
     shaper = _CompletionShaper(new_id("cmpl"), entry.config.name, body.n)
     return respond(entry, requests, shaper, body.stream, _include_usage(body))
@@ -76,7 +76,7 @@ def _include_usage(body: s._Sampling) -> bool:
 def chat_generation(body: s.ChatCompletionRequest, endpoint: str) -> tuple[ModelEntry, GenerationRequest]:
     """The model and the model's request for a chat body (also what /v1/responses is turned into)."""
     entry = resolve_model(endpoint, body.model)
-    _check_limits(body, body.token_limit, 1)
+    _check_limits(entry, body, body.token_limit, 1)
     top = (body.top_logprobs or 0) if body.logprobs else None
     generation = _generation_request(body, body.token_limit, top, messages=[m.as_dict() for m in body.messages],
                                      tools=tools.offered(body), tools_required=tools.required(body))
@@ -91,7 +91,7 @@ def tool_names(generation: GenerationRequest) -> list[str]:
     return [tool["function"]["name"] for tool in generation.tools or []]
 
 
-def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> None:
+def _check_limits(entry: ModelEntry, body: s._Sampling, max_tokens: int | None, prompts: int) -> None:
     config = state().config
     check_max_tokens(max_tokens, "max_tokens")
     if body.n > config.max_n:
@@ -100,6 +100,14 @@ def _check_limits(body: s._Sampling, max_tokens: int | None, prompts: int) -> No
     if prompts == 0 or prompts > config.max_inputs:
         raise APIError(f"send between 1 and {config.max_inputs} prompts", status=400, param="prompt",
                        code="too_many_inputs")
+    # One call's share of the model's decoding: many prompts x n x max_tokens held every other
+    # caller's requests at 503 for minutes.
+    asked = prompts * body.n * (max_tokens or entry.config.default_max_tokens)
+    if asked > config.max_request_tokens:
+        raise APIError(f"this call asks for up to {asked} generated tokens ({prompts} prompt(s) x n {body.n} x "
+                       f"max_tokens {max_tokens or entry.config.default_max_tokens}), above this server's "
+                       f"max_request_tokens of {config.max_request_tokens}; split it or lower max_tokens or n",
+                       status=400, param="max_tokens", code="request_too_large")
 
 
 def check_max_tokens(max_tokens: int | None, param: str) -> None:

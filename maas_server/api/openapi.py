@@ -54,7 +54,7 @@ _REQUEST_TIMEOUT: dict[str, Any] = {
     "name": "X-Request-Timeout", "in": "header", "required": False,
     "description": "Seconds the caller will wait for the model to start on the request; a request the "
                    "server estimates would wait longer gets 503 `overloaded` at once (default: the "
-                   "model's queue_timeout_s)",
+                   "model's queue_timeout_s; at most the server's max_request_timeout_s, 300 s by default)",
     "schema": {"type": "number", "minimum": MIN_REQUEST_TIMEOUT_S, "maximum": MAX_REQUEST_TIMEOUT_S},
 }
 

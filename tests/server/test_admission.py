@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import Client
 
@@ -95,7 +96,7 @@ def test_an_item_past_its_own_deadline_gets_no_compute() -> None:
         runner.stop()
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "0.01", "-1", "nan", "inf", "99999"])
+@pytest.mark.parametrize("value", ["abc", "0", "0.01", "-1", "nan", "inf", "99999", "300.5"])
 def test_an_invalid_request_timeout_header_is_a_400(client: FlaskClient, value: str) -> None:
     response = client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "x"},
                            headers={"X-Request-Timeout": value})
@@ -217,3 +218,31 @@ def test_a_body_closed_before_it_is_read_frees_its_place_and_closes_the_inner_bo
         body = admission(environ, lambda *_: None)
         body.close()  # type: ignore[attr-defined]  # a server whose client left before the first byte
     assert closed == [True, True, True]
+
+
+def test_a_call_asking_more_than_max_request_tokens_is_a_400_naming_it(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prompts x n x max_tokens is one call's share of the model's decoding (64 prompts x n 8 x 512
+    tokens held every other caller at 503 for minutes); without max_tokens the model's default counts."""
+    server = app.extensions["maas"]
+    monkeypatch.setattr(server, "config", server.config.model_copy(update={"max_request_tokens": 100}))
+    r = client.post("/v1/completions", json={"model": "tiny-gpt2", "prompt": ["a"] * 4, "n": 3, "max_tokens": 9})
+    assert r.status_code == 400, r.get_json()
+    error = r.get_json()["error"]
+    assert (error["code"], error["param"]) == ("request_too_large", "max_tokens")
+    assert "max_request_tokens" in error["message"] and "108" in error["message"]
+    r = client.post("/v1/chat/completions", json={"model": "tiny-gpt2", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "request_too_large"  # the default: 256
+    r = client.post("/v1/completions", json={"model": "tiny-gpt2", "prompt": ["a"] * 4, "n": 3, "max_tokens": 8})
+    assert r.status_code == 200, r.get_json()  # 96: within
+
+
+def test_the_longest_request_timeout_is_the_servers_to_set(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = app.extensions["maas"]
+    monkeypatch.setattr(server, "config", server.config.model_copy(update={"max_request_timeout_s": 5.0}))
+    for value, status in [("5", 200), ("5.5", 400)]:
+        r = client.post("/v1/embeddings", json={"model": "tiny-embed", "input": "x"},
+                        headers={"X-Request-Timeout": value})
+        assert r.status_code == status, r.get_json()
+    assert "max_request_timeout_s" in r.get_json()["error"]["message"]

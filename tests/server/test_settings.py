@@ -76,6 +76,8 @@ SETTINGS = [
     Layers("max_explain_inputs", 2, 3),
     Layers("max_tokens", 10, 20),
     Layers("max_n", 2, 3),
+    Layers("max_request_tokens", 1000, 2000),
+    Layers("max_request_timeout_s", 30.0, 60.0),
     Layers("max_image_bytes", 1000, 2000),
     Layers("max_image_pixels", 1000, 2000),
     Layers("max_request_pixels", 300_000_000, 400_000_000),
