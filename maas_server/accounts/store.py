@@ -113,7 +113,13 @@ class StoreUnavailable(Exception):
     """The store cannot be read or written now; the message (one line) says what to fix.
 
     The wire answers it with 503 ``store_unavailable`` and ``Retry-After``; commands exit 2 with it.
+    ``reason`` is what is wrong in a few words, naming no file, host or driver message: what `/ready`
+    tells anyone who asks, where the message (for the log and the operator) says where and what to do.
     """
+
+    def __init__(self, message: str, reason: str = "cannot be used") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # Failures of the store itself: cannot open, read-only, disk I/O, damaged, locked past the busy
@@ -145,11 +151,11 @@ class Store:
         # (device, inode) of the SQLite file opened, and of its -wal
         self._identity: tuple[int, int] | None = None
         self._wal_identity: tuple[int, int] | None = None
-        self._problem: str | None = None
+        self._problem: StoreUnavailable | None = None
         try:
             self._open(create=create)
         except StoreUnavailable as error:
-            self._problem = str(error)
+            self._problem = _again(error)  # without its traceback, which holds frames
         self._next_check = clock() + check_interval
 
     @classmethod
@@ -158,7 +164,7 @@ class Store:
         store = cls(url, **options)
         if store._problem is not None:
             store.dispose()
-            raise StoreUnavailable(store._problem)
+            raise _again(store._problem)
         return store
 
     @property
@@ -189,7 +195,7 @@ class Store:
                 raise
             problem = _describe(error, self.location)
             self._fail(problem)
-            raise StoreUnavailable(problem) from error
+            raise _again(problem) from error
 
     def check(self) -> None:
         """StoreUnavailable when the store is known to be unusable.
@@ -205,7 +211,7 @@ class Store:
                 self._lock.release()
         problem = self._problem
         if problem is not None:
-            raise StoreUnavailable(problem)
+            raise _again(problem)
 
     def _look_again(self) -> None:
         was_failing = self._problem is not None
@@ -219,7 +225,7 @@ class Store:
                 self._refuse_old_wal()
             self._open(create=False)
         except StoreUnavailable as error:
-            self._fail(str(error))
+            self._fail(_again(error))
             return
         log.warning("the store %s is %s", self.location, "back" if was_failing else "a new file: reopened it")
 
@@ -234,16 +240,17 @@ class Store:
         try:
             if not create and read_schema_version(self.engine) is None:
                 raise StoreUnavailable(f"the store {self.location} has no maas tables: restore it from a backup, or "
-                                       f"create them with `maas-server keys create` (a running server never does)")
+                                       f"create them with `maas-server keys create` (a running server never does)",
+                                       "has no maas tables")
             migrate(self.engine)
             _try_write(self.engine)
         except (exc.DBAPIError, exc.TimeoutError) as error:  # opening: any database error means unusable
-            raise StoreUnavailable(_describe(error, self.location)) from error
+            raise _describe(error, self.location) from error
         self._identity = identity
         self._wal_identity = self._current_wal()
         self._problem = None
 
-    def _fail(self, problem: str) -> None:
+    def _fail(self, problem: StoreUnavailable) -> None:
         if self._problem is None:
             log.error("the account store is unavailable: %s. Requests that need it are answered 503 until it is "
                       "back; it is looked at again every %g s", problem, self.check_interval)
@@ -259,7 +266,7 @@ class Store:
         if identity is None:
             raise StoreUnavailable(f"the store {self._path} is missing: restore it from a backup, or create a new "
                                    f"one with `maas-server keys create` and the same --data-dir (a running server "
-                                   f"never creates it)")
+                                   f"never creates it)", "is missing")
         return identity
 
     def _current_wal(self) -> tuple[int, int] | None:
@@ -272,7 +279,7 @@ class Store:
             raise StoreUnavailable(f"the store {self._path} was replaced or deleted while the server ran, and the old "
                                    f"database's {_wal(self._path).name} and -shm files are still there: delete them "
                                    f"(they would mix the old data into the new file); the server then opens the new "
-                                   f"file by itself")
+                                   f"file by itself", "was replaced, and the old one's -wal and -shm files are left")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -282,8 +289,8 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise StoreUnavailable(f"cannot reach the store {path}: {error.strerror}; check its folder's permissions") \
-            from None
+        raise StoreUnavailable(f"cannot reach the store {path}: {error.strerror}; check its folder's permissions",
+                               "cannot be reached") from None
     return status.st_dev, status.st_ino
 
 
@@ -312,14 +319,15 @@ def _create_file(path: Path) -> None:
         return
     if _wal(path).exists():  # SQLite would take the deleted store's last pages into the new one
         raise StoreUnavailable(f"{_wal(path)} and -shm are left from a deleted store: restore {path.name} from a "
-                               f"backup, or delete them to start an empty store")
+                               f"backup, or delete them to start an empty store",
+                               "is missing, and a deleted one's -wal and -shm files are left")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab"):  # an empty file is an empty SQLite database
             pass
     except OSError as error:
         raise StoreUnavailable(f"cannot create the store {path}: {error.strerror}; choose a writable --data-dir "
-                               f"(MAAS_DATA_DIR)") from None
+                               f"(MAAS_DATA_DIR)", "cannot be created") from None
 
 
 def _engine(url: URL, busy_timeout_ms: int) -> Engine:
@@ -384,7 +392,7 @@ def migrate(engine: Engine) -> int:
 def _refuse_newer(current: int | None) -> None:
     if current is not None and current > len(MIGRATIONS):
         raise StoreUnavailable(f"the store's schema is version {current}, newer than this maas-server "
-                               f"({len(MIGRATIONS)}); upgrade maas")
+                               f"({len(MIGRATIONS)}); upgrade maas", "has a schema newer than this maas-server")
 
 
 def _try_write(engine: Engine) -> None:
@@ -411,14 +419,20 @@ _MEANINGS = (
 )
 
 
-def _describe(error: Exception, location: str) -> str:
+def _describe(error: Exception, location: str) -> StoreUnavailable:
     """One line: what is wrong with the store, and what to do about it."""
     lines = str(getattr(error, "orig", None) or error).strip().splitlines()
     detail = lines[0] if lines else type(error).__name__
     for fragment, meaning in _MEANINGS:
         if fragment in detail.lower():
-            return f"the store {location} {meaning} ({detail})"
-    return f"the store {location} cannot be used: {detail}"
+            return StoreUnavailable(f"the store {location} {meaning} ({detail})", meaning.partition(":")[0])
+    return StoreUnavailable(f"the store {location} cannot be used: {detail}")
+
+
+def _again(problem: StoreUnavailable) -> StoreUnavailable:
+    """The known problem as a new exception to raise (one instance raised from many threads would share its
+    traceback)."""
+    return StoreUnavailable(str(problem), problem.reason)
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> int:

@@ -109,8 +109,8 @@ def init_app(app: Flask, settings: AccountSettings) -> Accounts:
 def _store_problem(store: Store) -> str | None:
     try:
         store.check()
-    except StoreUnavailable as exc:
-        return f"account store: {exc}"
+    except StoreUnavailable as exc:  # /ready answers anyone: what is wrong, not where (the log has that)
+        return f"account store: the store {exc.reason}; the server log says where and what to do"
     return None
 
 

@@ -154,6 +154,30 @@ def test_a_worker_boots_on_a_read_only_store_and_refuses_with_503(tmp_path: Path
     assert "account store" in ready.get_json()["problems"][0]
 
 
+@pytest.mark.parametrize(("fault", "reason"), [("read-only", "is read-only"), ("missing", "is missing"),
+                                               ("damaged", "is not a SQLite database")])
+def test_ready_says_what_is_wrong_with_the_store_but_not_where_it_is(tmp_path: Path, fault: str, reason: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """/ready answers anyone, key or not: it names the fault, and the server log (only) names the file."""
+    database = tmp_path / "data" / "maas.db"
+    if fault == "read-only":
+        Store(f"sqlite:///{database}").dispose()
+        app = word_app(tmp_path, database_url=f"sqlite:///file:{database}?mode=ro&uri=true")
+    elif fault == "missing":
+        app = word_app(tmp_path, create_store=False)
+    else:
+        database.parent.mkdir()
+        database.write_bytes(b"not a database at all" * 200)
+        app = word_app(tmp_path)
+    ready = app.test_client().get("/ready")
+    assert ready.status_code == 503 and ready.get_json()["status"] == "unavailable"
+    problem, = ready.get_json()["problems"]
+    assert problem.startswith(f"account store: the store {reason}") and "server log" in problem, problem
+    body = ready.get_data(as_text=True)
+    assert str(tmp_path) not in body and "maas.db" not in body and "sqlite:" not in body, body
+    assert str(database) in caplog.text  # where it is and what to do: for the operator
+
+
 # -- deleted, replaced
 
 def test_a_deleted_store_is_never_served_nor_recreated_and_a_restored_one_is_used(app: Flask, clock: Clock,
