@@ -131,7 +131,7 @@ def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper
             include_usage: bool = False) -> Any:
     """Generate `requests` on `entry` and answer in `shaper`'s shapes: whole, or as server-sent events."""
     if not streamed or shaper.buffers_streams:
-        results = wait_all(submit(entry, GENERATE, requests))
+        results = _wait_billing_what_was_done(entry, submit(entry, GENERATE, requests))
         report_usage(entry.config.name, _usage(results))
         if streamed:  # an answer that may be tool calls is known only at its end: sent as one piece
             return Response(_sse(shaper.buffered_chunks(results, include_usage)), mimetype="text/event-stream",
@@ -145,6 +145,18 @@ def respond(entry: ModelEntry, requests: list[GenerationRequest], shaper: Shaper
     report_usage(entry.config.name, tokens.usage)  # settled when the stream ends, usage chunk or not
     return Response(_sse(tokens.chunks(shaper, include_usage), shaper.ends_with_done), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _wait_billing_what_was_done(entry: ModelEntry, handles: list[Handle[GenerationResult]]) -> list[GenerationResult]:
+    """Every result; when the call ends early (its client left: 499), it is billed for the prompts
+    that reached the model and the tokens generated until then, as a stream that is left is."""
+    try:
+        return wait_all(handles)
+    except BaseException:
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        settled = (_settled_result(handle, deadline) for handle in handles)
+        report_usage(entry.config.name, _usage([r for r in settled if r is not None]))
+        raise
 
 
 def _sse(chunks: Iterator[dict[str, Any]], done: bool = True) -> Iterator[str]:

@@ -109,6 +109,19 @@ def test_a_stream_the_client_abandons_is_billed_what_was_generated_and_logged_49
     assert line["prompt_tokens"] >= 10 and 5 <= line["completion_tokens"] < 400
 
 
+def test_a_non_streamed_call_the_client_abandons_is_billed_what_was_generated(server: ServerProcess) -> None:
+    """Two prompts, the client gives up after 3 s: the work stops (499) and the call is billed the prompts
+    and the tokens generated until then, not 0."""
+    body = {"model": "smollm2-135m-instruct", "prompt": ["Once upon a time,", "In a village by the sea,"],
+            "max_tokens": 1000, "temperature": 0}
+    request_id = "abandoned-non-streamed"
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(f"{server.url}/v1/completions", json=body, headers={"X-Request-ID": request_id}, timeout=(5, 3))
+    line = _wait_for_log_line(server, request_id)
+    assert line["status"] == 499
+    assert line["prompt_tokens"] >= 8 and 2 <= line["completion_tokens"] < 2000, line
+
+
 def _wait_for_log_line(server: ServerProcess, request_id: str) -> dict[str, object]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
