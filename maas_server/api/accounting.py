@@ -181,8 +181,8 @@ def _refusal_without_key(acc: Accounts) -> APIError | None:
 
 def _account(acc: Accounts, token: str | None, *, required: bool) -> ApiKey | None:
     """The key's record (its name goes on usage, its limits apply); 401 for a bad key when one is required."""
-    if token is None or not acc.auth.keys_created():
-        return None
+    if token is None or (not required and not acc.auth.keys_created()):
+        return None  # where a key is required, no key existing yet must not let any token in
     try:
         return acc.auth.authenticate(token)
     except AuthError as exc:

@@ -112,6 +112,7 @@ def test_keys_mode_needs_a_key_before_the_first_one_exists(tmp_path: Path) -> No
     app = word_app(tmp_path, auth="keys")
     client = app.test_client()
     _error(_embed(client), 401, "missing_api_key")  # loopback too
+    assert _embed(client, "maas_not-a-key-at-all").status_code == 401  # any token, while no key exists
     key, _ = create_key(accounts_of(app).store, "team-a")
     assert _embed(client, key).status_code == 200
 
