@@ -28,6 +28,8 @@ from .api import (
 )
 from .api._common import SERVED_BY_HEADER, ServerState
 from .api.admission import Admission, is_api_path
+from .api.memory import MB, MemoryBudget, default_budget_bytes
+from .api.memory import init_app as init_memory_budget
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
@@ -47,7 +49,9 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     app = Flask("maas_server")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     registry = ModelRegistry(settings, timed_loader(loader))
-    app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()))
+    memory = MemoryBudget(settings.memory_budget_mb * MB if settings.memory_budget_mb else default_budget_bytes())
+    init_memory_budget(app)
+    app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()), memory=memory)
     for blueprint in (generation.bp, responses.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, speech.bp,
                       hf.bp, models.bp, openapi.bp):
         app.register_blueprint(blueprint)

@@ -155,6 +155,10 @@ class ServerConfig(_Strict):
     max_explain_inputs: int = Field(4, gt=0, description="inputs per call with explain: true (a backward pass each)")
     max_tokens: int = Field(2048, gt=0)
     max_n: int = Field(8, gt=0)
+    memory_budget_mb: int | None = Field(
+        None, gt=0, description="working memory (decoded images and audio, explanations) the requests in flight "
+                                "may hold in one worker; past it, 503 at once. Default: a quarter of the "
+                                "machine's physical memory")
     max_request_tokens: int = Field(
         32_768, gt=0, description="generation: prompts x n x max_tokens one call may ask for (its share of the "
                                   "model's decoding; a model's default_max_tokens stands in for none); past it, 400")

@@ -34,6 +34,7 @@ from ..models.base import (
 )
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
+from .memory import MemoryBudget, default_budget_bytes
 from .metering import note_model
 from .schemas import MAX_JSON_DEPTH
 
@@ -80,6 +81,7 @@ class ServerState:
     draining: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: finish, admit nothing
     # What else /ready depends on besides the models: each returns why the server cannot serve, or None.
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
+    memory: MemoryBudget = field(default_factory=lambda: MemoryBudget(default_budget_bytes()))
 
 
 def state() -> ServerState:

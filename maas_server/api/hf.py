@@ -50,7 +50,14 @@ from . import schemas as s
 from ._common import check_count, json_response, parse_json, read_body, resolve_model, state, submit, wait_all
 from .detect import in_original_pixels
 from .generation import Shaper, answer_chat, check_max_tokens, respond, stream_error
-from .images import CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images
+from .images import (
+    CheckedImage,
+    ImageLimits,
+    check_images,
+    decode_base64_image,
+    decode_images,
+    reserve_image_memory,
+)
 from .metering import report_usage
 from .speech import transcribe
 from .structured import admitted_schema
@@ -302,6 +309,7 @@ def _image_request(schema: type[hf.HFImageClassificationRequest] | type[hf.HFObj
     config = state().config
     limits = ImageLimits(config.max_image_bytes, config.max_image_pixels, config.max_request_pixels)
     [image] = check_images([(data, "inputs")], limits)
+    reserve_image_memory([image])
     return body, image
 
 

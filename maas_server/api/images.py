@@ -76,6 +76,7 @@ class CheckedImage:
     data: bytes
     param: str
     size: tuple[int, int]
+    decode_bytes_per_pixel: int = 4  # what decoding it takes at its peak (more for WebP, some JPEGs)
 
     @property
     def pixels(self) -> int:
@@ -101,6 +102,21 @@ def check_images(blobs: Sequence[tuple[bytes, str]], limits: ImageLimits) -> lis
                        f"request (max_request_pixels); send fewer or smaller images per request",
                        status=413, param="image", code="request_pixels_too_large")
     return images
+
+
+# The rest of an image call's peak over the worker's idle memory, beyond its largest decode
+# (docs/server.md, "Memory per image request"): each prepared input tensor (0.6 MB at 224 px), the
+# body's copies, and the model's batch (~70 MB measured for 4 ordinary images).
+PREPARED_IMAGE_BYTES = 1 << 20
+IMAGE_CALL_BYTES = 64 << 20
+
+
+def reserve_image_memory(images: Sequence[CheckedImage]) -> None:
+    """Reserve the call's estimated peak from the worker's memory budget (api/memory.py), before decoding."""
+    largest = max(image.pixels * image.decode_bytes_per_pixel for image in images)
+    encoded = sum(len(image.data) for image in images)
+    peak = largest + PREPARED_IMAGE_BYTES * len(images) + 2 * encoded + IMAGE_CALL_BYTES
+    state().memory.reserve(peak, f"decoding {len(images)} image(s)", param="image")
 
 
 def decode_images(images: Sequence[CheckedImage], max_side: int) -> Iterator[Image.Image]:
@@ -165,7 +181,7 @@ def _open_checked(data: bytes, limits: ImageLimits, param: str) -> CheckedImage:
         raise _corrupt(exc, param) from None
     with image:
         _check_header(image, limits.max_pixels, param)
-        return CheckedImage(data, param, image.size)
+        return CheckedImage(data, param, image.size, _decode_bytes_per_pixel(image))
 
 
 def _check_header(image: Image.Image, max_pixels: int, param: str) -> None:
@@ -251,7 +267,9 @@ def read_image_request(schema: type[R]) -> tuple[R, list[CheckedImage]]:
         blobs = [(decode_base64_image(text, f"image[{i}]"), f"image[{i}]") for i, text in enumerate(body.images)]
     limits = ImageLimits(max_bytes=config.max_image_bytes, max_pixels=config.max_image_pixels,
                          max_request_pixels=config.max_request_pixels)
-    return body, check_images(blobs, limits)
+    images = check_images(blobs, limits)
+    reserve_image_memory(images)
+    return body, images
 
 
 def _multipart(schema: type[R], max_image_bytes: int) -> tuple[R, list[tuple[bytes, str]]]:

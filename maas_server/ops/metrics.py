@@ -55,6 +55,8 @@ REPLICAS = Gauge("maas_model_replicas", "Replicas of a model on Ray: running now
 SHED = Counter("maas_requests_shed", "Requests refused with 503 before any work, by reason", ["reason"])
 OPEN_REQUESTS = Gauge("maas_admitted_requests", "/v1 requests admitted and not yet closed (streams included)",
                       multiprocess_mode="livesum")
+MEMORY_RESERVED = Gauge("maas_memory_reserved_bytes", "Working memory held by requests in flight, against "
+                        "memory_budget_mb (api/memory.py)", multiprocess_mode="livesum")
 QUEUE_DEPTH = Gauge("maas_queue_depth", "Inputs waiting in a model's queue", ["model"], multiprocess_mode="livesum")
 BATCH_SIZE = Histogram("maas_batch_size", "Inputs per batch a model ran", ["model"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))

@@ -77,6 +77,7 @@ SETTINGS = [
     Layers("max_tokens", 10, 20),
     Layers("max_n", 2, 3),
     Layers("max_request_tokens", 1000, 2000),
+    Layers("memory_budget_mb", 1000, 2000),
     Layers("max_request_timeout_s", 30.0, 60.0),
     Layers("max_image_bytes", 1000, 2000),
     Layers("max_image_pixels", 1000, 2000),
