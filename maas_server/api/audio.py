@@ -1,8 +1,9 @@
 """Turning an uploaded audio file into checked mono 16 kHz samples, before any model hears it, in bounded memory.
 
 PyAV (FFmpeg) decodes any common format (WAV, FLAC, MP3, Ogg/Opus, Ogg/Vorbis, WebM, M4A/AAC...), and
-its resampler turns each frame into mono float32 at 16 kHz as it comes. Each limit has its own 4xx,
-checked as early as it can be:
+its resampler turns each frame into mono float32 at 16 kHz as it comes. Channels FFmpeg has no downmix
+for (9 or 32 channels without positions, say) are mixed here first, in equal parts. Each limit has its
+own 4xx, checked as early as it can be:
 
 1. encoded size (413, ``max_audio_bytes``), before anything is parsed;
 2. the container's header: not audio at all, or no audio stream (400), a sample rate or channel count
@@ -108,9 +109,12 @@ def _decode(container: Any, stream: Any, limits: AudioLimits, param: str) -> np.
     limit = int(limits.max_seconds * SAMPLE_RATE)
     parts: list[np.ndarray] = []
     count = 0
+    mix: bool | None = None  # whether the channels are mixed here, known from the first frame
     try:
         for frame in container.decode(stream):
-            for out in resampler.resample(frame):
+            if mix is None:
+                mix = not _ffmpeg_downmixes(frame)
+            for out in resampler.resample(_equal_mix(frame) if mix else frame):
                 parts.append(out.to_ndarray()[0])
                 count += out.samples
             if count > limit:  # stop at once: the rest is never decoded
@@ -122,6 +126,42 @@ def _decode(container: Any, stream: Any, limits: AudioLimits, param: str) -> np.
     if len(samples) > limit:
         raise _too_long(len(samples) / SAMPLE_RATE, limits, param)
     return samples
+
+
+def _ffmpeg_downmixes(frame: Any) -> bool:
+    """Whether FFmpeg's resampler mixes this frame's channels to mono: it does for the layouts it knows (mono,
+    stereo, 5.1..., and 1-8, 16 or 24 channels without positions), and refuses others (9 or 32 channels
+    without positions, or positions it has no mix for)."""
+    import av
+
+    if frame.layout.nb_channels <= 2:
+        return True
+    try:
+        av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE).resample(frame)
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def _equal_mix(frame: Any) -> Any:
+    """The frame as mono float64 samples (full scale 1), each channel in equal part: the mix that assumes
+    nothing about where the channels are."""
+    import av
+    import numpy as np
+
+    channels = frame.layout.nb_channels
+    data = frame.to_ndarray()  # planar: (channels, samples); packed: (1, samples * channels), interleaved
+    with np.errstate(invalid="ignore"):  # inf and -inf in a float file make NaN
+        mixed = (data if frame.format.is_planar else data.reshape(-1, channels).T).mean(axis=0, dtype=np.float64)
+    if data.dtype == np.uint8:  # unsigned 8-bit: silence is 128
+        mixed = (mixed - 128) / 128
+    elif np.issubdtype(data.dtype, np.integer):
+        mixed /= 2.0 ** (8 * data.dtype.itemsize - 1)
+    mono = av.AudioFrame.from_ndarray(mixed[None, :], format="dbl", layout="mono")
+    mono.sample_rate, mono.pts = frame.sample_rate, frame.pts
+    if frame.time_base is not None:
+        mono.time_base = frame.time_base
+    return mono
 
 
 def _wav_truncated(data: bytes) -> bool:

@@ -11,6 +11,7 @@ import importlib.util
 import io
 import re
 import struct
+import wave
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,22 @@ def test_verbose_json_times_segments_and_words(client: FlaskClient) -> None:
                                                           ("ipod", "aac", None)])
 def test_common_formats_are_decoded(client: FlaskClient, container: str, codec: str, rate: int | None) -> None:
     response = post(client, transcode(SHORT, container, codec, rate), response_format="text")
+    assert response.status_code == 200, response.json
+    heard = response.get_data(as_text=True)
+    assert word_error_rate([SHORT_SCRIPT["text"]], [heard]) <= MAX_SHORT_WER, heard
+
+
+def test_speech_in_channels_ffmpeg_has_no_downmix_for_is_heard(client: FlaskClient) -> None:
+    """9 channels without positions (FFmpeg mixes 1-8, 16 and 24 such channels): maas mixes them in equal parts."""
+    with wave.open(str(SHORT)) as source:
+        frames, width, rate = source.readframes(source.getnframes()), source.getsampwidth(), source.getframerate()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as target:
+        target.setnchannels(9)
+        target.setsampwidth(width)
+        target.setframerate(rate)
+        target.writeframes(b"".join(frames[i:i + width] * 9 for i in range(0, len(frames), width)))
+    response = post(client, out.getvalue(), response_format="text")
     assert response.status_code == 200, response.json
     heard = response.get_data(as_text=True)
     assert word_error_rate([SHORT_SCRIPT["text"]], [heard]) <= MAX_SHORT_WER, heard
