@@ -6,14 +6,16 @@ for (9 or 32 channels without positions, say) are mixed here first, in equal par
 own 4xx, checked as early as it can be:
 
 1. encoded size (413, ``max_audio_bytes``), before anything is parsed;
-2. the container's header: not audio at all, or no audio stream (400), a sample rate or channel count
-   outside what maas decodes (400), and a declared duration above ``max_audio_seconds`` (413);
+2. the container's header: not audio at all, or no audio stream (400), a codec FFmpeg cannot decode, a
+   sample rate or channel count outside what maas decodes (400), and a declared duration above
+   ``max_audio_seconds`` (413);
 3. while decoding, the samples are counted: decoding stops at ``max_audio_seconds`` (413), so a small
    file that decodes to hours (a header that lies, or none) never holds more than that limit in
    memory: 64 kB per second of audio (float32 at 16 kHz), ~115 MB at the default 30 minutes;
 4. a file that ends before its header says (a WAV whose data chunk is cut, an MP4 whose samples are
    missing) is truncated (400). A streaming format cut between pages (Ogg, MP3 without a header) is a
-   shorter valid file: it is transcribed as far as it goes.
+   shorter valid file: it is transcribed as far as it goes;
+5. a sample that is not a number (NaN or infinity, which a float WAV can hold) is a 400.
 
 Nothing here logs or keeps the audio: the bytes and samples live only as long as the request.
 PyAV is imported inside the functions: importing the wire layer must not load FFmpeg.
@@ -89,6 +91,9 @@ def decode_audio(data: bytes, limits: AudioLimits, param: str = "file") -> Audio
 
 
 def _check_stream(stream: Any, container: Any, limits: AudioLimits, param: str) -> None:
+    if stream.codec_context is None:  # a codec FFmpeg has no decoder for (a WAV's format tag, or its bit depth)
+        raise APIError("the audio is in an encoding maas cannot decode; send WAV (PCM), FLAC, MP3, Ogg (Opus, "
+                       "Vorbis), WebM or M4A", param=param, code="unsupported_audio")
     rate, channels = stream.sample_rate or 0, stream.channels or 0
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise APIError(f"the audio's sample rate is {rate} Hz; maas decodes {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
@@ -125,6 +130,9 @@ def _decode(container: Any, stream: Any, limits: AudioLimits, param: str) -> np.
     samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if len(samples) > limit:
         raise _too_long(len(samples) / SAMPLE_RATE, limits, param)
+    if not np.isfinite(samples).all():  # a float WAV can hold NaN or infinity: no model hears anything in them
+        raise APIError("the audio file holds samples that are not numbers (NaN or infinity)", param=param,
+                       code="invalid_audio")
     return samples
 
 
@@ -151,7 +159,7 @@ def _equal_mix(frame: Any) -> Any:
 
     channels = frame.layout.nb_channels
     data = frame.to_ndarray()  # planar: (channels, samples); packed: (1, samples * channels), interleaved
-    with np.errstate(invalid="ignore"):  # inf and -inf in a float file make NaN
+    with np.errstate(invalid="ignore"):  # inf and -inf in a float file make NaN, which decoding then refuses
         mixed = (data if frame.format.is_planar else data.reshape(-1, channels).T).mean(axis=0, dtype=np.float64)
     if data.dtype == np.uint8:  # unsigned 8-bit: silence is 128
         mixed = (mixed - 128) / 128

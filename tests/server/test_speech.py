@@ -220,12 +220,27 @@ def test_english_only_model_refuses_translation_and_other_languages(client: Flas
     assert listed["endpoints"] == ["/v1/audio/transcriptions"]
 
 
+def _with_format_tag(wav: bytes, tag: int) -> bytes:
+    return wav[:20] + struct.pack("<H", tag) + wav[22:]
+
+
+def _float_wav_with_nan() -> bytes:
+    samples = [0.1] * 16_000
+    samples[100] = float("nan")
+    data = struct.pack(f"<{len(samples)}f", *samples)
+    fmt = struct.pack("<HHIIHH", 3, 1, 16_000, 64_000, 4, 32)  # IEEE float, mono, 16 kHz
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 @pytest.mark.parametrize(("data", "status", "code"), [
     (b"", 400, "invalid_audio"),
     (b"this is not audio at all" * 20, 400, "invalid_audio"),
     (SHORT.read_bytes()[: len(SHORT.read_bytes()) // 2], 400, "truncated_audio"),
     (silent_flac(10 * 60), 413, "audio_too_long"),  # ~110 kB that decodes to 10 minutes
     (silent_wav(40), 413, "audio_too_large"),  # 1.28 MB, over max_audio_bytes
+    (_with_format_tag(silent_wav(1), 0x1234), 400, "unsupported_audio"),  # a codec FFmpeg has no decoder for
+    (_float_wav_with_nan(), 400, "invalid_audio"),
 ])
 def test_bad_audio_gets_a_clear_4xx_and_the_server_stays_healthy(client: FlaskClient, data: bytes, status: int,
                                                                  code: str) -> None:
