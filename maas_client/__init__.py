@@ -15,14 +15,19 @@
     client.detect_objects("street.jpg").objects
     client.compare_faces("me.jpg", "passport.jpg").same_person
 
-Importing this package loads requests, tenacity and pydantic only. See docs/client.md.
+    async with maas.AsyncClient() as client:    # the same methods, awaited: pip install 'maas-kit[async]'
+        reply = await client.chat("Hi")
+
+Importing this package loads requests, tenacity and pydantic only (httpx when an AsyncClient is
+made). See docs/client.md.
 """
 
 from __future__ import annotations
 
-from ._streaming import Stream
-from ._transport import Timeout
+from ._base_client import Timeout
+from ._streaming import AsyncStream, Stream
 from ._version import __version__
+from .async_client import AsyncClient
 from .client import Client, ImageInput, MessageInput
 from .errors import (
     APIConnectionError,
@@ -39,6 +44,7 @@ from .errors import (
     RateLimitError,
     RequestTooLargeError,
     ServiceUnavailableError,
+    StructuredOutputError,
     UnprocessableEntityError,
 )
 from .types import (
@@ -61,16 +67,27 @@ from .types import (
     FaceComparison,
     FaceDetectionItem,
     FaceDetections,
+    FunctionCall,
+    FunctionDefinition,
     LabelScore,
     ModelInfo,
     ObjectDetectionItem,
     ObjectDetections,
     Point,
+    ResponseContent,
+    ResponseEvent,
+    ResponseObject,
+    ResponseOutputItem,
+    ResponseUsage,
     TokenWeight,
+    Tool,
+    ToolCall,
     Transcription,
     TranscriptionSegment,
     TranscriptionWord,
     Usage,
+    UsageReport,
+    UsageRow,
 )
 
 __all__ = [
@@ -80,6 +97,8 @@ __all__ = [
     "APIStatusError",
     "APIStreamError",
     "APITimeoutError",
+    "AsyncClient",
+    "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
     "Box",
@@ -102,6 +121,8 @@ __all__ = [
     "FaceComparison",
     "FaceDetectionItem",
     "FaceDetections",
+    "FunctionCall",
+    "FunctionDefinition",
     "ImageInput",
     "InternalServerError",
     "LabelScore",
@@ -115,13 +136,23 @@ __all__ = [
     "Point",
     "RateLimitError",
     "RequestTooLargeError",
+    "ResponseContent",
+    "ResponseEvent",
+    "ResponseObject",
+    "ResponseOutputItem",
+    "ResponseUsage",
     "ServiceUnavailableError",
     "Stream",
+    "StructuredOutputError",
     "Timeout",
     "TokenWeight",
+    "Tool",
+    "ToolCall",
     "Transcription",
     "TranscriptionSegment",
     "TranscriptionWord",
     "UnprocessableEntityError",
     "Usage",
+    "UsageReport",
+    "UsageRow",
 ]

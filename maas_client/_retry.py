@@ -5,6 +5,9 @@ Retried: connection errors and timeouts, 408, 409, 429 and 5xx, which are transi
 request again cannot succeed. The wait honours ``Retry-After`` (seconds or an HTTP date),
 capped at :data:`MAX_RETRY_AFTER`, and otherwise backs off exponentially with jitter so that
 many clients do not retry in lockstep.
+
+Both clients run this policy: :func:`retrying` for :class:`~maas_client.Client` and
+:func:`async_retrying` (tenacity's asyncio support) for :class:`~maas_client.AsyncClient`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import math
 import random
 import time
 from datetime import UTC
+from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from .errors import APIConnectionError, APIStatusError
 
@@ -78,13 +82,27 @@ def _seconds_until(http_date: str) -> float | None:
 
 
 def _sleep(seconds: float) -> None:
-    # A module-level seam: tests replace it to record the waits instead of sleeping.
+    # Module-level seams: tests replace them to record the waits instead of sleeping.
     time.sleep(seconds)
+
+
+async def _async_sleep(seconds: float) -> None:
+    import asyncio  # here: importing asyncio would add 20 ms to `import maas_client`
+
+    await asyncio.sleep(seconds)
 
 
 def retrying(max_retries: int, what: str) -> Retrying:
     """A tenacity controller for one call; ``what`` (e.g. "POST <url>") names it in logs."""
+    return Retrying(sleep=_sleep, **_policy(max_retries, what))
 
+
+def async_retrying(max_retries: int, what: str) -> AsyncRetrying:
+    """The same policy for a coroutine; the waits are ``asyncio.sleep``, so they can be cancelled."""
+    return AsyncRetrying(sleep=_async_sleep, **_policy(max_retries, what))
+
+
+def _policy(max_retries: int, what: str) -> dict[str, Any]:
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
@@ -94,11 +112,10 @@ def retrying(max_retries: int, what: str) -> Retrying:
             what, wait, state.attempt_number, max_retries, reason,
         )
 
-    return Retrying(
-        stop=stop_after_attempt(max_retries + 1),
-        retry=retry_if_exception(should_retry),
-        wait=retry_wait,
-        sleep=_sleep,
-        before_sleep=log_retry,
-        reraise=True,
-    )
+    return {
+        "stop": stop_after_attempt(max_retries + 1),
+        "retry": retry_if_exception(should_retry),
+        "wait": retry_wait,
+        "before_sleep": log_retry,
+        "reraise": True,
+    }

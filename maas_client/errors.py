@@ -3,6 +3,7 @@
 ::
 
     MaasError                           anything this package raises (e.g. no default model)
+     ├── StructuredOutputError          chat_parse: the reply is not valid JSON of the model asked for
      └── APIError                       a call to the server failed: message, request_id, type, param, code
           ├── APIConnectionError        no usable response: refused, reset, DNS, cut mid-stream
           │    └── APITimeoutError      the connect or read timeout expired
@@ -30,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import httpx
     import requests
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "RateLimitError",
     "RequestTooLargeError",
     "ServiceUnavailableError",
+    "StructuredOutputError",
     "UnprocessableEntityError",
     "status_error_class",
 ]
@@ -54,6 +57,27 @@ __all__ = [
 
 class MaasError(Exception):
     """Base class of every exception raised by ``maas_client``."""
+
+
+class StructuredOutputError(MaasError):
+    """The call succeeded but its reply does not validate as the pydantic model asked for.
+
+    Attributes:
+        text: the reply as the model wrote it.
+        finish_reason: why generation stopped (``"length"``: cut at ``max_tokens``).
+        completion: the whole :class:`~maas_client.ChatCompletion`.
+        errors: pydantic's list of what failed to validate.
+        request_id: the call's ``X-Request-ID``.
+    """
+
+    def __init__(self, message: str, *, text: str, finish_reason: str | None, completion: Any,
+                 errors: list[Any], request_id: str | None) -> None:
+        self.text = text
+        self.finish_reason = finish_reason
+        self.completion = completion
+        self.errors = errors
+        self.request_id = request_id
+        super().__init__(message)
 
 
 class APIError(MaasError):
@@ -111,7 +135,8 @@ class APIStatusError(APIError):
 
     Attributes:
         status_code: the HTTP status.
-        response: the ``requests.Response`` (already closed; headers and body are readable).
+        response: the ``requests.Response`` (:class:`~maas_client.Client`) or ``httpx.Response``
+            (:class:`~maas_client.AsyncClient`), already closed; headers and body are readable.
         body: the decoded JSON body, or the raw text when it was not JSON.
     """
 
@@ -123,7 +148,7 @@ class APIStatusError(APIError):
         message: str,
         *,
         status_code: int,
-        response: requests.Response | None = None,
+        response: requests.Response | httpx.Response | None = None,
         body: Any = None,
         request_id: str | None = None,
         type: str | None = None,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import array
 import base64
+import builtins
 import html
+import json
 import math
 import sys
 import zlib
@@ -52,6 +54,8 @@ __all__ = [
     "FaceComparison",
     "FaceDetectionItem",
     "FaceDetections",
+    "FunctionCall",
+    "FunctionDefinition",
     "ImageClassificationRequest",
     "LabelScore",
     "ModelInfo",
@@ -59,20 +63,44 @@ __all__ = [
     "ObjectDetectionItem",
     "ObjectDetections",
     "Point",
+    "ResponseContent",
+    "ResponseEvent",
+    "ResponseObject",
+    "ResponseOutputItem",
+    "ResponsesRequest",
+    "ResponseUsage",
     "TextClassificationRequest",
     "TokenWeight",
+    "Tool",
+    "ToolCall",
     "TopLogprob",
+    "Transcription",
+    "TranscriptionSegment",
+    "TranscriptionWord",
     "Usage",
+    "UsageReport",
+    "UsageRow",
 ]
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # defer_build: each model's validator is built when it is first used, not at import (which
+    # would cost ~2 ms per model, 70 ms for them all, in every program that imports the client).
+    model_config = ConfigDict(extra="allow", defer_build=True)
+    _request_id: str | None = PrivateAttr(default=None)
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``X-Request-ID`` of the call that returned this result (quote it when reporting a problem)."""
+        return self._request_id
+
+    def _stamp(self, request_id: str | None) -> None:
+        self._request_id = request_id
 
 
 class _Request(BaseModel):
     # A typo in a field name is a bug in this package, not something to send silently.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body: unset options are left out so the server's defaults apply."""
@@ -97,11 +125,72 @@ class ContentPart(_Response):
     text: str | None = None
 
 
+class FunctionCall(_Response):
+    """The function a tool call names and its arguments, as JSON text (as OpenAI gives them)."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCall(_Response):
+    """A call the model asks for: ``function.name`` with ``arguments`` (decoded from ``function.arguments``).
+
+    Answer it with a ``{"role": "tool", "tool_call_id": call.id, "content": ...}`` message.
+    ``index`` is set in stream deltas only.
+    """
+
+    id: str
+    type: str = "function"
+    function: FunctionCall
+    index: int | None = None
+
+    @property
+    def arguments(self) -> Any:
+        """``function.arguments`` decoded from JSON (a dict for every function the server constrains)."""
+        return json.loads(self.function.arguments)
+
+
 class ChatMessage(_Response):
-    """A chat message: ``role`` is ``system``, ``user`` or ``assistant``."""
+    """A chat message: ``role`` is ``system``, ``developer``, ``user``, ``assistant`` or ``tool``.
+
+    An assistant message may carry ``tool_calls`` instead of content; a ``tool`` message answers
+    the call named by ``tool_call_id``.
+    """
 
     role: str
     content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionDefinition(_Response):
+    """A function the model may call: ``parameters`` is a JSON schema of its arguments."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Response):
+    """A tool offered to :meth:`Client.chat` (``tools=[...]``); OpenAI's shape, so plain dicts work too.
+
+    ``Tool.define("get_weather", Weather)`` takes the parameters as a pydantic model class
+    (its JSON schema) or a JSON schema dict.
+    """
+
+    type: str = "function"
+    function: FunctionDefinition
+
+    @classmethod
+    def define(
+        cls, name: str, parameters: builtins.type[BaseModel] | dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> Tool:
+        """A function tool whose arguments follow ``parameters`` (a pydantic model class or a JSON schema)."""
+        schema = parameters.model_json_schema() if isinstance(parameters, type) else parameters
+        return cls(function=FunctionDefinition(name=name, description=description, parameters=schema))
 
 
 # ---------------------------------------------------------------------------- requests
@@ -110,7 +199,7 @@ class ChatMessage(_Response):
 class CompletionRequest(_Request):
     """Body of ``POST /v1/completions``."""
 
-    model: str
+    model: str | None = None
     prompt: str | list[str]
     max_tokens: int | None = None
     temperature: float | None = None
@@ -120,12 +209,14 @@ class CompletionRequest(_Request):
     seed: int | None = None
     logprobs: int | None = None
     stream: bool | None = None
+    stream_options: dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class ChatCompletionRequest(_Request):
     """Body of ``POST /v1/chat/completions``."""
 
-    model: str
+    model: str | None = None
     messages: list[ChatMessage]
     max_tokens: int | None = None
     temperature: float | None = None
@@ -136,12 +227,31 @@ class ChatCompletionRequest(_Request):
     logprobs: bool | None = None
     top_logprobs: int | None = None
     stream: bool | None = None
+    stream_options: dict[str, Any] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+
+
+class ResponsesRequest(_Request):
+    """Body of ``POST /v1/responses``."""
+
+    model: str | None = None
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    text: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    stream: bool | None = None
 
 
 class EmbeddingRequest(_Request):
     """Body of ``POST /v1/embeddings``."""
 
-    model: str
+    model: str | None = None
     input: str | list[str]
     # Explicit, because the openai package defaults to base64 and servers may follow it.
     encoding_format: Literal["float", "base64"] = "float"
@@ -161,20 +271,20 @@ class TextClassificationRequest(_Request):
 class ImageClassificationRequest(_Request):
     """Form fields of ``POST /v1/classify/image`` (the images travel as file parts)."""
 
-    model: str
+    model: str | None = None
     top_k: int | None = None
     explain: bool | None = None
     explain_overlay: bool | None = None
 
-    def to_form(self) -> dict[str, str]:
+    def to_form(self) -> list[tuple[str, str]]:
         """The form fields as text (a form has no booleans: ``true``/``false``, as the server reads them)."""
-        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.to_body().items()}
+        return [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in self.to_body().items()]
 
 
 class EntityRequest(_Request):
     """Body of ``POST /v1/entities``."""
 
-    model: str
+    model: str | None = None
     input: str | list[str]
     aggregation: Literal["simple", "none"] | None = None
 
@@ -183,14 +293,14 @@ class DetectionRequest(_Request):
     """Form fields of the detection routes (``POST /v1/detect/objects``, ``/v1/detect/faces``,
     ``/v1/faces/embeddings``); the images travel as file parts."""
 
-    model: str
+    model: str | None = None
     score_threshold: float | None = None
     iou_threshold: float | None = None
     max_detections: int | None = None
 
-    def to_form(self) -> dict[str, str]:
+    def to_form(self) -> list[tuple[str, str]]:
         """The form fields as text, unset ones left out (the server's defaults apply)."""
-        return {k: str(v) for k, v in self.to_body().items()}
+        return [(k, str(v)) for k, v in self.to_body().items()]
 
 
 # ---------------------------------------------------------------------------- completions
@@ -295,12 +405,18 @@ class ChatCompletion(_Response):
             return ""
         return _content_text(self.choices[0].message.content)
 
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The first choice's tool calls ([] when the model answered in text)."""
+        return (self.choices[0].message.tool_calls or []) if self.choices else []
+
 
 class ChatDelta(_Response):
-    """What a streamed chat chunk adds to its choice's message."""
+    """What a streamed chat chunk adds to its choice's message (tool calls arrive whole, with ``index``)."""
 
     role: str | None = None
     content: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChunkChoice(_Response):
@@ -368,6 +484,13 @@ class Embeddings(_Response):
     def vectors(self) -> list[list[float]]:
         """One vector per input, in input order."""
         return [item.embedding for item in sorted(self.data, key=lambda item: item.index)]
+
+    def __repr__(self) -> str:
+        # The default repr prints every float: thousands of numbers for one call.
+        size = len(self.data[0].embedding) if self.data else 0
+        first = ", ".join(f"{x:.4f}" for x in self.data[0].embedding[:3]) if self.data else ""
+        more = ", ..." if size > 3 else ""
+        return f"Embeddings(model={self.model!r}, shape=({len(self.data)}, {size}), data=[[{first}{more}], ...])"
 
 
 # ---------------------------------------------------------------------------- classification
@@ -833,6 +956,111 @@ class ModelList(_Response):
     object: str = "list"
     data: list[ModelInfo]
 
+    def _stamp(self, request_id: str | None) -> None:
+        super()._stamp(request_id)
+        for info in self.data:  # the client returns the list, so each entry carries the id
+            info._stamp(request_id)
+
+
+# ---------------------------------------------------------------------------- usage
+
+
+class UsageRow(_Response):
+    """The caller's totals for one model (``model`` is ``None`` for calls that named none)."""
+
+    model: str | None = None
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    mean_latency_ms: float = 0.0
+
+
+class UsageReport(_Response):
+    """Result of :meth:`Client.usage`: the caller's usage per model; ``key`` is the API key's name
+    (``None`` when the calls carry none), ``since`` the start of the period (Unix seconds, ``None``: all time)."""
+
+    object: str = "usage"
+    key: str | None = None
+    since: float | None = None
+    data: list[UsageRow]
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens over every model."""
+        return sum(row.total_tokens for row in self.data)
+
+
+# ---------------------------------------------------------------------------- responses API
+
+
+class ResponseContent(_Response):
+    """One part of a message item, e.g. ``{"type": "output_text", "text": ...}``."""
+
+    type: str
+    text: str | None = None
+
+
+class ResponseOutputItem(_Response):
+    """One item of a response's output: a ``message`` (``content``) or a ``function_call``
+    (``call_id``, ``name``, ``arguments`` as JSON text)."""
+
+    type: str
+    id: str | None = None
+    status: str | None = None
+    role: str | None = None
+    content: list[ResponseContent] | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ResponseUsage(_Response):
+    """Token counts of a response (the Responses API's names)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ResponseObject(_Response):
+    """Result of :meth:`Client.create_response` (``POST /v1/responses``); ``output_text`` is its text."""
+
+    id: str = ""
+    object: str = "response"
+    created_at: int = 0
+    model: str = ""
+    status: str | None = None
+    output: list[ResponseOutputItem]
+    usage: ResponseUsage | None = None
+
+    @property
+    def output_text(self) -> str:
+        """The text of every message item, joined."""
+        return "".join(part.text or "" for item in self.output if item.type == "message"
+                       for part in item.content or [] if part.type == "output_text")
+
+    @property
+    def function_calls(self) -> list[ResponseOutputItem]:
+        """The ``function_call`` items ([] when the model answered in text)."""
+        return [item for item in self.output if item.type == "function_call"]
+
+
+class ResponseEvent(_Response):
+    """One event of a streamed response: ``type`` is e.g. ``response.output_text.delta`` (``delta`` is
+    the new text) or ``response.completed`` (``response`` is the whole :class:`ResponseObject`)."""
+
+    type: str
+    sequence_number: int = 0
+    delta: str | None = None
+    response: ResponseObject | None = None
+
+    @property
+    def text(self) -> str:
+        """The new text of an ``output_text.delta`` event ("" for the others)."""
+        return (self.delta or "") if self.type == "response.output_text.delta" else ""
+
 
 # ---------------------------------------------------------------------------- speech
 
@@ -855,10 +1083,12 @@ class TranscriptionSegment(_Response):
 
 
 class Transcription(_Response):
-    """Result of :meth:`Client.transcribe`: the text, its language (ISO 639-1), the audio's duration in seconds,
+    """Result of :meth:`Client.transcribe` and :meth:`Client.translate` (``task`` says which): the text,
+    its language (ISO 639-1), the audio's duration in seconds,
     its timed segments, and its timed words when they were asked for. A notebook shows the segments as a table."""
 
     text: str
+    task: str | None = None
     language: str | None = None
     duration: float | None = None
     segments: list[TranscriptionSegment] = []

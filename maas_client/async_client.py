@@ -1,0 +1,296 @@
+"""The :class:`AsyncClient`: :class:`~maas_client.Client`'s methods, awaited, on ``httpx``.
+
+Each method builds its request with the same builder as the sync client (``_api.py``) and awaits
+the async transport (``_async_transport.py``); headers, the default model, errors, retries and
+event-stream parsing are the shared ones. httpx (the ``async`` extra: ``pip install
+'maas-kit[async]'``) is imported when the first AsyncClient is made, never by ``import maas_client``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
+
+from pydantic import BaseModel
+
+from . import _api
+from ._api import (
+    SAME_PERSON,
+    CallOptions,
+    ChatOptions,
+    GenerateOptions,
+    GetOptions,
+    ImageInput,
+    MessageInput,
+    ModelOptions,
+    ParseOptions,
+    ResponseOptions,
+    TranscribeOptions,
+    TranslateOptions,
+)
+from ._base_client import (
+    APIRequest,
+    BaseClient,
+    ClientOptions,
+    StreamRequest,
+    TimeoutTypes,
+    configure_logging,
+    default_model,
+)
+from ._streaming import AsyncStream
+from .errors import MaasError
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Classification,
+    Completion,
+    CompletionChunk,
+    Embeddings,
+    Entities,
+    FaceComparison,
+    FaceDetections,
+    ModelInfo,
+    ObjectDetections,
+    ResponseEvent,
+    ResponseObject,
+    Transcription,
+    UsageReport,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._async_transport import AsyncTransport
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+P = TypeVar("P", bound=BaseModel)
+
+
+class AsyncClient(BaseClient[Any]):
+    """An asyncio client for one maas (or OpenAI-compatible) server: :class:`Client`'s methods, awaited.
+
+    Args:
+        base_url, api_key, timeout, max_retries: as for :class:`Client` (same ``MAAS_*`` variables,
+            same defaults, same retry policy).
+        http_client: an ``httpx.AsyncClient`` to use (and not close): proxies, certificates, or
+            ``httpx.MockTransport`` in tests. By default the client makes its own and closes it in
+            :meth:`close`.
+
+    Use it in an ``async with`` block, or ``await client.close()``. Streams are
+    :class:`AsyncStream`: ``async with await client.chat(..., stream=True) as stream:`` closes the
+    response (stopping generation) when the block is left early, and so does cancelling the task
+    that iterates it. One client serves any number of concurrent tasks on one event loop.
+    """
+
+    _transport: AsyncTransport  # imported with httpx, when the first AsyncClient is made
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        configure_logging()
+        self._options = ClientOptions.resolve(base_url, api_key, timeout, max_retries)
+        try:
+            from ._async_transport import AsyncTransport, new_http_client
+        except ImportError as exc:  # httpx is the async extra's, not the base install's
+            raise MaasError("AsyncClient needs httpx: pip install 'maas-kit[async]'") from exc
+        self._transport = AsyncTransport(http_client if http_client is not None else new_http_client())
+        self._owns_transport = http_client is None
+        self._directory = _ModelDirectory()
+
+    async def close(self) -> None:
+        """Release the connections (only if the client created its httpx client)."""
+        if self._owns_transport:
+            await self._transport.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ text generation
+
+    @overload
+    async def generate(self, prompt: str | Sequence[str], *, stream: Literal[False] = False,
+                       **options: Unpack[GenerateOptions]) -> Completion: ...
+
+    @overload
+    async def generate(self, prompt: str | Sequence[str], *, stream: Literal[True],
+                       **options: Unpack[GenerateOptions]) -> AsyncStream[CompletionChunk]: ...
+
+    @overload
+    async def generate(self, prompt: str | Sequence[str], *, stream: bool,
+                       **options: Unpack[GenerateOptions]) -> Completion | AsyncStream[CompletionChunk]: ...
+
+    async def generate(self, prompt: str | Sequence[str], *, stream: bool = False,
+                       **options: Unpack[GenerateOptions]) -> Completion | AsyncStream[CompletionChunk]:
+        """As :meth:`Client.generate`."""
+        return await self._run(_api.generate(prompt, stream, options))
+
+    @overload
+    async def chat(self, messages: str | Sequence[MessageInput], *, stream: Literal[False] = False,
+                   **options: Unpack[ChatOptions]) -> ChatCompletion: ...
+
+    @overload
+    async def chat(self, messages: str | Sequence[MessageInput], *, stream: Literal[True],
+                   **options: Unpack[ChatOptions]) -> AsyncStream[ChatCompletionChunk]: ...
+
+    @overload
+    async def chat(self, messages: str | Sequence[MessageInput], *, stream: bool,
+                   **options: Unpack[ChatOptions]) -> ChatCompletion | AsyncStream[ChatCompletionChunk]: ...
+
+    async def chat(self, messages: str | Sequence[MessageInput], *, stream: bool = False,
+                   **options: Unpack[ChatOptions]) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
+        """As :meth:`Client.chat`."""
+        return await self._run(_api.chat(messages, stream, options))
+
+    async def chat_parse(self, messages: str | Sequence[MessageInput], response_format: type[P],
+                         **options: Unpack[ParseOptions]) -> P:
+        """As :meth:`Client.chat_parse`."""
+        return await self._run(_api.chat_parse(messages, response_format, options))
+
+    @overload
+    async def create_response(self, input: str | Sequence[Mapping[str, Any]], *, stream: Literal[False] = False,
+                              **options: Unpack[ResponseOptions]) -> ResponseObject: ...
+
+    @overload
+    async def create_response(self, input: str | Sequence[Mapping[str, Any]], *, stream: Literal[True],
+                              **options: Unpack[ResponseOptions]) -> AsyncStream[ResponseEvent]: ...
+
+    @overload
+    async def create_response(self, input: str | Sequence[Mapping[str, Any]], *, stream: bool,
+                              **options: Unpack[ResponseOptions]) -> ResponseObject | AsyncStream[ResponseEvent]: ...
+
+    async def create_response(self, input: str | Sequence[Mapping[str, Any]], *, stream: bool = False,
+                              **options: Unpack[ResponseOptions]) -> ResponseObject | AsyncStream[ResponseEvent]:
+        """As :meth:`Client.create_response`."""
+        return await self._run(_api.create_response(input, stream, options))
+
+    # ------------------------------------------------------------------ embeddings, classification
+
+    async def embed(self, input: str | Sequence[str], **options: Unpack[ModelOptions]) -> Embeddings:
+        """As :meth:`Client.embed`."""
+        return await self._run(_api.embed(input, options))
+
+    async def classify_text(self, input: str | Sequence[str], labels: Sequence[str] | None = None,
+                            top_k: int | None = None, model: str | None = None, *, explain: bool = False,
+                            **options: Unpack[CallOptions]) -> Classification:
+        """As :meth:`Client.classify_text`."""
+        return await self._run(_api.classify_text(input, labels, top_k, model, explain, options))
+
+    async def classify_image(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None,
+                             model: str | None = None, *, explain: bool = False, overlay: bool = False,
+                             **options: Unpack[CallOptions]) -> Classification:
+        """As :meth:`Client.classify_image`."""
+        return await self._run(_api.classify_image(images, top_k, model, explain, overlay, options))
+
+    # ------------------------------------------------------------------ named entities
+
+    async def extract_entities(self, input: str | Sequence[str], model: str | None = None,
+                               aggregation: Literal["simple", "none"] = "simple",
+                               **options: Unpack[CallOptions]) -> Entities:
+        """As :meth:`Client.extract_entities`."""
+        return await self._run(_api.extract_entities(input, model, aggregation, options))
+
+    # ------------------------------------------------------------------ objects and faces
+
+    async def detect_objects(self, images: ImageInput | Sequence[ImageInput], score_threshold: float | None = None,
+                             iou_threshold: float | None = None, max_detections: int | None = None,
+                             model: str | None = None, **options: Unpack[CallOptions]) -> ObjectDetections:
+        """As :meth:`Client.detect_objects`."""
+        return await self._run(_api.detect(_api.DETECT_OBJECTS, ObjectDetections, images, score_threshold,
+                                           iou_threshold, max_detections, model, options))
+
+    async def detect_faces(self, images: ImageInput | Sequence[ImageInput], score_threshold: float | None = None,
+                           iou_threshold: float | None = None, max_detections: int | None = None,
+                           model: str | None = None, **options: Unpack[CallOptions]) -> FaceDetections:
+        """As :meth:`Client.detect_faces`."""
+        return await self._run(_api.detect(_api.DETECT_FACES, FaceDetections, images, score_threshold,
+                                           iou_threshold, max_detections, model, options))
+
+    async def embed_faces(self, images: ImageInput | Sequence[ImageInput], score_threshold: float | None = None,
+                          iou_threshold: float | None = None, max_detections: int | None = None,
+                          model: str | None = None, **options: Unpack[CallOptions]) -> FaceDetections:
+        """As :meth:`Client.embed_faces`."""
+        return await self._run(_api.detect(_api.EMBED_FACES, FaceDetections, images, score_threshold,
+                                           iou_threshold, max_detections, model, options))
+
+    async def compare_faces(self, a: ImageInput, b: ImageInput, threshold: float = SAME_PERSON,
+                            model: str | None = None, **options: Unpack[CallOptions]) -> FaceComparison:
+        """As :meth:`Client.compare_faces`."""
+        return await self._run(_api.compare_faces(a, b, threshold, model, options))
+
+    # ------------------------------------------------------------------ speech
+
+    async def transcribe(self, audio: str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any,
+                         **options: Unpack[TranscribeOptions]) -> Transcription:
+        """As :meth:`Client.transcribe`."""
+        return await self._run(_api.transcribe(audio, options))
+
+    async def translate(self, audio: str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any,
+                        **options: Unpack[TranslateOptions]) -> Transcription:
+        """As :meth:`Client.translate`."""
+        return await self._run(_api.translate(audio, options))
+
+    # ------------------------------------------------------------------ models, usage
+
+    async def models(self, **options: Unpack[GetOptions]) -> list[ModelInfo]:
+        """As :meth:`Client.models`."""
+        return await self._run(_api.models(options))
+
+    async def model(self, model: str, **options: Unpack[GetOptions]) -> ModelInfo:
+        """As :meth:`Client.model`."""
+        return await self._run(_api.model(model, options))
+
+    async def usage(self, since: str | float | datetime | None = None, **options: Unpack[GetOptions]) -> UsageReport:
+        """As :meth:`Client.usage`."""
+        return await self._run(_api.usage(since, options))
+
+    # ------------------------------------------------------------------ plumbing
+
+    @overload
+    async def _run(self, call: StreamRequest[T]) -> AsyncStream[T]: ...
+
+    @overload
+    async def _run(self, call: APIRequest[T]) -> T: ...
+
+    async def _run(self, call: APIRequest[T] | StreamRequest[T]) -> T | AsyncStream[T]:
+        if call.model_route is not None and call.needs_model():
+            models = await self._directory.models(self)
+            call = call.with_model(default_model(call.model_route, self.base_url, models))
+        if isinstance(call, StreamRequest):
+            return await self._transport.stream(self._options, call)
+        return await self._transport.request(self._options, call)
+
+
+class _ModelDirectory:
+    """The answer of ``GET /v1/models``, fetched once per client to find default models."""
+
+    def __init__(self) -> None:
+        import asyncio  # here: importing asyncio would add 20 ms to `import maas_client`
+
+        self._lock = asyncio.Lock()
+        self._models: list[ModelInfo] | None = None
+
+    async def models(self, client: AsyncClient) -> list[ModelInfo]:
+        # The lock is held during the fetch so that concurrent first calls send one request.
+        async with self._lock:
+            if self._models is None:
+                self._models = await client.models()
+            return self._models
