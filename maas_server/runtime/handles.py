@@ -62,6 +62,9 @@ class Work:
     cancel_requested: bool = False  # read by the runner between decode steps
     on_cancel: Callable[[], None] | None = None  # a remote item: cancels the request it is part of
     served_by: str | None = None  # a remote item: the replica that answered it
+    # Seconds of the model's time charged to this item: its share of the wall time of each batch or
+    # decode step it took part in, and its own preparation. What usage meters as compute.
+    compute_s: float = 0.0
 
     def emit(self, event: Any) -> None:
         if self.events is not None:
@@ -102,6 +105,11 @@ class Handle(Generic[Out]):
     def served_by(self) -> str | None:
         """The replica that answered a remote item (None for an item this process ran, or not yet answered)."""
         return self._work.served_by
+
+    @property
+    def compute_s(self) -> float:
+        """Seconds of the model's time this item has used so far (see Work.compute_s); 0 for a remote item."""
+        return self._work.compute_s
 
     def cancel(self) -> bool:
         """Stop the item: a queued one never starts, a running one leaves at its next decode step.

@@ -19,7 +19,11 @@ Rules (tested in tests/server/test_runner.py):
   ``queue_timeout_s``), by the runner's estimate of its queue over its measured service rate, raises
   Overloaded at once and queues nothing (503 with how long until there is room);
 - an item cancelled before it ran gets no compute, nor does one that waited in the queue past its
-  deadline (it fails with QueueTimeout; the wire says 503);
+  deadline (it fails with QueueTimeout; the wire says 503), nor one cancelled while it waited for
+  free rows in a decode batch;
+- every item is charged the model time it used (``Work.compute_s``): an equal share of each batch's
+  wall time, a share of each decode step by its rows, of each join by its prompt tokens, and its
+  own preparation;
 - step methods (generation) run continuously: new items join the running batch between steps as
   long as its rows stay within the max batch size, and leave as soon as they finish, or at the
   next step after they are cancelled (with what they produced so far);
@@ -33,6 +37,7 @@ import queue
 import threading
 import time
 from collections import deque
+from concurrent.futures import CancelledError
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -131,6 +136,21 @@ class ModelUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class _Prepared:
     value: Any  # already prepared on the caller's thread
+    seconds: float  # what preparing it took: charged to the item as compute
+
+
+def _prepared_on_caller(prepare: Callable[[Any], Any], item: Any) -> _Prepared:
+    started = time.perf_counter()
+    value = prepare(item)
+    return _Prepared(value, time.perf_counter() - started)
+
+
+def _charge(works: list[Work], seconds: float, weights: list[int] | None = None) -> None:
+    """Share `seconds` of the model's time among `works`, by `weights` (rows, tokens) or equally."""
+    weights = weights if weights and sum(weights) > 0 else [1] * len(works)
+    total = sum(weights)
+    for work, weight in zip(works, weights):
+        work.compute_s += seconds * weight / total
 
 
 class Runner:
@@ -233,14 +253,15 @@ class Runner:
         spec = self.methods[method.name]
         if spec.prepare_on_caller:
             single_threaded_torch_here()  # this thread must not start an OpenMP team (runtime/torch_threads.py)
-            items = [_Prepared(spec.prepare(item)) for item in items]  # an invalid item raises here, queues nothing
+            items = [_prepared_on_caller(spec.prepare, item) for item in items]  # an invalid one raises, queues none
         else:
             items = list(items)
         if count is None:
             self._refuse_if_too_slow(len(items), deadline_s)
         now = self._clock()
         deadline = now + deadline_s if deadline_s is not None else None
-        work = [Work(method.name, item, enqueued=now, deadline=deadline, index=index, events=events)
+        work = [Work(method.name, item, enqueued=now, deadline=deadline, index=index, events=events,
+                     compute_s=item.seconds if isinstance(item, _Prepared) else 0.0)
                 for index, item in enumerate(items)]
         with self._admit:
             if self._queue.maxsize - self._queue.qsize() < len(work):
@@ -324,11 +345,14 @@ class Runner:
             return False, None
         if isinstance(work.item, _Prepared):
             return True, work.item.value
+        started = time.perf_counter()
         try:
             return True, method.prepare(work.item)
         except Exception as exc:  # noqa: BLE001 - reported to that caller alone
             work.future.set_exception(exc)
             return False, None
+        finally:
+            work.compute_s += time.perf_counter() - started
 
     # -- batch methods: everything queued together runs as one call
 
@@ -359,9 +383,11 @@ class Runner:
         if not live:
             return
         self._observe(live, len(live))
+        started = time.perf_counter()
         try:
             outputs = self._call(method, prepared)
         except Exception as exc:  # noqa: BLE001 - find the item that caused it
+            _charge(live, time.perf_counter() - started)
             if len(live) == 1:
                 self._fail(live, failed_alone(exc))
                 return
@@ -370,6 +396,7 @@ class Runner:
             for work, item in zip(live, prepared):
                 self._run([work], method, [item])
             return
+        _charge(live, time.perf_counter() - started)
         for work, output in zip(live, outputs):
             work.future.set_result(output)
 
@@ -384,6 +411,7 @@ class Runner:
     def _decode(self, first: Work, method: StepMethod) -> None:
         batch = method.new_batch()
         members: set[Work] = set()
+        rows_of: dict[Work, int] = {}  # each member's rows: its share of a step's time
         waiting = self._prepared_or_none(first, method)
         while True:
             joining, waiting = self._admit_rows(method, first.method, len(batch), waiting)
@@ -392,20 +420,28 @@ class Runner:
                     log.info("step times %s", steptimes.summary())
                 return  # nothing running and nothing queued: back to the main loop
             members.update(work for work, _ in joining)
+            rows_of.update((work, method.rows(prepared)) for work, prepared in joining)
             started, running = time.monotonic(), len(members)
             try:
                 self._leave_if_cancelled(batch, members)
                 if joining:
+                    joined = time.perf_counter()
                     with timed("runner.join"):
                         self._join(batch, joining, members)
+                    _charge([work for work, _ in joining], time.perf_counter() - joined,
+                            [method.prefill_tokens(prepared) for _, prepared in joining])
                 self._observe([work for work, _ in joining], len(batch) or len(joining))
                 if len(batch):
+                    stepping, stepped = list(members), time.perf_counter()
                     with timed("runner.step"):
                         output = batch.step()
+                    _charge(stepping, time.perf_counter() - stepped, [rows_of.get(work, 1) for work in stepping])
                     self._resolve(members, output)
             except Exception as exc:  # noqa: BLE001 - every caller in the batch hears about it
                 self._fail(list(members), exc)
                 batch, members = method.new_batch(), set()
+            for gone in [work for work in rows_of if work not in members]:
+                del rows_of[gone]
             self._room = max(0, self._limit(method) - len(batch))
             self.service_rate.record(running - len(members), time.monotonic() - started)
             self._expire_overdue()
@@ -472,6 +508,12 @@ class Runner:
         joining: list[tuple[Any, Any]] = []
         prefill = 0
         while True:
+            if waiting is not None and waiting[0].cancel_requested:
+                # Its caller left while it waited for rows: it never joins (a running future cannot be
+                # cancelled, so it fails with CancelledError, which its caller no longer reads).
+                self.cancelled += 1
+                waiting[0].future.set_exception(CancelledError())
+                waiting = None
             if waiting is None:
                 work = self._take(block=False, method=name)
                 if work is None:

@@ -407,3 +407,20 @@ def test_a_streamed_item_cancelled_while_queued_reports_its_cancellation(stepped
 def test_streaming_an_unknown_method_is_refused(runner: Runner) -> None:
     with pytest.raises(ValueError, match="no method"):
         runner.stream(Method("explode"), [1])
+
+
+def test_each_item_is_charged_its_share_of_the_batch_it_ran_in() -> None:
+    """Compute metering: a batch's wall time is shared equally among its items (its handles report it)."""
+    model = GatedModel()
+    runner = Runner("m", model, max_batch_size=4, max_wait_ms=50, max_queue=8).start()
+    try:
+        handles = runner.submit_many(DOUBLE, [1, 2])
+        assert model.started.wait(5)
+        threading.Event().wait(0.2)  # the batch holds the model for at least this long
+        model.gate.set()
+        assert [h.result(5) for h in handles] == [2, 4] and model.batches == [[1, 2]]
+        first, second = (h.compute_s for h in handles)
+        assert abs(first - second) < 0.01 and first + second >= 0.2  # equal shares, plus each its own prepare
+    finally:
+        model.gate.set()
+        runner.stop()
