@@ -75,6 +75,9 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--name", required=True, help="who the key is for; shown in usage and logs")
     create.add_argument("--rpm", type=int, help="requests per minute (default: unlimited)")
     create.add_argument("--tpm", type=int, help="tokens (or texts/images) per minute (default: unlimited)")
+    create.add_argument("--compute-per-minute", type=float, metavar="SECONDS", dest="cpm",
+                        help="seconds of model compute per minute, what a call costs whatever its size "
+                             "(default: unlimited)")
     create.add_argument("--expires", help="expiry date, e.g. 2027-01-31 (UTC) or 2027-01-31T12:00+01:00")
     actions.add_parser("list", help="list keys (never the keys themselves)", parents=[store_options()])
     revoke = actions.add_parser("revoke", help="revoke a key by name or id", parents=[store_options()])
@@ -120,7 +123,7 @@ def _create(store: Store, args: argparse.Namespace) -> int:
     expires = parse_time(args.expires) if args.expires else None
     if expires is not None and expires <= time.time():
         raise KeyStoreError(f"--expires {args.expires} is in the past")
-    key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, expires_at=expires)
+    key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, cpm=args.cpm, expires_at=expires)
     print(key)
     print(f"created key {record.name!r} (id {record.id}); it is shown only now: store it safely", file=sys.stderr)
     return 0
@@ -128,11 +131,12 @@ def _create(store: Store, args: argparse.Namespace) -> int:
 
 def _list(store: Store, args: argparse.Namespace) -> int:
     now = time.time()
-    rows: list[tuple[str, ...]] = [("id", "name", "prefix", "rpm", "tpm", "created", "expires", "status")]
+    rows: list[tuple[str, ...]] = [("id", "name", "prefix", "rpm", "tpm", "compute/min", "created", "expires",
+                                    "status")]
     for k in list_keys(store):
         status = "revoked" if k.revoked_at else "expired" if not k.active(now) else "active"
         rows.append((str(k.id), k.name, k.prefix + "...", str(k.rpm or "-"), str(k.tpm or "-"),
-                     format_time(k.created_at), format_time(k.expires_at), status))
+                     f"{k.cpm:g}s" if k.cpm else "-", format_time(k.created_at), format_time(k.expires_at), status))
     _table(rows)
     return 0
 
@@ -147,7 +151,7 @@ def _revoke(store: Store, args: argparse.Namespace) -> int:
 def _usage(store: Store, args: argparse.Namespace) -> int:
     since = parse_time(args.since) if args.since else None
     rows: list[tuple[str, ...]] = [("key", "model", "requests", "errors", "prompt_tokens", "completion_tokens",
-                                    "total_tokens", "mean_latency_ms")]
+                                    "total_tokens", "mean_latency_ms", "compute_seconds")]
     for r in usage_summary(store, key_name=args.key, since=since):
         rows.append((r["key"] or "(anonymous)", r["model"] or "-", *(str(r[c]) for c in rows[0][2:])))
     _table(rows)

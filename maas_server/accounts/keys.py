@@ -51,10 +51,11 @@ class ApiKey:
     created_at: float
     expires_at: float | None
     revoked_at: float | None
+    cpm: float | None = None  # seconds of model compute per minute
 
     @property
     def limits(self) -> Limits:
-        return Limits(rpm=self.rpm, tpm=self.tpm)
+        return Limits(rpm=self.rpm, tpm=self.tpm, cpm=self.cpm)
 
     def active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
@@ -65,19 +66,22 @@ def hash_key(key: str) -> str:
 
 
 def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | None = None,
-               expires_at: float | None = None, now: float | None = None) -> tuple[str, ApiKey]:
+               cpm: float | None = None, expires_at: float | None = None,
+               now: float | None = None) -> tuple[str, ApiKey]:
     """A new key and its record. The key is returned here only: the store keeps its hash."""
     if not name.strip():
         raise KeyStoreError("a key needs a non-empty --name")
     for label, limit in (("rpm", rpm), ("tpm", tpm)):
         if limit is not None and limit < 1:
             raise KeyStoreError(f"--{label} must be at least 1 (omit it for no limit)")
+    if cpm is not None and not 0 < cpm < float("inf"):
+        raise KeyStoreError("--compute-per-minute must be a positive number of seconds (omit it for no limit)")
     now = time.time() if now is None else now
     if any(k.name == name and k.active(now) for k in list_keys(store)):
         raise KeyStoreError(f"an active key named {name!r} exists; revoke it first or pick another name")
     key = PREFIX + secrets.token_urlsafe(32)
     values: dict[str, Any] = dict(name=name, key_hash=hash_key(key), prefix=key[:12], rpm=rpm, tpm=tpm,
-                                  created_at=now, expires_at=expires_at)
+                                  cpm=cpm, created_at=now, expires_at=expires_at)
     with store.begin() as conn:
         inserted = conn.execute(api_keys.insert().values(**values)).inserted_primary_key
     assert inserted is not None  # None only for executemany; a one-row INSERT reports its key

@@ -66,6 +66,7 @@ api_keys = Table(
     Column("prefix", String(16), nullable=False),  # first characters, so `keys list` can tell keys apart
     Column("rpm", Integer),  # requests per minute; NULL = unlimited
     Column("tpm", Integer),  # tokens (or texts/images) per minute; NULL = unlimited
+    Column("cpm", Float),  # seconds of model compute per minute (migration 2); NULL = unlimited
     Column("created_at", Float, nullable=False),  # unix seconds, the same in SQLite and PostgreSQL
     Column("expires_at", Float),
     Column("revoked_at", Float),
@@ -78,6 +79,7 @@ rate_windows = Table(
     Column("window", Integer, primary_key=True),  # unix minute
     Column("requests", Integer, nullable=False),
     Column("tokens", Integer, nullable=False),
+    Column("compute_ms", Float, nullable=False, server_default="0"),  # migration 2
 )
 
 usage = Table(
@@ -93,6 +95,7 @@ usage = Table(
     Column("completion_tokens", Integer, nullable=False),
     Column("status", Integer, nullable=False),
     Column("latency_ms", Float, nullable=False),
+    Column("compute_ms", Float, nullable=False, server_default="0"),  # migration 2: model time it used
     Column("request_id", String(128)),
     Index("maas_usage_key_at", "key_id", "at"),
 )
@@ -103,8 +106,20 @@ def _create_v1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _add_compute_v2(conn: Connection) -> None:
+    """Compute metering: each usage row's model time, a key's compute limit and its per-minute counter.
+
+    The tables are declared with these columns, so a store created by _create_v1 today has them already.
+    """
+    for table, column in ((usage, "compute_ms"), (rate_windows, "compute_ms"), (api_keys, "cpm")):
+        if column in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            continue
+        spec = "FLOAT" if column == "cpm" else "FLOAT NOT NULL DEFAULT 0"
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column} {spec}"))
+
+
 # Append only: a released migration never changes; a schema change is a new function here.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_compute_v2]
 
 _PG_MIGRATION_LOCK = 0x6D616173  # "maas": the advisory lock that serializes migrations
 

@@ -39,6 +39,7 @@ class UsageRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     request_id: str | None = None
+    compute_ms: float = 0.0  # the model's time it used (api/metering.py)
 
 
 def record_usage(store: Store, record: UsageRecord) -> None:
@@ -193,7 +194,7 @@ def _observe(*, queued: int = 0, written: int = 0, dropped: int = 0, write_faile
 
 def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | None = None,
                   since: float | None = None, anonymous: bool = False) -> list[dict[str, Any]]:
-    """Totals per key and model: requests, errors (status >= 400), tokens, mean latency.
+    """Totals per key and model: requests, errors (status >= 400), tokens, mean latency, compute seconds.
 
     Filters: `key_id` (one key), `key_name`, `anonymous` (requests made without a key), `since`.
     """
@@ -204,6 +205,7 @@ def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | No
         func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
         func.coalesce(func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
         func.avg(usage.c.latency_ms).label("mean_latency_ms"),
+        func.coalesce(func.sum(usage.c.compute_ms), 0).label("compute_ms"),
     ).group_by(usage.c.key_name, usage.c.model).order_by(usage.c.key_name, usage.c.model)
     if key_id is not None:
         query = query.where(usage.c.key_id == key_id)
@@ -218,4 +220,5 @@ def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | No
     return [{"key": r.key_name, "model": r.model, "requests": int(r.requests), "errors": int(r.errors or 0),
              "prompt_tokens": int(r.prompt_tokens), "completion_tokens": int(r.completion_tokens),
              "total_tokens": int(r.prompt_tokens) + int(r.completion_tokens),
-             "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1)} for r in rows]
+             "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1),
+             "compute_seconds": round(float(r.compute_ms) / 1000, 6)} for r in rows]

@@ -35,7 +35,7 @@ from ..models.base import (
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 from .memory import MemoryBudget, default_budget_bytes
-from .metering import note_model
+from .metering import note_model, note_work
 from .schemas import MAX_JSON_DEPTH
 
 M = TypeVar("M", bound=BaseModel)
@@ -219,12 +219,16 @@ def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In],
     request; a request the runner's estimate says would wait longer is refused at once (503).
     `count` is the number of items when `items` is a lazy iterator (see Runner.submit_many).
     """
-    return entry.runner_for(method).submit_many(method, items, timeout=request_timeout(), count=count)
+    handles = entry.runner_for(method).submit_many(method, items, timeout=request_timeout(), count=count)
+    note_work(handles)
+    return handles
 
 
 def stream(entry: ModelEntry, method: Method[In, Out], items: list[In]) -> EventStream[Out]:
     """As `submit`, with each item's events and outcome arriving in order on one stream."""
-    return entry.runner_for(method).stream(method, items, timeout=request_timeout())
+    events = entry.runner_for(method).stream(method, items, timeout=request_timeout())
+    note_work(events.handles)
+    return events
 
 
 def request_timeout() -> float | None:

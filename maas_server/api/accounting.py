@@ -161,8 +161,10 @@ def _authorize() -> None:
     if g.maas_account is not None and g.maas_account.limits.any:
         g.maas_decision = decision = acc.limiter.admit(g.maas_account.id, g.maas_account.limits)
         if not decision.allowed:
-            limit = decision.limits.rpm if decision.exceeded == "requests" else decision.limits.tpm
-            raise APIError(f"rate limit reached for {decision.exceeded}: {limit} per minute for key "
+            limit = {"requests": decision.limits.rpm, "tokens": decision.limits.tpm,
+                     "compute": decision.limits.cpm}.get(decision.exceeded or "")
+            what = "compute seconds" if decision.exceeded == "compute" else decision.exceeded
+            raise APIError(f"rate limit reached for {what}: {limit:g} per minute for key "
                            f"{g.maas_account.name!r}; retry in {decision.headers()['Retry-After']} s",
                            status=429, code="rate_limit_exceeded")
 
@@ -360,26 +362,28 @@ def _record(done: _Done, status: int, seconds: float, acc: Accounts) -> None:
     """Charge tokens, write the usage row, observe metrics, log the line. Never fails the response."""
     usage = _settled_usage(done)
     prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else (0, 0)
+    compute = done.metering.compute_seconds()  # after the usage settled: a stream's rows have left by then
     model, account = done.metering.model, done.account
     try:
         backend = _backend(done.config, model)
         metrics.observe_request(done.route, model or "", status, seconds, backend)
         metrics.observe_tokens(model or "", prompt, completion, backend)
+        metrics.observe_compute(model or "", compute, backend)
         if is_api_path(done.route) and status != 401:  # queued first: charging may fail
             acc.usage.add(UsageRecord(
                 at=time.time(), route=done.route, status=status, latency_ms=seconds * 1000,
                 key_id=account.id if account else None, key_name=account.name if account else None,
                 model=model, task=_task(done.config, model), prompt_tokens=prompt, completion_tokens=completion,
-                request_id=done.request_id))
-        if account is not None and account.limits.tpm is not None:
-            acc.limiter.charge(account.id, prompt + completion)
+                request_id=done.request_id, compute_ms=compute * 1000))
+        if account is not None and (account.limits.tpm is not None or account.limits.cpm is not None):
+            acc.limiter.charge(account.id, prompt + completion, compute)
     except StoreUnavailable as exc:  # the store logs the outage; the next call from this key is refused (503)
         log.warning("tokens of request %s not charged to its key's limit: %s", done.request_id, exc)
     except Exception:  # accounting must not turn an answered request into an error
         log.exception("could not record request %s", done.request_id)
     fields = dict(request_id=done.request_id, method=done.method, route=done.route, status=status,
                   latency_ms=round(seconds * 1000, 2), model=model, key=account.name if account else None,
-                  prompt_tokens=prompt, completion_tokens=completion)
+                  prompt_tokens=prompt, completion_tokens=completion, compute_ms=round(compute * 1000, 2))
     if done.body is not None:
         fields["body"] = done.body
     if done.route not in _QUIET_ROUTES or log.isEnabledFor(logging.DEBUG):
@@ -416,6 +420,7 @@ class UsageRow(BaseModel):
     completion_tokens: int
     total_tokens: int
     mean_latency_ms: float
+    compute_seconds: float  # seconds of model time: each request's share of the batches and steps it was in
 
 
 class UsageReport(BaseModel):

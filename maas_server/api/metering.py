@@ -9,6 +9,11 @@ A request that fails before that reports nothing: accounting takes the outcome f
 status itself. ``resolve_model`` notes the configured model a request named (``note_model``), so a
 refusal after that point (a 4xx, a 503, a client that left) is logged under the model it asked for.
 
+Compute is metered for every request without a view's help: the handles of the work it queued
+(``note_work``, called where work is submitted) carry the seconds of the model's time each item
+used (runtime/handles.py), read when the request is counted out, so a request that ends early
+(499, 408, 503 after work began) is charged for what it did.
+
 Accounting reads the report (``metering()``) when it counts the request out (see api/accounting.py);
 nothing here reads response bodies or the request body.
 """
@@ -16,7 +21,8 @@ nothing here reads response bodies or the request body.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from flask import g
 
@@ -33,6 +39,11 @@ class Metering:
 
     model: str | None = None
     usage: Usage | FinalUsage | None = None
+    work: list[Any] = field(default_factory=list)  # handles (runtime/handles.py) of every item it queued
+
+    def compute_seconds(self) -> float:
+        """Seconds of model time the request's work has used so far (all of it, once it has ended)."""
+        return float(sum(handle.compute_s for handle in self.work))
 
     def settled_usage(self) -> Usage | None:
         """The usage; a stream's final usage, so call it only once the response has ended."""
@@ -46,6 +57,11 @@ def report_usage(model: str, usage: Usage | FinalUsage) -> None:
     """
     record = metering()
     record.model, record.usage = model, usage
+
+
+def note_work(handles: list[Any]) -> None:
+    """Work this request queued: its compute is charged to the request."""
+    metering().work.extend(handles)
 
 
 def note_model(name: str) -> None:

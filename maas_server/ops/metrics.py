@@ -43,6 +43,8 @@ REQUESTS = Counter("maas_requests", "HTTP requests answered", ["route", "model",
 LATENCY = Histogram("maas_request_duration_seconds", "Time from request to the end of its response",
                     ["route", "model", "backend", "status"], buckets=_LATENCY_BUCKETS)
 IN_FLIGHT = Gauge("maas_requests_in_flight", "Requests being answered now", multiprocess_mode="livesum")
+COMPUTE = Counter("maas_compute_seconds", "Seconds of model time used by requests: each item's share of the "
+                  "batches and decode steps it was in, and its preparation", ["model", "backend"])
 TOKENS = Counter("maas_tokens", "Tokens (or texts/images) processed, from responses' usage",
                  ["model", "backend", "kind"])  # kind: prompt | completion
 # "all": one series per worker (a `pid` label), so each worker's load shows, and tests can tell when all loaded.
@@ -73,6 +75,11 @@ QUEUE_TIME = Histogram("maas_queue_seconds", "Time an input waited in the queue 
 def observe_request(route: str, model: str, status: int, seconds: float, backend: str = "") -> None:
     REQUESTS.labels(route, model, backend, str(status)).inc()
     LATENCY.labels(route, model, backend, str(status)).observe(seconds)
+
+
+def observe_compute(model: str, seconds: float, backend: str = "") -> None:
+    if seconds > 0:
+        COMPUTE.labels(model, backend).inc(seconds)
 
 
 def observe_tokens(model: str, prompt: int, completion: int, backend: str = "") -> None:

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from maas_server.accounts import Authenticator, RedisLimiter, SqlLimiter, create_key, revoke_key
+from maas_server.accounts import Authenticator, RedisLimiter, SqlLimiter, create_key, revoke_key, usage_summary
 from tests.server.accounting_support import Clock, accounts_of, reset_postgres, word_app
 
 
@@ -118,7 +118,7 @@ def test_expired_key_is_refused(app: Flask, client: FlaskClient) -> None:
 
 # -- rate limits
 
-def _limited(app: Flask, clock: Clock, **limits: int) -> str:
+def _limited(app: Flask, clock: Clock, **limits: float) -> str:
     acc = accounts_of(app)
     acc.limiter = SqlLimiter(acc.store, clock=clock)
     key, _ = create_key(acc.store, "limited", **limits)
@@ -155,6 +155,25 @@ def test_tokens_are_charged_after_the_response_and_refuse_the_next_call(app: Fla
     assert refused.headers["x-ratelimit-remaining-tokens"] == "0" and "tokens" in refused.json["error"]["message"]
     clock.now += 60
     assert _embed(client, key, "eight").status_code == 200
+
+
+def test_compute_is_metered_and_a_compute_limit_refuses_the_next_call(app: Flask, client: FlaskClient) -> None:
+    """Every call's share of the model's time is recorded, shown in /v1/usage and charged to a key
+    limited in compute seconds per minute."""
+    clock = Clock()
+    key = _limited(app, clock, cpm=1e-9)  # any work at all uses it up
+    first = _embed(client, key, "one two")
+    assert first.status_code == 200 and first.headers["x-ratelimit-limit-compute-seconds"] == "1e-09"
+    refused = _embed(client, key, "three")
+    _error(refused, 429, "rate_limit_exceeded")
+    assert "compute seconds" in refused.json["error"]["message"]
+    accounts_of(app).usage.flush()
+    rows = {row["model"]: row for row in usage_summary(accounts_of(app).store, key_name="limited")}
+    served = rows["words"]  # the refused call is a row of its own, with no compute
+    assert served["requests"] == 1 and served["compute_seconds"] > 0
+    clock.now += 60  # a new minute: the key may call again
+    report = client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"})
+    assert {row["model"]: row["compute_seconds"] for row in report.json["data"]}["words"] == served["compute_seconds"]
 
 
 def test_keys_without_limits_get_no_ratelimit_headers(app: Flask, client: FlaskClient) -> None:
@@ -209,7 +228,8 @@ def test_anonymous_usage_is_recorded_without_a_key(client: FlaskClient) -> None:
     _embed(client, None, "a b c")
     rows = client.get("/v1/usage").json["data"]
     assert rows == [{"model": "words", "requests": 1, "errors": 0, "prompt_tokens": 3, "completion_tokens": 0,
-                     "total_tokens": 3, "mean_latency_ms": rows[0]["mean_latency_ms"]}]
+                     "total_tokens": 3, "mean_latency_ms": rows[0]["mean_latency_ms"],
+                     "compute_seconds": rows[0]["compute_seconds"]}]
 
 
 # -- metrics and logs

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from maas_server.accounts import (
     Authenticator,
@@ -117,12 +117,31 @@ def test_parse_time_reads_dates_and_unix_seconds() -> None:
 def test_schema_migrates_forward_once(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     Store(url).dispose()
     applied: list[int] = []
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, lambda conn: applied.append(2)])
+    released = len(store_module.MIGRATIONS)
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, lambda conn: applied.append(1)])
     for _ in range(2):
         Store(url).dispose()
-    assert applied == [2]
+    assert applied == [1]
     with Store(url).engine.begin() as conn:
-        assert conn.execute(select(store_module.schema_version.c.version)).scalar() == 2
+        assert conn.execute(select(store_module.schema_version.c.version)).scalar() == released + 1
+
+
+def test_a_store_of_the_first_schema_gains_the_compute_columns(url: str) -> None:
+    """A store made before compute metering: its usage rows count 0 s, and new rows and limits work."""
+    store = Store(url)
+    create_key(store, "old", rpm=5)
+    with store.engine.begin() as conn:  # back to the first schema's shape
+        for table, column in (("maas_usage", "compute_ms"), ("maas_rate_windows", "compute_ms"),
+                              ("maas_api_keys", "cpm")):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(store_module.schema_version.update().values(version=1))
+    store.dispose()
+    store = Store(url)
+    [old] = list_keys(store)
+    assert old.cpm is None and old.rpm == 5
+    _, limited = create_key(store, "limited", cpm=2.5)
+    assert limited.limits.cpm == 2.5
+    store.dispose()
 
 
 def test_a_newer_schema_is_refused(url: str) -> None:
@@ -158,6 +177,23 @@ def test_limiter_counts_requests_and_tokens_per_window(limiter_factory) -> None:
     limiter.charge(1, 150)
     over = limiter.admit(1, limits)
     assert not over.allowed and over.exceeded == "tokens" and over.headers()["x-ratelimit-remaining-tokens"] == "0"
+    clock.now += 60
+    assert limiter.admit(1, limits).allowed
+
+
+def test_limiter_counts_compute_seconds_per_window(limiter_factory) -> None:  # type: ignore[no-untyped-def]
+    """A key limited in compute: what its calls cost in model time, whatever their size, charged after."""
+    clock = Clock(1_800_000_000.0)
+    limiter = limiter_factory(clock)
+    limits = Limits(cpm=2.5)
+    first = limiter.admit(1, limits)
+    assert first.allowed and first.headers()["x-ratelimit-limit-compute-seconds"] == "2.5"
+    limiter.charge(1, 0, 1.75)
+    second = limiter.admit(1, limits)
+    assert second.allowed and second.headers()["x-ratelimit-remaining-compute-seconds"] == "0.75"
+    limiter.charge(1, 10, 0.8)
+    refused = limiter.admit(1, limits)
+    assert not refused.allowed and refused.exceeded == "compute"
     clock.now += 60
     assert limiter.admit(1, limits).allowed
 
