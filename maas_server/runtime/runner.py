@@ -37,8 +37,8 @@ import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import CancelledError
 from collections.abc import Callable, Iterable, Sized
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
