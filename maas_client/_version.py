@@ -7,4 +7,4 @@ from importlib import metadata
 try:
     __version__ = metadata.version("maas-kit")  # the distribution's name on PyPI (pyproject.toml)
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.1.0"
+    __version__ = "0.2.0"

@@ -27,7 +27,7 @@ def test_all_is_sorted_and_lists_every_public_name() -> None:
 
 
 def test_version_is_exposed() -> None:
-    assert maas_client.__version__ == "0.1.0"
+    assert maas_client.__version__ == "0.2.0"
 
 
 def test_importing_the_client_loads_no_heavy_dependency() -> None:
