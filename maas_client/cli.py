@@ -190,13 +190,13 @@ def _print(result: Any, as_json: bool, text: Callable[[Any], str]) -> None:
 
 
 def _print_stream(stream: Any, as_json: bool) -> None:
-    for chunk in stream:
-        if as_json:  # one chunk per line (JSON Lines), as the server sent them
+    if as_json:  # one chunk per line (JSON Lines), as the server sent them
+        for chunk in stream:
             print(_json(chunk), flush=True)
-        else:
-            print(chunk.text, end="", flush=True)
-    if not as_json:
-        print()
+        return
+    for text in stream.iter_text():
+        print(text, end="", flush=True)
+    print()
 
 
 def _json(result: BaseModel, indent: int | None = None) -> str:

@@ -321,15 +321,3 @@ def test_cancelling_the_task_closes_the_stream() -> None:
     finally:
         release.set()
     assert body_closed == [True]
-
-
-# ---------------------------------------------------------------------- light import
-
-
-def test_importing_the_package_does_not_import_httpx() -> None:
-    import subprocess
-    import sys
-
-    code = "import sys, maas_client; maas_client.Client(); print('httpx' in sys.modules, 'asyncio' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["False", "False"]

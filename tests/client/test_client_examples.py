@@ -174,3 +174,36 @@ def test_transcribe_example_prints_timed_segments(
     assert out == "   0.00    2.64  The quick brown fox.\n(en, 2.9 s of audio)\n"
     body = server.calls[-1].request.body
     assert b'name="response_format"\r\n\r\nverbose_json' in body and b"RIFF....WAVE" in body
+
+
+def test_structured_output_example(server: responses.RequestsMock, run_example: Any) -> None:
+    fact = {"role": "assistant", "content": '{"subject": "Eiffel Tower", "place": "Paris", "year": 1889}'}
+    call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+    for message, finish in ((fact, "stop"), (call, "tool_calls")):
+        server.post(f"{BASE}/v1/chat/completions", json={"choices": [
+            {"index": 0, "message": message, "finish_reason": finish}]})
+    out = run_example("structured_output.py")
+    assert "Eiffel Tower | Paris | 1889" in out and "call get_weather({'city': 'Paris'})" in out
+    sent = json.loads(server.calls[1].request.body)
+    assert sent["response_format"]["json_schema"]["schema"]["required"] == ["subject", "place", "year"]
+
+
+def test_async_chat_example(run_example: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from maas_client import _async_transport
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json=MAAS_MODELS)
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(200, headers={"Content-Type": "text/event-stream"},
+                                  content=sse(chat_chunk(""), chat_chunk("Paris.")))
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": "Paris."}}]},
+                              headers={"X-Request-ID": "req-7"})
+
+    monkeypatch.setattr(_async_transport, "new_http_client",
+                        lambda: httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+    out = run_example("async_chat.py", "Capital of France?", "Capital of Italy?")
+    assert out.count("Paris.  (request req-7)") == 2 and out.endswith("Paris.\n")

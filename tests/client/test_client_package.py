@@ -41,7 +41,24 @@ def test_importing_the_client_loads_no_heavy_dependency() -> None:
     )
     loaded = set(json.loads(result.stdout))
     assert "maas_client" in loaded
-    assert loaded.isdisjoint({"torch", "flask", "transformers", "PIL", "numpy", "maas_server"})
+    # httpx is AsyncClient's (the async extra), imported when one is made; asyncio costs 20 ms.
+    assert loaded.isdisjoint({"torch", "flask", "transformers", "PIL", "numpy", "maas_server", "httpx", "asyncio"})
+
+
+def test_both_clients_and_their_streams_are_exported() -> None:
+    assert {"Client", "AsyncClient", "Stream", "AsyncStream", "StructuredOutputError"} <= set(maas_client.__all__)
+    assert maas_client.AsyncClient.__module__ == "maas_client.async_client"
+
+
+def test_an_async_client_made_without_httpx_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['httpx'] = None; import maas_client\n"
+        "try:\n    maas_client.AsyncClient()\nexcept maas_client.MaasError as exc:\n    print(exc)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                            check=True)
+    assert "pip install 'maas-kit[async]'" in result.stdout
 
 
 def test_package_is_marked_typed() -> None:
