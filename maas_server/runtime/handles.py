@@ -49,13 +49,22 @@ class EventSink(Protocol):
 
 
 @dataclass(eq=False)
+class CallStart:
+    """Shared by the items of one call: set once the first of them starts. The call's deadline is for
+    the model to start on it; after that its remaining items are served to the end, not dropped."""
+
+    started: bool = False
+
+
+@dataclass(eq=False)
 class Work:
     """One submitted item as the runner tracks it (the handle's other side)."""
 
     method: str
     item: Any
     enqueued: float
-    deadline: float | None = None  # on the runner's clock: not started by then, it gets no compute
+    deadline: float | None = None  # on the runner's clock: its call not started by then, it gets no compute
+    call: CallStart = field(default_factory=CallStart)
     future: Future[Any] = field(default_factory=Future)
     index: int = 0  # its position in the call that submitted it
     events: EventSink | None = None  # set when the call is streamed

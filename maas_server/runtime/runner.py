@@ -15,12 +15,14 @@ Rules (tested in tests/server/test_runner.py):
   a prompt batch that fails to join is joined again one request at a time;
 - the queue is bounded: a call that does not fit raises QueueFull at once and queues nothing
   (the wire layer says 503);
-- a call whose items would wait longer than their deadline (the call's own timeout, else
-  ``queue_timeout_s``), by the runner's estimate of its queue over its measured service rate, raises
-  Overloaded at once and queues nothing (503 with how long until there is room);
-- an item cancelled before it ran gets no compute, nor does one that waited in the queue past its
-  deadline (it fails with QueueTimeout; the wire says 503), nor one cancelled while it waited for
-  free rows in a decode batch;
+- a call's deadline (its own timeout, else ``queue_timeout_s``) is for the model to start on it: a
+  call whose first item would wait longer, by the runner's estimate of its queue over its measured
+  service rate, raises Overloaded at once and queues nothing (503 with how long until there is room);
+  once one of its items has started, the rest are served to the end (a 30-minute recording's 60
+  chunks are one call, not 60 deadlines);
+- an item cancelled before it ran gets no compute, nor does one whose call waited in the queue past
+  its deadline (it fails with QueueTimeout; the wire says 503), nor one cancelled while it waited
+  for free rows in a decode batch;
 - every item is charged the model time it used (``Work.compute_s``): an equal share of each batch's
   wall time, a share of each decode step by its rows, of each join by its prompt tokens, and its
   own preparation;
@@ -37,7 +39,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -55,7 +57,7 @@ from ..models.base import (
 )
 from ..ops import metrics, steptimes
 from ..ops.steptimes import timed
-from .handles import EventSink, EventStream, Finished, Handle, Progress, Work
+from .handles import CallStart, EventSink, EventStream, Finished, Handle, Progress, Work
 from .torch_threads import single_threaded_torch_here
 
 In = TypeVar("In")
@@ -213,7 +215,8 @@ class Runner:
 
         `items` may be a lazy iterator: a method that prepares on the caller's thread prepares each
         item as it is produced, so the caller need never hold all raw items (decoded images) at once.
-        Give its `count` then, so that an overloaded model refuses it before anything is prepared.
+        An overloaded model refuses the call before anything is prepared. `count` (the number of
+        items of a lazy iterator) is for runners that need it before iterating; this one does not.
         """
         return [Handle(work) for work in self._enqueue(method, items, timeout, count)]
 
@@ -246,21 +249,17 @@ class Runner:
         if method.name not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method.name!r}")
         deadline_s = timeout if timeout is not None else self.queue_timeout
-        if count is None and isinstance(items, Sized):
-            count = len(items)
-        if count is not None:
-            self._refuse_if_too_slow(count, deadline_s)
+        self._refuse_if_too_slow(deadline_s)  # before anything is prepared
         spec = self.methods[method.name]
         if spec.prepare_on_caller:
             single_threaded_torch_here()  # this thread must not start an OpenMP team (runtime/torch_threads.py)
             items = [_prepared_on_caller(spec.prepare, item) for item in items]  # an invalid one raises, queues none
         else:
             items = list(items)
-        if count is None:
-            self._refuse_if_too_slow(len(items), deadline_s)
         now = self._clock()
         deadline = now + deadline_s if deadline_s is not None else None
-        work = [Work(method.name, item, enqueued=now, deadline=deadline, index=index, events=events,
+        call = CallStart()
+        work = [Work(method.name, item, enqueued=now, deadline=deadline, call=call, index=index, events=events,
                      compute_s=item.seconds if isinstance(item, _Prepared) else 0.0)
                 for index, item in enumerate(items)]
         with self._admit:
@@ -272,10 +271,10 @@ class Runner:
         metrics.set_queue_depth(self.name, self.queued)
         return work
 
-    def _refuse_if_too_slow(self, items: int, deadline_s: float | None) -> None:
+    def _refuse_if_too_slow(self, deadline_s: float | None) -> None:
         if deadline_s is None:
             return
-        wait = self.estimated_wait(items)
+        wait = self.estimated_wait(1)  # until its first item starts: the deadline is for that
         if wait is None:
             # No rate measured yet (a cold model meeting a burst): queue at most a couple of batches
             # behind the one running, rather than a burst's worth that would wait out its deadline.
@@ -333,11 +332,12 @@ class Runner:
             self.cancelled += 1
             return False  # the caller gave up before we started: no compute for it
         now = self._clock()
-        if work.deadline is not None and now > work.deadline:
+        if work.deadline is not None and now > work.deadline and not work.call.started:
             work.future.set_exception(QueueTimeout(
                 f"model {self.name!r} is overloaded: the request waited {now - work.enqueued:.1f}s in its queue, "
                 f"past its {work.deadline - work.enqueued:g}s deadline, and was dropped before any compute"))
             return False
+        work.call.started = True
         return True
 
     def _prepare(self, work: Work, method: BatchMethod | StepMethod) -> tuple[bool, Any]:
@@ -459,7 +459,8 @@ class Runner:
         with self._queue.mutex:
             waiting = [w for w in self._queue.queue if isinstance(w, Work)] + list(self._held)
         for work in waiting:
-            if work.deadline is not None and now > work.deadline and not work.future.done():
+            if (work.deadline is not None and now > work.deadline and not work.call.started
+                    and not work.future.done()):
                 self._start(work)  # sets QueueTimeout; the item is skipped when it is taken
 
     def _observe(self, starting: list[Work], batch_size: int) -> None:

@@ -246,3 +246,21 @@ def test_the_longest_request_timeout_is_the_servers_to_set(
                         headers={"X-Request-Timeout": value})
         assert r.status_code == status, r.get_json()
     assert "max_request_timeout_s" in r.get_json()["error"]["message"]
+
+
+def test_a_call_that_has_started_is_served_to_its_end_past_its_deadline() -> None:
+    """The deadline is for the model to start on a call: a long recording's chunks, or many inputs,
+    are not dropped one by one while the call is under way."""
+    now = [0.0]
+    model = GatedModel()
+    runner = Runner("m", model, max_batch_size=1, max_wait_ms=0, max_queue=10, clock=lambda: now[0]).start()
+    try:
+        runner.service_rate.per_second = 0.5  # 2 s an item: 3 items are 6 s of work
+        handles = runner.submit_many(DOUBLE, [1, 2, 3], timeout=3.0)  # admitted: its first item starts at once
+        assert model.started.wait(5)
+        now[0] = 10.0  # far past the deadline while the first item runs
+        model.gate.set()
+        assert [h.result(5) for h in handles] == [2, 4, 6]
+    finally:
+        model.gate.set()
+        runner.stop()
