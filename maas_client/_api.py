@@ -83,6 +83,8 @@ class _SavableImage(Protocol):
 
 
 ImageInput = str | os.PathLike[str] | bytes | bytearray | IO[bytes] | _SavableImage
+# A path, bytes, a binary file object, or a numpy array of samples (typed Any: numpy is not imported).
+AudioInput = str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any
 MessageInput = ChatMessage | Mapping[str, Any]
 ToolInput = Tool | Mapping[str, Any]
 ResponseFormat = Mapping[str, Any] | type[BaseModel]
@@ -155,7 +157,7 @@ class ResponseOptions(ModelOptions, total=False):
     response_format: ResponseFormat | None
 
 
-class TranslateOptions(ModelOptions, total=False):
+class TranslateOptions(CallOptions, total=False):
     sample_rate: int | None
     prompt: str | None
     temperature: float | None
@@ -371,21 +373,21 @@ def usage(since: str | float | datetime | None, o: GetOptions) -> APIRequest[Usa
 # ---------------------------------------------------------------------- speech
 
 
-def transcribe(audio: Any, o: TranscribeOptions) -> APIRequest[Transcription]:
+def transcribe(audio: Any, model: str | None, o: TranscribeOptions) -> APIRequest[Transcription]:
     granularities = ["segment", "word"] if o.get("words") else ["segment"]
-    return _speech(TRANSCRIPTIONS, audio, o, language=o.get("language"), granularities=granularities)
+    return _speech(TRANSCRIPTIONS, audio, model, o, language=o.get("language"), granularities=granularities)
 
 
-def translate(audio: Any, o: TranslateOptions) -> APIRequest[Transcription]:
-    return _speech(TRANSLATIONS, audio, o, language=None, granularities=[])
+def translate(audio: Any, model: str | None, o: TranslateOptions) -> APIRequest[Transcription]:
+    return _speech(TRANSLATIONS, audio, model, o, language=None, granularities=[])
 
 
-def _speech(route: str, audio: Any, o: TranslateOptions, language: str | None, granularities: list[str]
-            ) -> APIRequest[Transcription]:
+def _speech(route: str, audio: Any, model: str | None, o: TranslateOptions, language: str | None,
+            granularities: list[str]) -> APIRequest[Transcription]:
     """A transcription or translation, always as ``verbose_json`` (timed segments)."""
     filename, content = _audio_part(audio, o.get("sample_rate"))
     temperature = o.get("temperature")
-    fields = {"model": o.get("model"), "response_format": "verbose_json", "language": language,
+    fields = {"model": model, "response_format": "verbose_json", "language": language,
               "prompt": o.get("prompt"), "temperature": None if temperature is None else str(temperature)}
     form = [(k, v) for k, v in fields.items() if v is not None]
     form += [("timestamp_granularities[]", granularity) for granularity in granularities]

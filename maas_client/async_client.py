@@ -8,17 +8,17 @@ event-stream parsing are the shared ones. httpx (the ``async`` extra: ``pip inst
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 from pydantic import BaseModel
 
 from . import _api
 from ._api import (
     SAME_PERSON,
+    AudioInput,
     CallOptions,
     ChatOptions,
     GenerateOptions,
@@ -238,15 +238,15 @@ class AsyncClient(BaseClient[Any]):
 
     # ------------------------------------------------------------------ speech
 
-    async def transcribe(self, audio: str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any,
+    async def transcribe(self, audio: AudioInput, model: str | None = None,
                          **options: Unpack[TranscribeOptions]) -> Transcription:
         """As :meth:`Client.transcribe`."""
-        return await self._run(_api.transcribe(audio, options))
+        return await self._run(_api.transcribe(audio, model, options))
 
-    async def translate(self, audio: str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any,
+    async def translate(self, audio: AudioInput, model: str | None = None,
                         **options: Unpack[TranslateOptions]) -> Transcription:
         """As :meth:`Client.translate`."""
-        return await self._run(_api.translate(audio, options))
+        return await self._run(_api.translate(audio, model, options))
 
     # ------------------------------------------------------------------ models, usage
 

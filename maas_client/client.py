@@ -8,12 +8,11 @@ rest (headers, retries, errors, streaming).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import IO, Any, Literal, TypeVar, Unpack, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
 import requests
 from pydantic import BaseModel
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 from . import _api
 from ._api import (
     SAME_PERSON,
+    AudioInput,
     CallOptions,
     ChatOptions,
     GenerateOptions,
@@ -314,7 +314,7 @@ class Client(BaseClient[SyncTransport]):
 
     # ------------------------------------------------------------------ speech
 
-    def transcribe(self, audio: str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any,
+    def transcribe(self, audio: AudioInput, model: str | None = None,
                    **options: Unpack[TranscribeOptions]) -> Transcription:
         """Speech to text (``POST /v1/audio/transcriptions``, multipart upload), with timed segments.
 
@@ -323,9 +323,9 @@ class Client(BaseClient[SyncTransport]):
         is an ISO 639-1 code (default: detected); ``words=True`` also times each word; ``prompt`` and
         ``temperature`` are Whisper's. In a notebook the result shows its segments with their times.
         """
-        return self._run(_api.transcribe(audio, options))
+        return self._run(_api.transcribe(audio, model, options))
 
-    def translate(self, audio: str | os.PathLike[str] | bytes | bytearray | IO[bytes] | Any,
+    def translate(self, audio: AudioInput, model: str | None = None,
                   **options: Unpack[TranslateOptions]) -> Transcription:
         """Speech in any language the model knows to English text (``POST /v1/audio/translations``).
 
@@ -333,7 +333,7 @@ class Client(BaseClient[SyncTransport]):
         times). Needs a multilingual speech model: an English-only one answers 400
         ``translation_unsupported``.
         """
-        return self._run(_api.translate(audio, options))
+        return self._run(_api.translate(audio, model, options))
 
     # ------------------------------------------------------------------ models, usage
 
