@@ -7,11 +7,14 @@ own 4xx, checked as early as it can be:
 
 1. encoded size (413, ``max_audio_bytes``), before anything is parsed;
 2. the container's header: not audio at all, or no audio stream (400), a codec FFmpeg cannot decode, a
-   sample rate or channel count outside what maas decodes (400), and a declared duration above
-   ``max_audio_seconds`` (413);
-3. while decoding, the samples are counted: decoding stops at ``max_audio_seconds`` (413), so a small
-   file that decodes to hours (a header that lies, or none) never holds more than that limit in
-   memory: 64 kB per second of audio (float32 at 16 kHz), ~115 MB at the default 30 minutes;
+   sample rate or channel count outside what maas decodes (400), a declared duration above
+   ``max_audio_seconds`` (413), and declared samples to decode (channels x rate x seconds: FFmpeg's
+   work) above ``max_audio_samples`` (413: 30 minutes of 8 channels at 384 kHz cost 42 CPU-s to
+   decode); then the caller's ``admit`` reserves memory for the declared duration (api/memory.py);
+3. while decoding, the samples are counted: decoding stops at ``max_audio_seconds`` or at
+   ``max_audio_samples`` decoded (413), so a small file that decodes to hours (a header that lies,
+   or none) never holds more than that limit in memory (64 kB per second of 16 kHz float32), nor
+   costs more than that much decoding;
 4. a file that ends before its header says (a WAV whose data chunk is cut, an MP4 whose samples are
    missing) is truncated (400). A streaming format cut between pages (Ogg, MP3 without a header) is a
    shorter valid file: it is transcribed as far as it goes;
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +46,11 @@ TRUNCATION_SLACK_S = 0.5  # decoded audio may fall this much short of the declar
 
 @dataclass(frozen=True)
 class AudioLimits:
-    """ServerConfig's max_audio_bytes and max_audio_seconds."""
+    """ServerConfig's max_audio_bytes, max_audio_seconds and max_audio_samples."""
 
     max_bytes: int
     max_seconds: float
+    max_samples: int = 500_000_000
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,13 @@ class Audio:
         return len(self.samples) / SAMPLE_RATE
 
 
-def decode_audio(data: bytes, limits: AudioLimits, param: str = "file") -> Audio:
-    """The file's audio as mono float32 samples at 16 kHz; a 4xx for anything that is not, or is too much."""
+def decode_audio(data: bytes, limits: AudioLimits, param: str = "file",
+                 admit: Callable[[float], None] | None = None) -> Audio:
+    """The file's audio as mono float32 samples at 16 kHz; a 4xx for anything that is not, or is too much.
+
+    `admit(seconds)` is called once the header has passed, before decoding, with the seconds it
+    declares (``max_seconds`` when it declares none): it may refuse (raise) what it cannot afford.
+    """
     import av
 
     if len(data) > limits.max_bytes:
@@ -76,6 +86,8 @@ def decode_audio(data: bytes, limits: AudioLimits, param: str = "file") -> Audio
             raise _not_audio(param)
         stream = container.streams.audio[0]
         _check_stream(stream, container, limits, param)
+        if admit is not None:
+            admit(min(container.duration / 1e6, limits.max_seconds) if container.duration else limits.max_seconds)
         samples = _decode(container, stream, limits, param)
         declared = container.duration / 1e6 if container.duration else None
     seconds = len(samples) / SAMPLE_RATE
@@ -104,6 +116,8 @@ def _check_stream(stream: Any, container: Any, limits: AudioLimits, param: str) 
     declared = container.duration / 1e6 if container.duration else 0.0
     if declared > limits.max_seconds:
         raise _too_long(declared, limits, param)
+    if declared * rate * channels > limits.max_samples:
+        raise _too_many_samples(declared * rate * channels, limits, param)
 
 
 def _decode(container: Any, stream: Any, limits: AudioLimits, param: str) -> np.ndarray:
@@ -115,8 +129,12 @@ def _decode(container: Any, stream: Any, limits: AudioLimits, param: str) -> np.
     parts: list[np.ndarray] = []
     count = 0
     mix: bool | None = None  # whether the channels are mixed here, known from the first frame
+    decoded = 0  # input samples, every channel counted: the decoding work so far
     try:
         for frame in container.decode(stream):
+            decoded += frame.samples * frame.layout.nb_channels
+            if decoded > limits.max_samples:  # a header that lied about its length, or had none
+                raise _too_many_samples(decoded, limits, param, at_least=True)
             if mix is None:
                 mix = not _ffmpeg_downmixes(frame)
             for out in resampler.resample(_equal_mix(frame) if mix else frame):
@@ -195,3 +213,10 @@ def _too_long(seconds: float, limits: AudioLimits, param: str, at_least: bool = 
     more = "more than " if at_least else ""
     return APIError(f"the audio lasts {more}{seconds:.0f} s, above the limit of {limits.max_seconds:g} s "
                     f"(max_audio_seconds); split it", status=413, param=param, code="audio_too_long")
+
+
+def _too_many_samples(samples: float, limits: AudioLimits, param: str, at_least: bool = False) -> APIError:
+    more = "more than " if at_least else ""
+    return APIError(f"the audio holds {more}{samples:.0f} samples to decode (channels x sample rate x seconds), "
+                    f"above the limit of {limits.max_samples} (max_audio_samples); send fewer channels, a lower "
+                    f"sample rate or a shorter file", status=413, param=param, code="audio_too_large")

@@ -250,3 +250,43 @@ def test_mutated_audio_gets_a_200_or_a_clear_4xx_never_a_5xx(client: FlaskClient
             failures.append((index, response.status_code, response.get_data(as_text=True)[:300]))
     assert not failures, f"case_bytes({name!r}, index) answered: {failures}"
     assert statuses - {200}, "no mutation was refused: the mutations are too gentle to test anything"
+
+
+# -- the cost of decoding, and memory
+
+def test_samples_to_decode_are_bounded_from_the_header_and_while_decoding() -> None:
+    """Decoding costs channels x rate x seconds (30 minutes of 8 channels at 384 kHz: 42 CPU-s): refused
+    from the header when it declares too many, and cut off at the limit when it lies or declares none."""
+    from maas_server.api.audio import AudioLimits, decode_audio
+    from maas_server.errors import APIError
+
+    many = wav(seconds=0.5, rate=96_000, channels=8)  # 384,000 samples to decode
+    limits = AudioLimits(MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS, max_samples=200_000)
+    with pytest.raises(APIError) as refused:
+        decode_audio(many, limits)
+    assert (refused.value.status, refused.value.code) == (413, "audio_too_large")
+    assert "max_audio_samples" in refused.value.message and "more than" not in refused.value.message
+    streaming = bytearray(many)  # a WAV written before its length was known: no duration in the header
+    at = streaming.index(b"data")
+    streaming[at + 4:at + 8] = struct.pack("<I", 0xFFFFFFFF)
+    streaming[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    with pytest.raises(APIError) as cut:
+        decode_audio(bytes(streaming), limits)
+    assert cut.value.code == "audio_too_large", cut.value.message
+    assert len(decode_audio(many, AudioLimits(MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS, max_samples=400_000)).samples)
+
+
+def test_a_transcription_reserves_memory_for_its_declared_length(app: Flask, client: FlaskClient,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from maas_server.api.memory import MB, MemoryBudget
+
+    budget = MemoryBudget(260 * MB)  # room for a short clip (256 MB + 192 kB a second), not for 45 s
+    monkeypatch.setattr(app.extensions["maas"], "memory", budget)
+    seen: list[int] = []
+    reserve = budget.reserve
+    monkeypatch.setattr(budget, "reserve", lambda n, what, param=None: (seen.append(n), reserve(n, what, param)))
+    assert post(client, wav(seconds=1.0)).status_code == 200
+    assert seen and 256 * MB < seen[0] < 257 * MB and budget.held == 0
+    refused = post(client, wav(seconds=45.0, rate=8_000))
+    assert refused.status_code == 413 and "memory_budget_mb" in refused.get_json()["error"]["message"]
+    assert budget.held == 0
