@@ -189,6 +189,9 @@ class ServerConfig(_Strict):
     max_audio_seconds: float = Field(
         1800.0, gt=0, le=86_400, description="one audio file, decoded: longer audio is refused with 413, and "
                                              "decoding stops there (64 kB of samples per second)")
+    max_entity_characters: int = Field(
+        200_000, gt=0, description="named entities: characters in all the texts of one call (spaCy's time and "
+                                   "memory follow them: ~20 ms and 600 kB per 1,000); past it, 400")
     max_audio_samples: int = Field(
         500_000_000, gt=0, description="one audio file: channels x sample rate x seconds to decode (FFmpeg's work: "
                                        "30 minutes of stereo at 48 kHz is 173 M); past it, 413")

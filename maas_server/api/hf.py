@@ -49,6 +49,7 @@ from . import hf_schemas as hf
 from . import schemas as s
 from ._common import check_count, json_response, parse_json, read_body, resolve_model, state, submit, wait_all
 from .detect import in_original_pixels
+from .entities import admit_entity_texts
 from .generation import Shaper, answer_chat, check_max_tokens, respond, stream_error
 from .images import (
     CheckedImage,
@@ -237,6 +238,7 @@ def _token_classification(entry: ModelEntry) -> Any:
     params = body.parameters
     aggregation = params.aggregation_strategy or "simple"
     texts = _texts(body.inputs)
+    admit_entity_texts(texts, "inputs")
     results = wait_all(submit(entry, EXTRACT_ENTITIES, [EntityItem(text, aggregation) for text in texts]))
     _report(entry, sum(r.tokens for r in results))
     ignored = set(params.ignore_labels)

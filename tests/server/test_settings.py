@@ -87,6 +87,7 @@ SETTINGS = [
     Layers("max_audio_bytes", 1000, 2000),
     Layers("max_audio_seconds", 60.0, 90.0),
     Layers("max_audio_samples", 1000, 2000),
+    Layers("max_entity_characters", 1000, 2000),
     Layers("max_schema_depth", 8, 16),
     Layers("max_schema_properties", 10, 20),
     Layers("max_schema_enum", 10, 20),
