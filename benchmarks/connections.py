@@ -2,12 +2,15 @@
 
     .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --streams 1000
     .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --slowloris 100
+    .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --burst 192,128
 
 Streams: opens N streamed chat requests at once on raw sockets and reads them all from one thread
 (a selector), so the client costs little CPU; reports how each ended (200 whole, 503, other),
 the time until the last one ended, and /health latency (p50, max) measured meanwhile.
 Slowloris: N connections that send a header byte every second; reports /health latency
-meanwhile and how many were cut off (408 or closed) within the time given. Loopback only.
+meanwhile and how many were cut off (408 or closed) within the time given. Burst: C chats (64 tokens,
+not streamed) and E embeddings sent at once; reports, per status, how many and the time until each
+answer began (p50, p90): the goal is 503s within 100 ms at p50, and /health within 1 s. Loopback only.
 """
 
 from __future__ import annotations
@@ -81,6 +84,58 @@ def streams(host: str, port: int, count: int, max_tokens: int, limit_s: float) -
     return {"outcomes": outcomes, "seconds": round(time.monotonic() - started, 1), "unfinished": len(open_socks)}
 
 
+def _post(path: str, body: dict[str, object]) -> bytes:
+    data = json.dumps(body).encode()
+    return (b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(data), data))
+
+
+def burst(host: str, port: int, chats: int, embeddings: int, limit_s: float) -> dict[str, object]:
+    chat = _post("/v1/chat/completions", {"max_tokens": 64, "temperature": 0,
+                                          "messages": [{"role": "user", "content": "Tell me about the sea."}]})
+    embed = _post("/v1/embeddings", {"input": "A sentence to embed, of about a dozen words or so."})
+    selector = selectors.DefaultSelector()
+    first_byte: dict[socket.socket, float] = {}
+    status: dict[socket.socket, str] = {}
+    socks = []
+    for request in [chat] * chats + [embed] * embeddings:  # connect all first, then send all at once
+        sock = socket.create_connection((host, port), timeout=30)
+        socks.append((sock, request))
+    started = time.monotonic()
+    for sock, request in socks:
+        sock.sendall(request)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    pending = {sock for sock, _ in socks}
+    while pending and time.monotonic() - started < limit_s:
+        for key, _ in selector.select(timeout=1.0):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            try:
+                chunk = sock.recv(65536)
+            except (BlockingIOError, ConnectionError):
+                chunk = b""
+            if sock not in first_byte:
+                first_byte[sock] = time.monotonic() - started
+                status[sock] = chunk[9:12].decode() or "closed"
+            selector.unregister(sock)
+            sock.close()
+            pending.discard(sock)
+    by_status: dict[str, list[float]] = {}
+    for sock, seconds in first_byte.items():
+        by_status.setdefault(status[sock], []).append(seconds * 1000)
+    for sock in pending:
+        sock.close()
+
+    def summary(times: list[float]) -> dict[str, float | int]:
+        ordered = sorted(times)
+        return {"count": len(ordered), "p50_ms": round(statistics.median(ordered)),
+                "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))])}
+
+    return {"answers": {code: summary(times) for code, times in sorted(by_status.items())},
+            "unanswered": len(pending), "seconds": round(time.monotonic() - started, 1)}
+
+
 def slowloris(host: str, port: int, count: int, seconds: float) -> dict[str, object]:
     socks = []
     for _ in range(count):
@@ -108,6 +163,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--slowloris", type=int, default=0)
+    parser.add_argument("--burst", default="", metavar="CHATS,EMBEDDINGS")
     parser.add_argument("--seconds", type=float, default=30.0, help="slowloris duration / stream time limit")
     args = parser.parse_args()
     parts = urlsplit(args.url)
@@ -118,6 +174,9 @@ def main() -> None:
     probe.start()
     if args.streams:
         result = streams(host, port, args.streams, args.max_tokens, max(args.seconds, 600))
+    elif args.burst:
+        chats, embeddings = (int(n) for n in args.burst.split(","))
+        result = burst(host, port, chats, embeddings, max(args.seconds, 600))
     else:
         result = slowloris(host, port, args.slowloris, args.seconds)
     stop.set()

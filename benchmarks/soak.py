@@ -6,7 +6,8 @@
 
 Starts `maas-server serve` (default models) on a free loopback port, then runs `--clients` closed-loop
 clients for `--minutes`, each picking at random: chat (plain and streamed), completions,
-embeddings, zero-shot text labels and an image label. It reports errors by route and status,
+embeddings, zero-shot text labels, an image label, named entities and a transcription of the
+short speech clip (tests/data/speech/short.wav, 3 s). It reports errors by route and status,
 p50/p99 latency per route for the first and the last minute, and the worker's memory (RSS) over
 time, with the load average at start and end. Traffic goes to 127.0.0.1 only, and stops by itself.
 """
@@ -33,6 +34,8 @@ import requests
 from maas_server.testing import ServerProcess
 
 GEN, EMB, IMG = "smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0"
+NER, ASR = "en-core-web-sm", "whisper-tiny.en"
+SPEECH = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech" / "short.wav"
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Sample:
 class Soak:
     url: str
     image_b64: str
+    speech: bytes = field(default_factory=SPEECH.read_bytes)
     started: float = field(default_factory=time.monotonic)
     samples: list[Sample] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,7 +59,11 @@ class Soak:
         route, body, stream = self._pick(rng)
         begun = time.monotonic()
         try:
-            response = session.post(f"{self.url}{route}", json=body, stream=stream, timeout=120)
+            if route == "/v1/audio/transcriptions":
+                response = session.post(f"{self.url}{route}", data=body, files={"file": ("short.wav", self.speech)},
+                                        timeout=120)
+            else:
+                response = session.post(f"{self.url}{route}", json=body, stream=stream, timeout=120)
             status = response.status_code
             if stream and status == 200:
                 status = 200 if _stream_ends_well(response) else 599  # a stream cut short or with an error
@@ -69,7 +77,8 @@ class Soak:
             self.samples.append(Sample(begun - self.started, label, status, (time.monotonic() - begun) * 1000))
 
     def _pick(self, rng: random.Random) -> tuple[str, dict[str, Any], bool]:
-        kind = rng.choice(["chat", "chat_stream", "completion", "embed", "embed", "labels", "image"])
+        kind = rng.choice(["chat", "chat_stream", "completion", "embed", "embed", "labels", "image", "entities",
+                           "speech"])
         if kind.startswith("chat"):
             return "/v1/chat/completions", {"model": GEN, "max_tokens": rng.randint(8, 48), "temperature": 0.7,
                                             "stream": kind == "chat_stream",
@@ -82,6 +91,10 @@ class Soak:
             return "/v1/embeddings", {"model": EMB, "input": texts}, False
         if kind == "labels":
             return "/v1/classify/text", {"model": EMB, "input": "I love this phone", "labels": ["good", "bad"]}, False
+        if kind == "entities":
+            return "/v1/entities", {"model": NER, "input": "Angela Merkel visited Paris in May 2024."}, False
+        if kind == "speech":
+            return "/v1/audio/transcriptions", {"model": ASR}, False
         return "/v1/classify/image", {"model": IMG, "image": self.image_b64}, False
 
 
