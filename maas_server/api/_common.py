@@ -36,7 +36,7 @@ from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
 from .memory import MemoryBudget, default_budget_bytes
 from .metering import note_model, note_work
-from .schemas import MAX_JSON_DEPTH
+from .schemas import MAX_JSON_ARRAY, MAX_JSON_DEPTH
 
 M = TypeVar("M", bound=BaseModel)
 In = TypeVar("In")
@@ -135,7 +135,8 @@ def _truncated(expected: int | None, received: int | None = None) -> APIError:
 def _check_values(body: dict[str, Any]) -> None:
     """Refuse what JSON allows but no field can hold, before anything recurses into the body.
 
-    Deep nesting would overflow the stack of every later step (validation, logging); lone
+    Deep nesting would overflow the stack of every later step (validation, logging); an array of
+    hundreds of thousands of items would hold the GIL for seconds while it is validated; lone
     surrogate escapes ("\\ud800") are not text, and tokenizers reject them deep inside.
     """
     pending: list[tuple[Any, int]] = [(body, 1)]
@@ -147,6 +148,9 @@ def _check_values(body: dict[str, Any]) -> None:
         if isinstance(value, (dict, list)):
             if depth > MAX_JSON_DEPTH:
                 raise APIError(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json")
+            if isinstance(value, list) and len(value) > MAX_JSON_ARRAY:
+                raise APIError(f"a JSON array in the body has {len(value)} items; at most {MAX_JSON_ARRAY} are read",
+                               code="request_too_large")
             children = [*value, *value.values()] if isinstance(value, dict) else value
             pending.extend((child, depth + 1) for child in children)
 

@@ -29,6 +29,10 @@ from pydantic import (
 from ..models.base import Aggregation, FinishReason, TokenIds
 
 MAX_JSON_DEPTH = 32  # our deepest body (chat content parts) nests 5 levels
+# Items in one JSON array of a body: validating is done holding the GIL (1 s for 200,000 chat
+# messages, during which every stream stalls); the longest array a default model can use is a
+# prompt of token ids (8,192).
+MAX_JSON_ARRAY = 16_384
 
 
 # What a token the model cannot choose (masked by a grammar, or underflowed) scores: -inf is not JSON, and

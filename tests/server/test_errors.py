@@ -104,6 +104,21 @@ def test_deeply_nested_json_is_400_not_a_recursion_error(client: FlaskClient) ->
     _error(client.post("/v1/embeddings", data=nested, content_type="application/json"), 400, "invalid_json")
 
 
+def test_an_array_of_more_items_than_any_field_takes_is_400_before_validation(client: FlaskClient,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validating 200,000 chat messages held the GIL for a second, stalling every stream: an array of
+    more than 16,384 items is refused before any validation."""
+    from maas_server.api import schemas
+
+    def validate(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validated a body that should have been refused first")
+
+    monkeypatch.setattr(schemas.ChatCompletionRequest, "model_validate", validate)
+    body = {"model": "tiny-gpt2", "messages": [{"role": "user", "content": "a"}] * 16_385}
+    error = _error(client.post("/v1/chat/completions", json=body), 400, "request_too_large")
+    assert "16385 items" in error["message"]
+
+
 # gunicorn marks its input stream as ending where the body ends (chunked or not), as these tests do.
 _GUNICORN_INPUT = {"wsgi.input_terminated": True}
 
