@@ -17,6 +17,7 @@ from typing import Any
 from ..config import ConfigError
 from ..settings import Settings, flags_from, load_settings
 from .keys import KeyStoreError, count_keys, create_key, list_keys, revoke_key
+from .scopes import check_scopes, split_list
 from .settings import AUTH_MODES, AccountSettings, default_data_dir
 from .store import Store, StoreUnavailable
 from .times import format_time, parse_time
@@ -79,6 +80,12 @@ def add_commands(commands: Any) -> None:
                         help="seconds of model compute per minute, what a call costs whatever its size "
                              "(default: unlimited)")
     create.add_argument("--expires", help="expiry date, e.g. 2027-01-31 (UTC) or 2027-01-31T12:00+01:00")
+    create.add_argument("--models", metavar="A,B", dest="scope_models",
+                        help="only these configured models (or their aliases); default: every model")
+    create.add_argument("--tasks", metavar="A,B", dest="scope_tasks",
+                        help="only models of these tasks, e.g. embeddings,text-generation; default: every task")
+    create.add_argument("--admin", action="store_true", dest="admin_key",
+                        help="the key may call the admin API (/v1/admin/)")
     actions.add_parser("list", help="list keys (never the keys themselves)", parents=[store_options()])
     revoke = actions.add_parser("revoke", help="revoke a key by name or id", parents=[store_options()])
     revoke.add_argument("name", help="the key's name (or its id from `keys list`)")
@@ -105,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.command == "usage":
             return _usage(store, args)
-        return {"create": _create, "list": _list, "revoke": _revoke}[args.action](store, args)
+        if args.action == "create":
+            return _create(store, args, settings)
+        return {"list": _list, "revoke": _revoke}[args.action](store, args)
     except (KeyStoreError, StoreUnavailable, ValueError) as exc:
         print(f"maas-server: {exc}", file=sys.stderr)
         return 2
@@ -119,11 +128,13 @@ def _missing_store(settings: AccountSettings) -> Path | None:
     return path if settings.database_url is None and not path.exists() else None
 
 
-def _create(store: Store, args: argparse.Namespace) -> int:
+def _create(store: Store, args: argparse.Namespace, settings: Settings) -> int:
     expires = parse_time(args.expires) if args.expires else None
     if expires is not None and expires <= time.time():
         raise KeyStoreError(f"--expires {args.expires} is in the past")
-    key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, cpm=args.cpm, expires_at=expires)
+    models, tasks = check_scopes(settings, split_list(args.scope_models), split_list(args.scope_tasks))
+    key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, cpm=args.cpm, expires_at=expires,
+                             models=models, tasks=tasks, admin=args.admin_key)
     print(key)
     print(f"created key {record.name!r} (id {record.id}); it is shown only now: store it safely", file=sys.stderr)
     return 0
@@ -131,12 +142,14 @@ def _create(store: Store, args: argparse.Namespace) -> int:
 
 def _list(store: Store, args: argparse.Namespace) -> int:
     now = time.time()
-    rows: list[tuple[str, ...]] = [("id", "name", "prefix", "rpm", "tpm", "compute/min", "created", "expires",
-                                    "status")]
+    rows: list[tuple[str, ...]] = [("id", "name", "prefix", "rpm", "tpm", "compute/min", "models", "tasks", "admin",
+                                    "created", "expires", "status")]
     for k in list_keys(store):
         status = "revoked" if k.revoked_at else "expired" if not k.active(now) else "active"
         rows.append((str(k.id), k.name, k.prefix + "...", str(k.rpm or "-"), str(k.tpm or "-"),
-                     f"{k.cpm:g}s" if k.cpm else "-", format_time(k.created_at), format_time(k.expires_at), status))
+                     f"{k.cpm:g}s" if k.cpm else "-", ",".join(k.models) if k.models is not None else "*",
+                     ",".join(k.tasks) if k.tasks is not None else "*", "yes" if k.admin else "-",
+                     format_time(k.created_at), format_time(k.expires_at), status))
     _table(rows)
     return 0
 

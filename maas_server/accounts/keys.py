@@ -6,16 +6,20 @@ hash is enough; nothing can be guessed or brute-forced from the stored hash.
 ``Authenticator`` caches lookups for ``ttl`` seconds (default 5, ``MAAS_AUTH_CACHE_SECONDS``) so a
 request does not hit the database each time; a revoked key therefore stops working within
 ``ttl`` seconds on every worker.
+
+A key's scopes say what it may use: the configured models (``models``) and tasks (``tasks``), each
+None for every one, and whether it may call the admin API (``admin``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +56,9 @@ class ApiKey:
     expires_at: float | None
     revoked_at: float | None
     cpm: float | None = None  # seconds of model compute per minute
+    models: tuple[str, ...] | None = None  # configured model names it may use; None: every model
+    tasks: tuple[str, ...] | None = None  # tasks it may use; None: every task
+    admin: bool = False  # may call /v1/admin/
 
     @property
     def limits(self) -> Limits:
@@ -60,15 +67,41 @@ class ApiKey:
     def active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
+    def refusal(self, model: str, task: str) -> str | None:
+        """Why this key may not use `model` (a configured name) of `task`: model_not_allowed or
+        task_not_allowed; None when it may."""
+        if self.models is not None and model not in self.models:
+            return "model_not_allowed"
+        if self.tasks is not None and task not in self.tasks:
+            return "task_not_allowed"
+        return None
+
+
+def _scope(names: Iterable[str] | None) -> str | None:
+    """A scope as stored: a JSON list (sorted, without repeats), or NULL for every one."""
+    return None if names is None else json.dumps(sorted(set(names)))
+
+
+def _record(row: Mapping[Any, Any]) -> ApiKey:
+    fields = {k: v for k, v in row.items() if k != "key_hash"}
+    for scope in ("models", "tasks"):
+        fields[scope] = None if fields.get(scope) is None else tuple(json.loads(fields[scope]))
+    fields["admin"] = bool(fields.get("admin"))
+    return ApiKey(**fields)
+
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | None = None,
-               cpm: float | None = None, expires_at: float | None = None,
+               cpm: float | None = None, expires_at: float | None = None, models: Iterable[str] | None = None,
+               tasks: Iterable[str] | None = None, admin: bool = False,
                now: float | None = None) -> tuple[str, ApiKey]:
-    """A new key and its record. The key is returned here only: the store keeps its hash."""
+    """A new key and its record. The key is returned here only: the store keeps its hash.
+
+    `models` and `tasks` (None: every one) are taken as given: callers resolve aliases and check names.
+    """
     if not name.strip():
         raise KeyStoreError("a key needs a non-empty --name")
     for label, limit in (("rpm", rpm), ("tpm", tpm)):
@@ -81,18 +114,19 @@ def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | No
         raise KeyStoreError(f"an active key named {name!r} exists; revoke it first or pick another name")
     key = PREFIX + secrets.token_urlsafe(32)
     values: dict[str, Any] = dict(name=name, key_hash=hash_key(key), prefix=key[:12], rpm=rpm, tpm=tpm,
-                                  cpm=cpm, created_at=now, expires_at=expires_at)
+                                  cpm=cpm, created_at=now, expires_at=expires_at, models=_scope(models),
+                                  tasks=_scope(tasks), admin=admin)
     with store.begin() as conn:
         inserted = conn.execute(api_keys.insert().values(**values)).inserted_primary_key
     assert inserted is not None  # None only for executemany; a one-row INSERT reports its key
-    return key, ApiKey(id=inserted[0], revoked_at=None, **{k: v for k, v in values.items() if k != "key_hash"})
+    return key, _record({**values, "id": inserted[0], "revoked_at": None})
 
 
 def list_keys(store: Store) -> list[ApiKey]:
     """Every key ever created (revoked and expired ones too), oldest first."""
     columns = [c for c in api_keys.c if c.name != "key_hash"]
     with store.begin() as conn:
-        return [ApiKey(**row._mapping) for row in conn.execute(select(*columns).order_by(api_keys.c.id))]
+        return [_record(row._mapping) for row in conn.execute(select(*columns).order_by(api_keys.c.id))]
 
 
 def revoke_key(store: Store, name_or_id: str, *, now: float | None = None) -> int:
@@ -179,5 +213,4 @@ class Authenticator:
             row = conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
         if row is None:
             return None, ""
-        fields = {k: v for k, v in row._mapping.items() if k != "key_hash"}
-        return ApiKey(**fields), row.key_hash
+        return _record(row._mapping), row.key_hash

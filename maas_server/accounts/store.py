@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -42,9 +43,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     exc,
+    false,
     inspect,
     select,
     text,
@@ -70,6 +73,10 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),  # unix seconds, the same in SQLite and PostgreSQL
     Column("expires_at", Float),
     Column("revoked_at", Float),
+    # Scopes (migration 3): JSON lists of configured model names and of tasks; NULL = every one
+    Column("models", Text),
+    Column("tasks", Text),
+    Column("admin", Boolean, nullable=False, server_default=false()),  # may call /v1/admin/
 )
 
 # One row per key and minute: shared by every worker (and server) using the store.
@@ -100,6 +107,21 @@ usage = Table(
     Index("maas_usage_key_at", "key_id", "at"),
 )
 
+# Append only: every change to a key (create, update, revoke), by the admin API or a command (migration 3).
+audit_log = Table(
+    "maas_audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),  # the admin key's name, or "cli"
+    Column("actor_key_id", Integer),  # NULL for the command line
+    Column("source", String(200), nullable=False),  # the caller's address, or "cli"
+    Column("action", String(50), nullable=False),  # key.create, key.update, key.revoke
+    Column("target_key_id", Integer),
+    Column("target_key_name", String(200)),
+    Column("changes", Text, nullable=False),  # JSON: the fields set, never a secret
+    Index("maas_audit_at", "at"),
+)
+
 
 def _create_v1(conn: Connection) -> None:
     for table in (api_keys, rate_windows, usage):
@@ -118,8 +140,20 @@ def _add_compute_v2(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column} {spec}"))
 
 
+def _add_scopes_and_audit_v3(conn: Connection) -> None:
+    """Key scopes (models, tasks, admin) and the audit log.
+
+    As in _add_compute_v2, a store created by _create_v1 today has the columns already.
+    """
+    present = {c["name"] for c in inspect(conn).get_columns(api_keys.name)}
+    for column, spec in (("models", "TEXT"), ("tasks", "TEXT"), ("admin", "BOOLEAN NOT NULL DEFAULT FALSE")):
+        if column not in present:
+            conn.execute(text(f"ALTER TABLE {api_keys.name} ADD COLUMN {column} {spec}"))
+    audit_log.create(conn, checkfirst=True)
+
+
 # Append only: a released migration never changes; a schema change is a new function here.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_compute_v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_compute_v2, _add_scopes_and_audit_v3]
 
 _PG_MIGRATION_LOCK = 0x6D616173  # "maas": the advisory lock that serializes migrations
 

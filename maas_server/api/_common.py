@@ -180,14 +180,18 @@ def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | No
     assert usual is not None, "a route outside ENDPOINT_METHODS names the method it needs"
     method = method or usual
     what = endpoint if method == usual else f"{endpoint} with {method.name}"
-    entry = registry.first_for(method) if name is None else registry.get(name)
-    serving = [e.config.name for e in registry.entries() if e.offers(method)]
+    allowed = [e for e in registry.entries() if may_use(e)]
+    # Without a name, the first model the key may use (a key with no model of this task is refused below).
+    entry = next((e for e in allowed if e.offers(method)), registry.first_for(method)) if name is None \
+        else registry.get(name)
+    serving = [e.config.name for e in allowed if e.offers(method)]
     if entry is None:
         hint = f"models serving {what}: {', '.join(serving)}" if serving else f"no model serves {what}"
         subject = "no model was named" if name is None else f"model {name!r} does not exist"
         raise APIError(f"{subject}; {hint}", status=404, param="model", code="model_not_found")
     if name is not None:  # a refusal from here on is logged under the model the client asked for
         note_model(entry.config.name)
+    _refuse_out_of_scope(entry)
     if not entry.offers(method):
         raise APIError(
             f"model {entry.config.name!r} is a {entry.config.task} model and cannot serve {what}; "
@@ -199,6 +203,24 @@ def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | No
         raise APIError(f"model {entry.config.name!r} {why}; retry later", status=503, code="model_not_ready",
                        headers={"Retry-After": "5"})
     return entry
+
+
+def may_use(entry: ModelEntry) -> bool:
+    """Whether the request's key (g.maas_account) may use this model; a call without a key may use any."""
+    account = g.get("maas_account")
+    return account is None or account.refusal(entry.config.name, entry.config.task) is None
+
+
+def _refuse_out_of_scope(entry: ModelEntry) -> None:
+    """403 when the request's key is scoped to other models or tasks (its aliases count as the model)."""
+    account = g.get("maas_account")
+    code = account.refusal(entry.config.name, entry.config.task) if account is not None else None
+    if code == "model_not_allowed":
+        raise APIError(f"API key {account.name!r} may not use model {entry.config.name!r}; GET /v1/models lists "
+                       f"those it may use", status=403, param="model", code=code)
+    if code == "task_not_allowed":
+        raise APIError(f"API key {account.name!r} may not use {entry.config.task} models; GET /v1/models lists "
+                       f"those it may use", status=403, param="model", code=code)
 
 
 def check_count(count: int, what: str, param: str) -> None:

@@ -9,7 +9,7 @@ from flask import Blueprint
 from ..errors import APIError
 from ..runtime.registry import ModelEntry
 from . import schemas as s
-from ._common import ENDPOINT_METHODS, state
+from ._common import ENDPOINT_METHODS, may_use, state
 from .speech import TRANSLATIONS
 
 bp = Blueprint("models", __name__)
@@ -17,13 +17,14 @@ bp = Blueprint("models", __name__)
 
 @bp.get("/v1/models")
 def list_models() -> Any:
-    return s.dump(s.ModelList(data=[_info(e, with_labels=False) for e in state().registry.entries()]))
+    """The models the caller's key may use (every one without a key, or for an unscoped key)."""
+    return s.dump(s.ModelList(data=[_info(e, with_labels=False) for e in state().registry.entries() if may_use(e)]))
 
 
 @bp.get("/v1/models/<path:name>")
 def get_model(name: str) -> Any:
     entry = state().registry.get(name)
-    if entry is None:
+    if entry is None or not may_use(entry):  # a scoped key learns nothing of the models it may not use
         raise APIError(f"model {name!r} does not exist; GET /v1/models lists them", status=404, param="model",
                        code="model_not_found")
     return s.dump(_info(entry, with_labels=True))

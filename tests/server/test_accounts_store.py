@@ -144,6 +144,27 @@ def test_a_store_of_the_first_schema_gains_the_compute_columns(url: str) -> None
     store.dispose()
 
 
+def test_a_store_of_the_second_schema_gains_scopes_and_the_audit_log(url: str) -> None:
+    """Keys made before scopes may use everything and are no admin keys; scoped keys work at once."""
+    store = Store(url)
+    create_key(store, "old", rpm=5)
+    with store.engine.begin() as conn:  # back to the second schema's shape
+        for column in ("models", "tasks", "admin"):
+            conn.execute(text(f"ALTER TABLE maas_api_keys DROP COLUMN {column}"))
+        store_module.audit_log.drop(conn)
+        conn.execute(store_module.schema_version.update().values(version=2))
+    store.dispose()
+    store = Store(url)
+    [old] = list_keys(store)
+    assert (old.models, old.tasks, old.admin, old.rpm) == (None, None, False, 5)
+    _, scoped = create_key(store, "scoped", models=["b", "a"], tasks=["embeddings"], admin=True)
+    assert list_keys(store)[1] == scoped and (scoped.models, scoped.tasks, scoped.admin) == (("a", "b"),
+                                                                                             ("embeddings",), True)
+    with store.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(store_module.audit_log)).scalar() == 0
+    store.dispose()
+
+
 def test_a_newer_schema_is_refused(url: str) -> None:
     Store(url).dispose()
     with Store(url).engine.begin() as conn:
