@@ -36,9 +36,10 @@ def test_every_option_and_positional_has_help(name: str) -> None:
     assert missing == []
 
 
-def test_models_takes_no_model_but_the_others_do() -> None:
+def test_models_and_usage_take_no_model_but_the_others_do() -> None:
+    # Both cover every model: `models` lists them, `usage` totals the caller's calls per model.
     options = {name: {o for a in sub._actions for o in a.option_strings} for name, sub in _subcommands().items()}
-    assert "--model" not in options.pop("models")
+    assert "--model" not in options.pop("models") and "--model" not in options.pop("usage")
     assert all("--model" in given for given in options.values())
 
 
