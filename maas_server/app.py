@@ -14,6 +14,7 @@ from flask import Flask, Response, current_app, g, request
 
 from .api import (
     accounting,
+    admin,
     browsers,
     classify,
     detect,
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     init_memory_budget(app)
     app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()), memory=memory)
     for blueprint in (generation.bp, responses.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, speech.bp,
-                      hf.bp, models.bp, openapi.bp):
+                      hf.bp, models.bp, admin.bp, openapi.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)

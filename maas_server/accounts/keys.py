@@ -143,6 +143,48 @@ def revoke_key(store: Store, name_or_id: str, *, now: float | None = None) -> in
     return int(count)
 
 
+def get_key(store: Store, key_id: int) -> ApiKey:
+    """The key with this id; KeyStoreError when there is none."""
+    columns = [c for c in api_keys.c if c.name != "key_hash"]
+    with store.begin() as conn:
+        row = conn.execute(select(*columns).where(api_keys.c.id == key_id)).first()
+    if row is None:
+        raise KeyStoreError(f"no key with id {key_id}")
+    return _record(row._mapping)
+
+
+# What update_key may change: a key's limits and scopes (None: unlimited, or every one).
+UPDATABLE = ("rpm", "tpm", "cpm", "models", "tasks", "admin")
+
+
+def update_key(store: Store, key_id: int, changes: Mapping[str, Any]) -> ApiKey:
+    """Set some of a key's limits and scopes (UPDATABLE); returns the record after. KeyStoreError for a key
+    that does not exist or is revoked. The values are taken as given: callers check them (api/admin.py)."""
+    unknown = set(changes) - set(UPDATABLE)
+    assert not unknown, f"update_key cannot change {unknown}"
+    values = {name: _scope(value) if name in ("models", "tasks") else value for name, value in changes.items()}
+    with store.begin() as conn:
+        if values:
+            conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                         .values(**values))
+        row = conn.execute(select(*[c for c in api_keys.c if c.name != "key_hash"])
+                           .where(api_keys.c.id == key_id)).first()
+    if row is None or row.revoked_at is not None:
+        raise KeyStoreError(f"no active key with id {key_id}")
+    return _record(row._mapping)
+
+
+def revoke_key_id(store: Store, key_id: int, *, now: float | None = None) -> ApiKey:
+    """Revoke the key with this id; returns its record. KeyStoreError when there is no such active key."""
+    now = time.time() if now is None else now
+    with store.begin() as conn:
+        count = conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                             .values(revoked_at=now)).rowcount
+    if not count:
+        raise KeyStoreError(f"no active key with id {key_id}")
+    return get_key(store, key_id)
+
+
 def count_keys(store: Store) -> int:
     """Keys ever created, revoked and expired ones included (rows are never deleted)."""
     with store.engine.begin() as conn:

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import BigInteger, Integer, case, cast, func, select
 
 from .store import Store, StoreUnavailable, usage
 
@@ -222,3 +222,49 @@ def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | No
              "total_tokens": int(r.prompt_tokens) + int(r.completion_tokens),
              "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1),
              "compute_seconds": round(float(r.compute_ms) / 1000, 6)} for r in rows]
+
+
+BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}  # UTC: unix time's minutes, hours and days
+
+
+def usage_buckets(store: Store, *, bucket: str = "hour", since: float | None = None, until: float | None = None,
+                  key_id: int | None = None, key_name: str | None = None, model: str | None = None,
+                  limit: int = 10_000) -> list[dict[str, Any]]:
+    """Totals per time bucket, key and model, oldest bucket first; at most `limit` rows.
+
+    `since` is inclusive, `until` exclusive. A bucket's `start` is unix seconds.
+    """
+    size = BUCKETS[bucket]
+    with store.begin() as conn:
+        # SQLite's CAST truncates (times are positive: that is floor); PostgreSQL's rounds, so it needs floor().
+        start = (func.floor(usage.c.at / size) if conn.dialect.name == "postgresql"
+                 else cast(usage.c.at / size, Integer)) * size
+        start = cast(start, BigInteger).label("start")
+        query = select(
+            start, usage.c.key_id, usage.c.key_name, usage.c.model,
+            func.count().label("requests"),
+            func.sum(case((usage.c.status >= 400, 1), else_=0)).label("errors"),
+            func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
+            func.coalesce(func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
+            func.avg(usage.c.latency_ms).label("mean_latency_ms"),
+            func.coalesce(func.sum(usage.c.compute_ms), 0).label("compute_ms"),
+        ).group_by(start, usage.c.key_id, usage.c.key_name, usage.c.model) \
+            .order_by(start, usage.c.key_id, usage.c.model).limit(limit)
+        if since is not None:
+            query = query.where(usage.c.at >= since)
+        if until is not None:
+            query = query.where(usage.c.at < until)
+        if key_id is not None:
+            query = query.where(usage.c.key_id == key_id)
+        if key_name is not None:
+            query = query.where(usage.c.key_name == key_name)
+        if model is not None:
+            query = query.where(usage.c.model == model)
+        rows = conn.execute(query).all()
+    return [{"start": int(r.start), "key_id": r.key_id, "key": r.key_name, "model": r.model,
+             "requests": int(r.requests), "errors": int(r.errors or 0), "prompt_tokens": int(r.prompt_tokens),
+             "completion_tokens": int(r.completion_tokens),
+             "total_tokens": int(r.prompt_tokens) + int(r.completion_tokens),
+             "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1),
+             "compute_seconds": round(float(r.compute_ms) / 1000, 6)} for r in rows]
+

@@ -20,6 +20,7 @@ from . import hf_schemas as hf
 from . import schemas as s
 from ._common import MAX_REQUEST_TIMEOUT_S, MIN_REQUEST_TIMEOUT_S
 from .accounting import UsageReport
+from .admin import AdminKey, AdminKeyList, AdminUsage, CreatedKey, KeyCreate, KeyUpdate
 
 bp = Blueprint("openapi", __name__)
 
@@ -31,8 +32,10 @@ _ERRORS = {
     400: "Invalid request: malformed JSON, wrong content type, a body cut short, a key in the URL "
          "(`api_key_in_url`), or a field's value invalid or over a limit (`param` names it)",
     401: "Missing, unknown, revoked or expired API key (the server's auth mode decides when a key is needed)",
-    403: "Served without a key, and sent by a browser from another origin than the server's own or its "
-         "`cors_origins` (`cross_origin_refused`)",
+    403: "The key may not use this model or task (`model_not_allowed`, `task_not_allowed`), a call that is not "
+         "an admin key's to /v1/admin/ (`admin_required`), or, served without a key, sent by a browser from another "
+         "origin than the server's own or its `cors_origins` (`cross_origin_refused`)",
+    409: "An active key with this name exists (`key_exists`)",
     404: "Unknown model (`model_not_found`)",
     413: "Body, image bytes or image pixels over the server's limits",
     429: "The key's requests or tokens per minute are used up",
@@ -80,6 +83,7 @@ class Route:
     alternatives: tuple[type[BaseModel], ...] = ()  # other JSON answers than `response` (by a request field)
     request_alternatives: tuple[type[BaseModel], ...] = ()  # other JSON bodies than `request` (by the model's task)
     done: bool = True  # an event stream ends with `data: [DONE]` (OpenAI's; TGI's streams just end)
+    tag: str | None = None  # the group the operation is listed under (TAGS)
 
 
 _V1: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -126,6 +130,41 @@ _PNG_2X2 = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMD
 _CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."}]
 _MODEL_IN_PATH = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
                   "description": "a configured model name, as listed by GET /v1/models"}
+
+_ADMIN_ERRORS = (400, 401, 403, 404, 421, 429, 500, 503)
+_KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1},
+           "description": "the key's id, as GET /v1/admin/keys lists it"}
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string", **schema},
+            "description": description}
+
+
+ADMIN_ROUTES: list[Route] = [
+    Route("get", "/v1/admin/keys", "Every API key, revoked and expired ones too (never the keys themselves)",
+          response=AdminKeyList, errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
+    Route("post", "/v1/admin/keys", "Create a key; the response is the only place the key itself appears",
+          KeyCreate, CreatedKey, errors=(*_ADMIN_ERRORS, 409, 413), security=_V1, tag="admin",
+          examples={"scoped": {"name": "team-a", "rpm": 60, "models": ["all-minilm-l6-v2"],
+                               "tasks": ["embeddings"]}}),
+    Route("patch", "/v1/admin/keys/{key_id}", "Change a key's limits and scopes (the fields sent; null: unlimited, "
+          "or every model or task)", KeyUpdate, AdminKey, parameters=[_KEY_ID], errors=(*_ADMIN_ERRORS, 413),
+          security=_V1, tag="admin", examples={"limits": {"rpm": 120, "cpm": 30.0}}),
+    Route("delete", "/v1/admin/keys/{key_id}", "Revoke a key", response=AdminKey, parameters=[_KEY_ID],
+          errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
+    Route("get", "/v1/admin/usage", "Usage per time bucket, key and model", response=AdminUsage,
+          parameters=[_query("since", "only requests since this time (YYYY-MM-DD, an ISO time or unix seconds)"),
+                      _query("until", "only requests before this time"),
+                      _query("bucket", "the time bucket (UTC)", enum=["minute", "hour", "day"], default="hour"),
+                      _query("key_id", "only this key, by its id", pattern="^[0-9]{1,10}$"),
+                      _query("key_name", "only this key, by its name"),
+                      _query("model", "only this model (its configured name)")],
+          errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
+]
+
+TAGS = [{"name": "admin", "description": "Managing keys and reading usage; admin keys only (`maas-server keys "
+                                         "create --admin`), everyone else gets 403 `admin_required`"}]
 
 ROUTES: list[Route] = [
     Route("post", "/v1/completions", "Text completion (OpenAI shape); `stream: true` answers with server-sent events",
@@ -211,6 +250,7 @@ ROUTES: list[Route] = [
     Route("get", "/metrics", "Prometheus metrics, summed over workers", text="Prometheus text exposition format",
           errors=(400, 401), security=[{"metricsToken": []}, {}]),
     Route("get", "/openapi.json", "This description", errors=(400,)),
+    *ADMIN_ROUTES,
 ]
 
 
@@ -231,6 +271,7 @@ def build_openapi() -> dict[str, Any]:
                                 "classification for text and images; named entities. Every error is the JSON "
                                 "envelope `{\"error\": {\"type\", \"message\", \"param\", \"code\"}}`."},
         "paths": paths,
+        "tags": TAGS,
         "components": {"schemas": _component_schemas(), "headers": _HEADERS, "securitySchemes": _SECURITY_SCHEMES},
     }
 
@@ -246,6 +287,8 @@ def _component_schemas() -> dict[str, Any]:
 
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": route.summary, "responses": _responses(route)}
+    if route.tag is not None:
+        op["tags"] = [route.tag]
     parameters = route.parameters + ([_REQUEST_TIMEOUT] if route.request is not None or route.raw_body else [])
     if parameters:
         op["parameters"] = parameters

@@ -36,7 +36,9 @@ from maas_server.accounts import (
     usage_summary,
 )
 from maas_server.accounts import store as store_module
+from maas_server.accounts.keys import get_key, revoke_key_id, update_key
 from maas_server.accounts.times import parse_time
+from maas_server.accounts.usage import usage_buckets
 from tests.server.accounting_support import Clock, reset_postgres
 
 PG_URL = os.environ.get("MAAS_TEST_DATABASE_URL")
@@ -257,6 +259,37 @@ def test_limits_hold_across_processes(url: str) -> None:
 def _row(i: int, key: str = "k", model: str = "m") -> UsageRecord:
     return UsageRecord(at=1000.0 + i, route="/v1/embeddings", status=200 if i % 5 else 500, latency_ms=2.0,
                        key_id=1, key_name=key, model=model, task="embeddings", prompt_tokens=3, completion_tokens=1)
+
+
+def test_usage_buckets_floor_times_to_utc_minutes_hours_and_days(store: Store) -> None:
+    day = 1_800_000_000 - 1_800_000_000 % 86_400
+    for at, key in ((day + 59.9, "a"), (day + 60.0, "a"), (day + 3_599.6, "b"), (day + 86_399.9, "a")):
+        record_usage(store, UsageRecord(at=at, route="/v1/embeddings", status=200, latency_ms=1.0, key_id=ord(key),
+                                        key_name=key, model="m", prompt_tokens=1, compute_ms=500.0))
+
+    def starts(bucket: str, **filters: object) -> list[tuple[int, str, int]]:
+        return [(r["start"] - day, r["key"], r["requests"]) for r in usage_buckets(store, bucket=bucket, **filters)]
+
+    assert starts("minute") == [(0, "a", 1), (60, "a", 1), (3_540, "b", 1), (86_340, "a", 1)]
+    assert starts("hour") == [(0, "a", 2), (0, "b", 1), (82_800, "a", 1)]
+    assert starts("day") == [(0, "a", 3), (0, "b", 1)]
+    assert starts("day", key_name="a", since=day + 60, until=day + 86_399.9) == [(0, "a", 1)]
+    assert starts("day", key_id=ord("b")) == [(0, "b", 1)]
+    assert usage_buckets(store, bucket="day", limit=1)[0]["compute_seconds"] == 1.5
+
+
+def test_keys_are_updated_and_revoked_by_id(store: Store) -> None:
+    _, key = create_key(store, "team-a", rpm=5)
+    updated = update_key(store, key.id, {"rpm": None, "cpm": 1.5, "models": ["m2", "m1"], "admin": True})
+    assert (updated.rpm, updated.cpm, updated.models, updated.tasks, updated.admin) == (None, 1.5, ("m1", "m2"),
+                                                                                       None, True)
+    assert list_keys(store) == [updated]
+    revoked = revoke_key_id(store, key.id, now=123.0)
+    assert revoked.revoked_at == 123.0 and get_key(store, key.id) == revoked
+    for change in (lambda: update_key(store, key.id, {"rpm": 1}), lambda: revoke_key_id(store, key.id),
+                   lambda: get_key(store, 999)):
+        with pytest.raises(KeyStoreError, match=r"no (active )?key with id"):
+            change()
 
 
 def test_usage_summary_totals_per_key_and_model(store: Store) -> None:

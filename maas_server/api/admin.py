@@ -1,0 +1,242 @@
+"""The admin API under /v1/admin/: keys (list, create, update, revoke) and usage, for admin keys only.
+
+A caller is let in only with an admin key (``maas-server keys create --admin``): any other key, and a
+call without a key (the loopback or open auth modes), gets 403 ``admin_required``. The key itself
+(``/v1`` authentication and its rate limits) is checked before, as for every /v1 route.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, g, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..accounts import ApiKey, KeyStoreError, create_key, list_keys
+from ..accounts.keys import revoke_key_id, update_key
+from ..accounts.scopes import check_scopes
+from ..accounts.times import parse_time
+from ..accounts.usage import BUCKETS, usage_buckets
+from ..errors import APIError
+from . import schemas as s
+from ._common import parse_json, state
+from .accounting import accounts
+
+bp = Blueprint("admin", __name__)
+
+_MAX_ID = 2**31 - 1  # ids are 32-bit integers in the store
+_MAX_USAGE_ROWS = 10_000
+
+
+@bp.before_request
+def _admins_only() -> None:
+    account: ApiKey | None = g.get("maas_account")
+    if account is None or not account.admin:
+        who = "a call without a key" if account is None else f"API key {account.name!r}"
+        raise APIError(f"the admin API needs an admin key ({who} is none); `maas-server keys create --admin` "
+                       f"makes one", status=403, code="admin_required")
+
+
+# -- schemas
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1, max_length=1000)]
+_Rpm = Annotated[int, Field(ge=1, le=_MAX_ID)]
+_Cpm = Annotated[float, Field(gt=0, le=1e9)]
+
+
+class KeyCreate(_Request):
+    """POST /v1/admin/keys. Omitted limits and scopes: unlimited, every model and task."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+    rpm: _Rpm | None = None
+    tpm: _Rpm | None = None
+    cpm: _Cpm | None = Field(None, description="seconds of model compute per minute")
+    models: _Names | None = Field(None, description="configured model names (or aliases) the key may use")
+    tasks: _Names | None = Field(None, description="tasks the key may use, e.g. embeddings")
+    admin: bool = False
+    expires_at: str | None = Field(None, description="YYYY-MM-DD, an ISO time or unix seconds; in the future")
+
+
+class KeyUpdate(_Request):
+    """PATCH /v1/admin/keys/{id}: the fields sent are set; null means unlimited (limits) or every one (scopes)."""
+
+    rpm: _Rpm | None = None
+    tpm: _Rpm | None = None
+    cpm: _Cpm | None = None
+    models: _Names | None = None
+    tasks: _Names | None = None
+    admin: bool | None = None
+
+
+class AdminKey(BaseModel):
+    """A key's record: never the key itself."""
+
+    object: Literal["api_key"] = "api_key"
+    id: int
+    name: str
+    prefix: str
+    status: Literal["active", "expired", "revoked"]
+    rpm: int | None
+    tpm: int | None
+    cpm: float | None
+    models: list[str] | None
+    tasks: list[str] | None
+    admin: bool
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+
+class CreatedKey(AdminKey):
+    """The new key's record and, this once, the key itself."""
+
+    key: str
+
+
+class AdminKeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AdminKey]
+
+
+class UsageBucket(BaseModel):
+    """One key's use of one model in one time bucket."""
+
+    start: int  # unix seconds: the bucket's first second (UTC)
+    key_id: int | None
+    key: str | None  # None: calls without a key
+    model: str | None
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    mean_latency_ms: float
+    compute_seconds: float
+
+
+class AdminUsage(BaseModel):
+    """GET /v1/admin/usage: totals per time bucket, key and model, oldest first."""
+
+    object: Literal["list"] = "list"
+    bucket: Literal["minute", "hour", "day"]
+    since: float | None
+    until: float | None
+    has_more: bool  # more rows than one answer holds: narrow the time range or filter
+    data: list[UsageBucket]
+
+
+# -- routes
+
+@bp.get("/v1/admin/keys")
+def keys() -> Any:
+    """Every key, revoked and expired ones too, oldest first."""
+    return s.dump(AdminKeyList(data=[_admin_key(k) for k in list_keys(accounts().store)]))
+
+
+@bp.post("/v1/admin/keys")
+def create() -> Any:
+    """A new key: the response is the only place its secret appears."""
+    body = parse_json(KeyCreate)
+    expires = _time(body.expires_at, "expires_at")
+    if expires is not None and expires <= _now():
+        raise APIError("expires_at is in the past", param="expires_at", code="invalid_value")
+    models, tasks = _scopes(body.models, body.tasks)
+    try:
+        secret, record = create_key(accounts().store, body.name, rpm=body.rpm, tpm=body.tpm, cpm=body.cpm,
+                                    expires_at=expires, models=models, tasks=tasks, admin=body.admin)
+    except KeyStoreError as exc:
+        raise APIError(str(exc), status=409, param="name", code="key_exists") from None
+    return s.dump(CreatedKey(key=secret, **_admin_key(record).model_dump()))
+
+
+@bp.patch("/v1/admin/keys/<int:key_id>")
+def update(key_id: int) -> Any:
+    """Change some of a key's limits and scopes; it applies within the auth cache time."""
+    body = parse_json(KeyUpdate)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if changes.get("admin", False) is None:
+        raise APIError("admin is true or false", param="admin", code="invalid_value")
+    if "models" in changes or "tasks" in changes:
+        models, tasks = _scopes(changes.get("models"), changes.get("tasks"))
+        changes.update({k: v for k, v in (("models", models), ("tasks", tasks)) if k in changes})
+    try:
+        return s.dump(_admin_key(update_key(accounts().store, _id(key_id), changes)))
+    except KeyStoreError as exc:
+        raise _not_found(exc) from None
+
+
+@bp.delete("/v1/admin/keys/<int:key_id>")
+def revoke(key_id: int) -> Any:
+    """Revoke a key; servers refuse it within the auth cache time (MAAS_AUTH_CACHE_SECONDS)."""
+    try:
+        return s.dump(_admin_key(revoke_key_id(accounts().store, _id(key_id))))
+    except KeyStoreError as exc:
+        raise _not_found(exc) from None
+
+
+@bp.get("/v1/admin/usage")
+def usage() -> Any:
+    """Usage per time bucket, key and model (`?since=&until=&bucket=minute|hour|day&key_id=&key_name=&model=`).
+
+    (A query parameter named `key` is refused on every route, as a credential sent in the URL.)
+    """
+    bucket = request.args.get("bucket", "hour")
+    if bucket not in BUCKETS:
+        raise APIError(f"bucket is one of {', '.join(BUCKETS)}", param="bucket", code="invalid_value")
+    since, until = _time(request.args.get("since"), "since"), _time(request.args.get("until"), "until")
+    accounts().usage.flush()  # this worker's latest rows are in the store
+    key_id = request.args.get("key_id")
+    if key_id is not None and not (key_id.isascii() and key_id.isdigit() and int(key_id) <= _MAX_ID):
+        raise APIError("key_id is a key's id, as GET /v1/admin/keys lists it", param="key_id", code="invalid_value")
+    rows = usage_buckets(accounts().store, bucket=bucket, since=since, until=until,
+                         key_id=None if key_id is None else int(key_id), key_name=request.args.get("key_name"),
+                         model=request.args.get("model"), limit=_MAX_USAGE_ROWS + 1)
+    return s.dump(AdminUsage(bucket=bucket, since=since, until=until,  # type: ignore[arg-type]
+                             has_more=len(rows) > _MAX_USAGE_ROWS,
+                             data=[UsageBucket.model_validate(row) for row in rows[:_MAX_USAGE_ROWS]]))
+
+
+# -- plumbing
+
+def _admin_key(key: ApiKey) -> AdminKey:
+    status: Literal["active", "expired", "revoked"] = (
+        "revoked" if key.revoked_at is not None else "active" if key.active(_now()) else "expired")
+    return AdminKey(id=key.id, name=key.name, prefix=key.prefix, status=status, rpm=key.rpm, tpm=key.tpm,
+                    cpm=key.cpm, models=None if key.models is None else list(key.models),
+                    tasks=None if key.tasks is None else list(key.tasks), admin=key.admin,
+                    created_at=key.created_at, expires_at=key.expires_at, revoked_at=key.revoked_at)
+
+
+def _scopes(models: list[str] | None, tasks: list[str] | None) -> tuple[tuple[str, ...] | None,
+                                                                        tuple[str, ...] | None]:
+    try:
+        return check_scopes(state().config, models, tasks)
+    except KeyStoreError as exc:
+        raise APIError(str(exc), param="models" if "model" in str(exc) else "tasks", code="invalid_value") from None
+
+
+def _time(text: str | None, param: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise APIError(str(exc), param=param, code="invalid_value") from None
+
+
+def _id(key_id: int) -> int:
+    if key_id > _MAX_ID:
+        raise APIError(f"no key with id {key_id}", status=404, code="key_not_found")
+    return key_id
+
+
+def _not_found(exc: KeyStoreError) -> APIError:
+    return APIError(str(exc), status=404, code="key_not_found")
+
+
+def _now() -> float:
+    return accounts().auth.clock()
