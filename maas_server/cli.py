@@ -22,7 +22,7 @@ from .settings import RESERVE_THREADS, Settings, flags_from, load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command in ("keys", "usage"):
+    if args.command in ("keys", "usage", "audit"):
         return account_commands.run(args)
     if args.command == "cache":
         return _cache(args)
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="when the Ray application runs another config, roll this one out (a rolling update) "
                             "instead of refusing to start")
     account_commands.add_serve_options(serve)  # --data-dir, --allow-anonymous, TLS, --log-content
-    account_commands.add_commands(commands)  # keys, usage
+    account_commands.add_commands(commands)  # keys, usage, audit
     cache = commands.add_parser("cache", help="list or remove converted models (GGUF -> safetensors)")
     actions = cache.add_subparsers(dest="action", required=True)
     config = argparse.ArgumentParser(add_help=False)

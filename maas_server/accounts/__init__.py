@@ -4,7 +4,9 @@
 settings.py   AccountSettings: where the store lives (MAAS_DATA_DIR / MAAS_DATABASE_URL), Redis, auth cache
 store.py      the SQL store (SQLAlchemy Core: SQLite or PostgreSQL), its schema, forward migrations, and
               StoreUnavailable: the store fails closed and recovers by itself
-keys.py       creating, listing, revoking keys; Authenticator (hash lookup with a short cache)
+keys.py       creating, listing, updating, revoking keys and their scopes; Authenticator (hash lookup, short cache)
+scopes.py     the models and tasks a key may use, checked against the configuration (aliases resolved)
+audit.py      the append-only audit log of key changes: who, from where, what, when
 limits.py     requests/min and tokens/min per key: SqlLimiter (one server) or RedisLimiter (several)
 usage.py      one row per request (never its content) and the summaries read back from them
 ```

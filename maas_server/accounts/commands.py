@@ -1,14 +1,17 @@
-"""`maas-server keys create|list|revoke` and `maas-server usage`: the operator's side of accounts.
+"""`maas-server keys create|list|revoke`, `maas-server usage` and `maas-server audit`: the operator's side of
+accounts.
 
 They work on the same store the server uses, found through the same settings: ``--data-dir``
 (or ``MAAS_DATA_DIR``, or ``data_dir`` in the ``--config`` file; default: the per-user data folder,
 ``~/.local/share/maas`` on Linux) for SQLite, ``MAAS_DATABASE_URL`` for PostgreSQL. Each prints the
-store it opened; only ``keys create`` creates a missing one.
+store it opened; only ``keys create`` creates a missing one. Key changes made here are written to
+the audit log as made by "cli", from "cli".
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..settings import Settings, flags_from, load_settings
+from .audit import CLI, read_audit
 from .keys import KeyStoreError, count_keys, create_key, list_keys, revoke_key
 from .scopes import check_scopes, split_list
 from .settings import AUTH_MODES, AccountSettings, default_data_dir
@@ -69,7 +73,7 @@ def prepare_serve(settings: Settings) -> str | None:
 
 
 def add_commands(commands: Any) -> None:
-    """Add `keys` and `usage` to the `maas-server` subcommands."""
+    """Add `keys`, `usage` and `audit` to the `maas-server` subcommands."""
     keys = commands.add_parser("keys", help="create, list or revoke API keys")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a key and print it (once)", parents=[store_options()])
@@ -92,6 +96,11 @@ def add_commands(commands: Any) -> None:
     usage = commands.add_parser("usage", help="usage per key and model", parents=[store_options()])
     usage.add_argument("--key", help="only this key name")
     usage.add_argument("--since", help="only requests since this date (YYYY-MM-DD, ISO time or unix seconds)")
+    audit = commands.add_parser("audit", help="changes to keys: who, from where, what and when (newest first)",
+                                parents=[store_options()])
+    audit.add_argument("--since", help="only changes since this date (YYYY-MM-DD, ISO time or unix seconds)")
+    audit.add_argument("--key-id", type=int, help="only changes to this key (its id from `keys list`)")
+    audit.add_argument("--limit", type=int, default=100, help="at most this many changes (default 100)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.command == "usage":
             return _usage(store, args)
+        if args.command == "audit":
+            return _audit(store, args)
         if args.action == "create":
             return _create(store, args, settings)
         return {"list": _list, "revoke": _revoke}[args.action](store, args)
@@ -134,7 +145,7 @@ def _create(store: Store, args: argparse.Namespace, settings: Settings) -> int:
         raise KeyStoreError(f"--expires {args.expires} is in the past")
     models, tasks = check_scopes(settings, split_list(args.scope_models), split_list(args.scope_tasks))
     key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, cpm=args.cpm, expires_at=expires,
-                             models=models, tasks=tasks, admin=args.admin_key)
+                             models=models, tasks=tasks, admin=args.admin_key, by=CLI)
     print(key)
     print(f"created key {record.name!r} (id {record.id}); it is shown only now: store it safely", file=sys.stderr)
     return 0
@@ -155,7 +166,7 @@ def _list(store: Store, args: argparse.Namespace) -> int:
 
 
 def _revoke(store: Store, args: argparse.Namespace) -> int:
-    count = revoke_key(store, args.name)
+    count = revoke_key(store, args.name, by=CLI)
     print(f"revoked {count} key(s) named {args.name!r}; servers stop accepting it within the auth cache "
           f"time (MAAS_AUTH_CACHE_SECONDS, default 5 s)", file=sys.stderr)
     return 0
@@ -167,6 +178,20 @@ def _usage(store: Store, args: argparse.Namespace) -> int:
                                     "total_tokens", "mean_latency_ms", "compute_seconds")]
     for r in usage_summary(store, key_name=args.key, since=since):
         rows.append((r["key"] or "(anonymous)", r["model"] or "-", *(str(r[c]) for c in rows[0][2:])))
+    _table(rows)
+    return 0
+
+
+def _audit(store: Store, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise KeyStoreError("--limit must be at least 1")
+    if args.key_id is not None and not 0 < args.key_id < 2**31:
+        raise KeyStoreError("--key-id is a key's id, as `maas-server keys list` shows it")
+    rows: list[tuple[str, ...]] = [("at", "actor", "source", "action", "key_id", "key", "changes")]
+    for r in read_audit(store, since=parse_time(args.since) if args.since else None, key_id=args.key_id,
+                        limit=args.limit):
+        rows.append((format_time(r["at"]), r["actor"], r["source"], r["action"], str(r["key_id"]), r["key_name"] or "-",
+                     json.dumps(r["changes"], sort_keys=True)))
     _table(rows)
     return 0
 

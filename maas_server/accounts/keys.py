@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from .audit import CLI, CREATE, REVOKE, UPDATE, Actor, write_audit
 from .limits import Limits
 from .store import Store, api_keys
 
@@ -82,6 +83,16 @@ def _scope(names: Iterable[str] | None) -> str | None:
     return None if names is None else json.dumps(sorted(set(names)))
 
 
+# What the audit log records of a new key: its settings, never the key, its hash or its prefix.
+_AUDITED_ON_CREATE = ("name", "rpm", "tpm", "cpm", "models", "tasks", "admin", "expires_at")
+
+
+def _audited(key: ApiKey, fields: Iterable[str]) -> dict[str, Any]:
+    """Fields of a key as the audit log writes them (JSON: scopes as lists)."""
+    values = {name: getattr(key, name) for name in fields}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+
+
 def _record(row: Mapping[Any, Any]) -> ApiKey:
     fields = {k: v for k, v in row.items() if k != "key_hash"}
     for scope in ("models", "tasks"):
@@ -96,11 +107,12 @@ def hash_key(key: str) -> str:
 
 def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | None = None,
                cpm: float | None = None, expires_at: float | None = None, models: Iterable[str] | None = None,
-               tasks: Iterable[str] | None = None, admin: bool = False,
+               tasks: Iterable[str] | None = None, admin: bool = False, by: Actor = CLI,
                now: float | None = None) -> tuple[str, ApiKey]:
     """A new key and its record. The key is returned here only: the store keeps its hash.
 
     `models` and `tasks` (None: every one) are taken as given: callers resolve aliases and check names.
+    `by` is who creates it, for the audit log.
     """
     if not name.strip():
         raise KeyStoreError("a key needs a non-empty --name")
@@ -118,8 +130,10 @@ def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | No
                                   tasks=_scope(tasks), admin=admin)
     with store.begin() as conn:
         inserted = conn.execute(api_keys.insert().values(**values)).inserted_primary_key
-    assert inserted is not None  # None only for executemany; a one-row INSERT reports its key
-    return key, _record({**values, "id": inserted[0], "revoked_at": None})
+        assert inserted is not None  # None only for executemany; a one-row INSERT reports its key
+        record = _record({**values, "id": inserted[0], "revoked_at": None})
+        write_audit(conn, by, CREATE, record.id, name, _audited(record, _AUDITED_ON_CREATE), now)
+    return key, record
 
 
 def list_keys(store: Store) -> list[ApiKey]:
@@ -129,18 +143,21 @@ def list_keys(store: Store) -> list[ApiKey]:
         return [_record(row._mapping) for row in conn.execute(select(*columns).order_by(api_keys.c.id))]
 
 
-def revoke_key(store: Store, name_or_id: str, *, now: float | None = None) -> int:
+def revoke_key(store: Store, name_or_id: str, *, by: Actor = CLI, now: float | None = None) -> int:
     """Revoke the active key(s) with this name (or numeric id); returns how many were revoked."""
     now = time.time() if now is None else now
     match = api_keys.c.name == name_or_id
-    if name_or_id.isdigit():
+    if name_or_id.isascii() and name_or_id.isdigit() and int(name_or_id) < 2**31:
         match = match | (api_keys.c.id == int(name_or_id))
     with store.begin() as conn:
-        count = conn.execute(api_keys.update().where(match, api_keys.c.revoked_at.is_(None))
-                             .values(revoked_at=now)).rowcount
-    if not count:
+        revoked = conn.execute(select(api_keys.c.id, api_keys.c.name)
+                               .where(match, api_keys.c.revoked_at.is_(None))).all()
+        for key_id, name in revoked:
+            conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
+            write_audit(conn, by, REVOKE, key_id, name, {"revoked_at": now}, now)
+    if not revoked:
         raise KeyStoreError(f"no active key named {name_or_id!r}; `maas-server keys list` shows them")
-    return int(count)
+    return len(revoked)
 
 
 def get_key(store: Store, key_id: int) -> ApiKey:
@@ -157,31 +174,39 @@ def get_key(store: Store, key_id: int) -> ApiKey:
 UPDATABLE = ("rpm", "tpm", "cpm", "models", "tasks", "admin")
 
 
-def update_key(store: Store, key_id: int, changes: Mapping[str, Any]) -> ApiKey:
+def update_key(store: Store, key_id: int, changes: Mapping[str, Any], *, by: Actor = CLI,
+               now: float | None = None) -> ApiKey:
     """Set some of a key's limits and scopes (UPDATABLE); returns the record after. KeyStoreError for a key
-    that does not exist or is revoked. The values are taken as given: callers check them (api/admin.py)."""
+    that does not exist or is revoked. The values are taken as given: callers check them (api/admin.py).
+    The audit log gets each field that changed, as [before, after]."""
     unknown = set(changes) - set(UPDATABLE)
     assert not unknown, f"update_key cannot change {unknown}"
     values = {name: _scope(value) if name in ("models", "tasks") else value for name, value in changes.items()}
+    columns = [c for c in api_keys.c if c.name != "key_hash"]
     with store.begin() as conn:
-        if values:
-            conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                         .values(**values))
-        row = conn.execute(select(*[c for c in api_keys.c if c.name != "key_hash"])
-                           .where(api_keys.c.id == key_id)).first()
-    if row is None or row.revoked_at is not None:
-        raise KeyStoreError(f"no active key with id {key_id}")
-    return _record(row._mapping)
+        row = conn.execute(select(*columns).where(api_keys.c.id == key_id)).first()
+        if row is None or row.revoked_at is not None:
+            raise KeyStoreError(f"no active key with id {key_id}")
+        before = _record(row._mapping)
+        after = _record({**row._mapping, **values})
+        changed = {name: [old, new] for name in UPDATABLE
+                   if (old := _audited(before, (name,))[name]) != (new := _audited(after, (name,))[name])}
+        if changed:
+            conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(**values))
+            write_audit(conn, by, UPDATE, key_id, before.name, changed, time.time() if now is None else now)
+    return after
 
 
-def revoke_key_id(store: Store, key_id: int, *, now: float | None = None) -> ApiKey:
+def revoke_key_id(store: Store, key_id: int, *, by: Actor = CLI, now: float | None = None) -> ApiKey:
     """Revoke the key with this id; returns its record. KeyStoreError when there is no such active key."""
     now = time.time() if now is None else now
     with store.begin() as conn:
-        count = conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                             .values(revoked_at=now)).rowcount
-    if not count:
-        raise KeyStoreError(f"no active key with id {key_id}")
+        name = conn.execute(select(api_keys.c.name)
+                            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))).scalar()
+        if name is None:
+            raise KeyStoreError(f"no active key with id {key_id}")
+        conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
+        write_audit(conn, by, REVOKE, key_id, name, {"revoked_at": now}, now)
     return get_key(store, key_id)
 
 

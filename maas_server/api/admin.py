@@ -1,8 +1,9 @@
-"""The admin API under /v1/admin/: keys (list, create, update, revoke) and usage, for admin keys only.
+"""The admin API under /v1/admin/: keys (list, create, update, revoke), usage and the audit log, for admin keys only.
 
 A caller is let in only with an admin key (``maas-server keys create --admin``): any other key, and a
 call without a key (the loopback or open auth modes), gets 403 ``admin_required``. The key itself
-(``/v1`` authentication and its rate limits) is checked before, as for every /v1 route.
+(``/v1`` authentication and its rate limits) is checked before, as for every /v1 route. Every change
+to a key is written to the audit log under the admin key's name and the caller's address.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Blueprint, g, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..accounts import ApiKey, KeyStoreError, create_key, list_keys
+from ..accounts.audit import Actor, read_audit
 from ..accounts.keys import revoke_key_id, update_key
 from ..accounts.scopes import check_scopes
 from ..accounts.times import parse_time
@@ -26,6 +28,7 @@ bp = Blueprint("admin", __name__)
 
 _MAX_ID = 2**31 - 1  # ids are 32-bit integers in the store
 _MAX_USAGE_ROWS = 10_000
+_MAX_AUDIT_ROWS = 1000
 
 
 @bp.before_request
@@ -118,6 +121,27 @@ class UsageBucket(BaseModel):
     compute_seconds: float
 
 
+class AuditEntry(BaseModel):
+    """One change to a key: who (an admin key's name, or "cli"), from where, what and when."""
+
+    id: int
+    at: float  # unix seconds
+    actor: str
+    actor_key_id: int | None  # None: the command line
+    source: str  # the caller's address, or "cli"
+    action: Literal["key.create", "key.update", "key.revoke"]
+    key_id: int | None
+    key_name: str | None
+    changes: dict[str, Any]  # create: the settings; update: {field: [before, after]}; revoke: revoked_at
+
+
+class AuditList(BaseModel):
+    """GET /v1/admin/audit: the newest changes first."""
+
+    object: Literal["list"] = "list"
+    data: list[AuditEntry]
+
+
 class AdminUsage(BaseModel):
     """GET /v1/admin/usage: totals per time bucket, key and model, oldest first."""
 
@@ -147,7 +171,7 @@ def create() -> Any:
     models, tasks = _scopes(body.models, body.tasks)
     try:
         secret, record = create_key(accounts().store, body.name, rpm=body.rpm, tpm=body.tpm, cpm=body.cpm,
-                                    expires_at=expires, models=models, tasks=tasks, admin=body.admin)
+                                    expires_at=expires, models=models, tasks=tasks, admin=body.admin, by=_actor())
     except KeyStoreError as exc:
         raise APIError(str(exc), status=409, param="name", code="key_exists") from None
     return s.dump(CreatedKey(key=secret, **_admin_key(record).model_dump()))
@@ -164,7 +188,7 @@ def update(key_id: int) -> Any:
         models, tasks = _scopes(changes.get("models"), changes.get("tasks"))
         changes.update({k: v for k, v in (("models", models), ("tasks", tasks)) if k in changes})
     try:
-        return s.dump(_admin_key(update_key(accounts().store, _id(key_id), changes)))
+        return s.dump(_admin_key(update_key(accounts().store, _id(key_id), changes, by=_actor(), now=_now())))
     except KeyStoreError as exc:
         raise _not_found(exc) from None
 
@@ -173,7 +197,7 @@ def update(key_id: int) -> Any:
 def revoke(key_id: int) -> Any:
     """Revoke a key; servers refuse it within the auth cache time (MAAS_AUTH_CACHE_SECONDS)."""
     try:
-        return s.dump(_admin_key(revoke_key_id(accounts().store, _id(key_id))))
+        return s.dump(_admin_key(revoke_key_id(accounts().store, _id(key_id), by=_actor(), now=_now())))
     except KeyStoreError as exc:
         raise _not_found(exc) from None
 
@@ -189,18 +213,39 @@ def usage() -> Any:
         raise APIError(f"bucket is one of {', '.join(BUCKETS)}", param="bucket", code="invalid_value")
     since, until = _time(request.args.get("since"), "since"), _time(request.args.get("until"), "until")
     accounts().usage.flush()  # this worker's latest rows are in the store
-    key_id = request.args.get("key_id")
-    if key_id is not None and not (key_id.isascii() and key_id.isdigit() and int(key_id) <= _MAX_ID):
-        raise APIError("key_id is a key's id, as GET /v1/admin/keys lists it", param="key_id", code="invalid_value")
     rows = usage_buckets(accounts().store, bucket=bucket, since=since, until=until,
-                         key_id=None if key_id is None else int(key_id), key_name=request.args.get("key_name"),
+                         key_id=_int_arg("key_id", 0, _MAX_ID), key_name=request.args.get("key_name"),
                          model=request.args.get("model"), limit=_MAX_USAGE_ROWS + 1)
     return s.dump(AdminUsage(bucket=bucket, since=since, until=until,  # type: ignore[arg-type]
                              has_more=len(rows) > _MAX_USAGE_ROWS,
                              data=[UsageBucket.model_validate(row) for row in rows[:_MAX_USAGE_ROWS]]))
 
 
+@bp.get("/v1/admin/audit")
+def audit() -> Any:
+    """Changes to keys, newest first (`?since=&until=&key_id=&limit=`, limit 1-1000, default 100)."""
+    since, until = _time(request.args.get("since"), "since"), _time(request.args.get("until"), "until")
+    key_id = _int_arg("key_id", 1, _MAX_ID)
+    limit = _int_arg("limit", 1, _MAX_AUDIT_ROWS)
+    rows = read_audit(accounts().store, since=since, until=until, key_id=key_id, limit=limit or 100)
+    return s.dump(AuditList(data=[AuditEntry.model_validate(row) for row in rows]))
+
+
 # -- plumbing
+
+def _actor() -> Actor:
+    account: ApiKey = g.maas_account  # an admin key: _admins_only let the request in
+    return Actor(name=account.name, key_id=account.id, source=request.remote_addr or "unknown")
+
+
+def _int_arg(name: str, lowest: int, highest: int) -> int | None:
+    text = request.args.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and lowest <= int(text) <= highest):
+        raise APIError(f"{name} is a whole number from {lowest} to {highest}", param=name, code="invalid_value")
+    return int(text)
+
 
 def _admin_key(key: ApiKey) -> AdminKey:
     status: Literal["active", "expired", "revoked"] = (

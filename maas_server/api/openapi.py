@@ -20,7 +20,7 @@ from . import hf_schemas as hf
 from . import schemas as s
 from ._common import MAX_REQUEST_TIMEOUT_S, MIN_REQUEST_TIMEOUT_S
 from .accounting import UsageReport
-from .admin import AdminKey, AdminKeyList, AdminUsage, CreatedKey, KeyCreate, KeyUpdate
+from .admin import AdminKey, AdminKeyList, AdminUsage, AuditList, CreatedKey, KeyCreate, KeyUpdate
 
 bp = Blueprint("openapi", __name__)
 
@@ -161,10 +161,18 @@ ADMIN_ROUTES: list[Route] = [
                       _query("key_name", "only this key, by its name"),
                       _query("model", "only this model (its configured name)")],
           errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
+    Route("get", "/v1/admin/audit", "Changes to keys (create, update, revoke): who, from where, what and when; "
+          "newest first", response=AuditList,
+          parameters=[_query("since", "only changes since this time (YYYY-MM-DD, an ISO time or unix seconds)"),
+                      _query("until", "only changes before this time"),
+                      _query("key_id", "only changes to this key, by its id", pattern="^[0-9]{1,10}$"),
+                      _query("limit", "at most this many (1-1000; default 100)", pattern="^[0-9]{1,4}$")],
+          errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
 ]
 
-TAGS = [{"name": "admin", "description": "Managing keys and reading usage; admin keys only (`maas-server keys "
-                                         "create --admin`), everyone else gets 403 `admin_required`"}]
+TAGS = [{"name": "admin", "description": "Managing keys, reading usage and the audit log; admin keys only "
+                                         "(`maas-server keys create --admin`), everyone else gets 403 "
+                                         "`admin_required`"}]
 
 ROUTES: list[Route] = [
     Route("post", "/v1/completions", "Text completion (OpenAI shape); `stream: true` answers with server-sent events",

@@ -15,7 +15,7 @@ from tests.server.accounting_support import accounts_of, word_app
 REMOTE = {"REMOTE_ADDR": "203.0.113.9"}
 ADMIN_CALLS = [("get", "/v1/admin/keys", None), ("post", "/v1/admin/keys", {"name": "x"}),
                ("patch", "/v1/admin/keys/1", {"rpm": 5}), ("delete", "/v1/admin/keys/1", None),
-               ("get", "/v1/admin/usage", None)]
+               ("get", "/v1/admin/usage", None), ("get", "/v1/admin/audit", None)]
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_admin_routes_are_documented_under_their_own_tag(app: Flask) -> None:
     admin = {(path, method) for path, ops in spec["paths"].items() for method, op in ops.items()
              if op.get("tags") == ["admin"]}
     assert admin == {("/v1/admin/keys", "get"), ("/v1/admin/keys", "post"), ("/v1/admin/keys/{key_id}", "patch"),
-                     ("/v1/admin/keys/{key_id}", "delete"), ("/v1/admin/usage", "get")}
+                     ("/v1/admin/keys/{key_id}", "delete"), ("/v1/admin/usage", "get"), ("/v1/admin/audit", "get")}
     assert [tag["name"] for tag in spec["tags"]] == ["admin"]
     assert "403" in spec["paths"]["/v1/admin/keys"]["get"]["responses"]
     assert "CreatedKey" in spec["components"]["schemas"]

@@ -36,6 +36,7 @@ from maas_server.accounts import (
     usage_summary,
 )
 from maas_server.accounts import store as store_module
+from maas_server.accounts.audit import Actor, read_audit
 from maas_server.accounts.keys import get_key, revoke_key_id, update_key
 from maas_server.accounts.times import parse_time
 from maas_server.accounts.usage import usage_buckets
@@ -162,8 +163,7 @@ def test_a_store_of_the_second_schema_gains_scopes_and_the_audit_log(url: str) -
     _, scoped = create_key(store, "scoped", models=["b", "a"], tasks=["embeddings"], admin=True)
     assert list_keys(store)[1] == scoped and (scoped.models, scoped.tasks, scoped.admin) == (("a", "b"),
                                                                                              ("embeddings",), True)
-    with store.begin() as conn:
-        assert conn.execute(select(func.count()).select_from(store_module.audit_log)).scalar() == 0
+    assert [(e["action"], e["key_name"]) for e in read_audit(store)] == [("key.create", "scoped")]
     store.dispose()
 
 
@@ -284,8 +284,14 @@ def test_keys_are_updated_and_revoked_by_id(store: Store) -> None:
     assert (updated.rpm, updated.cpm, updated.models, updated.tasks, updated.admin) == (None, 1.5, ("m1", "m2"),
                                                                                        None, True)
     assert list_keys(store) == [updated]
-    revoked = revoke_key_id(store, key.id, now=123.0)
+    revoked = revoke_key_id(store, key.id, by=Actor("ops", "192.0.2.1", key_id=7), now=123.0)
     assert revoked.revoked_at == 123.0 and get_key(store, key.id) == revoked
+    revoke, update, create = read_audit(store, key_id=key.id)
+    assert [e["action"] for e in (create, update, revoke)] == ["key.create", "key.update", "key.revoke"]
+    assert update["changes"] == {"rpm": [5, None], "cpm": [None, 1.5], "models": [None, ["m1", "m2"]],
+                                 "admin": [False, True]}
+    assert (revoke["actor"], revoke["source"], revoke["actor_key_id"], revoke["at"]) == ("ops", "192.0.2.1", 7, 123.0)
+    assert (create["actor"], create["source"]) == ("cli", "cli")
     for change in (lambda: update_key(store, key.id, {"rpm": 1}), lambda: revoke_key_id(store, key.id),
                    lambda: get_key(store, 999)):
         with pytest.raises(KeyStoreError, match=r"no (active )?key with id"):
