@@ -48,7 +48,7 @@ def generations(url: str, prompt: str, schema: dict[str, Any], enforced: bool) -
         else:
             body["messages"][0]["content"] = (f"{prompt}\nAnswer with only JSON that follows this JSON schema:\n"
                                               f"{json.dumps(schema)}")
-        r = requests.post(f"{url}/v1/chat/completions", json=body, timeout=600, headers={"X-Request-Timeout": "600"})
+        r = requests.post(f"{url}/v1/chat/completions", json=body, timeout=600, headers={"X-Request-Timeout": "300"})
         r.raise_for_status()
         texts += [c["message"]["content"] for c in r.json()["choices"]]
     return texts

@@ -57,7 +57,7 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def _generate(server_url: str, name: str, seed: int) -> list[dict[str, Any]]:
     prompt, schema = SCHEMAS[name]
-    r = requests.post(f"{server_url}/v1/chat/completions", timeout=600, headers={"X-Request-Timeout": "600"}, json={
+    r = requests.post(f"{server_url}/v1/chat/completions", timeout=600, headers={"X-Request-Timeout": "300"}, json={
         "messages": [{"role": "user", "content": prompt}], "n": 5, "max_tokens": 160, "temperature": 0.7,
         "top_p": 0.9, "seed": seed,
         "response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}})
