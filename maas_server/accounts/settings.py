@@ -44,6 +44,9 @@ class AccountSettings(BaseModel):
     metrics_token: str | None = Field(None, repr=False, description="bearer token /metrics requires when set")
     auth_cache_seconds: float = Field(5.0, ge=0, description="how long a key lookup is reused (revocation delay)")
     log_content: bool = Field(False, description="debug only: request bodies appear in the request log")
+    usage_retention_days: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="usage rows older than this many days are deleted (checked "
+                                                     "hourly); default: kept forever. Audit rows are always kept")
     # NoDecode: a variable spells the list as "a,b" (split below), not as JSON.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="origins browsers may call from; empty: CORS off")

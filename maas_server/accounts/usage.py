@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,15 @@ def record_usage(store: Store, record: UsageRecord) -> None:
         conn.execute(usage.insert().values(**dataclasses.asdict(record)))
 
 
+def prune_usage(store: Store, before: float) -> int:
+    """Delete the usage rows older than `before` (unix seconds); returns how many went.
+
+    Idempotent: workers and servers sharing a store may all run it; whoever comes second deletes nothing.
+    """
+    with store.begin() as conn:
+        return int(conn.execute(usage.delete().where(usage.c.at < before)).rowcount or 0)
+
+
 class _Flush:
     """A marker in the writer's queue: set once every row queued before it was written, or could not be."""
 
@@ -72,15 +82,24 @@ class UsageWriter:
     100,000); rows past that, and rows still unwritten at exit, are dropped, logged and counted.
     /metrics shows all of it: maas_usage_rows_pending, maas_usage_write_failures_total and
     maas_usage_rows_dropped_total.
+
+    With `retention_seconds`, the same thread deletes the rows older than that (every worker's, every
+    server's on the store) once per `prune_every` seconds (an hour), the first time at its start.
+    `clock` (unix seconds) is what ages rows; tests replace it.
     """
 
     def __init__(self, store: Store, *, max_batch: int = 500, linger: float = 0.5, max_pending: int = 100_000,
-                 retry_seconds: float = 1.0) -> None:
+                 retry_seconds: float = 1.0, retention_seconds: float | None = None, prune_every: float = 3600,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.max_batch = max_batch
         self.linger = linger
         self.max_pending = max_pending
         self.retry_seconds = retry_seconds
+        self.retention_seconds = retention_seconds
+        self.prune_every = prune_every
+        self.clock = clock
+        self._next_prune: float | None = None  # clock() of the next prune; None: at the thread's start
         self._queue: queue.Queue[UsageRecord | _Flush] = queue.Queue()
         self._pending: deque[UsageRecord] = deque()  # taken from the queue, not yet in the store
         self._failing = False
@@ -118,16 +137,41 @@ class UsageWriter:
         while True:
             flushes = self._gather()
             written = self._write_pending()
+            self._prune_if_due()
             for marker in flushes:
                 marker.finish(written)
 
+    def _prune_if_due(self) -> None:
+        if self.retention_seconds is None:
+            return
+        now = self.clock()
+        if self._next_prune is not None and now < self._next_prune:
+            return
+        self._next_prune = now + self.prune_every
+        try:
+            deleted = prune_usage(self.store, now - self.retention_seconds)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next prune; serving goes on
+            log.warning("could not delete usage rows past their retention; tried again in %g s: %s",
+                        self.prune_every, exc)
+            return
+        if deleted:
+            log.info("deleted %d usage rows older than %g days (usage_retention_days)", deleted,
+                     self.retention_seconds / 86400)
+
+    def _idle_timeout(self) -> float | None:
+        """How long the thread may wait for a row: until its next retry or prune, or for good."""
+        waits = [self.retry_seconds] if self._pending else []
+        if self.retention_seconds is not None and self._next_prune is not None:
+            waits.append(max(0.0, self._next_prune - self.clock()))
+        return min(waits) if waits else None
+
     def _gather(self) -> list[_Flush]:
-        """Move queued rows to the pending ones: wait for the first (while rows wait for a retry, no longer
-        than `retry_seconds`), then linger for more. A flush ends the wait at once."""
+        """Move queued rows to the pending ones: wait for the first (no longer than the next retry of rows
+        waiting for one, or the next prune), then linger for more. A flush ends the wait at once."""
         flushes: list[_Flush] = []
         kept = dropped = 0
         deadline = None
-        timeout = self.retry_seconds if self._pending else None
+        timeout = self._idle_timeout()
         for _ in range(self.max_batch):
             try:
                 item = self._queue.get(timeout=timeout)

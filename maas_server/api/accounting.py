@@ -87,8 +87,9 @@ def init_app(app: Flask, settings: AccountSettings) -> Accounts:
     # The one line that says where keys live: `maas-server keys ...` must name the same store to reach this server.
     log.info("keys and usage: store %s", store.location)
     limiter: RateLimiter = RedisLimiter.from_url(settings.redis_url) if settings.redis_url else SqlLimiter(store)
-    accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter,
-                        UsageWriter(store))
+    days = settings.usage_retention_days
+    writer = UsageWriter(store, retention_seconds=None if days is None else days * 86400)
+    accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter, writer)
     app.extensions["maas_accounts"] = accounts
     app.extensions["maas"].readiness_checks.append(lambda: _store_problem(store))  # /ready says so too
     app.register_blueprint(bp)

@@ -39,7 +39,7 @@ from maas_server.accounts import store as store_module
 from maas_server.accounts.audit import Actor, read_audit
 from maas_server.accounts.keys import get_key, revoke_key_id, update_key
 from maas_server.accounts.times import parse_time
-from maas_server.accounts.usage import usage_buckets
+from maas_server.accounts.usage import prune_usage, usage_buckets
 from tests.server.accounting_support import Clock, reset_postgres
 
 PG_URL = os.environ.get("MAAS_TEST_DATABASE_URL")
@@ -306,6 +306,57 @@ def test_usage_summary_totals_per_key_and_model(store: Store) -> None:
     assert [(r["model"], r["requests"], r["errors"], r["prompt_tokens"], r["total_tokens"]) for r in summary] == \
         [("m1", 6, 2, 18, 24), ("m2", 4, 0, 12, 16)]
     assert sum(r["requests"] for r in usage_summary(store, since=1005)) == 5
+
+
+# -- retention
+
+_DAY = 86_400.0
+
+
+def _ages(store: Store) -> list[float]:
+    with store.begin() as conn:
+        return sorted(conn.execute(select(store_module.usage.c.at)).scalars())
+
+
+def test_a_retention_of_one_day_deletes_exactly_the_rows_older_than_a_day(store: Store) -> None:
+    clock = Clock()
+    now = clock.now
+    for at in (now - 3 * _DAY, now - _DAY - 1, now - _DAY, now - _DAY + 1, now - 60, now):
+        record_usage(store, UsageRecord(at=at, route="/v1/embeddings", status=200, latency_ms=1.0))
+    writer = UsageWriter(store, retention_seconds=_DAY, clock=clock)
+    writer.add(UsageRecord(at=now, route="/v1/embeddings", status=200, latency_ms=1.0))
+    assert writer.flush()  # the writer's thread prunes when it starts, before it answers the flush
+    assert _ages(store) == [now - _DAY, now - _DAY + 1, now - 60, now, now]
+
+
+def test_the_writer_prunes_again_only_once_an_hour(store: Store) -> None:
+    clock = Clock()
+    start = clock.now
+    writer = UsageWriter(store, retention_seconds=_DAY, clock=clock)
+    writer.add(UsageRecord(at=start - _DAY + 1000, route="/v1/embeddings", status=200, latency_ms=1.0))
+    assert writer.flush() and len(_ages(store)) == 1  # pruned at start, when the row was younger than a day
+    clock.now = start + 1800  # the row is now past its day, but the last prune was half an hour ago
+    writer.add(UsageRecord(at=clock.now, route="/v1/embeddings", status=200, latency_ms=1.0))
+    assert writer.flush() and len(_ages(store)) == 2
+    clock.now = start + 3600
+    writer.add(UsageRecord(at=clock.now, route="/v1/embeddings", status=200, latency_ms=1.0))
+    assert writer.flush() and _ages(store) == [start + 1800, start + 3600]
+
+
+def test_without_a_retention_rows_are_kept_forever(store: Store) -> None:
+    writer = UsageWriter(store)
+    writer.add(UsageRecord(at=1.0, route="/v1/embeddings", status=200, latency_ms=1.0))
+    assert writer.flush() and _ages(store) == [1.0]
+
+
+def test_pruning_is_idempotent_and_keeps_the_audit_log(store: Store) -> None:
+    create_key(store, "audited", now=1.0)
+    for at in (1.0, 2.0, 5000.0):
+        record_usage(store, UsageRecord(at=at, route="/v1/embeddings", status=200, latency_ms=1.0))
+    assert prune_usage(store, before=100.0) == 2
+    assert prune_usage(store, before=100.0) == 0  # a second worker or server on the store deletes nothing
+    assert _ages(store) == [5000.0]
+    assert [row["action"] for row in read_audit(store)] == ["key.create"]
 
 
 _WRITE_IN_A_PROCESS = """

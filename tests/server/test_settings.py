@@ -19,7 +19,7 @@ import pytest
 import maas_server
 from maas_server import cli
 from maas_server.accounts import commands as account_commands
-from maas_server.config import read_config_file
+from maas_server.config import ConfigError, read_config_file
 from maas_server.settings import NOT_IN_FILE, Settings, load_settings
 
 LAYERS = ("flag", "env", "file", "default")  # highest first
@@ -68,6 +68,7 @@ SETTINGS = [
     Layers("cors_origins", ("https://a.example",), ("https://b.example", "https://c.example")),
     Layers("allowed_hosts", ("a.example",), ("b.example", "*.c.example")),
     Layers("create_store", False, True),
+    Layers("usage_retention_days", 30.0, 7.0),
     # models and limits
     Layers("device", "cpu", "cuda:1"),
     Layers("cache_dir", Path("/cache/a"), Path("/cache/b")),
@@ -221,6 +222,15 @@ def test_variables_and_flags_are_read_as_operators_write_them(monkeypatch: pytes
     assert settings.allow_anonymous is False  # the flag's --no- form beats the variable
     assert settings.log_content is False  # an empty variable is no setting
     assert settings.graceful_timeout == 5  # --drain-seconds is --graceful-timeout
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "inf", "nan"])
+def test_usage_retention_is_a_positive_number_of_days(days: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAAS_USAGE_RETENTION_DAYS", days)
+    with pytest.raises(ConfigError, match="usage_retention_days"):
+        load_settings()
+    monkeypatch.setenv("MAAS_USAGE_RETENTION_DAYS", "0.5")
+    assert load_settings().usage_retention_days == 0.5
 
 
 def test_a_bad_value_in_any_layer_stops_serve_naming_the_setting(monkeypatch: pytest.MonkeyPatch,
