@@ -48,6 +48,9 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .types import (
+    AdminKey,
+    AdminUsage,
+    AuditEntry,
     Box,
     ChatCompletion,
     ChatCompletionChunk,
@@ -56,6 +59,7 @@ from .types import (
     ClassificationItem,
     Completion,
     CompletionChunk,
+    CreatedKey,
     DetectedObject,
     Embedding,
     Embeddings,
@@ -86,12 +90,15 @@ from .types import (
     TranscriptionSegment,
     TranscriptionWord,
     Usage,
+    UsageBucket,
     UsageReport,
     UsageRow,
 )
 
 __all__ = [
     "__version__",
+    "AdminKey",
+    "AdminUsage",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -99,6 +106,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncClient",
     "AsyncStream",
+    "AuditEntry",
     "AuthenticationError",
     "BadRequestError",
     "Box",
@@ -110,6 +118,7 @@ __all__ = [
     "Client",
     "Completion",
     "CompletionChunk",
+    "CreatedKey",
     "DetectedObject",
     "Embedding",
     "Embeddings",
@@ -153,6 +162,7 @@ __all__ = [
     "TranscriptionWord",
     "UnprocessableEntityError",
     "Usage",
+    "UsageBucket",
     "UsageReport",
     "UsageRow",
 ]

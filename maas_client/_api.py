@@ -32,6 +32,11 @@ from ._base_client import (
 )
 from .errors import MaasError, StructuredOutputError
 from .types import (
+    AdminKey,
+    AdminKeyList,
+    AdminUsage,
+    AuditEntry,
+    AuditList,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -40,6 +45,7 @@ from .types import (
     Completion,
     CompletionChunk,
     CompletionRequest,
+    CreatedKey,
     DetectionRequest,
     EmbeddingRequest,
     Embeddings,
@@ -73,6 +79,9 @@ EMBED_FACES = "/v1/faces/embeddings"
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 TRANSLATIONS = "/v1/audio/translations"
 USAGE = "/v1/usage"
+ADMIN_KEYS = "/v1/admin/keys"
+ADMIN_USAGE = "/v1/admin/usage"
+ADMIN_AUDIT = "/v1/admin/audit"
 SAME_PERSON = 0.6  # dlib's threshold for its 128-d face vectors (the default face-embedding model)
 
 
@@ -368,6 +377,85 @@ def usage(since: str | float | datetime | None, o: GetOptions) -> APIRequest[Usa
     params = None if since is None else {"since": since.isoformat() if isinstance(since, datetime) else str(since)}
     return APIRequest(method="GET", path=USAGE, params=params, options=_request_options(o),
                       parse=returning(UsageReport))
+
+
+# ---------------------------------------------------------------------- admin API (admin keys only)
+
+
+class KeySettings(TypedDict, total=False):
+    """A key's limits and scopes, as :meth:`Client.admin_create_key` and ``admin_update_key`` take them:
+    ``rpm``/``tpm``/``cpm`` per minute (requests, tokens, compute seconds), ``models``/``tasks`` it may
+    use, ``admin``. In an update, ``None`` lifts a limit or a scope; a field left out is kept."""
+
+    rpm: int | None
+    tpm: int | None
+    cpm: float | None
+    models: Sequence[str] | None
+    tasks: Sequence[str] | None
+    admin: bool
+
+
+class KeyCreateOptions(KeySettings, CallOptions, total=False):
+    expires_at: str | float | datetime | None
+
+
+class KeyUpdateOptions(KeySettings, CallOptions, total=False):
+    pass
+
+
+_SETTINGS = ("rpm", "tpm", "cpm", "models", "tasks", "admin")
+
+
+def _settings(o: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if k in ("models", "tasks") and v is not None else v for k, v in o.items() if k in _SETTINGS}
+
+
+def admin_keys(o: GetOptions) -> APIRequest[list[AdminKey]]:
+    return APIRequest(method="GET", path=ADMIN_KEYS, options=_request_options(o),
+                      parse=returning_then(AdminKeyList, lambda listing: listing.data))
+
+
+def admin_create_key(name: str, o: KeyCreateOptions) -> APIRequest[CreatedKey]:
+    body: dict[str, Any] = {"name": name, **_settings(o)}
+    expires_at = o.get("expires_at")
+    if expires_at is not None:
+        body["expires_at"] = _time_text(expires_at)
+    return APIRequest(method="POST", path=ADMIN_KEYS, json=body, options=_request_options(o),
+                      parse=returning(CreatedKey))
+
+
+def admin_update_key(key_id: int, o: KeyUpdateOptions) -> APIRequest[AdminKey]:
+    return APIRequest(method="PATCH", path=f"{ADMIN_KEYS}/{int(key_id)}", json=_settings(o),
+                      options=_request_options(o), parse=returning(AdminKey))
+
+
+def admin_revoke_key(key_id: int, o: CallOptions) -> APIRequest[AdminKey]:
+    return APIRequest(method="DELETE", path=f"{ADMIN_KEYS}/{int(key_id)}", options=_request_options(o),
+                      parse=returning(AdminKey))
+
+
+def admin_usage(since: str | float | datetime | None, until: str | float | datetime | None,
+                bucket: Literal["minute", "hour", "day"], key_id: int | None, key_name: str | None,
+                model: str | None, o: GetOptions) -> APIRequest[AdminUsage]:
+    params = _params(since=since, until=until, bucket=bucket, key_id=key_id, key_name=key_name, model=model)
+    return APIRequest(method="GET", path=ADMIN_USAGE, params=params, options=_request_options(o),
+                      parse=returning(AdminUsage))
+
+
+def admin_audit(since: str | float | datetime | None, until: str | float | datetime | None, key_id: int | None,
+                limit: int | None, o: GetOptions) -> APIRequest[list[AuditEntry]]:
+    params = _params(since=since, until=until, key_id=key_id, limit=limit)
+    return APIRequest(method="GET", path=ADMIN_AUDIT, params=params, options=_request_options(o),
+                      parse=returning_then(AuditList, lambda listing: listing.data))
+
+
+def _params(**values: Any) -> dict[str, str]:
+    return {name: _time_text(v) if name in ("since", "until") else str(v) for name, v in values.items()
+            if v is not None}
+
+
+def _time_text(value: str | float | datetime) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 # ---------------------------------------------------------------------- speech

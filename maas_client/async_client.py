@@ -24,6 +24,8 @@ from ._api import (
     GenerateOptions,
     GetOptions,
     ImageInput,
+    KeyCreateOptions,
+    KeyUpdateOptions,
     MessageInput,
     ModelOptions,
     ParseOptions,
@@ -43,11 +45,15 @@ from ._base_client import (
 from ._streaming import AsyncStream
 from .errors import MaasError
 from .types import (
+    AdminKey,
+    AdminUsage,
+    AuditEntry,
     ChatCompletion,
     ChatCompletionChunk,
     Classification,
     Completion,
     CompletionChunk,
+    CreatedKey,
     Embeddings,
     Entities,
     FaceComparison,
@@ -261,6 +267,39 @@ class AsyncClient(BaseClient[Any]):
     async def usage(self, since: str | float | datetime | None = None, **options: Unpack[GetOptions]) -> UsageReport:
         """As :meth:`Client.usage`."""
         return await self._run(_api.usage(since, options))
+
+
+    # ------------------------------------------------------------------ admin API (admin keys only)
+
+    async def admin_keys(self, **options: Unpack[GetOptions]) -> list[AdminKey]:
+        """As :meth:`Client.admin_keys`."""
+        return await self._run(_api.admin_keys(options))
+
+    async def admin_create_key(self, name: str, **options: Unpack[KeyCreateOptions]) -> CreatedKey:
+        """As :meth:`Client.admin_create_key`."""
+        return await self._run(_api.admin_create_key(name, options))
+
+    async def admin_update_key(self, key_id: int, **options: Unpack[KeyUpdateOptions]) -> AdminKey:
+        """As :meth:`Client.admin_update_key`."""
+        return await self._run(_api.admin_update_key(key_id, options))
+
+    async def admin_revoke_key(self, key_id: int, **options: Unpack[CallOptions]) -> AdminKey:
+        """As :meth:`Client.admin_revoke_key`."""
+        return await self._run(_api.admin_revoke_key(key_id, options))
+
+    async def admin_usage(self, since: str | float | datetime | None = None,
+                          until: str | float | datetime | None = None,
+                          bucket: Literal["minute", "hour", "day"] = "hour", key_id: int | None = None,
+                          key_name: str | None = None, model: str | None = None,
+                          **options: Unpack[GetOptions]) -> AdminUsage:
+        """As :meth:`Client.admin_usage`."""
+        return await self._run(_api.admin_usage(since, until, bucket, key_id, key_name, model, options))
+
+    async def admin_audit(self, since: str | float | datetime | None = None,
+                          until: str | float | datetime | None = None, key_id: int | None = None,
+                          limit: int | None = None, **options: Unpack[GetOptions]) -> list[AuditEntry]:
+        """As :meth:`Client.admin_audit`."""
+        return await self._run(_api.admin_audit(since, until, key_id, limit, options))
 
     # ------------------------------------------------------------------ plumbing
 

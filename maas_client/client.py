@@ -26,6 +26,8 @@ from ._api import (
     GenerateOptions,
     GetOptions,
     ImageInput,
+    KeyCreateOptions,
+    KeyUpdateOptions,
     MessageInput,
     ModelOptions,
     ParseOptions,
@@ -45,11 +47,15 @@ from ._base_client import (
 from ._streaming import Stream
 from ._transport import SyncTransport, new_session
 from .types import (
+    AdminKey,
+    AdminUsage,
+    AuditEntry,
     ChatCompletion,
     ChatCompletionChunk,
     Classification,
     Completion,
     CompletionChunk,
+    CreatedKey,
     Embeddings,
     Entities,
     FaceComparison,
@@ -349,6 +355,43 @@ class Client(BaseClient[SyncTransport]):
         """What the caller's API key used, per model (``GET /v1/usage``): requests, errors, tokens and
         mean latency, all time or ``since`` a date (ISO text, Unix seconds or a ``datetime``)."""
         return self._run(_api.usage(since, options))
+
+
+    # ------------------------------------------------------------------ admin API (admin keys only)
+
+    def admin_keys(self, **options: Unpack[GetOptions]) -> list[AdminKey]:
+        """Every API key, revoked and expired ones too, oldest first (``GET /v1/admin/keys``)."""
+        return self._run(_api.admin_keys(options))
+
+    def admin_create_key(self, name: str, **options: Unpack[KeyCreateOptions]) -> CreatedKey:
+        """A new API key (``POST /v1/admin/keys``): ``CreatedKey.key`` is the only place the secret appears.
+
+        Limits and scopes as keywords (see :class:`KeySettings`; left out: unlimited, every model and
+        task), and ``expires_at`` (a date, Unix seconds or a ``datetime``). A name held by an active
+        key is a 409 (:class:`APIStatusError`)."""
+        return self._run(_api.admin_create_key(name, options))
+
+    def admin_update_key(self, key_id: int, **options: Unpack[KeyUpdateOptions]) -> AdminKey:
+        """Change a key's limits or scopes (``PATCH /v1/admin/keys/{id}``): the settings given are set,
+        ``None`` lifts one; the others are kept. Servers apply it within their auth cache time (5 s)."""
+        return self._run(_api.admin_update_key(key_id, options))
+
+    def admin_revoke_key(self, key_id: int, **options: Unpack[CallOptions]) -> AdminKey:
+        """Revoke a key (``DELETE /v1/admin/keys/{id}``); its record stays, with ``status`` revoked."""
+        return self._run(_api.admin_revoke_key(key_id, options))
+
+    def admin_usage(self, since: str | float | datetime | None = None, until: str | float | datetime | None = None,
+                    bucket: Literal["minute", "hour", "day"] = "hour", key_id: int | None = None,
+                    key_name: str | None = None, model: str | None = None,
+                    **options: Unpack[GetOptions]) -> AdminUsage:
+        """Every key's usage per time bucket and model (``GET /v1/admin/usage``), for charts and bills."""
+        return self._run(_api.admin_usage(since, until, bucket, key_id, key_name, model, options))
+
+    def admin_audit(self, since: str | float | datetime | None = None, until: str | float | datetime | None = None,
+                    key_id: int | None = None, limit: int | None = None,
+                    **options: Unpack[GetOptions]) -> list[AuditEntry]:
+        """Changes to keys, newest first (``GET /v1/admin/audit``): who, from where, what, when."""
+        return self._run(_api.admin_audit(since, until, key_id, limit, options))
 
     # ------------------------------------------------------------------ plumbing
 

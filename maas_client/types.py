@@ -975,6 +975,7 @@ class UsageRow(_Response):
     completion_tokens: int = 0
     total_tokens: int = 0
     mean_latency_ms: float = 0.0
+    compute_seconds: float = 0.0  # seconds of model time the calls used (what a compute limit counts)
 
 
 class UsageReport(_Response):
@@ -990,6 +991,104 @@ class UsageReport(_Response):
     def total_tokens(self) -> int:
         """Tokens over every model."""
         return sum(row.total_tokens for row in self.data)
+
+
+# ---------------------------------------------------------------------------- admin API (admin keys only)
+
+
+class AdminKey(_Response):
+    """An API key's record as the admin API shows it: never the key itself (see :class:`CreatedKey`).
+
+    ``rpm``/``tpm``/``cpm`` are its limits per minute (requests, tokens, compute seconds; ``None``:
+    unlimited); ``models``/``tasks`` its scopes (``None``: every one); times are Unix seconds.
+    """
+
+    object: str = "api_key"
+    id: int
+    name: str
+    prefix: str
+    status: str  # active, expired or revoked
+    rpm: int | None = None
+    tpm: int | None = None
+    cpm: float | None = None
+    models: list[str] | None = None
+    tasks: list[str] | None = None
+    admin: bool = False
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+
+class CreatedKey(AdminKey):
+    """Result of :meth:`Client.admin_create_key`: the record and, this once, the key to hand over."""
+
+    key: str
+
+
+class AdminKeyList(_Response):
+    """Body of ``GET /v1/admin/keys``."""
+
+    object: str = "list"
+    data: list[AdminKey]
+
+    def _stamp(self, request_id: str | None) -> None:
+        super()._stamp(request_id)
+        for key in self.data:  # the client returns the list, so each entry carries the id
+            key._stamp(request_id)
+
+
+class UsageBucket(_Response):
+    """One key's use of one model in one time bucket (``start``: its first second, Unix time, UTC)."""
+
+    start: int
+    key_id: int | None = None
+    key: str | None = None  # None: calls made without a key
+    model: str | None = None
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    mean_latency_ms: float = 0.0
+    compute_seconds: float = 0.0
+
+
+class AdminUsage(_Response):
+    """Result of :meth:`Client.admin_usage`: totals per time bucket, key and model, oldest first.
+    ``has_more``: the server holds more rows than one answer: narrow the range or filter."""
+
+    object: str = "list"
+    bucket: str
+    since: float | None = None
+    until: float | None = None
+    has_more: bool = False
+    data: list[UsageBucket]
+
+
+class AuditEntry(_Response):
+    """One change to a key: who (an admin key's name, or ``cli``), from where, what and when."""
+
+    id: int
+    at: float
+    actor: str
+    actor_key_id: int | None = None
+    source: str
+    action: str  # key.create, key.update or key.revoke
+    key_id: int | None = None
+    key_name: str | None = None
+    changes: dict[str, Any] = {}
+
+
+class AuditList(_Response):
+    """Body of ``GET /v1/admin/audit``: the newest changes first."""
+
+    object: str = "list"
+    data: list[AuditEntry]
+
+    def _stamp(self, request_id: str | None) -> None:
+        super()._stamp(request_id)
+        for entry in self.data:
+            entry._stamp(request_id)
 
 
 # ---------------------------------------------------------------------------- responses API
