@@ -90,6 +90,9 @@ def add_commands(commands: Any) -> None:
                         help="only models of these tasks, e.g. embeddings,text-generation; default: every task")
     create.add_argument("--admin", action="store_true", dest="admin_key",
                         help="the key may call the admin API (/v1/admin/)")
+    create.add_argument("--zero-retention", action="store_true",
+                        help="nothing the key's requests carry or return is logged or stored: no request body in "
+                             "the log even with --log-content, and /v1/responses refuses store: true")
     actions.add_parser("list", help="list keys (never the keys themselves)", parents=[store_options()])
     revoke = actions.add_parser("revoke", help="revoke a key by name or id", parents=[store_options()])
     revoke.add_argument("name", help="the key's name (or its id from `keys list`)")
@@ -145,7 +148,8 @@ def _create(store: Store, args: argparse.Namespace, settings: Settings) -> int:
         raise KeyStoreError(f"--expires {args.expires} is in the past")
     models, tasks = check_scopes(settings, split_list(args.scope_models), split_list(args.scope_tasks))
     key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, cpm=args.cpm, expires_at=expires,
-                             models=models, tasks=tasks, admin=args.admin_key, by=CLI)
+                             models=models, tasks=tasks, admin=args.admin_key,
+                             zero_retention=args.zero_retention, by=CLI)
     print(key)
     print(f"created key {record.name!r} (id {record.id}); it is shown only now: store it safely", file=sys.stderr)
     return 0
@@ -154,13 +158,13 @@ def _create(store: Store, args: argparse.Namespace, settings: Settings) -> int:
 def _list(store: Store, args: argparse.Namespace) -> int:
     now = time.time()
     rows: list[tuple[str, ...]] = [("id", "name", "prefix", "rpm", "tpm", "compute/min", "models", "tasks", "admin",
-                                    "created", "expires", "status")]
+                                    "zero_retention", "created", "expires", "status")]
     for k in list_keys(store):
         status = "revoked" if k.revoked_at else "expired" if not k.active(now) else "active"
         rows.append((str(k.id), k.name, k.prefix + "...", str(k.rpm or "-"), str(k.tpm or "-"),
                      f"{k.cpm:g}s" if k.cpm else "-", ",".join(k.models) if k.models is not None else "*",
                      ",".join(k.tasks) if k.tasks is not None else "*", "yes" if k.admin else "-",
-                     format_time(k.created_at), format_time(k.expires_at), status))
+                     "yes" if k.zero_retention else "-", format_time(k.created_at), format_time(k.expires_at), status))
     _table(rows)
     return 0
 

@@ -77,6 +77,8 @@ api_keys = Table(
     Column("models", Text),
     Column("tasks", Text),
     Column("admin", Boolean, nullable=False, server_default=false()),  # may call /v1/admin/
+    # Zero retention (migration 4): nothing its requests carry or return is logged or stored
+    Column("zero_retention", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per key and minute: shared by every worker (and server) using the store.
@@ -152,8 +154,15 @@ def _add_scopes_and_audit_v3(conn: Connection) -> None:
     audit_log.create(conn, checkfirst=True)
 
 
+def _add_zero_retention_v4(conn: Connection) -> None:
+    """Zero-retention keys. As in _add_compute_v2, a store created by _create_v1 today has the column already."""
+    if "zero_retention" not in {c["name"] for c in inspect(conn).get_columns(api_keys.name)}:
+        conn.execute(text(f"ALTER TABLE {api_keys.name} ADD COLUMN zero_retention BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
 # Append only: a released migration never changes; a schema change is a new function here.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_compute_v2, _add_scopes_and_audit_v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_compute_v2, _add_scopes_and_audit_v3,
+                                                  _add_zero_retention_v4]
 
 _PG_MIGRATION_LOCK = 0x6D616173  # "maas": the advisory lock that serializes migrations
 

@@ -328,10 +328,17 @@ class _CountedBody:
 _BODY_UNREAD = (401, 413, 429)
 
 
+def zero_retention() -> bool:
+    """Whether the request's key is a zero-retention one: nothing the request carries or returns may be
+    logged or stored."""
+    account: ApiKey | None = g.get("maas_account")
+    return account is not None and account.zero_retention
+
+
 def _logged_body(status: int) -> str | None:
     if not accounts().settings.log_content or request.mimetype == "multipart/form-data" or status in _BODY_UNREAD:
         return None
-    if _carries_faces():
+    if _carries_faces() or zero_retention():
         return None
     try:
         return request.get_data(as_text=True)[:_MAX_LOGGED_BODY]

@@ -61,6 +61,8 @@ class KeyCreate(_Request):
     models: _Names | None = Field(None, description="configured model names (or aliases) the key may use")
     tasks: _Names | None = Field(None, description="tasks the key may use, e.g. embeddings")
     admin: bool = False
+    zero_retention: bool = Field(False, description="nothing the key's requests carry or return is logged or "
+                                                    "stored; /v1/responses refuses store: true")
     expires_at: str | None = Field(None, description="YYYY-MM-DD, an ISO time or unix seconds; in the future")
 
 
@@ -73,6 +75,7 @@ class KeyUpdate(_Request):
     models: _Names | None = None
     tasks: _Names | None = None
     admin: bool | None = None
+    zero_retention: bool | None = None
 
 
 class AdminKey(BaseModel):
@@ -89,6 +92,7 @@ class AdminKey(BaseModel):
     models: list[str] | None
     tasks: list[str] | None
     admin: bool
+    zero_retention: bool
     created_at: float
     expires_at: float | None
     revoked_at: float | None
@@ -171,7 +175,8 @@ def create() -> Any:
     models, tasks = _scopes(body.models, body.tasks)
     try:
         secret, record = create_key(accounts().store, body.name, rpm=body.rpm, tpm=body.tpm, cpm=body.cpm,
-                                    expires_at=expires, models=models, tasks=tasks, admin=body.admin, by=_actor())
+                                    expires_at=expires, models=models, tasks=tasks, admin=body.admin,
+                                    zero_retention=body.zero_retention, by=_actor())
     except KeyStoreError as exc:
         raise APIError(str(exc), status=409, param="name", code="key_exists") from None
     return s.dump(CreatedKey(key=secret, **_admin_key(record).model_dump()))
@@ -182,8 +187,9 @@ def update(key_id: int) -> Any:
     """Change some of a key's limits and scopes; it applies within the auth cache time."""
     body = parse_json(KeyUpdate)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    if changes.get("admin", False) is None:
-        raise APIError("admin is true or false", param="admin", code="invalid_value")
+    for flag in ("admin", "zero_retention"):
+        if changes.get(flag, False) is None:
+            raise APIError(f"{flag} is true or false", param=flag, code="invalid_value")
     if "models" in changes or "tasks" in changes:
         models, tasks = _scopes(changes.get("models"), changes.get("tasks"))
         changes.update({k: v for k, v in (("models", models), ("tasks", tasks)) if k in changes})
@@ -253,6 +259,7 @@ def _admin_key(key: ApiKey) -> AdminKey:
     return AdminKey(id=key.id, name=key.name, prefix=key.prefix, status=status, rpm=key.rpm, tpm=key.tpm,
                     cpm=key.cpm, models=None if key.models is None else list(key.models),
                     tasks=None if key.tasks is None else list(key.tasks), admin=key.admin,
+                    zero_retention=key.zero_retention,
                     created_at=key.created_at, expires_at=key.expires_at, revoked_at=key.revoked_at)
 
 

@@ -3,7 +3,8 @@
 The request is turned into the equivalent chat request (`ResponsesRequest.as_chat`), so
 structured output (`text.format`) and function tools behave exactly as on
 /v1/chat/completions; only the shapes differ. Nothing is stored: `store` is accepted and
-ignored, and `previous_response_id` is a 400.
+ignored (a zero-retention key's `store: true` is a 400 `store_not_allowed`: it asks for what
+the key forbids), and `previous_response_id` is a 400.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Any
 
 from flask import Blueprint
 
+from ..errors import APIError
 from ..models.base import Choice, GenerationResult, TokenLogprob
 from . import schemas as s
 from . import tools
 from ._common import new_id, parse_json
+from .accounting import zero_retention
 from .generation import Shaper, chat_generation, respond, tool_names
 
 bp = Blueprint("responses", __name__)
@@ -25,6 +28,9 @@ bp = Blueprint("responses", __name__)
 @bp.post("/v1/responses")
 def create_response() -> Any:
     body = parse_json(s.ResponsesRequest)
+    if body.store and zero_retention():
+        raise APIError("this API key is zero-retention: nothing its requests carry or return may be stored; "
+                       "send store: false or leave it out", param="store", code="store_not_allowed")
     chat = s.ChatCompletionRequest.model_validate(body.as_chat())  # a 400 from here names chat's field
     entry, generation = chat_generation(chat, "/v1/responses")
     shaper = _ResponseShaper(entry.config.name, body, tool_names(generation), forced=generation.tools_required)

@@ -167,6 +167,24 @@ def test_a_store_of_the_second_schema_gains_scopes_and_the_audit_log(url: str) -
     store.dispose()
 
 
+def test_a_store_of_the_third_schema_gains_zero_retention(url: str) -> None:
+    """Keys made before zero retention keep logging as they did; zero-retention keys work at once."""
+    store = Store(url)
+    create_key(store, "old")
+    with store.engine.begin() as conn:  # back to the third schema's shape
+        conn.execute(text("ALTER TABLE maas_api_keys DROP COLUMN zero_retention"))
+        conn.execute(store_module.schema_version.update().values(version=3))
+    store.dispose()
+    store = Store(url)
+    assert [k.zero_retention for k in list_keys(store)] == [False]
+    _, private = create_key(store, "private", zero_retention=True)
+    assert list_keys(store)[1] == private and private.zero_retention
+    with store.engine.begin() as conn:
+        assert conn.execute(select(store_module.schema_version.c.version)).scalar() == 4
+    store.dispose()
+    store_module.migrate(Store(url).engine)  # once more: nothing to add
+
+
 def test_a_newer_schema_is_refused(url: str) -> None:
     Store(url).dispose()
     with Store(url).engine.begin() as conn:
