@@ -385,7 +385,8 @@ def usage(since: str | float | datetime | None, o: GetOptions) -> APIRequest[Usa
 class KeySettings(TypedDict, total=False):
     """A key's limits and scopes, as :meth:`Client.admin_create_key` and ``admin_update_key`` take them:
     ``rpm``/``tpm``/``cpm`` per minute (requests, tokens, compute seconds), ``models``/``tasks`` it may
-    use, ``admin``. In an update, ``None`` lifts a limit or a scope; a field left out is kept."""
+    use, ``admin``, ``zero_retention`` (nothing its requests carry is logged or stored). In an update,
+    ``None`` lifts a limit or a scope; a field left out is kept."""
 
     rpm: int | None
     tpm: int | None
@@ -393,6 +394,7 @@ class KeySettings(TypedDict, total=False):
     models: Sequence[str] | None
     tasks: Sequence[str] | None
     admin: bool
+    zero_retention: bool
 
 
 class KeyCreateOptions(KeySettings, CallOptions, total=False):
@@ -403,7 +405,7 @@ class KeyUpdateOptions(KeySettings, CallOptions, total=False):
     pass
 
 
-_SETTINGS = ("rpm", "tpm", "cpm", "models", "tasks", "admin")
+_SETTINGS = ("rpm", "tpm", "cpm", "models", "tasks", "admin", "zero_retention")
 
 
 def _settings(o: Mapping[str, Any]) -> dict[str, Any]:

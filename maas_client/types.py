@@ -1014,6 +1014,7 @@ class AdminKey(_Response):
     models: list[str] | None = None
     tasks: list[str] | None = None
     admin: bool = False
+    zero_retention: bool = False  # nothing its requests carry or return is logged or stored
     created_at: float
     expires_at: float | None = None
     revoked_at: float | None = None

@@ -40,6 +40,7 @@ from ._common import (
     submit,
     wait_all,
 )
+from .accounting import zero_retention
 from .metering import report_usage
 from .structured import admitted_schema
 
@@ -58,7 +59,11 @@ def completions() -> Any:
 
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Any:
-    return answer_chat(parse_json(s.ChatCompletionRequest))
+    body = parse_json(s.ChatCompletionRequest)
+    if body.store and zero_retention():  # nothing is stored, but a zero-retention key asking for it is told so
+        raise APIError("this API key is zero-retention: nothing its requests carry or return may be stored; "
+                       "send store: false or leave it out", param="store", code="store_not_allowed")
+    return answer_chat(body)
 
 
 def answer_chat(body: s.ChatCompletionRequest) -> Any:

@@ -137,6 +137,19 @@ def test_responses_refuse_store_for_a_zero_retention_key_only(gpt2_app: Flask) -
     assert answer.status_code == 200
 
 
+def test_chat_refuses_store_for_a_zero_retention_key_only(gpt2_app: Flask) -> None:
+    client = gpt2_app.test_client()
+    private, _ = create_key(accounts_of(gpt2_app).store, f"private-{uuid.uuid4().hex[:6]}", zero_retention=True)
+    plain, _ = create_key(accounts_of(gpt2_app).store, f"plain-{uuid.uuid4().hex[:6]}")
+    body = {"model": "tiny-gpt2", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}], "store": True}
+    refused = client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {private}"})
+    assert refused.status_code == 400 and refused.json["error"]["code"] == "store_not_allowed", refused.json
+    assert client.post("/v1/chat/completions", json={**body, "store": False},
+                       headers={"Authorization": f"Bearer {private}"}).status_code == 200
+    ordinary = client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {plain}"})
+    assert ordinary.status_code == 200
+
+
 def test_admin_api_creates_lists_and_patches_zero_retention(words_app: Flask) -> None:
     admin_key, _ = create_key(accounts_of(words_app).store, "ops", admin=True)
     admin = {"Authorization": f"Bearer {admin_key}"}
