@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --streams 1000
     .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --slowloris 100
     .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --burst 192,128
+    .venv/bin/python benchmarks/connections.py http://127.0.0.1:8000 --uploads 100
 
 Streams: opens N streamed chat requests at once on raw sockets and reads them all from one thread
 (a selector), so the client costs little CPU; reports how each ended (200 whole, 503, other),
@@ -10,7 +11,9 @@ the time until the last one ended, and /health latency (p50, max) measured meanw
 Slowloris: N connections that send a header byte every second; reports /health latency
 meanwhile and how many were cut off (408 or closed) within the time given. Burst: C chats (64 tokens,
 not streamed) and E embeddings sent at once; reports, per status, how many and the time until each
-answer began (p50, p90): the goal is 503s within 100 ms at p50, and /health within 1 s. Loopback only.
+answer began (p50, p90): the goal is 503s within 100 ms at p50, and /health within 1 s. Uploads: N
+multipart uploads at once, a third each of speech (tests/data/speech/short.wav), images and faces
+(examples/data), with the same report. Loopback only.
 """
 
 from __future__ import annotations
@@ -94,13 +97,37 @@ def burst(host: str, port: int, chats: int, embeddings: int, limit_s: float) -> 
     chat = _post("/v1/chat/completions", {"max_tokens": 64, "temperature": 0,
                                           "messages": [{"role": "user", "content": "Tell me about the sea."}]})
     embed = _post("/v1/embeddings", {"input": "A sentence to embed, of about a dozen words or so."})
+    return _answered([chat] * chats + [embed] * embeddings, host, port, limit_s)
+
+
+def _multipart(path: str, fields: dict[str, str], field: str, filename: str, content: bytes) -> bytes:
+    boundary = b"maasbenchmarkboundary"
+    parts = [b"--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (boundary, k.encode(), v.encode())
+             for k, v in fields.items()]
+    parts.append(b"--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                 b"Content-Type: application/octet-stream\r\n\r\n%s\r\n" % (boundary, field.encode(),
+                                                                             filename.encode(), content))
+    body = b"".join(parts) + b"--%s--\r\n" % boundary
+    return (b"POST %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: multipart/form-data; "
+            b"boundary=%s\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), boundary, len(body), body))
+
+
+def uploads(host: str, port: int, count: int, limit_s: float) -> dict[str, object]:
+    root = Path(__file__).resolve().parents[1]
+    speech = (root / "tests" / "data" / "speech" / "short.wav").read_bytes()
+    photo = sorted((root / "examples" / "data").glob("*.jpg"))[0].read_bytes()
+    kinds = [_multipart("/v1/audio/transcriptions", {"response_format": "text"}, "file", "short.wav", speech),
+             _multipart("/v1/classify/image", {}, "image", "photo.jpg", photo),
+             _multipart("/v1/detect/faces", {}, "image", "photo.jpg", photo)]
+    return _answered([kinds[i % len(kinds)] for i in range(count)], host, port, limit_s)
+
+
+def _answered(requests_: list[bytes], host: str, port: int, limit_s: float) -> dict[str, object]:
+    """Send every request at once (connected first), and time each until its answer began."""
     selector = selectors.DefaultSelector()
     first_byte: dict[socket.socket, float] = {}
     status: dict[socket.socket, str] = {}
-    socks = []
-    for request in [chat] * chats + [embed] * embeddings:  # connect all first, then send all at once
-        sock = socket.create_connection((host, port), timeout=30)
-        socks.append((sock, request))
+    socks = [(socket.create_connection((host, port), timeout=30), request) for request in requests_]
     started = time.monotonic()
     for sock, request in socks:
         sock.sendall(request)
@@ -115,9 +142,8 @@ def burst(host: str, port: int, chats: int, embeddings: int, limit_s: float) -> 
                 chunk = sock.recv(65536)
             except (BlockingIOError, ConnectionError):
                 chunk = b""
-            if sock not in first_byte:
-                first_byte[sock] = time.monotonic() - started
-                status[sock] = chunk[9:12].decode() or "closed"
+            first_byte[sock] = time.monotonic() - started
+            status[sock] = chunk[9:12].decode() or "closed"
             selector.unregister(sock)
             sock.close()
             pending.discard(sock)
@@ -164,6 +190,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--slowloris", type=int, default=0)
     parser.add_argument("--burst", default="", metavar="CHATS,EMBEDDINGS")
+    parser.add_argument("--uploads", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=30.0, help="slowloris duration / stream time limit")
     args = parser.parse_args()
     parts = urlsplit(args.url)
@@ -174,6 +201,8 @@ def main() -> None:
     probe.start()
     if args.streams:
         result = streams(host, port, args.streams, args.max_tokens, max(args.seconds, 600))
+    elif args.uploads:
+        result = uploads(host, port, args.uploads, max(args.seconds, 600))
     elif args.burst:
         chats, embeddings = (int(n) for n in args.burst.split(","))
         result = burst(host, port, chats, embeddings, max(args.seconds, 600))
