@@ -107,10 +107,15 @@ class AsyncClient(BaseClient[Any]):
         configure_logging()
         self._options = ClientOptions.resolve(base_url, api_key, timeout, max_retries)
         try:
-            from ._async_transport import AsyncTransport, new_http_client
+            from ._async_transport import IN_FLIGHT, AsyncTransport, new_http_client
         except ImportError as exc:  # httpx is the async extra's, not the base install's
             raise MaasError("AsyncClient needs httpx: pip install 'maas-kit[async]'") from exc
-        self._transport = AsyncTransport(http_client if http_client is not None else new_http_client())
+        if http_client is None:  # its own pool: calls wait their turn before it, not inside it
+            import asyncio  # here, not at import: `import maas_client` loads no asyncio
+
+            self._transport = AsyncTransport(new_http_client(), asyncio.Semaphore(IN_FLIGHT))
+        else:
+            self._transport = AsyncTransport(http_client)
         self._owns_transport = http_client is None
         self._directory = _ModelDirectory()
 
