@@ -242,15 +242,8 @@ def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | No
 
     Filters: `key_id` (one key), `key_name`, `anonymous` (requests made without a key), `since`.
     """
-    query = select(
-        usage.c.key_name, usage.c.model,
-        func.count().label("requests"),
-        func.sum(case((usage.c.status >= 400, 1), else_=0)).label("errors"),
-        func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
-        func.coalesce(func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
-        func.avg(usage.c.latency_ms).label("mean_latency_ms"),
-        func.coalesce(func.sum(usage.c.compute_ms), 0).label("compute_ms"),
-    ).group_by(usage.c.key_name, usage.c.model).order_by(usage.c.key_name, usage.c.model)
+    query = (select(usage.c.key_name, usage.c.model, *_totals())
+             .group_by(usage.c.key_name, usage.c.model).order_by(usage.c.key_name, usage.c.model))
     if key_id is not None:
         query = query.where(usage.c.key_id == key_id)
     if key_name is not None:
@@ -261,11 +254,27 @@ def usage_summary(store: Store, *, key_id: int | None = None, key_name: str | No
         query = query.where(usage.c.at >= since)
     with store.begin() as conn:
         rows = conn.execute(query).all()
-    return [{"key": r.key_name, "model": r.model, "requests": int(r.requests), "errors": int(r.errors or 0),
-             "prompt_tokens": int(r.prompt_tokens), "completion_tokens": int(r.completion_tokens),
-             "total_tokens": int(r.prompt_tokens) + int(r.completion_tokens),
-             "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1),
-             "compute_seconds": round(float(r.compute_ms) / 1000, 6)} for r in rows]
+    return [{"key": r.key_name, "model": r.model, **_totals_of(r)} for r in rows]
+
+
+def _totals() -> list[Any]:
+    """The columns both summaries total, per group of usage rows."""
+    return [
+        func.count().label("requests"),
+        func.sum(case((usage.c.status >= 400, 1), else_=0)).label("errors"),
+        func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
+        func.coalesce(func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
+        func.avg(usage.c.latency_ms).label("mean_latency_ms"),
+        func.coalesce(func.sum(usage.c.compute_ms), 0).label("compute_ms"),
+    ]
+
+
+def _totals_of(r: Any) -> dict[str, Any]:
+    return {"requests": int(r.requests), "errors": int(r.errors or 0), "prompt_tokens": int(r.prompt_tokens),
+            "completion_tokens": int(r.completion_tokens),
+            "total_tokens": int(r.prompt_tokens) + int(r.completion_tokens),
+            "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1),
+            "compute_seconds": round(float(r.compute_ms) / 1000, 6)}
 
 
 BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}  # UTC: unix time's minutes, hours and days
@@ -284,15 +293,8 @@ def usage_buckets(store: Store, *, bucket: str = "hour", since: float | None = N
         start = (func.floor(usage.c.at / size) if conn.dialect.name == "postgresql"
                  else cast(usage.c.at / size, Integer)) * size
         start = cast(start, BigInteger).label("start")
-        query = select(
-            start, usage.c.key_id, usage.c.key_name, usage.c.model,
-            func.count().label("requests"),
-            func.sum(case((usage.c.status >= 400, 1), else_=0)).label("errors"),
-            func.coalesce(func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
-            func.coalesce(func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
-            func.avg(usage.c.latency_ms).label("mean_latency_ms"),
-            func.coalesce(func.sum(usage.c.compute_ms), 0).label("compute_ms"),
-        ).group_by(start, usage.c.key_id, usage.c.key_name, usage.c.model) \
+        query = select(start, usage.c.key_id, usage.c.key_name, usage.c.model, *_totals()) \
+            .group_by(start, usage.c.key_id, usage.c.key_name, usage.c.model) \
             .order_by(start, usage.c.key_id, usage.c.model).limit(limit)
         if since is not None:
             query = query.where(usage.c.at >= since)
@@ -305,10 +307,6 @@ def usage_buckets(store: Store, *, bucket: str = "hour", since: float | None = N
         if model is not None:
             query = query.where(usage.c.model == model)
         rows = conn.execute(query).all()
-    return [{"start": int(r.start), "key_id": r.key_id, "key": r.key_name, "model": r.model,
-             "requests": int(r.requests), "errors": int(r.errors or 0), "prompt_tokens": int(r.prompt_tokens),
-             "completion_tokens": int(r.completion_tokens),
-             "total_tokens": int(r.prompt_tokens) + int(r.completion_tokens),
-             "mean_latency_ms": round(float(r.mean_latency_ms or 0), 1),
-             "compute_seconds": round(float(r.compute_ms) / 1000, 6)} for r in rows]
+    return [{"start": int(r.start), "key_id": r.key_id, "key": r.key_name, "model": r.model, **_totals_of(r)}
+            for r in rows]
 

@@ -22,7 +22,7 @@ from ..accounts.usage import BUCKETS, usage_buckets
 from ..errors import APIError
 from . import schemas as s
 from ._common import parse_json, state
-from .accounting import accounts
+from .accounting import UsageRow, accounts
 
 bp = Blueprint("admin", __name__)
 
@@ -109,20 +109,12 @@ class AdminKeyList(BaseModel):
     data: list[AdminKey]
 
 
-class UsageBucket(BaseModel):
-    """One key's use of one model in one time bucket."""
+class UsageBucket(UsageRow):
+    """One key's use of one model in one time bucket: the totals /v1/usage gives, per key and bucket."""
 
     start: int  # unix seconds: the bucket's first second (UTC)
     key_id: int | None
     key: str | None  # None: calls without a key
-    model: str | None
-    requests: int
-    errors: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    mean_latency_ms: float
-    compute_seconds: float
 
 
 class AuditEntry(BaseModel):
