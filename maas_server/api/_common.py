@@ -237,15 +237,14 @@ MIN_REQUEST_TIMEOUT_S = 0.1  # shorter deadlines cannot be told apart from the t
 MAX_REQUEST_TIMEOUT_S = 3600.0  # the most a config's max_request_timeout_s may allow
 
 
-def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In],
-           count: int | None = None) -> list[Handle[Out]]:
+def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In]) -> list[Handle[Out]]:
     """Queue a request's items on its model's runner, with the request's own deadline if it set one.
 
     ``X-Request-Timeout: SECONDS`` is how long the caller will wait for the model to start on its
     request; a request the runner's estimate says would wait longer is refused at once (503).
-    `count` is the number of items when `items` is a lazy iterator (see Runner.submit_many).
+    `items` may be a lazy iterator (see Runner.submit_many).
     """
-    handles = entry.runner_for(method).submit_many(method, items, timeout=request_timeout(), count=count)
+    handles = entry.runner_for(method).submit_many(method, items, timeout=request_timeout())
     note_work(handles)
     return handles
 

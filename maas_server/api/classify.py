@@ -37,7 +37,7 @@ def classify_text() -> Any:
     check_count(len(body.labels or []) or 1, "label", "labels")
     items = [TextItem(text, tuple(body.labels or ())) for text in body.inputs]
     if body.explain:
-        _check_explain_count(len(items))
+        _admit_explanations(len(items))
         entry = resolve_model("/v1/classify/text", body.model, EXPLAIN_TEXT)
         return _explained(entry.config.name, wait_all(submit(entry, EXPLAIN_TEXT, items)), body.top_k)
     method = _text_method(body.model, bool(body.labels))
@@ -64,7 +64,7 @@ def classify_image() -> Any:
     body, images = read_image_request(s.ImageClassificationRequest)
     explaining = body.explain or body.explain_overlay
     if explaining:
-        _check_explain_count(len(images))
+        _admit_explanations(len(images))
     entry = resolve_model("/v1/classify/image", body.model, EXPLAIN_IMAGE if explaining else None)
     if sum(image.pixels for image in images) >= RELEASE_AFTER_PIXELS:
         after_response(release_freed_memory)  # by then the decoded images and their tensors are freed
@@ -72,9 +72,9 @@ def classify_image() -> Any:
     decoded = decode_images(images, state().config.image_max_side)
     if explaining:
         questions = (ImageQuestion(image, overlay=body.explain_overlay) for image in decoded)
-        explained = wait_all(submit(entry, EXPLAIN_IMAGE, questions, count=len(images)))
+        explained = wait_all(submit(entry, EXPLAIN_IMAGE, questions))
         return _explained(entry.config.name, explained, body.top_k)
-    results = wait_all(submit(entry, CLASSIFY_IMAGE, decoded, count=len(images)))
+    results = wait_all(submit(entry, CLASSIFY_IMAGE, decoded))
     return _classification(entry.config.name, results, body.top_k)
 
 
@@ -83,7 +83,7 @@ def classify_image() -> Any:
 EXPLANATION_BYTES = 64 << 20
 
 
-def _check_explain_count(count: int) -> None:
+def _admit_explanations(count: int) -> None:
     limit = state().config.max_explain_inputs
     if count > limit:
         raise APIError(f"explanations cost a backward pass each: at most {limit} inputs per call with explain "

@@ -66,7 +66,7 @@ def _detect(endpoint: str, method: Method[DetectionQuery, Detections]) -> tuple[
         for image in decode_images(images, state().config.image_max_side):
             yield DetectionQuery(image, body.score_threshold, body.iou_threshold, body.max_detections)
 
-    return entry.config.name, wait_all(submit(entry, method, queries(), count=len(images))), images
+    return entry.config.name, wait_all(submit(entry, method, queries())), images
 
 
 def in_original_pixels(result: Detections, image: CheckedImage) -> list[Detected]:

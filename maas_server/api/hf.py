@@ -273,7 +273,7 @@ DEFAULT_IMAGE_TOP_K = 5  # as the Hugging Face image-classification pipeline ans
 
 def _image_classification(entry: ModelEntry) -> Any:
     body, image = _image_request(hf.HFImageClassificationRequest)
-    results = wait_all(submit(entry, CLASSIFY_IMAGE, _decoded(image), count=1))
+    results = wait_all(submit(entry, CLASSIFY_IMAGE, _decoded(image)))
     _report(entry, 1)
     return json_response(hf.HFLabelScores(_label_scores(results[0], body.parameters.top_k or DEFAULT_IMAGE_TOP_K)))
 
@@ -291,7 +291,7 @@ def _detection(entry: ModelEntry, method: Method[DetectionQuery, Detections]) ->
     threshold = body.parameters.threshold
     queries = (DetectionQuery(decoded, threshold if threshold is not None else DetectionQuery.score_threshold)
                for decoded in _decoded(image))
-    [found] = wait_all(submit(entry, method, queries, count=1))
+    [found] = wait_all(submit(entry, method, queries))
     _report(entry, 1)
     detected = [hf.HFDetected(label=d.label, score=d.score, box=hf.HFBox(
         xmin=round(d.box.x1), ymin=round(d.box.y1), xmax=round(d.box.x2), ymax=round(d.box.y2)))

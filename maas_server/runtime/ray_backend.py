@@ -372,8 +372,8 @@ class RayRunner:
     def stop(self, timeout: float | None = 5.0) -> None:
         """Nothing to stop here: the replicas belong to the Ray application, which outlives this server."""
 
-    def submit_many(self, method: Method[In, Out], items: Iterable[In], timeout: float | None = None,
-                    count: int | None = None) -> list[Handle[Out]]:
+    def submit_many(self, method: Method[In, Out], items: Iterable[In],
+                    timeout: float | None = None) -> list[Handle[Out]]:
         """Send the items to a replica as one call (all or none are queued there, as locally)."""
         call = self._new_call(method, list(items))
         self._bridge.run(self._call(call, method, [w.item for w in call.works], timeout))

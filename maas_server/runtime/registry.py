@@ -50,8 +50,8 @@ class ModelRunner(Protocol):
     @property
     def methods(self) -> Container[str]: ...  # the names of the methods it runs
 
-    def submit_many(self, method: Method[In, Out], items: Iterable[In], timeout: float | None = None,
-                    count: int | None = None) -> list[Handle[Out]]: ...
+    def submit_many(self, method: Method[In, Out], items: Iterable[In],
+                    timeout: float | None = None) -> list[Handle[Out]]: ...
 
     def stream(self, method: Method[In, Out], items: list[In], timeout: float | None = None) -> EventStream[Out]: ...
 

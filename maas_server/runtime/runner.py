@@ -206,8 +206,8 @@ class Runner:
         ahead = max(0, self.queued + items - self._room)
         return ahead / rate
 
-    def submit_many(self, method: Method[In, Out], items: Iterable[In], timeout: float | None = None,
-                    count: int | None = None) -> list[Handle[Out]]:
+    def submit_many(self, method: Method[In, Out], items: Iterable[In],
+                    timeout: float | None = None) -> list[Handle[Out]]:
         """Queue all items or none: a call that does not fit raises QueueFull and queues nothing.
 
         `timeout` is how long the items may wait for compute (default: ``queue_timeout_s``). A call
@@ -215,10 +215,9 @@ class Runner:
 
         `items` may be a lazy iterator: a method that prepares on the caller's thread prepares each
         item as it is produced, so the caller need never hold all raw items (decoded images) at once.
-        An overloaded model refuses the call before anything is prepared. `count` (the number of
-        items of a lazy iterator) is for runners that need it before iterating; this one does not.
+        An overloaded model refuses the call before anything is prepared.
         """
-        return [Handle(work) for work in self._enqueue(method, items, timeout, count)]
+        return [Handle(work) for work in self._enqueue(method, items, timeout)]
 
     def stream(self, method: Method[In, Out], items: list[In], timeout: float | None = None) -> EventStream[Out]:
         """Like submit_many, and each item's events, then its outcome, arrive on one queue in order."""
@@ -231,7 +230,7 @@ class Runner:
 
         A batch method's call gets its items' outcomes (`Finished`) there too, in the order they finish.
         """
-        works = self._enqueue(method, items, timeout, None, sink)
+        works = self._enqueue(method, items, timeout, sink)
         for work in works:  # after queueing: a refused call must put nothing on the queue
             work.future.add_done_callback(work.report_outcome)
         return [Handle(work) for work in works]
@@ -244,7 +243,7 @@ class Runner:
         """Runners elsewhere report their replicas; this one is the model, in this process."""
         return None
 
-    def _enqueue(self, method: Method[Any, Any], items: Iterable[Any], timeout: float | None, count: int | None,
+    def _enqueue(self, method: Method[Any, Any], items: Iterable[Any], timeout: float | None,
                  events: EventSink | None = None) -> list[Work]:
         if method.name not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method.name!r}")
