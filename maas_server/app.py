@@ -10,27 +10,15 @@ import logging
 import time
 import uuid
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 
-from .api import (
-    accounting,
-    admin,
-    browsers,
-    classify,
-    detect,
-    embeddings,
-    entities,
-    generation,
-    hf,
-    models,
-    openapi,
-    responses,
-    speech,
-)
-from .api._common import SERVED_BY_HEADER, ServerState
+from .api import accounting, admin, browsers
+from .api._common import SERVED_BY_HEADER, ServerState, state
 from .api.admission import Admission, is_api_path
+from .api.endpoints import api_prefixes
 from .api.memory import MB, MemoryBudget, default_budget_bytes
 from .api.memory import init_app as init_memory_budget
+from .api.routes import FAMILIES
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
@@ -52,17 +40,20 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     registry = ModelRegistry(settings, timed_loader(loader))
     memory = MemoryBudget(settings.memory_budget_mb * MB if settings.memory_budget_mb else default_budget_bytes())
     init_memory_budget(app)
-    app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()), memory=memory)
-    for blueprint in (generation.bp, responses.bp, embeddings.bp, classify.bp, detect.bp, entities.bp, speech.bp,
-                      hf.bp, models.bp, admin.bp, openapi.bp):
-        app.register_blueprint(blueprint)
+    endpoints = {endpoint.view: endpoint for family in FAMILIES for endpoint in family.endpoints}
+    app.extensions["maas"] = ServerState(settings, registry, started=int(time.time()), memory=memory,
+                                         endpoints=endpoints, api_prefixes=api_prefixes(endpoints.values()))
+    for family in FAMILIES:
+        app.register_blueprint(family.blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)
     app.before_request(_refuse_new_work_while_draining)
     app.after_request(_echo_request_id)
     accounting.init_app(app, settings)  # keys, rate limits, usage, /metrics, the request log
+    app.before_request(admin.admins_only)  # after accounting's authentication
     browsers.init_app(app, settings)  # after accounting: a call served without a key must not come from a web page
-    app.wsgi_app = Admission(app.wsgi_app, settings.max_concurrent_requests)  # type: ignore[method-assign]
+    app.wsgi_app = Admission(app.wsgi_app, settings.max_concurrent_requests,  # type: ignore[method-assign]
+                             app.extensions["maas"].api_prefixes)
     if load_models:
         registry.load_in_background()
     return app
@@ -76,7 +67,7 @@ def _assign_request_id() -> None:
 
 def _refuse_new_work_while_draining() -> None:
     # Requests already admitted finish; a new one goes elsewhere (the load balancer has seen /ready 503).
-    if is_api_path(request.path) and current_app.extensions["maas"].draining.is_set():
+    if is_api_path(request.path, state().api_prefixes) and state().draining.is_set():
         raise APIError("the server is shutting down; retry on another instance", status=503,
                        code="shutting_down", headers={"Retry-After": "1"})
 

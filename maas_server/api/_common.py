@@ -19,21 +19,10 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from ..config import ServerConfig
 from ..errors import APIError
-from ..models.base import (
-    CLASSIFY_IMAGE,
-    CLASSIFY_TEXT,
-    DETECT_FACES,
-    DETECT_OBJECTS,
-    EMBED,
-    EMBED_FACES,
-    EXTRACT_ENTITIES,
-    GENERATE,
-    TRANSCRIBE,
-    ZERO_SHOT_TEXT,
-    Method,
-)
+from ..models.base import Method
 from ..runtime.handles import EventStream, Handle
 from ..runtime.registry import ModelEntry, ModelRegistry
+from .endpoints import Endpoint
 from .memory import MemoryBudget, default_budget_bytes
 from .metering import note_model, note_work
 from .schemas import MAX_JSON_ARRAY, MAX_JSON_DEPTH
@@ -52,25 +41,6 @@ def json_response(body: BaseModel) -> Response:
     return current_app.response_class(body.model_dump_json(), mimetype="application/json")
 
 
-# The methods each route calls, the usual one first; a model whose task offers one of them can serve
-# the route (models.TASKS). A new task's route adds its line here; its blueprint goes in api/ and is
-# registered in app.py.
-ENDPOINT_METHODS: dict[str, tuple[Method[Any, Any], ...]] = {
-    "/v1/completions": (GENERATE,),
-    "/v1/chat/completions": (GENERATE,),
-    "/v1/responses": (GENERATE,),
-    "/v1/embeddings": (EMBED,),
-    "/v1/classify/text": (CLASSIFY_TEXT, ZERO_SHOT_TEXT),  # a classifier's own labels, or any labels
-    "/v1/classify/image": (CLASSIFY_IMAGE,),
-    "/v1/detect/objects": (DETECT_OBJECTS,),
-    "/v1/detect/faces": (DETECT_FACES,),
-    "/v1/faces/embeddings": (EMBED_FACES,),
-    "/v1/entities": (EXTRACT_ENTITIES,),
-    "/v1/audio/transcriptions": (TRANSCRIBE,),
-    "/v1/audio/translations": (TRANSCRIBE,),  # a multilingual model's (ModelDescription.translates)
-}
-
-
 @dataclass
 class ServerState:
     """What the app factory hangs on the Flask app (app.extensions["maas"])."""
@@ -82,10 +52,17 @@ class ServerState:
     # What else /ready depends on besides the models: each returns why the server cannot serve, or None.
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
     memory: MemoryBudget = field(default_factory=lambda: MemoryBudget(default_budget_bytes()))
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by Flask endpoint name: every route's record
+    api_prefixes: tuple[str, ...] = ()  # endpoints.api_prefixes of those records
 
 
 def state() -> ServerState:
     return current_app.extensions["maas"]  # type: ignore[no-any-return]
+
+
+def current_endpoint() -> Endpoint | None:
+    """The record of the endpoint this request reached (None: no route matched)."""
+    return state().endpoints.get(request.endpoint or "")
 
 
 
@@ -168,18 +145,20 @@ def _check_text(text: str) -> None:
 PLACEHOLDER_MODELS = frozenset({"dummy", "tgi"})
 
 
-def resolve_model(endpoint: str, name: str | None, method: Method[Any, Any] | None = None) -> ModelEntry:
+def resolve_model(name: str | None, method: Method[Any, Any] | None = None) -> ModelEntry:
     """The configured model for this request: 404 unknown, 400 wrong task, 503 still loading.
 
-    `method` is what the request needs when it is not the route's usual one (explain: true).
+    The endpoint's record says which methods it serves; `method` is what the request needs when it is not
+    the usual one (explain: true).
     """
     registry = state().registry
     if name in PLACEHOLDER_MODELS:
         name = None
-    usual = ENDPOINT_METHODS[endpoint][0] if endpoint in ENDPOINT_METHODS else method
-    assert usual is not None, "a route outside ENDPOINT_METHODS names the method it needs"
+    endpoint = current_endpoint()
+    assert endpoint is not None and endpoint.serves, "only an endpoint that serves a model method resolves one"
+    usual = endpoint.serves[0]
     method = method or usual
-    what = endpoint if method == usual else f"{endpoint} with {method.name}"
+    what = endpoint.path if method == usual else f"{endpoint.path} with {method.name}"
     allowed = [e for e in registry.entries() if may_use(e)]
     # Without a name, the first model the key may use (a key with no model of this task is refused below).
     entry = next((e for e in allowed if e.offers(method)), registry.first_for(method)) if name is None \

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response, current_app, g, request, request_finished, request_started
+from flask import Flask, Response, current_app, g, request, request_finished, request_started
 from pydantic import BaseModel
 
 from ..accounts import (
@@ -55,15 +55,15 @@ from ..ops import metrics
 from ..ops.logs import CREDENTIAL_NAMES, KEY_PREFIX, log_request
 from . import cors
 from . import schemas as s
-from ._common import state
+from ._common import current_endpoint, state
 from .admission import is_api_path
-from .detect import PERSONAL_DATA_ROUTES
+from .endpoints import Family
+from .forms import query
 from .metering import Metering, metering
 
 log = logging.getLogger("maas.accounts")
-bp = Blueprint("accounting", __name__)
+family = Family("accounting", __name__)
 
-_QUIET_ROUTES = ("/health", "/ready", "/metrics")  # polled often: logged at debug level only
 _MAX_LOGGED_BODY = 4000
 
 
@@ -92,7 +92,6 @@ def init_app(app: Flask, settings: AccountSettings) -> Accounts:
     accounts = Accounts(settings, store, Authenticator(store, ttl=settings.auth_cache_seconds), limiter, writer)
     app.extensions["maas_accounts"] = accounts
     app.extensions["maas"].readiness_checks.append(lambda: _store_problem(store))  # /ready says so too
-    app.register_blueprint(bp)
     # Every request is counted in once and out once (see _Counted), refusals and errors included.
     request_started.connect(_count_in, app)  # in: before any before_request hook can refuse it
     app.before_request(_before)  # the key (401) and its rate limits (429)
@@ -138,7 +137,7 @@ def _before() -> None:
     g.maas_decision = None
     _refuse_keys_in_url()
     # A CORS preflight carries no credentials and runs nothing; it is answered without a key.
-    if request.method != "OPTIONS" and is_api_path(request.path):
+    if request.method != "OPTIONS" and is_api_path(request.path, state().api_prefixes):
         _authorize()
 
 
@@ -239,6 +238,8 @@ class _Done:
     """What a request did, as accounting records it."""
 
     route: str
+    api: bool  # an authenticated endpoint's: billed in the usage table
+    polled: bool  # a probe's or a scrape's
     method: str
     request_id: str
     account: ApiKey | None
@@ -281,7 +282,9 @@ def _count_out_unless_streaming(error: BaseException | None) -> None:
 
 
 def _what_it_did(status: int) -> _Done:
+    endpoint = current_endpoint()
     return _Done(route=request.url_rule.rule if request.url_rule else "unmatched", method=request.method,
+                 api=endpoint is not None and endpoint.authenticated, polled=endpoint is not None and endpoint.polled,
                  request_id=getattr(g, "request_id", "") or "", account=g.get("maas_account"),
                  metering=metering(), config=state().config, body=_logged_body(status))
 
@@ -338,7 +341,7 @@ def zero_retention() -> bool:
 def _logged_body(status: int) -> str | None:
     if not accounts().settings.log_content or request.mimetype == "multipart/form-data" or status in _BODY_UNREAD:
         return None
-    if _carries_faces() or zero_retention():
+    if _carries_personal_data() or zero_retention():
         return None
     try:
         return request.get_data(as_text=True)[:_MAX_LOGGED_BODY]
@@ -346,11 +349,11 @@ def _logged_body(status: int) -> str | None:
         return None
 
 
-def _carries_faces() -> bool:
-    # Faces are personal data: never logged, log_content or not. The path is checked too, so that a face image
-    # sent to a mistyped path (a 404 or a redirect, with no route) stays out of the log as well.
-    path = (request.url_rule.rule if request.url_rule else request.path).lower()
-    return any(route in path for route in PERSONAL_DATA_ROUTES)
+def _carries_personal_data() -> bool:
+    # Faces and voices are personal data (their endpoints' records say so): never logged, log_content or not.
+    # A body sent to no endpoint (a mistyped path, a redirect) is not logged either: nothing says what it holds.
+    endpoint = current_endpoint()
+    return endpoint is None or endpoint.personal_data
 
 
 def _count_out(counted: _Counted, acc: Accounts) -> None:
@@ -377,7 +380,7 @@ def _record(done: _Done, status: int, seconds: float, acc: Accounts) -> None:
         metrics.observe_request(done.route, model or "", status, seconds, backend)
         metrics.observe_tokens(model or "", prompt, completion, backend)
         metrics.observe_compute(model or "", compute, backend)
-        if is_api_path(done.route) and status != 401:  # queued first: charging may fail
+        if done.api and status != 401:  # queued first: charging may fail
             acc.usage.add(UsageRecord(
                 at=time.time(), route=done.route, status=status, latency_ms=seconds * 1000,
                 key_id=account.id if account else None, key_name=account.name if account else None,
@@ -394,7 +397,7 @@ def _record(done: _Done, status: int, seconds: float, acc: Accounts) -> None:
                   prompt_tokens=prompt, completion_tokens=completion, compute_ms=round(compute * 1000, 2))
     if done.body is not None:
         fields["body"] = done.body
-    if done.route not in _QUIET_ROUTES or log.isEnabledFor(logging.DEBUG):
+    if not done.polled or log.isEnabledFor(logging.DEBUG):  # probes and scrapes: at debug level only
         log_request(**fields)
 
 
@@ -440,7 +443,8 @@ class UsageReport(BaseModel):
     data: list[UsageRow]
 
 
-@bp.get("/v1/usage")
+@family.get("/v1/usage", "The caller's own usage per model", response=UsageReport,
+            parameters=(query("since", "only requests since this time: YYYY-MM-DD, an ISO time or unix seconds"),))
 def own_usage() -> Any:
     """The caller's usage per model (all time, or since `?since=DATE`)."""
     since_text = request.args.get("since")
@@ -456,7 +460,8 @@ def own_usage() -> Any:
                               data=[UsageRow.model_validate(row) for row in rows]))
 
 
-@bp.get("/metrics")
+@family.get("/metrics", "Prometheus metrics, summed over workers", text="Prometheus text exposition format",
+            access="metrics", polled=True)
 def prometheus_metrics() -> Any:
     """Prometheus exposition; needs `Authorization: Bearer $MAAS_METRICS_TOKEN` when that is set."""
     token = accounts().settings.metrics_token

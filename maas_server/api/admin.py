@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, g, request
+from flask import g, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..accounts import ApiKey, KeyStoreError, create_key, list_keys
@@ -21,18 +21,27 @@ from ..accounts.times import parse_time
 from ..accounts.usage import BUCKETS, usage_buckets
 from ..errors import APIError
 from . import schemas as s
-from ._common import parse_json, state
+from ._common import current_endpoint, parse_json, state
 from .accounting import UsageRow, accounts
+from .endpoints import Family
+from .forms import query
 
-bp = Blueprint("admin", __name__)
+family = Family("admin", __name__)
 
 _MAX_ID = 2**31 - 1  # ids are 32-bit integers in the store
 _MAX_USAGE_ROWS = 10_000
 _MAX_AUDIT_ROWS = 1000
+_ADMIN: dict[str, object] = {"access": "admin", "tag": "admin"}
+_KEYS, _KEY = "/v1/admin/keys", "/v1/admin/keys/{key_id}"
+_KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1},
+           "description": "the key's id, as GET /v1/admin/keys lists it"}
 
 
-@bp.before_request
-def _admins_only() -> None:
+def admins_only() -> None:
+    """403 for an admin endpoint (its record's access) called without an admin key; runs after authentication."""
+    endpoint = current_endpoint()
+    if endpoint is None or endpoint.access != "admin":
+        return
     account: ApiKey | None = g.get("maas_account")
     if account is None or not account.admin:
         who = "a call without a key" if account is None else f"API key {account.name!r}"
@@ -151,13 +160,17 @@ class AdminUsage(BaseModel):
 
 # -- routes
 
-@bp.get("/v1/admin/keys")
+@family.get(_KEYS, "Every API key, revoked and expired ones too (never the keys themselves)",
+            response=AdminKeyList, **_ADMIN)
 def keys() -> Any:
     """Every key, revoked and expired ones too, oldest first."""
     return s.dump(AdminKeyList(data=[_admin_key(k) for k in list_keys(accounts().store)]))
 
 
-@bp.post("/v1/admin/keys")
+@family.post(_KEYS, "Create a key; the response is the only place the key itself appears",
+             request=KeyCreate, response=CreatedKey, more_errors=(409, 413), **_ADMIN,
+             examples={"scoped": {"name": "team-a", "rpm": 60, "models": ["all-minilm-l6-v2"],
+                                  "tasks": ["embeddings"]}})
 def create() -> Any:
     """A new key: the response is the only place its secret appears."""
     body = parse_json(KeyCreate)
@@ -174,7 +187,9 @@ def create() -> Any:
     return s.dump(CreatedKey(key=secret, **_admin_key(record).model_dump()))
 
 
-@bp.patch("/v1/admin/keys/<int:key_id>")
+@family.patch(_KEY, "Change a key's limits and scopes (the fields sent; null: unlimited, "
+              "or every model or task)", request=KeyUpdate, response=AdminKey, parameters=(_KEY_ID,),
+              more_errors=(413,), examples={"limits": {"rpm": 120, "cpm": 30.0}}, **_ADMIN)
 def update(key_id: int) -> Any:
     """Change some of a key's limits and scopes; it applies within the auth cache time."""
     body = parse_json(KeyUpdate)
@@ -191,7 +206,7 @@ def update(key_id: int) -> Any:
         raise _not_found(exc) from None
 
 
-@bp.delete("/v1/admin/keys/<int:key_id>")
+@family.delete(_KEY, "Revoke a key", response=AdminKey, parameters=(_KEY_ID,), **_ADMIN)
 def revoke(key_id: int) -> Any:
     """Revoke a key; servers refuse it within the auth cache time (MAAS_AUTH_CACHE_SECONDS)."""
     try:
@@ -200,7 +215,13 @@ def revoke(key_id: int) -> Any:
         raise _not_found(exc) from None
 
 
-@bp.get("/v1/admin/usage")
+@family.get("/v1/admin/usage", "Usage per time bucket, key and model", response=AdminUsage, **_ADMIN,
+            parameters=(query("since", "only requests since this time (YYYY-MM-DD, an ISO time or unix seconds)"),
+                        query("until", "only requests before this time"),
+                        query("bucket", "the time bucket (UTC)", enum=["minute", "hour", "day"], default="hour"),
+                        query("key_id", "only this key, by its id", pattern="^[0-9]{1,10}$"),
+                        query("key_name", "only this key, by its name"),
+                        query("model", "only this model (its configured name)")))
 def usage() -> Any:
     """Usage per time bucket, key and model (`?since=&until=&bucket=minute|hour|day&key_id=&key_name=&model=`).
 
@@ -219,7 +240,12 @@ def usage() -> Any:
                              data=[UsageBucket.model_validate(row) for row in rows[:_MAX_USAGE_ROWS]]))
 
 
-@bp.get("/v1/admin/audit")
+@family.get("/v1/admin/audit", "Changes to keys (create, update, revoke): who, from where, what and when; "
+            "newest first", response=AuditList, **_ADMIN,
+            parameters=(query("since", "only changes since this time (YYYY-MM-DD, an ISO time or unix seconds)"),
+                        query("until", "only changes before this time"),
+                        query("key_id", "only changes to this key, by its id", pattern="^[0-9]{1,10}$"),
+                        query("limit", "at most this many (1-1000; default 100)", pattern="^[0-9]{1,4}$")))
 def audit() -> Any:
     """Changes to keys, newest first (`?since=&until=&key_id=&limit=`, limit 1-1000, default 100)."""
     since, until = _time(request.args.get("since"), "since"), _time(request.args.get("until"), "until")

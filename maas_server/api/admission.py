@@ -22,25 +22,23 @@ from ..ops import metrics
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-# The paths that serve models: admitted here, authenticated, metered and refused while draining. /models/NAME is
-# Hugging Face's inference address (huggingface_hub's InferenceClient(base_url=.../models/NAME)).
-API_PREFIXES = ("/v1/", "/models/")
-
-
-def is_api_path(path: str) -> bool:
-    return path.startswith(API_PREFIXES) or path == "/v1"
+def is_api_path(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether `path` is under the API's prefixes (endpoints.api_prefixes: "/v1/", and "/models/", Hugging
+    Face's inference address): admitted here, authenticated, metered and refused while draining, matched or not."""
+    return (path + "/").startswith(prefixes)
 
 
 class Admission:
     """WSGI middleware: at most `limit` /v1 requests open at once; the rest get 503 immediately."""
 
-    def __init__(self, app: WSGIApp, limit: int) -> None:
+    def __init__(self, app: WSGIApp, limit: int, prefixes: tuple[str, ...]) -> None:
         self.app = app
         self.limit = limit
+        self.prefixes = prefixes
         self._slots = threading.BoundedSemaphore(limit)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not is_api_path(environ.get("PATH_INFO", "")):
+        if not is_api_path(environ.get("PATH_INFO", ""), self.prefixes):
             return self.app(environ, start_response)
         if not self._slots.acquire(blocking=False):
             metrics.SHED.labels("concurrency").inc()

@@ -32,6 +32,7 @@ from flask import Flask, g, request
 
 from ..errors import APIError
 from ..settings import Settings
+from ._common import state
 from .admission import is_api_path
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -94,7 +95,9 @@ def init_app(app: Flask, settings: Settings) -> None:
 def check(policy: HostPolicy) -> None:
     """421 for a foreign Host, 403 for a state change from another origin; only on calls served
     without a key (accounting's hook set `g.maas_account` to the valid key's record, or None)."""
-    if request.method == "OPTIONS" or not is_api_path(request.path) or g.get("maas_account") is not None:
+    if request.method == "OPTIONS" or g.get("maas_account") is not None:
+        return
+    if not is_api_path(request.path, state().api_prefixes):
         return
     host = request.headers.get("Host")
     target = _split_host(host) if host is not None else None

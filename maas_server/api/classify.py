@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Response
 
 from ..errors import APIError
 from ..models.base import (
@@ -24,13 +24,21 @@ from ..models.base import (
 from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, check_count, json_response, parse_json, resolve_model, state, submit, wait_all
+from .endpoints import Family
+from .forms import PNG_2X2, image_form
 from .images import RELEASE_AFTER_PIXELS, decode_images, read_image_request
 from .metering import report_usage
 
-bp = Blueprint("classify", __name__)
+family = Family("classify", __name__)
+
+_IMAGE_FORM = image_form({"top_k": {"type": "integer", "minimum": 1}, "explain": {"type": "boolean"},
+                          "explain_overlay": {"type": "boolean"}})
 
 
-@bp.post("/v1/classify/text")
+@family.post("/v1/classify/text", "Text classification, zero-shot or with the model's labels",
+               request=s.TextClassificationRequest, response=s.ClassificationList,
+               serves=(CLASSIFY_TEXT, ZERO_SHOT_TEXT),  # a classifier's own labels, or any labels
+               examples={"zero-shot": {"input": ["I love it", "I hate it"], "labels": ["positive", "negative"]}})
 def classify_text() -> Any:
     body = parse_json(s.TextClassificationRequest)
     check_count(len(body.inputs), "input", "input")
@@ -38,10 +46,10 @@ def classify_text() -> Any:
     items = [TextItem(text, tuple(body.labels or ())) for text in body.inputs]
     if body.explain:
         _admit_explanations(len(items))
-        entry = resolve_model("/v1/classify/text", body.model, EXPLAIN_TEXT)
+        entry = resolve_model(body.model, EXPLAIN_TEXT)
         return _explained(entry.config.name, wait_all(submit(entry, EXPLAIN_TEXT, items)), body.top_k)
     method = _text_method(body.model, bool(body.labels))
-    entry = resolve_model("/v1/classify/text", body.model, method)
+    entry = resolve_model(body.model, method)
     return _classification(entry.config.name, wait_all(submit(entry, method, items)), body.top_k)
 
 
@@ -59,13 +67,16 @@ def _text_method(name: str | None, labelled: bool) -> Method[TextItem, Scores]:
     return ZERO_SHOT_TEXT if zero_shot is not None and (labelled or own_labels is None) else CLASSIFY_TEXT
 
 
-@bp.post("/v1/classify/image")
+@family.post("/v1/classify/image", "Image classification: multipart file parts, or JSON with base64 images",
+               request=s.ImageClassificationRequest, response=s.ClassificationList, multipart=_IMAGE_FORM,
+               serves=(CLASSIFY_IMAGE,), examples={"base64": {"image": PNG_2X2, "top_k": 3},
+                                                   "data-url": {"image": [f"data:image/png;base64,{PNG_2X2}"]}})
 def classify_image() -> Any:
     body, images = read_image_request(s.ImageClassificationRequest)
     explaining = body.explain or body.explain_overlay
     if explaining:
         _admit_explanations(len(images))
-    entry = resolve_model("/v1/classify/image", body.model, EXPLAIN_IMAGE if explaining else None)
+    entry = resolve_model(body.model, EXPLAIN_IMAGE if explaining else None)
     if sum(image.pixels for image in images) >= RELEASE_AFTER_PIXELS:
         after_response(release_freed_memory)  # by then the decoded images and their tensors are freed
     # Decoded lazily: the runner prepares each image as it comes, so one full-size image at a time.

@@ -10,26 +10,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint
-
 from ..models.base import DETECT_FACES, DETECT_OBJECTS, EMBED_FACES, Detected, DetectionQuery, Detections, Method
 from ..ops.memory import release_freed_memory
 from . import schemas as s
 from ._common import after_response, json_response, resolve_model, state, submit, wait_all
+from .endpoints import Family
+from .forms import DETECTION_FORM, PNG_2X2
 from .images import RELEASE_AFTER_PIXELS, CheckedImage, decode_images, read_image_request
 from .metering import report_usage
 
-bp = Blueprint("detect", __name__)
+family = Family("detect", __name__)
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # the order adapters give them in
-# Faces and voices are personal data: the request log never holds these routes' bodies, even with log_content
-# (accounting.py).
-PERSONAL_DATA_ROUTES = ("/v1/detect/faces", "/v1/faces/embeddings", "/v1/audio/", "/models/")
+_EXAMPLE = {"base64": {"image": PNG_2X2}}
 
 
-@bp.post("/v1/detect/objects")
+@family.post("/v1/detect/objects", "Object detection: labelled boxes in the original image's pixels",
+               request=s.DetectionRequest, response=s.ObjectDetectionList, multipart=DETECTION_FORM,
+               serves=(DETECT_OBJECTS,),
+               examples={"base64": {"image": PNG_2X2, "score_threshold": 0.3, "max_detections": 10}})
 def detect_objects() -> Any:
-    name, found, images = _detect("/v1/detect/objects", DETECT_OBJECTS)
+    name, found, images = _detect(DETECT_OBJECTS)
     data = [s.ObjectDetections(index=i, width=image.size[0], height=image.size[1],
                                objects=[s.DetectedObject(label=o.label, score=o.score, box=_box(o))
                                         for o in in_original_pixels(result, image)])
@@ -37,28 +38,32 @@ def detect_objects() -> Any:
     return json_response(s.ObjectDetectionList(model=name, data=data, usage=_usage(name, images)))
 
 
-@bp.post("/v1/detect/faces")
+# Faces are personal data: the request log never holds these routes' bodies, even with log_content.
+@family.post("/v1/detect/faces", "Face detection: boxes, scores and five landmarks per face",
+               request=s.DetectionRequest, response=s.FaceDetectionList, multipart=DETECTION_FORM,
+               serves=(DETECT_FACES,), personal_data=True, examples=_EXAMPLE)
 def detect_faces() -> Any:
-    return _faces("/v1/detect/faces", DETECT_FACES)
+    return _faces(DETECT_FACES)
 
 
-@bp.post("/v1/faces/embeddings")
+@family.post("/v1/faces/embeddings", "Faces with a vector each, to tell whether two photos show one person",
+               request=s.DetectionRequest, response=s.FaceDetectionList, multipart=DETECTION_FORM,
+               serves=(EMBED_FACES,), personal_data=True, examples=_EXAMPLE)
 def embed_faces() -> Any:
-    return _faces("/v1/faces/embeddings", EMBED_FACES)
+    return _faces(EMBED_FACES)
 
 
-def _faces(endpoint: str, method: Method[DetectionQuery, Detections]) -> Any:
-    name, found, images = _detect(endpoint, method)
+def _faces(method: Method[DetectionQuery, Detections]) -> Any:
+    name, found, images = _detect(method)
     data = [s.FaceDetections(index=i, width=image.size[0], height=image.size[1],
                              faces=[_face(face) for face in in_original_pixels(result, image)])
             for i, (result, image) in enumerate(zip(found, images))]
     return json_response(s.FaceDetectionList(model=name, data=data, usage=_usage(name, images)))
 
 
-def _detect(endpoint: str, method: Method[DetectionQuery, Detections]) -> tuple[str, list[Detections],
-                                                                                list[CheckedImage]]:
+def _detect(method: Method[DetectionQuery, Detections]) -> tuple[str, list[Detections], list[CheckedImage]]:
     body, images = read_image_request(s.DetectionRequest)
-    entry = resolve_model(endpoint, body.model, method)
+    entry = resolve_model(body.model, method)
     if sum(image.pixels for image in images) >= RELEASE_AFTER_PIXELS:
         after_response(release_freed_memory)
 

@@ -6,21 +6,23 @@ import base64
 from typing import Any
 
 import numpy as np
-from flask import Blueprint
 
 from ..errors import APIError
 from ..models.base import EMBED
 from . import schemas as s
 from ._common import check_count, json_response, parse_json, resolve_model, submit, wait_all
+from .endpoints import Family
 from .metering import report_usage
 
-bp = Blueprint("embeddings", __name__)
+family = Family("embeddings", __name__)
 
 
-@bp.post("/v1/embeddings")
+@family.post("/v1/embeddings", "Embeddings (OpenAI shape)", request=s.EmbeddingRequest, response=s.EmbeddingList,
+               serves=(EMBED,), examples={"floats": {"input": ["a red car", "a blue boat"]},
+                                          "base64": {"input": "a red car", "encoding_format": "base64"}})
 def embeddings() -> Any:
     body = parse_json(s.EmbeddingRequest)
-    entry = resolve_model("/v1/embeddings", body.model)
+    entry = resolve_model(body.model)
     check_count(len(body.inputs), "input", "input")
     assert entry.description is not None  # set when the model loaded, as the runner is
     dimensions = entry.description.dimensions

@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Response
 
 from ..errors import APIError
 from ..models.base import EXTRACT_ENTITIES, Entities, EntityItem
 from . import schemas as s
 from ._common import check_count, json_response, parse_json, resolve_model, state, submit, wait_all
+from .endpoints import Family
 from .metering import report_usage
 
-bp = Blueprint("entities", __name__)
+family = Family("entities", __name__)
 
 
 # spaCy's working memory per character of input: 40 texts of 100,000 characters raised a worker's
@@ -21,10 +22,14 @@ bp = Blueprint("entities", __name__)
 ENTITY_BYTES_PER_CHARACTER = 600
 
 
-@bp.post("/v1/entities")
+@family.post("/v1/entities", "Named entities with character offsets, as spans or per token", request=s.EntityRequest,
+               response=s.EntityList, serves=(EXTRACT_ENTITIES,),
+               examples={"spans": {"input": "Angela Merkel visited Paris in 2019."},
+                         "tokens": {"input": ["Apple opened an office in Berlin.", "No names here."],
+                                    "aggregation": "none"}})
 def extract_entities() -> Any:
     body = parse_json(s.EntityRequest)
-    entry = resolve_model("/v1/entities", body.model)
+    entry = resolve_model(body.model)
     check_count(len(body.inputs), "input", "input")
     admit_entity_texts(body.inputs, "input")
     results = wait_all(submit(entry, EXTRACT_ENTITIES, [EntityItem(text, body.aggregation) for text in body.inputs]))

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ..errors import APIError, error_body
 from ..models.base import (
@@ -41,23 +41,36 @@ from ._common import (
     wait_all,
 )
 from .accounting import zero_retention
+from .endpoints import Family
 from .metering import report_usage
 from .structured import admitted_schema
 
-bp = Blueprint("generation", __name__)
+family = Family("generation", __name__)
+
+_CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."}]
 
 
-@bp.post("/v1/completions")
+@family.post("/v1/completions", "Text completion (OpenAI shape); `stream: true` answers with server-sent events",
+               request=s.CompletionRequest, response=s.Completion, events=s.Completion, serves=(GENERATE,),
+               examples={"whole": {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0},
+                         "streamed": {"prompt": ["Once upon a time", "Hello"], "max_tokens": 8, "n": 2,
+                                      "logprobs": 2, "stream": True, "stream_options": {"include_usage": True}}})
 def completions() -> Any:
     body = parse_json(s.CompletionRequest)
-    entry = resolve_model("/v1/completions", body.model)
+    entry = resolve_model(body.model)
     _check_limits(entry, body, body.max_tokens, len(body.prompts))
     requests = [_generation_request(body, body.max_tokens, body.logprobs, prompt=p) for p in body.prompts]
     shaper = _CompletionShaper(new_id("cmpl"), entry.config.name, body.n)
     return respond(entry, requests, shaper, body.stream, _include_usage(body))
 
 
-@bp.post("/v1/chat/completions")
+@family.post("/v1/chat/completions", "Chat completion (OpenAI shape); `stream: true` answers with server-sent "
+               "events", request=s.ChatCompletionRequest, response=s.ChatCompletion, events=s.ChatCompletionChunk,
+               serves=(GENERATE,),
+               examples={"whole": {"messages": _CHAT, "max_tokens": 8, "logprobs": True, "top_logprobs": 2},
+                         "streamed": {"messages": _CHAT, "max_tokens": 8, "seed": 7, "stream": True,
+                                      "logprobs": True, "top_logprobs": 2,
+                                      "stream_options": {"include_usage": True}}})
 def chat_completions() -> Any:
     body = parse_json(s.ChatCompletionRequest)
     if body.store and zero_retention():  # nothing is stored, but a zero-retention key asking for it is told so
@@ -68,7 +81,7 @@ def chat_completions() -> Any:
 
 def answer_chat(body: s.ChatCompletionRequest) -> Any:
     """The chat completion for `body`: the whole answer, or its stream of chunks."""
-    entry, generation = chat_generation(body, "/v1/chat/completions")
+    entry, generation = chat_generation(body)
     shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=tool_names(generation),
                          forced=generation.tools_required)
     return respond(entry, [generation], shaper, body.stream, _include_usage(body))
@@ -78,9 +91,9 @@ def _include_usage(body: s._Sampling) -> bool:
     return bool(body.stream_options and body.stream_options.include_usage)
 
 
-def chat_generation(body: s.ChatCompletionRequest, endpoint: str) -> tuple[ModelEntry, GenerationRequest]:
+def chat_generation(body: s.ChatCompletionRequest) -> tuple[ModelEntry, GenerationRequest]:
     """The model and the model's request for a chat body (also what /v1/responses is turned into)."""
-    entry = resolve_model(endpoint, body.model)
+    entry = resolve_model(body.model)
     _check_limits(entry, body, body.token_limit, 1)
     top = (body.top_logprobs or 0) if body.logprobs else None
     generation = _generation_request(body, body.token_limit, top, messages=[m.as_dict() for m in body.messages],

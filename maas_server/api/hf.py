@@ -11,7 +11,7 @@ make it zero-shot classification). Besides it:
 
 Everything here is translation: the work is queued on the same runners as the /v1 routes, and limits,
 accounting and errors are theirs. Faces and voices are personal data: bodies under ``/models/`` are
-never logged (detect.PERSONAL_DATA_ROUTES).
+never logged (every record here says `personal_data`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from flask import Blueprint, request
+from flask import request
 
 from ..errors import APIError
 from ..models.base import (
@@ -49,7 +49,9 @@ from . import hf_schemas as hf
 from . import schemas as s
 from ._common import check_count, json_response, parse_json, read_body, resolve_model, state, submit, wait_all
 from .detect import in_original_pixels
+from .endpoints import Family
 from .entities import admit_entity_texts
+from .forms import FILE, MODEL_IN_PATH
 from .generation import Shaper, answer_chat, check_max_tokens, respond, stream_error
 from .images import (
     CheckedImage,
@@ -63,44 +65,39 @@ from .metering import report_usage
 from .speech import transcribe
 from .structured import admitted_schema
 
-bp = Blueprint("hf", __name__)
+family = Family("hf", __name__)
 
-ENDPOINT = "/models/{model}"
+_MODEL = {"parameters": (MODEL_IN_PATH,), "personal_data": True}  # every route here names the model in its path
 FILE_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # forms are not HF's shapes
 
 
-@bp.post("/models/<path:name>")
-def task(name: str) -> Any:
-    """Whatever the named model does, in Hugging Face's shape for that task."""
-    entry = state().registry.get(name)
-    offered = [(method, handler) for method, handler in TASKS if entry is not None and entry.offers(method)]
-    if entry is not None and not offered:
-        raise APIError(f"model {name!r} is a {entry.config.task} model, which has no Hugging Face inference shape "
-                       "here; use its /v1 route", param="model", code="wrong_model_task")
-    method, handler = offered[0] if offered else TASKS[0]
-    return handler(resolve_model(ENDPOINT, name, method))  # 404 unknown, 503 still loading
+@family.post("/models/{model}/generate", "Text generation in text-generation-inference's shape",
+               request=hf.TGIRequest, response=hf.TGIGenerated, serves=(GENERATE,), **_MODEL)
+def generate(model: str) -> Any:
+    return _text_generation(resolve_model(model), listed=False, streamed=False)
 
 
-@bp.post("/models/<path:name>/generate")
-def generate(name: str) -> Any:
-    return _text_generation(resolve_model(ENDPOINT, name, GENERATE), listed=False, streamed=False)
+@family.post("/models/{model}/generate_stream", "Text generation in text-generation-inference's shape, as "
+               "server-sent events (the last carries the whole text and details)", request=hf.TGIRequest,
+               events=hf.TGIStreamEvent, done=False, serves=(GENERATE,), **_MODEL)
+def generate_stream(model: str) -> Any:
+    return _text_generation(resolve_model(model), listed=False, streamed=True)
 
 
-@bp.post("/models/<path:name>/generate_stream")
-def generate_stream(name: str) -> Any:
-    return _text_generation(resolve_model(ENDPOINT, name, GENERATE), listed=False, streamed=True)
+@family.post("/models/{model}/embed", "Embeddings in text-embeddings-inference's shape: one vector per input",
+               request=hf.HFFeatureExtractionRequest, response=hf.HFVectors, serves=(EMBED,), **_MODEL)
+def embed(model: str) -> Any:
+    return _feature_extraction(resolve_model(model))
 
 
-@bp.post("/models/<path:name>/embed")
-def embed(name: str) -> Any:
-    return _feature_extraction(resolve_model(ENDPOINT, name, EMBED))
-
-
-@bp.post("/models/<path:name>/v1/chat/completions")
-def chat_completions(name: str) -> Any:
+@family.post("/models/{model}/v1/chat/completions", "Chat completion with the model named in the URL (where "
+               "huggingface_hub's chat_completion posts for a model URL); as /v1/chat/completions",
+               request=s.ChatCompletionRequest, response=s.ChatCompletion, events=s.ChatCompletionChunk,
+               serves=(GENERATE,), **_MODEL)
+def chat_completions(model: str) -> Any:
     body = parse_json(s.ChatCompletionRequest)
     # The URL names the model; huggingface_hub puts "dummy" (or a hub id) in the body, as TGI ignores it.
-    return answer_chat(body.model_copy(update={"model": name}))
+    return answer_chat(body.model_copy(update={"model": model}))
 
 
 # -- text generation (TGI)
@@ -370,3 +367,21 @@ TASKS: list[tuple[Method[Any, Any], Callable[[ModelEntry], Any]]] = [
     (DETECT_FACES, _face_detection),
     (TRANSCRIBE, _speech_recognition),
 ]
+
+
+@family.post("/models/{model}", "Hugging Face's inference shapes, as huggingface_hub's InferenceClient("
+               "base_url=.../models/NAME) sends them: the task is the named model's (text generation with TGI's "
+               "parameters, feature extraction, zero-shot and text classification, token classification, image "
+               "classification, object and face detection, speech recognition); image and audio files may be the "
+               "body itself", request=hf.TGIRequest, response=hf.TGIGeneratedList, events=hf.TGIStreamEvent,
+               done=False, request_alternatives=hf.HF_REQUESTS[1:], alternatives=hf.HF_ANSWERS[1:], raw_body=FILE,
+               serves=tuple(method for method, _ in TASKS), **_MODEL)
+def task(model: str) -> Any:
+    """Whatever the named model does, in Hugging Face's shape for that task."""
+    entry = state().registry.get(model)
+    offered = [(method, handler) for method, handler in TASKS if entry is not None and entry.offers(method)]
+    if entry is not None and not offered:
+        raise APIError(f"model {model!r} is a {entry.config.task} model, which has no Hugging Face inference shape "
+                       "here; use its /v1 route", param="model", code="wrong_model_task")
+    method, handler = offered[0] if offered else TASKS[0]
+    return handler(resolve_model(model, method))  # 404 unknown, 503 still loading

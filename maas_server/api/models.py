@@ -4,38 +4,40 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint
-
 from ..errors import APIError
 from ..runtime.registry import ModelEntry
 from . import schemas as s
-from ._common import ENDPOINT_METHODS, may_use, state
-from .speech import TRANSLATIONS
+from ._common import may_use, state
+from .endpoints import Endpoint, Family
+from .forms import MODEL_IN_PATH
 
-bp = Blueprint("models", __name__)
+family = Family("models", __name__)
 
 
-@bp.get("/v1/models")
+@family.get("/v1/models", "List the served models", response=s.ModelList)
 def list_models() -> Any:
     """The models the caller's key may use (every one without a key, or for an unscoped key)."""
     return s.dump(s.ModelList(data=[_info(e, with_labels=False) for e in state().registry.entries() if may_use(e)]))
 
 
-@bp.get("/v1/models/<path:name>")
-def get_model(name: str) -> Any:
-    entry = state().registry.get(name)
+@family.get("/v1/models/{model}", "One served model", response=s.ModelInfo, parameters=(MODEL_IN_PATH,),
+            more_errors=(404,))
+def get_model(model: str) -> Any:
+    entry = state().registry.get(model)
     if entry is None or not may_use(entry):  # a scoped key learns nothing of the models it may not use
-        raise APIError(f"model {name!r} does not exist; GET /v1/models lists them", status=404, param="model",
+        raise APIError(f"model {model!r} does not exist; GET /v1/models lists them", status=404, param="model",
                        code="model_not_found")
     return s.dump(_info(entry, with_labels=True))
 
 
-@bp.get("/health")
+@family.get("/health", "Liveness: 200 while the process is alive", response=s.Health, access="public",
+            polled=True)
 def health() -> Any:
     return s.dump(s.Health())
 
 
-@bp.get("/ready")
+@family.get("/ready", "Readiness: 200 once every model is loaded and warmed, 503 before and while draining",
+            response=s.Readiness, access="public", polled=True)
 def ready() -> Any:
     registry = state().registry
     models = {e.config.name: _model_state(e) for e in registry.entries()}
@@ -64,8 +66,7 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
         id=entry.config.name,
         created=state().started,
         task=entry.config.task,
-        endpoints=[path for path, methods in ENDPOINT_METHODS.items() if any(map(entry.offers, methods))
-                   and not (path == TRANSLATIONS and described is not None and described.translates is False)],
+        endpoints=[e.path for e in state().endpoints.values() if _serves(e, entry)],
         device=described.device if described else None,
         dtype=described.dtype if described else None,
         context_length=described.context_length if described else None,
@@ -78,3 +79,12 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
         replicas=s.ReplicaCount(running=replicas.running, target=replicas.target) if replicas else None,
         ready=entry.ready,
     )
+
+
+def _serves(endpoint: Endpoint, entry: ModelEntry) -> bool:
+    """Whether `entry` can serve an endpoint that takes the model in its body (the /models/NAME routes are
+    Hugging Face's shapes of the same work, not listed)."""
+    if endpoint.takes_model_in_path or not any(map(entry.offers, endpoint.serves)):
+        return False
+    described = entry.description
+    return endpoint.offered is None or described is None or endpoint.offered(described)

@@ -1,31 +1,28 @@
-"""GET /openapi.json, generated from the same pydantic models the routes validate with.
+"""GET /openapi.json, generated from the endpoints' records (api/endpoints.py).
 
-Each route is one `Route` line below: its request and response models, the content types it
-speaks (JSON, server-sent events, multipart, Prometheus text), its parameters and the error
-statuses it can answer with (always the one error envelope). tests/server/test_openapi.py checks
-that every Flask route has its line, and schemathesis checks that the answers match.
+Each record gives an operation its request and response models, the content types it speaks (JSON,
+server-sent events, multipart, Prometheus text), its parameters and examples; this module adds what
+follows from the record's access and verb: the credentials it needs and the error statuses it can
+answer with (always the one error envelope). Schemathesis checks that the answers match.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
 from . import hf_schemas as hf
 from . import schemas as s
-from ._common import MAX_REQUEST_TIMEOUT_S, MIN_REQUEST_TIMEOUT_S
-from .accounting import UsageReport
-from .admin import AdminKey, AdminKeyList, AdminUsage, AuditList, CreatedKey, KeyCreate, KeyUpdate
+from ._common import MAX_REQUEST_TIMEOUT_S, MIN_REQUEST_TIMEOUT_S, state
+from .endpoints import Endpoint, Family
 
-bp = Blueprint("openapi", __name__)
+family = Family("openapi", __name__)
 
 _REF = "#/components/schemas/{model}"
-_FILE = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
 
 # Which error statuses a route answers with, and what each means there.
 _ERRORS = {
@@ -49,6 +46,7 @@ _ERRORS = {
 }
 _POST_ERRORS = (400, 401, 403, 404, 408, 413, 421, 429, 500, 503)
 _GET_ERRORS = (400, 401, 421, 429, 500, 503)
+_ADMIN_ERRORS = (400, 401, 403, 404, 421, 429, 500, 503)
 _RETRY_AFTER = (429, 503)
 
 
@@ -62,216 +60,26 @@ _REQUEST_TIMEOUT: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Route:
-    """One operation of the API, as /openapi.json describes it."""
-
-    method: str
-    path: str  # OpenAPI's template: /v1/models/{model}
-    summary: str
-    request: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    events: type[BaseModel] | None = None  # with `stream: true` the answer is server-sent events of these
-    multipart: dict[str, Any] | None = None  # a multipart/form-data body besides the JSON one
-    text: str | None = None  # a text/plain answer instead of JSON (its description)
-    parameters: list[dict[str, Any]] = field(default_factory=list)
-    examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # JSON request bodies, by name
-    errors: tuple[int, ...] = ()
-    security: list[dict[str, list[str]]] | None = None  # None: no credentials
-    multipart_only: bool = False  # the request is only the multipart form (no JSON body)
-    raw_body: dict[str, Any] | None = None  # a request body that is a file itself (any content type)
-    alternatives: tuple[type[BaseModel], ...] = ()  # other JSON answers than `response` (by a request field)
-    request_alternatives: tuple[type[BaseModel], ...] = ()  # other JSON bodies than `request` (by the model's task)
-    done: bool = True  # an event stream ends with `data: [DONE]` (OpenAI's; TGI's streams just end)
-    tag: str | None = None  # the group the operation is listed under (TAGS)
-
-
 _V1: list[dict[str, list[str]]] = [{"bearer": []}]
-def _image_form(fields: dict[str, Any]) -> dict[str, Any]:
-    """A multipart form of image file parts plus the route's other fields (`model` and `fields`)."""
-    return {
-        "type": "object",
-        "description": "One or more image files (under `image` or any other part name; their order is kept), "
-                       f"and the optional fields `model`, {', '.join(f'`{name}`' for name in fields)}.",
-        "properties": {"model": {"type": "string"}, **fields,
-                       "image": {"type": "array", "items": _FILE, "minItems": 1}},
-        "additionalProperties": _FILE,
-    }
-
-
-_IMAGE_FORM = _image_form({"top_k": {"type": "integer", "minimum": 1}, "explain": {"type": "boolean"},
-                           "explain_overlay": {"type": "boolean"}})
-
-_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
-_DETECTION_FORM = _image_form({"score_threshold": _UNIT, "iou_threshold": _UNIT,
-                               "max_detections": {"type": "integer", "minimum": 1, "maximum": 1000}})
-
-_AUDIO_FORMATS = {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"], "default": "json"}
-_AUDIO_COMMON = {"model": {"type": "string"}, "prompt": {"type": "string", "maxLength": 1000},
-                 "temperature": {"type": "number", "minimum": 0, "maximum": 1}, "response_format": _AUDIO_FORMATS}
-
-
-def _audio_form(fields: dict[str, Any], what: str) -> dict[str, Any]:
-    return {"type": "object", "required": ["file"],
-            "description": f"One audio file (WAV, FLAC, MP3, Ogg, WebM, M4A) under `file`, and the optional fields "
-                           f"{what}. `json` and `verbose_json` answer JSON; `text`, `srt` and `vtt` answer text/plain.",
-            "properties": {"file": _FILE, **_AUDIO_COMMON, **fields}, "additionalProperties": False}
-
-
-_TRANSCRIPTION_FORM = _audio_form(
-    {"language": {"type": "string", "pattern": "^[a-z]{2,3}$"},
-     "timestamp_granularities[]": {"type": "array", "items": {"enum": ["segment", "word"]}},
-     "stream": {"type": "boolean", "const": False}, "chunking_strategy": {"type": "string"}},
-    "`model`, `language`, `prompt`, `temperature`, `response_format`, `timestamp_granularities[]`")
-_TRANSLATION_FORM = _audio_form({}, "`model`, `prompt`, `temperature`, `response_format`")
-
-_PNG_2X2 = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8ISfHwMDAxMDAwMDAAAANBAEIfXHKZgAAAABJRU5E"
-            "rkJggg==")
-_CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."}]
-_MODEL_IN_PATH = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
-                  "description": "a configured model name, as listed by GET /v1/models"}
-
-_ADMIN_ERRORS = (400, 401, 403, 404, 421, 429, 500, 503)
-_KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1},
-           "description": "the key's id, as GET /v1/admin/keys lists it"}
-
-
-def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": "string", **schema},
-            "description": description}
-
-
-ADMIN_ROUTES: list[Route] = [
-    Route("get", "/v1/admin/keys", "Every API key, revoked and expired ones too (never the keys themselves)",
-          response=AdminKeyList, errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
-    Route("post", "/v1/admin/keys", "Create a key; the response is the only place the key itself appears",
-          KeyCreate, CreatedKey, errors=(*_ADMIN_ERRORS, 409, 413), security=_V1, tag="admin",
-          examples={"scoped": {"name": "team-a", "rpm": 60, "models": ["all-minilm-l6-v2"],
-                               "tasks": ["embeddings"]}}),
-    Route("patch", "/v1/admin/keys/{key_id}", "Change a key's limits and scopes (the fields sent; null: unlimited, "
-          "or every model or task)", KeyUpdate, AdminKey, parameters=[_KEY_ID], errors=(*_ADMIN_ERRORS, 413),
-          security=_V1, tag="admin", examples={"limits": {"rpm": 120, "cpm": 30.0}}),
-    Route("delete", "/v1/admin/keys/{key_id}", "Revoke a key", response=AdminKey, parameters=[_KEY_ID],
-          errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
-    Route("get", "/v1/admin/usage", "Usage per time bucket, key and model", response=AdminUsage,
-          parameters=[_query("since", "only requests since this time (YYYY-MM-DD, an ISO time or unix seconds)"),
-                      _query("until", "only requests before this time"),
-                      _query("bucket", "the time bucket (UTC)", enum=["minute", "hour", "day"], default="hour"),
-                      _query("key_id", "only this key, by its id", pattern="^[0-9]{1,10}$"),
-                      _query("key_name", "only this key, by its name"),
-                      _query("model", "only this model (its configured name)")],
-          errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
-    Route("get", "/v1/admin/audit", "Changes to keys (create, update, revoke): who, from where, what and when; "
-          "newest first", response=AuditList,
-          parameters=[_query("since", "only changes since this time (YYYY-MM-DD, an ISO time or unix seconds)"),
-                      _query("until", "only changes before this time"),
-                      _query("key_id", "only changes to this key, by its id", pattern="^[0-9]{1,10}$"),
-                      _query("limit", "at most this many (1-1000; default 100)", pattern="^[0-9]{1,4}$")],
-          errors=_ADMIN_ERRORS, security=_V1, tag="admin"),
-]
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "public": [], "key": _V1, "admin": _V1, "metrics": [{"metricsToken": []}, {}]}
 
 TAGS = [{"name": "admin", "description": "Managing keys, reading usage and the audit log; admin keys only "
                                          "(`maas-server keys create --admin`), everyone else gets 403 "
                                          "`admin_required`"}]
 
-ROUTES: list[Route] = [
-    Route("post", "/v1/completions", "Text completion (OpenAI shape); `stream: true` answers with server-sent events",
-          s.CompletionRequest, s.Completion, events=s.Completion, errors=_POST_ERRORS, security=_V1,
-          examples={"whole": {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0},
-                    "streamed": {"prompt": ["Once upon a time", "Hello"], "max_tokens": 8, "n": 2, "logprobs": 2,
-                                 "stream": True, "stream_options": {"include_usage": True}}}),
-    Route("post", "/v1/responses", "OpenAI's Responses API for text (no stored state); `stream: true` answers with "
-          "server-sent events (response.created ... response.completed)", s.ResponsesRequest, s.ResponseObject,
-          events=s.ResponseEvent, errors=_POST_ERRORS, security=_V1,
-          examples={"text": {"input": "What is the capital of France?", "max_output_tokens": 8,
-                             "temperature": 0}}),
-    Route("post", "/v1/chat/completions", "Chat completion (OpenAI shape); `stream: true` answers with server-sent "
-          "events", s.ChatCompletionRequest, s.ChatCompletion, events=s.ChatCompletionChunk, errors=_POST_ERRORS,
-          security=_V1,
-          examples={"whole": {"messages": _CHAT, "max_tokens": 8, "logprobs": True, "top_logprobs": 2},
-                    "streamed": {"messages": _CHAT, "max_tokens": 8, "seed": 7, "stream": True, "logprobs": True,
-                                 "top_logprobs": 2, "stream_options": {"include_usage": True}}}),
-    Route("post", "/v1/embeddings", "Embeddings (OpenAI shape)", s.EmbeddingRequest, s.EmbeddingList,
-          errors=_POST_ERRORS, security=_V1,
-          examples={"floats": {"input": ["a red car", "a blue boat"]},
-                    "base64": {"input": "a red car", "encoding_format": "base64"}}),
-    Route("post", "/v1/classify/text", "Text classification, zero-shot or with the model's labels",
-          s.TextClassificationRequest, s.ClassificationList, errors=_POST_ERRORS, security=_V1,
-          examples={"zero-shot": {"input": ["I love it", "I hate it"], "labels": ["positive", "negative"]}}),
-    Route("post", "/v1/classify/image", "Image classification: multipart file parts, or JSON with base64 images",
-          s.ImageClassificationRequest, s.ClassificationList, multipart=_IMAGE_FORM, errors=_POST_ERRORS,
-          security=_V1, examples={"base64": {"image": _PNG_2X2, "top_k": 3},
-                                  "data-url": {"image": [f"data:image/png;base64,{_PNG_2X2}"]}}),
-    Route("post", "/v1/detect/objects", "Object detection: labelled boxes in the original image's pixels",
-          s.DetectionRequest, s.ObjectDetectionList, multipart=_DETECTION_FORM, errors=_POST_ERRORS, security=_V1,
-          examples={"base64": {"image": _PNG_2X2, "score_threshold": 0.3, "max_detections": 10}}),
-    Route("post", "/v1/detect/faces", "Face detection: boxes, scores and five landmarks per face",
-          s.DetectionRequest, s.FaceDetectionList, multipart=_DETECTION_FORM, errors=_POST_ERRORS, security=_V1,
-          examples={"base64": {"image": _PNG_2X2}}),
-    Route("post", "/v1/faces/embeddings", "Faces with a vector each, to tell whether two photos show one person",
-          s.DetectionRequest, s.FaceDetectionList, multipart=_DETECTION_FORM, errors=_POST_ERRORS, security=_V1,
-          examples={"base64": {"image": _PNG_2X2}}),
-    Route("post", "/v1/entities", "Named entities with character offsets, as spans or per token",
-          s.EntityRequest, s.EntityList, errors=_POST_ERRORS, security=_V1,
-          examples={"spans": {"input": "Angela Merkel visited Paris in 2019."},
-                    "tokens": {"input": ["Apple opened an office in Berlin.", "No names here."],
-                               "aggregation": "none"}}),
-    Route("post", "/v1/audio/transcriptions", "Speech to text (OpenAI shape): multipart audio; long audio is cut in "
-          "its silences", s.TranscriptionRequest, s.TranscriptionVerbose, multipart=_TRANSCRIPTION_FORM,
-          text="the transcript (`text`), or subtitles (`srt`, `vtt`)", multipart_only=True, errors=_POST_ERRORS,
-          security=_V1, alternatives=(s.Transcription,)),
-    Route("post", "/v1/audio/translations", "Speech in any language to English text (OpenAI shape); a model that "
-          "cannot translate answers 400 `translation_unsupported`", s.TranslationRequest, s.TranscriptionVerbose,
-          multipart=_TRANSLATION_FORM, text="the translation (`text`), or subtitles (`srt`, `vtt`)",
-          multipart_only=True, errors=_POST_ERRORS, security=_V1, alternatives=(s.Transcription,)),
-    Route("post", "/models/{model}", "Hugging Face's inference shapes, as huggingface_hub's InferenceClient("
-          "base_url=.../models/NAME) sends them: the task is the named model's (text generation with TGI's "
-          "parameters, feature extraction, zero-shot and text classification, token classification, image "
-          "classification, object and face detection, speech recognition); image and audio files may be the body "
-          "itself", hf.TGIRequest, hf.TGIGeneratedList, events=hf.TGIStreamEvent, done=False,
-          request_alternatives=hf.HF_REQUESTS[1:], alternatives=hf.HF_ANSWERS[1:], raw_body=_FILE,
-          parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS, security=_V1),
-    Route("post", "/models/{model}/generate", "Text generation in text-generation-inference's shape",
-          hf.TGIRequest, hf.TGIGenerated, parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS, security=_V1),
-    Route("post", "/models/{model}/generate_stream", "Text generation in text-generation-inference's shape, as "
-          "server-sent events (the last carries the whole text and details)", hf.TGIRequest, events=hf.TGIStreamEvent,
-          done=False, parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS, security=_V1),
-    Route("post", "/models/{model}/embed", "Embeddings in text-embeddings-inference's shape: one vector per input",
-          hf.HFFeatureExtractionRequest, hf.HFVectors, parameters=[_MODEL_IN_PATH], errors=_POST_ERRORS,
-          security=_V1),
-    Route("post", "/models/{model}/v1/chat/completions", "Chat completion with the model named in the URL (where "
-          "huggingface_hub's chat_completion posts for a model URL); as /v1/chat/completions",
-          s.ChatCompletionRequest, s.ChatCompletion, events=s.ChatCompletionChunk, parameters=[_MODEL_IN_PATH],
-          errors=_POST_ERRORS, security=_V1),
-    Route("get", "/v1/models", "List the served models", response=s.ModelList, errors=_GET_ERRORS, security=_V1),
-    Route("get", "/v1/models/{model}", "One served model", response=s.ModelInfo,
-          parameters=[{"name": "model", "in": "path", "required": True, "schema": {"type": "string"},
-                       "description": "a configured model name, as listed by GET /v1/models"}],
-          errors=(*_GET_ERRORS, 404), security=_V1),
-    Route("get", "/v1/usage", "The caller's own usage per model", response=UsageReport,
-          parameters=[{"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
-                       "description": "only requests since this time: YYYY-MM-DD, an ISO time or unix seconds"}],
-          errors=_GET_ERRORS, security=_V1),
-    Route("get", "/health", "Liveness: 200 while the process is alive", response=s.Health, errors=(400,)),
-    Route("get", "/ready", "Readiness: 200 once every model is loaded and warmed, 503 before and while draining",
-          response=s.Readiness, errors=(400,)),
-    Route("get", "/metrics", "Prometheus metrics, summed over workers", text="Prometheus text exposition format",
-          errors=(400, 401), security=[{"metricsToken": []}, {}]),
-    Route("get", "/openapi.json", "This description", errors=(400,)),
-    *ADMIN_ROUTES,
-]
 
-
-@bp.get("/openapi.json")
+@family.get("/openapi.json", "This description", access="public")
 def openapi() -> Any:
-    return build_openapi()
+    return build_openapi(state().endpoints.values())
 
 
-def build_openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document for ROUTES."""
+def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for the endpoints' records."""
+    endpoints = list(endpoints)
     paths: dict[str, Any] = {}
-    for route in ROUTES:
-        paths.setdefault(route.path, {})[route.method] = _operation(route)
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.verb] = _operation(endpoint)
     return {
         "openapi": "3.1.0",
         "info": {"title": "maas", "version": __version__,
@@ -280,12 +88,13 @@ def build_openapi() -> dict[str, Any]:
                                 "envelope `{\"error\": {\"type\", \"message\", \"param\", \"code\"}}`."},
         "paths": paths,
         "tags": TAGS,
-        "components": {"schemas": _component_schemas(), "headers": _HEADERS, "securitySchemes": _SECURITY_SCHEMES},
+        "components": {"schemas": _component_schemas(endpoints), "headers": _HEADERS,
+                       "securitySchemes": _SECURITY_SCHEMES},
     }
 
 
-def _component_schemas() -> dict[str, Any]:
-    models = {m for r in ROUTES for m in (r.request, r.response, r.events, *r.alternatives, *r.request_alternatives)
+def _component_schemas(endpoints: list[Endpoint]) -> dict[str, Any]:
+    models = {m for e in endpoints for m in (e.request, e.response, e.events, *e.alternatives, *e.request_alternatives)
               if m is not None}
     models |= {s.ErrorResponse, hf.TGIStreamError}
     _, schemas = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
@@ -293,11 +102,12 @@ def _component_schemas() -> dict[str, Any]:
     return schemas.get("$defs", {})  # type: ignore[no-any-return]
 
 
-def _operation(route: Route) -> dict[str, Any]:
+def _operation(route: Endpoint) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": route.summary, "responses": _responses(route)}
     if route.tag is not None:
         op["tags"] = [route.tag]
-    parameters = route.parameters + ([_REQUEST_TIMEOUT] if route.request is not None or route.raw_body else [])
+    # Every route that queues work for a model takes the caller's deadline.
+    parameters = [*route.parameters, *([_REQUEST_TIMEOUT] if route.serves else [])]
     if parameters:
         op["parameters"] = parameters
     if route.request is not None:
@@ -310,11 +120,11 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.raw_body is not None:
         body = op.setdefault("requestBody", {"required": True, "content": {}})
         body["content"]["application/octet-stream"] = {"schema": route.raw_body}
-    op["security"] = route.security if route.security is not None else []
+    op["security"] = _SECURITY[route.access]
     return op
 
 
-def _responses(route: Route) -> dict[str, Any]:
+def _responses(route: Endpoint) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK", "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}}
     if route.response is not None:
         ok["content"] = _json(route.response, *route.alternatives)
@@ -329,9 +139,22 @@ def _responses(route: Route) -> dict[str, Any]:
     responses = {"200": ok}
     if route.response is s.Readiness:  # /ready answers 503 with the same body, not the error envelope
         responses["503"] = {"description": "Not ready yet, or draining", "content": _json(s.Readiness)}
-    for status in route.errors:
+    for status in sorted(_errors(route)):
         responses[str(status)] = _error(status)
     return responses
+
+
+def _errors(route: Endpoint) -> set[int]:
+    """The statuses an endpoint answers errors with: its own list, or the usual ones for its access and verb."""
+    if route.errors is not None:
+        usual: tuple[int, ...] = route.errors
+    elif route.access == "admin":
+        usual = _ADMIN_ERRORS
+    elif route.access == "key":
+        usual = _GET_ERRORS if route.verb == "get" else _POST_ERRORS
+    else:
+        usual = (400, 401) if route.access == "metrics" else (400,)
+    return {*usual, *route.more_errors}
 
 
 def _error(status: int) -> dict[str, Any]:

@@ -12,27 +12,30 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flask import Blueprint
-
 from ..errors import APIError
-from ..models.base import Choice, GenerationResult, TokenLogprob
+from ..models.base import GENERATE, Choice, GenerationResult, TokenLogprob
 from . import schemas as s
 from . import tools
 from ._common import new_id, parse_json
 from .accounting import zero_retention
+from .endpoints import Family
 from .generation import Shaper, chat_generation, respond, tool_names
 
-bp = Blueprint("responses", __name__)
+family = Family("responses", __name__)
 
 
-@bp.post("/v1/responses")
+@family.post("/v1/responses", "OpenAI's Responses API for text (no stored state); `stream: true` answers with "
+               "server-sent events (response.created ... response.completed)", request=s.ResponsesRequest,
+               response=s.ResponseObject, events=s.ResponseEvent, serves=(GENERATE,),
+               examples={"text": {"input": "What is the capital of France?", "max_output_tokens": 8,
+                                  "temperature": 0}})
 def create_response() -> Any:
     body = parse_json(s.ResponsesRequest)
     if body.store and zero_retention():
         raise APIError("this API key is zero-retention: nothing its requests carry or return may be stored; "
                        "send store: false or leave it out", param="store", code="store_not_allowed")
     chat = s.ChatCompletionRequest.model_validate(body.as_chat())  # a 400 from here names chat's field
-    entry, generation = chat_generation(chat, "/v1/responses")
+    entry, generation = chat_generation(chat)
     shaper = _ResponseShaper(entry.config.name, body, tool_names(generation), forced=generation.tools_required)
     return respond(entry, [generation], shaper, chat.stream)
 

@@ -8,8 +8,8 @@ in order, timed from the start of the file. `response_format` picks the answer: 
 
 Hugging Face's shape for speech recognition (the audio file as the body) is in api/hf.py.
 
-Audio is personal data: these routes' bodies are never logged (accounting.py skips multipart bodies, and
-the path is in detect.PERSONAL_DATA_ROUTES), nor kept after the response.
+Audio is personal data: these routes' bodies are never logged (their records say `personal_data`), nor
+kept after the response.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 from pydantic import ValidationError
 
 from ..errors import APIError, validation_error
@@ -27,30 +27,44 @@ from ..runtime.registry import ModelEntry
 from . import schemas as s
 from ._common import after_response, json_response, read_body, resolve_model, state, submit, wait_all
 from .audio import AudioLimits, decode_audio
+from .endpoints import Family
+from .forms import audio_form
 from .metering import report_usage
 
-bp = Blueprint("speech", __name__)
+family = Family("speech", __name__)
 
-TRANSCRIPTIONS = "/v1/audio/transcriptions"
-TRANSLATIONS = "/v1/audio/translations"
+_TRANSCRIPTION_FORM = audio_form(
+    {"language": {"type": "string", "pattern": "^[a-z]{2,3}$"},
+     "timestamp_granularities[]": {"type": "array", "items": {"enum": ["segment", "word"]}},
+     "stream": {"type": "boolean", "const": False}, "chunking_strategy": {"type": "string"}},
+    "`model`, `language`, `prompt`, `temperature`, `response_format`, `timestamp_granularities[]`")
+_TRANSLATION_FORM = audio_form({}, "`model`, `prompt`, `temperature`, `response_format`")
 LIST_FIELDS = ("timestamp_granularities", "include")  # OpenAI's clients send these as `name[]`, once per value
 RELEASE_AFTER_SECONDS = 60  # a minute of samples is 3.8 MB: hand larger decodes' memory back after the response
 
 
-@bp.post(TRANSCRIPTIONS)
+@family.post("/v1/audio/transcriptions", "Speech to text (OpenAI shape): multipart audio; long audio is cut in its "
+               "silences", request=s.TranscriptionRequest, response=s.TranscriptionVerbose,
+               multipart=_TRANSCRIPTION_FORM,
+               text="the transcript (`text`), or subtitles (`srt`, `vtt`)", multipart_only=True,
+               alternatives=(s.Transcription,), serves=(TRANSCRIBE,), personal_data=True)
 def transcriptions() -> Any:
-    return _speech(TRANSCRIPTIONS, "transcribe", s.TranscriptionRequest)
+    return _speech("transcribe", s.TranscriptionRequest)
 
 
-@bp.post(TRANSLATIONS)
+@family.post("/v1/audio/translations", "Speech in any language to English text (OpenAI shape); a model that "
+               "cannot translate answers 400 `translation_unsupported`", request=s.TranslationRequest,
+               response=s.TranscriptionVerbose, multipart=_TRANSLATION_FORM,
+               text="the translation (`text`), or subtitles (`srt`, `vtt`)", multipart_only=True,
+               alternatives=(s.Transcription,), serves=(TRANSCRIBE,), personal_data=True,
+               offered=lambda described: described.translates is not False)  # a multilingual model's
 def translations() -> Any:
-    return _speech(TRANSLATIONS, "translate", s.TranslationRequest)
+    return _speech("translate", s.TranslationRequest)
 
 
-def _speech(endpoint: str, task: SpeechTask, schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]
-            ) -> Any:
+def _speech(task: SpeechTask, schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]) -> Any:
     body, data = _read_form(schema)
-    entry = resolve_model(endpoint, body.model)
+    entry = resolve_model(body.model)
     language = getattr(body, "language", None)
     words = "word" in getattr(body, "timestamp_granularities", ())
     transcripts, seconds = transcribe(entry, data, task, language, body.prompt, body.temperature, words)

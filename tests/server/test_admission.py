@@ -17,6 +17,8 @@ from maas_server.models.base import GENERATE, Method, ModelDescription, StepOutp
 from maas_server.runtime.runner import Overloaded, QueueTimeout, Runner, ServiceRate
 from tests.server.runner_support import DOUBLE, GatedModel
 
+_API = ("/models/", "/v1/")
+
 
 def _held_open_app(release: threading.Event) -> Any:
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -32,7 +34,7 @@ def _held_open_app(release: threading.Event) -> Any:
 
 def test_requests_past_the_concurrency_bound_get_503_at_once_and_places_free_on_close() -> None:
     release = threading.Event()
-    client = Client(Admission(_held_open_app(release), limit=2))
+    client = Client(Admission(_held_open_app(release), limit=2, prefixes=_API))
     open_streams = [client.get("/v1/chat/completions", buffered=False) for _ in range(2)]
     refused = client.get("/v1/embeddings")
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
@@ -192,7 +194,7 @@ def test_a_request_queued_behind_full_rows_is_answered_at_its_deadline_not_later
 def test_a_body_read_whole_but_never_closed_still_frees_its_place() -> None:
     release = threading.Event()
     release.set()
-    admission = Admission(_held_open_app(release), limit=1)
+    admission = Admission(_held_open_app(release), limit=1, prefixes=_API)
     environ = {"PATH_INFO": "/v1/embeddings", "REQUEST_METHOD": "GET"}
     for _ in range(3):  # a leaked place would refuse the second call
         assert b"".join(admission(environ, lambda *_: None)) == b"firstlast"
@@ -212,7 +214,7 @@ def test_a_body_closed_before_it_is_read_frees_its_place_and_closes_the_inner_bo
         start_response("200 OK", [])
         return Body()
 
-    admission = Admission(app, limit=1)
+    admission = Admission(app, limit=1, prefixes=_API)
     environ = {"PATH_INFO": "/v1/embeddings", "REQUEST_METHOD": "GET"}
     for _ in range(3):  # a leaked place would refuse the second call
         body = admission(environ, lambda *_: None)

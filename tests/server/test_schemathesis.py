@@ -34,7 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from maas_server.accounts import create_key
-from maas_server.api.openapi import ROUTES, Route
+from maas_server.api.endpoints import Endpoint
+from maas_server.api.routes import endpoints
 from maas_server.app import create_app
 from maas_server.settings import Settings
 from tests.server.accounting_support import accounts_of
@@ -80,14 +81,14 @@ def auth(keyed_app: Flask) -> dict[str, str]:
 
 
 def _operations() -> list[tuple[str, str, str | GenerationMode]]:
-    def applies(route: Route, source: str | GenerationMode) -> bool:
+    def applies(route: Endpoint, source: str | GenerationMode) -> bool:
         if source == "examples":
             return bool(route.examples)
         if source is GenerationMode.NEGATIVE:  # any string is a valid model name in a path: nothing to break
             return route.request is not None or any(p["in"] == "query" for p in route.parameters)
         return True
 
-    return [(route.method, route.path, source) for route in ROUTES for source in SOURCES if applies(route, source)]
+    return [(route.verb, route.path, source) for route in endpoints() for source in SOURCES if applies(route, source)]
 
 
 @pytest.mark.parametrize("method, path, source", _operations())

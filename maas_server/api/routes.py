@@ -1,0 +1,29 @@
+"""The endpoint families the app serves, in the order /openapi.json lists them. A new family adds its line."""
+
+from __future__ import annotations
+
+from . import (
+    accounting,
+    admin,
+    classify,
+    detect,
+    embeddings,
+    entities,
+    generation,
+    hf,
+    models,
+    openapi,
+    responses,
+    speech,
+)
+from .endpoints import Endpoint, Family
+
+FAMILIES: tuple[Family, ...] = (
+    generation.family, responses.family, embeddings.family, classify.family, detect.family, entities.family,
+    speech.family, hf.family, models.family, accounting.family, openapi.family, admin.family,
+)
+
+
+def endpoints() -> list[Endpoint]:
+    """Every endpoint's record."""
+    return [endpoint for family in FAMILIES for endpoint in family.endpoints]
