@@ -40,7 +40,7 @@ AGREEMENT_PROMPTS = [
 
 def load_mode(dtype: str) -> Any:
     """The generation adapter as the server builds it, with `dtype` in place of the config's."""
-    from maas_server.runtime.registry import load_configured_model
+    from maas_server.runtime.assembly import load_configured_model
 
     settings = load_settings()
     base = settings.model(GEN_MODEL)

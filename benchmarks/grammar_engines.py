@@ -51,7 +51,7 @@ SCHEMAS: dict[str, tuple[dict[str, Any], Any]] = {
 
 def tokenizer() -> Any:
     """The default chat model's tokenizer, loaded the way the server loads it."""
-    from maas_server.runtime.registry import load_configured_model
+    from maas_server.runtime.assembly import load_configured_model
     from maas_server.settings import load_settings
 
     settings = load_settings()

@@ -190,7 +190,7 @@ def drive(concurrency: int, total: int, call: Callable[[int], Any]) -> tuple[flo
 def load(name: str, *, trace: bool | None = None) -> Any:
     """The model as the server loads it; trace=False gives the eager forward pass a user calling
     the model by hand runs (the server traces encoders on CPU, models/traced.py)."""
-    from maas_server.runtime.registry import load_configured_model
+    from maas_server.runtime.assembly import load_configured_model
 
     config = load_settings()
     model_config = config.model(name)

@@ -22,7 +22,8 @@ from .api.routes import FAMILIES
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
-from .runtime.registry import Loader, ModelRegistry, load_configured_model
+from .runtime.assembly import load_configured_model
+from .runtime.registry import Loader, ModelRegistry
 from .settings import Settings, load_settings
 
 _REQUEST_ID = "X-Request-ID"

@@ -1,7 +1,7 @@
 """`maas-server serve`: read the settings once, then run the app under gunicorn with them.
 
 Defaults: one worker (one copy of every model; a second worker doubles memory and competes for
-the same cores) with many threads (our gthread worker, ops/worker.py), because request threads
+the same cores) with many threads (our gthread worker, serve/worker.py), because request threads
 mostly wait on a runner or hold an open stream. The runner threads do the compute. The worker gets
 ``max_concurrent_requests`` threads plus a reserve, so the admission bound (503 past it) engages
 before the thread pool runs out, and health checks always find a thread.
@@ -15,7 +15,8 @@ from typing import Any
 
 from .accounts import commands as account_commands
 from .config import ConfigError
-from .ops.ray_start import RayStartError
+from .serve import options as serve_options
+from .serve.ray_start import RayStartError
 from .settings import RESERVE_THREADS, Settings, flags_from, load_settings
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"maas-server: {exc}", file=sys.stderr)
         return 2
-    refusal = account_commands.prepare_serve(settings)
+    refusal = serve_options.prepare_serve(settings)
     if refusal:
         print(f"maas-server: {refusal}", file=sys.stderr)
         return 2
@@ -53,10 +54,10 @@ def _prepare_ray(settings: Settings) -> Settings:
     """Reach the Ray cluster, start one for `--ray-address local`, deploy or attach: before the workers fork.
 
     A mistake (no cluster, another config deployed) stops serve here with its message. It runs in a
-    process of its own (ops/ray_start.py), because Ray's threads do not survive gunicorn's fork; for
+    process of its own (serve/ray_start.py), because Ray's threads do not survive gunicorn's fork; for
     `local` that process keeps the instance until serve exits. Workers get the address to connect to.
     """
-    from .ops.ray_start import start
+    from .serve.ray_start import start
 
     address = start(settings)
     return settings.model_copy(update={"ray_address": address, "ray_redeploy": False})
@@ -97,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ray-redeploy", action=argparse.BooleanOptionalAction,
                        help="when the Ray application runs another config, roll this one out (a rolling update) "
                             "instead of refusing to start")
-    account_commands.add_serve_options(serve)  # --data-dir, --allow-anonymous, TLS, --log-content
+    serve_options.add_serve_options(serve)  # --data-dir, --allow-anonymous, TLS, --log-content
     account_commands.add_commands(commands)  # keys, usage, audit
     cache = commands.add_parser("cache", help="list or remove converted models (GGUF -> safetensors)")
     actions = cache.add_subparsers(dest="action", required=True)
@@ -168,8 +169,8 @@ def _serve(settings: Settings) -> None:
     from .app import configure_logging, create_app
     from .ops.logs import GUNICORN_JSON_LOGS
     from .ops.metrics import worker_exited
-    from .ops.multiproc import remove_created_dirs
-    from .ops.worker import SocketTimeouts, connection_limit, raise_open_files_limit
+    from .serve.multiproc import remove_created_dirs
+    from .serve.worker import SocketTimeouts, connection_limit, raise_open_files_limit
 
     timeouts = SocketTimeouts(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
                               idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
@@ -185,7 +186,7 @@ def _serve(settings: Settings) -> None:
             options = {
                 "bind": f"{settings.host}:{settings.port}",
                 "workers": settings.workers,
-                "worker_class": "maas_server.ops.worker.MaasWorker",
+                "worker_class": "maas_server.serve.worker.MaasWorker",
                 "threads": settings.worker_threads,
                 # Connections beyond the threads wait idle (keep-alive) in the worker's poller; never
                 # so many that the worker runs out of descriptors for its own files.

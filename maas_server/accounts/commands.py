@@ -20,14 +20,12 @@ from typing import Any
 from ..config import ConfigError
 from ..settings import Settings, flags_from, load_settings
 from .audit import CLI, read_audit
-from .keys import KeyStoreError, count_keys, create_key, list_keys, revoke_key
+from .keys import KeyStoreError, create_key, list_keys, revoke_key
 from .scopes import check_scopes, split_list
-from .settings import AUTH_MODES, AccountSettings, default_data_dir
+from .settings import AccountSettings, default_data_dir
 from .store import Store, StoreUnavailable
 from .times import format_time, parse_time
 from .usage import usage_summary
-
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def store_options() -> argparse.ArgumentParser:
@@ -38,38 +36,6 @@ def store_options() -> argparse.ArgumentParser:
                                            "folder, ~/.local/share/maas on Linux); MAAS_DATABASE_URL selects "
                                            "PostgreSQL instead")
     return parent
-
-
-def add_serve_options(serve: argparse.ArgumentParser) -> None:
-    """The flags `maas-server serve` takes for accounts, logs and TLS (none given: None, so the
-    variable, the file or the default applies)."""
-    serve.add_argument("--data-dir", help="folder of the SQLite store (MAAS_DATA_DIR; default: the per-user data "
-                                          "folder, ~/.local/share/maas on Linux)")
-    serve.add_argument("--auth", choices=AUTH_MODES,
-                       help="who may call /v1 without a key (MAAS_AUTH): auto (default: loopback clients until the "
-                            "first key is created, nobody after), keys (nobody), loopback, open (anyone)")
-    serve.add_argument("--allow-anonymous", action=argparse.BooleanOptionalAction,
-                       help="auto mode: serve /v1 without keys to any client until the first key is created, "
-                            "on a non-loopback address too (MAAS_ALLOW_ANONYMOUS=1)")
-    serve.add_argument("--log-content", action=argparse.BooleanOptionalAction,
-                       help="DEBUG ONLY: write request bodies (prompts) into the request log (MAAS_LOG_CONTENT=1)")
-    serve.add_argument("--certfile", help="TLS certificate (PEM); with --keyfile the server speaks HTTPS "
-                                          "(MAAS_CERTFILE)")
-    serve.add_argument("--keyfile", help="TLS private key (PEM) (MAAS_KEYFILE)")
-
-
-def prepare_serve(settings: Settings) -> str | None:
-    """Before gunicorn forks: the store created or migrated, a fresh Prometheus folder. Returns why
-    serving is refused, if it is."""
-    if (settings.certfile is None) != (settings.keyfile is None):
-        return "--certfile and --keyfile go together (or MAAS_CERTFILE and MAAS_KEYFILE, or both in the file)"
-    from ..ops.multiproc import prepare_multiprocess_dir  # before anything imports prometheus_client
-
-    prepare_multiprocess_dir()
-    try:
-        return check_serving_address(settings.host, settings.allow_anonymous, settings)
-    except StoreUnavailable as exc:
-        return str(exc)
 
 
 def add_commands(commands: Any) -> None:
@@ -204,23 +170,3 @@ def _table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-def check_serving_address(host: str, allow_anonymous: bool, settings: AccountSettings) -> str | None:
-    """Why serving on `host` is refused, else None: in the `auto` auth mode, before any key was
-    ever created, a non-loopback address without --allow-anonymous would be open to anyone.
-
-    The explicit modes (`keys`, `loopback`, `open`) are the operator's stated choice. Also creates or
-    migrates the store, once, before any worker starts; StoreUnavailable when it cannot be used
-    (read-only, damaged, unreachable...).
-    """
-    store = Store.open(settings.url)
-    try:
-        keys = count_keys(store)
-    finally:
-        store.dispose()  # no pooled connection may cross gunicorn's fork
-    if settings.auth != "auto" or keys or allow_anonymous or host in LOOPBACK_HOSTS:
-        return None
-    return (f"refusing to serve on {host} without API keys: anyone who can reach it could use it. "
-            f"Create one with `maas-server keys create --name NAME`, bind 127.0.0.1, pass --auth keys, "
-            f"or pass --allow-anonymous (or --auth open)")

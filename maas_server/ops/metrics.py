@@ -1,7 +1,7 @@
 """Prometheus metrics, correct under several gunicorn workers.
 
 `maas-server serve` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before gunicorn forks
-(``ops.multiproc.prepare_multiprocess_dir``): each worker then writes its samples to files there and
+(``serve.multiproc.prepare_multiprocess_dir``): each worker then writes its samples to files there and
 ``/metrics`` sums them across workers (``render``). Without that variable (tests, a single
 process) the default in-process registry is used.
 

@@ -150,3 +150,11 @@ class EventStream(Generic[Out]):
     def cancel(self) -> None:
         for handle in self.handles:
             handle.cancel()
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """A model's replicas elsewhere: how many run now, and how many its deployment wants."""
+
+    running: int
+    target: int

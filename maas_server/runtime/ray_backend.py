@@ -57,9 +57,8 @@ from ..config import ModelConfig, ServerConfig
 from ..models import TASKS
 from ..models.base import Method, ModelDescription
 from ..ops import metrics
-from .handles import EventStream, Finished, Handle, Progress, Work
+from .handles import EventStream, Finished, Handle, Progress, Replicas, Work
 from .ray_replica import INDEX, Reply, application, fingerprint
-from .registry import Replicas
 from .runner import ModelUnavailable, QueueFull
 
 log = logging.getLogger("maas.runtime")

@@ -32,8 +32,8 @@ from ray.serve.deployment import Application, Deployment
 from .. import __version__
 from ..config import ModelConfig, ServerConfig, read_config_file
 from ..models.base import Method, ModelDescription
+from .assembly import build_runners, checked_description, load_and_warm
 from .handles import Finished, Handle, Progress
-from .registry import build_runners, checked_description, load_and_warm
 from .runner import Runner
 
 INDEX = "_index"  # the application's ingress: model names cannot start with "_", so it never clashes

@@ -15,15 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..config import ModelConfig, ServerConfig
-from ..models import TASKS, missing_methods
+from ..models import TASKS
 from ..models.base import DEFAULT_LANE, Method, ModelDescription, TaskModel
 from ..ops import metrics
-from .handles import EventStream, Handle
-from .runner import Runner
+from .assembly import build_runners, checked_description, load_configured_model
+from .handles import EventStream, Handle, Replicas
 
 log = logging.getLogger("maas.runtime")
 
@@ -32,14 +31,6 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 RAY_RETRY_S = 5.0  # a worker that could not reach its Ray application tries again this often
-
-
-@dataclass(frozen=True)
-class Replicas:
-    """A model's replicas elsewhere: how many run now, and how many its deployment wants."""
-
-    running: int
-    target: int
 
 
 class ModelRunner(Protocol):
@@ -94,30 +85,6 @@ class ModelEntry:
             if method.name in runner.methods:
                 return runner
         raise ValueError(f"model {self.config.name!r} has no method {method.name!r}")
-
-
-def load_configured_model(config: ModelConfig, server: ServerConfig) -> TaskModel:
-    """The real loader: choose device and dtype, build the task adapter, warm it up."""
-    return load_and_warm(config, server.cache_dir)
-
-
-def load_and_warm(config: ModelConfig, cache_dir: Path) -> TaskModel:
-    """Choose device and dtype, build the task adapter, warm it up (a Ray replica calls this too)."""
-    from ..models import load_model
-    from .device import choose_device, choose_dtype
-
-    device = choose_device(config.device)
-    model = load_model(config, device, choose_dtype(config.dtype, device), cache_dir)
-    model.warmup()  # the first user request should not pay for lazy initialisation
-    return model
-
-
-def _max_wait_ms(config: ModelConfig, device: str) -> float:
-    # Measured (docs/performance.md): on CPU a 2 ms wait only adds latency at low load, because
-    # under load inputs pile up while the model is busy anyway. On a GPU a step is short.
-    if config.max_wait_ms is not None:
-        return config.max_wait_ms
-    return 2.0 if device.startswith("cuda") else 0.0
 
 
 class ModelRegistry:
@@ -231,36 +198,7 @@ class ModelRegistry:
         return next((e for e in self._entries.values() if e.offers(method)), None)
 
 
-def build_runners(config: ModelConfig, model: TaskModel, device: str) -> dict[str, Runner]:
-    """A started runner for each of the model's lanes, the default one first (a Ray replica builds the same)."""
-    return {lane: _runner(config, model, lane, device).start() for lane in _lanes(model)}
-
-
 def _checked_remote(config: ModelConfig, description: Any) -> ModelDescription:
     if not isinstance(description, ModelDescription):  # a replica of another maas version answered
         raise TypeError(f"the Ray replica of {config.name!r} described itself as {type(description).__name__}")
     return description
-
-
-def _lanes(model: TaskModel) -> list[str]:
-    """The model's lanes, the default one first (it exists even when every method is elsewhere)."""
-    others = {spec.lane for spec in model.batch_methods().values()} - {DEFAULT_LANE}
-    return [DEFAULT_LANE, *sorted(others)]
-
-
-def _runner(config: ModelConfig, model: TaskModel, lane: str, device: str) -> Runner:
-    if lane == DEFAULT_LANE:
-        return Runner(config.name, model, max_batch_size=config.max_batch_size,
-                      max_wait_ms=_max_wait_ms(config, device), max_queue=config.max_queue,
-                      queue_timeout_s=config.queue_timeout_s, max_prefill_tokens=config.prefill_budget(device))
-    # Another lane (explanations) runs what its adapter batches (often one at a time), with its own queue.
-    return Runner(f"{config.name}/{lane}", model, max_batch_size=config.max_batch_size, max_wait_ms=0,
-                  max_queue=config.explain_max_queue, queue_timeout_s=config.queue_timeout_s, lane=lane)
-
-
-def checked_description(config: ModelConfig, model: TaskModel) -> ModelDescription:
-    """The model's description, once it is known to implement every method its task declares."""
-    missing = missing_methods(config.task, model)
-    if missing:
-        raise TypeError(f"the {config.task} adapter {type(model).__name__} does not implement {', '.join(missing)}")
-    return model.describe()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from maas_server.accounts import AccountSettings, Authenticator, Store, UsageRecord, record_usage
-from maas_server.accounts.commands import check_serving_address
 from maas_server.cli import main
+from maas_server.serve.options import check_serving_address
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from maas_server.accounts import AccountSettings, Store, create_key, revoke_key
-from maas_server.accounts.commands import check_serving_address
 from maas_server.config import ConfigError
 from maas_server.ops.logs import JsonFormatter
+from maas_server.serve.options import check_serving_address
 from maas_server.settings import load_settings
 from tests.server.accounting_support import accounts_of, word_app
 

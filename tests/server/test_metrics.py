@@ -43,7 +43,7 @@ def test_timed_loader_observes_each_load() -> None:
 
 
 def test_multiprocess_dir_is_fresh_and_only_a_made_one_is_removed(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from maas_server.ops.multiproc import prepare_multiprocess_dir, remove_created_dirs
+    from maas_server.serve.multiproc import prepare_multiprocess_dir, remove_created_dirs
 
     named = tmp_path / "named"
     named.mkdir()

@@ -18,8 +18,8 @@ import pytest
 
 import maas_server
 from maas_server import cli
-from maas_server.accounts import commands as account_commands
 from maas_server.config import ConfigError, read_config_file
+from maas_server.serve import options as serve_options
 from maas_server.settings import NOT_IN_FILE, Settings, load_settings
 
 LAYERS = ("flag", "env", "file", "default")  # highest first
@@ -111,7 +111,7 @@ def _no_maas_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def _read(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The settings `maas-server serve ARGV` reads (before it turns create_store off for its workers)."""
     read: list[Settings] = []
-    monkeypatch.setattr(account_commands, "prepare_serve", lambda settings: read.append(settings))
+    monkeypatch.setattr(serve_options, "prepare_serve", lambda settings: read.append(settings))
     monkeypatch.setattr(cli, "_serve", lambda settings: None)
     assert cli.main(["serve", *argv]) == 0
     return read[0]
@@ -261,7 +261,7 @@ def test_no_other_module_reads_the_environment() -> None:
     package = Path(maas_server.__file__).parent
     readers = {path.relative_to(package).as_posix() for path in package.rglob("*.py")
                if re.search(r"os\.environ|getenv", path.read_text())}
-    assert readers == {"ops/multiproc.py", "ops/metrics.py", "ops/ray_start.py", "testing.py"}
+    assert readers == {"serve/multiproc.py", "ops/metrics.py", "serve/ray_start.py", "testing.py"}
 
 
 def test_secrets_stay_out_of_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.unreader import IterUnreader
 
 from maas_server.api._common import client_gone
-from maas_server.ops.worker import (
+from maas_server.serve.worker import (
     ACCEPT_PAUSE_S,
     DESCRIPTOR_RESERVE,
     DRAIN_LIMIT,
@@ -191,7 +191,7 @@ def test_out_of_descriptors_pauses_accepting_instead_of_killing_the_worker(monke
             raise OSError(errno.EMFILE, "Too many open files")
 
     clock = [100.0]
-    monkeypatch.setattr("maas_server.ops.worker.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("maas_server.serve.worker.time.monotonic", lambda: clock[0])
     worker.accept(Exhausted())
     assert worker._accepting is False
     worker.set_accept_enabled(True)  # gthread's loop asks again at once: the pause holds
@@ -203,7 +203,7 @@ def test_out_of_descriptors_pauses_accepting_instead_of_killing_the_worker(monke
 
 def test_serve_raises_the_soft_open_files_limit_and_caps_connections_below_it() -> None:
     script = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))\n"
-              "from maas_server.ops.worker import raise_open_files_limit\n"
+              "from maas_server.serve.worker import raise_open_files_limit\n"
               "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "OpenFiles(before=256, after=4096, hard=4096) 4096"

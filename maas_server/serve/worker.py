@@ -48,7 +48,7 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
-from .steptimes import timed
+from ..ops.steptimes import timed
 
 log = logging.getLogger("maas.server")
 

@@ -1,7 +1,7 @@
 """`maas-server serve` with ray-backed models: reach the cluster and deploy, before gunicorn forks.
 
 The master must not hold a Ray connection when it forks (Ray's gRPC threads do not survive a
-fork), so the work happens in a child process (``python -m maas_server.ops.ray_start``): it
+fork), so the work happens in a child process (``python -m maas_server.serve.ray_start``): it
 connects (or, for ``--ray-address local``, starts a Ray instance), deploys the application or
 attaches to it (runtime/ray_backend.py), and reports the address the workers connect to. For
 ``local`` it then stays, holding the instance, until serve exits and its stdin closes; else it
