@@ -25,7 +25,7 @@ from ..runtime.registry import ModelEntry, ModelRegistry
 from .endpoints import Endpoint
 from .memory import MemoryBudget, default_budget_bytes
 from .metering import note_model, note_work
-from .schemas import MAX_JSON_ARRAY, MAX_JSON_DEPTH
+from .wire import MAX_JSON_ARRAY, MAX_JSON_DEPTH
 
 M = TypeVar("M", bound=BaseModel)
 In = TypeVar("In")

@@ -54,12 +54,12 @@ from ..errors import APIError
 from ..ops import metrics
 from ..ops.logs import CREDENTIAL_NAMES, KEY_PREFIX, log_request
 from . import cors
-from . import schemas as s
 from ._common import current_endpoint, state
 from .admission import is_api_path
 from .endpoints import Family
 from .forms import query
 from .metering import Metering, metering
+from .wire import Usage, dump
 
 log = logging.getLogger("maas.accounts")
 family = Family("accounting", __name__)
@@ -401,7 +401,7 @@ def _record(done: _Done, status: int, seconds: float, acc: Accounts) -> None:
         log_request(**fields)
 
 
-def _settled_usage(done: _Done) -> s.Usage | None:
+def _settled_usage(done: _Done) -> Usage | None:
     try:
         return done.metering.settled_usage()
     except Exception:  # a stream that cannot say what it used is recorded without usage
@@ -456,7 +456,7 @@ def own_usage() -> Any:
     accounts().usage.flush()  # this worker's rows, the caller's latest included, are in the store
     rows = usage_summary(accounts().store, key_id=account.id if account else None, anonymous=account is None,
                          since=since)
-    return s.dump(UsageReport(key=account.name if account else None, since=since,
+    return dump(UsageReport(key=account.name if account else None, since=since,
                               data=[UsageRow.model_validate(row) for row in rows]))
 
 

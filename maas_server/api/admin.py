@@ -20,11 +20,11 @@ from ..accounts.scopes import check_scopes
 from ..accounts.times import parse_time
 from ..accounts.usage import BUCKETS, usage_buckets
 from ..errors import APIError
-from . import schemas as s
 from ._common import current_endpoint, parse_json, state
 from .accounting import UsageRow, accounts
 from .endpoints import Family
 from .forms import query
+from .wire import dump
 
 family = Family("admin", __name__)
 
@@ -164,7 +164,7 @@ class AdminUsage(BaseModel):
             response=AdminKeyList, **_ADMIN)
 def keys() -> Any:
     """Every key, revoked and expired ones too, oldest first."""
-    return s.dump(AdminKeyList(data=[_admin_key(k) for k in list_keys(accounts().store)]))
+    return dump(AdminKeyList(data=[_admin_key(k) for k in list_keys(accounts().store)]))
 
 
 @family.post(_KEYS, "Create a key; the response is the only place the key itself appears",
@@ -184,7 +184,7 @@ def create() -> Any:
                                     zero_retention=body.zero_retention, by=_actor())
     except KeyStoreError as exc:
         raise APIError(str(exc), status=409, param="name", code="key_exists") from None
-    return s.dump(CreatedKey(key=secret, **_admin_key(record).model_dump()))
+    return dump(CreatedKey(key=secret, **_admin_key(record).model_dump()))
 
 
 @family.patch(_KEY, "Change a key's limits and scopes (the fields sent; null: unlimited, "
@@ -201,7 +201,7 @@ def update(key_id: int) -> Any:
         models, tasks = _scopes(changes.get("models"), changes.get("tasks"))
         changes.update({k: v for k, v in (("models", models), ("tasks", tasks)) if k in changes})
     try:
-        return s.dump(_admin_key(update_key(accounts().store, _id(key_id), changes, by=_actor(), now=_now())))
+        return dump(_admin_key(update_key(accounts().store, _id(key_id), changes, by=_actor(), now=_now())))
     except KeyStoreError as exc:
         raise _not_found(exc) from None
 
@@ -210,7 +210,7 @@ def update(key_id: int) -> Any:
 def revoke(key_id: int) -> Any:
     """Revoke a key; servers refuse it within the auth cache time (MAAS_AUTH_CACHE_SECONDS)."""
     try:
-        return s.dump(_admin_key(revoke_key_id(accounts().store, _id(key_id), by=_actor(), now=_now())))
+        return dump(_admin_key(revoke_key_id(accounts().store, _id(key_id), by=_actor(), now=_now())))
     except KeyStoreError as exc:
         raise _not_found(exc) from None
 
@@ -235,7 +235,7 @@ def usage() -> Any:
     rows = usage_buckets(accounts().store, bucket=bucket, since=since, until=until,
                          key_id=_int_arg("key_id", 0, _MAX_ID), key_name=request.args.get("key_name"),
                          model=request.args.get("model"), limit=_MAX_USAGE_ROWS + 1)
-    return s.dump(AdminUsage(bucket=bucket, since=since, until=until,  # type: ignore[arg-type]
+    return dump(AdminUsage(bucket=bucket, since=since, until=until,  # type: ignore[arg-type]
                              has_more=len(rows) > _MAX_USAGE_ROWS,
                              data=[UsageBucket.model_validate(row) for row in rows[:_MAX_USAGE_ROWS]]))
 
@@ -252,7 +252,7 @@ def audit() -> Any:
     key_id = _int_arg("key_id", 1, _MAX_ID)
     limit = _int_arg("limit", 1, _MAX_AUDIT_ROWS)
     rows = read_audit(accounts().store, since=since, until=until, key_id=key_id, limit=limit or 100)
-    return s.dump(AuditList(data=[AuditEntry.model_validate(row) for row in rows]))
+    return dump(AuditList(data=[AuditEntry.model_validate(row) for row in rows]))
 
 
 # -- plumbing

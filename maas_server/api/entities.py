@@ -3,16 +3,60 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from flask import Response
+from pydantic import Field, field_validator
 
 from ..errors import APIError
-from ..models.base import EXTRACT_ENTITIES, Entities, EntityItem
-from . import schemas as s
+from ..models.base import EXTRACT_ENTITIES, Aggregation, Entities, EntityItem
 from ._common import check_count, json_response, parse_json, resolve_model, state, submit, wait_all
 from .endpoints import Family
 from .metering import report_usage
+from .wire import RequestBody, ResponseBody, Usage
+
+
+class EntityRequest(RequestBody):
+    model: str | None = None
+    input: str | list[str] = Field(description="a text, or several; each non-empty")
+    aggregation: Aggregation = Field(
+        "simple", description="`simple`: one span per entity (B-/I- tokens merged); `none`: one row per token "
+                              "inside an entity, labelled with its IOB tag (`B-PERSON`, `I-PERSON`)")
+
+    @field_validator("input")
+    @classmethod
+    def _non_empty(cls, value: str | list[str]) -> str | list[str]:
+        # Checked here rather than as min_length on each union member, so that the error names `input`.
+        if any(not text for text in ([value] if isinstance(value, str) else value)):
+            raise ValueError("an input is an empty string: send text to find entities in")
+        return value
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class EntitySpan(ResponseBody):
+    text: str = Field(description="the input's characters from `start` to `end`: `input[start:end] == text`")
+    label: str = Field(description="the entity type (`PERSON`, `GPE`...); with aggregation `none` its IOB tag")
+    start: int = Field(description="offset of the first character, in Unicode code points (Python str indices)")
+    end: int = Field(description="offset just past the last character")
+    score: float | None = Field(
+        description="the model's probability for the label (a span's mean over its tokens); null when the model "
+                    "gives none: spaCy pipelines decide without probabilities")
+
+
+class EntityResult(ResponseBody):
+    index: int
+    entities: list[EntitySpan] = Field(description="in the order they occur in the input")
+
+
+class EntityList(ResponseBody):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EntityResult]
+    usage: Usage
+
 
 family = Family("entities", __name__)
 
@@ -22,13 +66,13 @@ family = Family("entities", __name__)
 ENTITY_BYTES_PER_CHARACTER = 600
 
 
-@family.post("/v1/entities", "Named entities with character offsets, as spans or per token", request=s.EntityRequest,
-               response=s.EntityList, serves=(EXTRACT_ENTITIES,),
+@family.post("/v1/entities", "Named entities with character offsets, as spans or per token", request=EntityRequest,
+               response=EntityList, serves=(EXTRACT_ENTITIES,),
                examples={"spans": {"input": "Angela Merkel visited Paris in 2019."},
                          "tokens": {"input": ["Apple opened an office in Berlin.", "No names here."],
                                     "aggregation": "none"}})
 def extract_entities() -> Any:
-    body = parse_json(s.EntityRequest)
+    body = parse_json(EntityRequest)
     entry = resolve_model(body.model)
     check_count(len(body.inputs), "input", "input")
     admit_entity_texts(body.inputs, "input")
@@ -49,9 +93,9 @@ def admit_entity_texts(texts: list[str], param: str) -> None:
 
 
 def _entity_list(model: str, results: list[Entities]) -> Response:
-    data = [s.EntityResult(index=i, entities=[s.EntitySpan(**asdict(entity)) for entity in result.entities])
+    data = [EntityResult(index=i, entities=[EntitySpan(**asdict(entity)) for entity in result.entities])
             for i, result in enumerate(results)]
     tokens = sum(result.tokens for result in results)
-    usage = s.Usage(prompt_tokens=tokens, total_tokens=tokens)
+    usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
     report_usage(model, usage)
-    return json_response(s.EntityList(model=model, data=data, usage=usage))
+    return json_response(EntityList(model=model, data=data, usage=usage))

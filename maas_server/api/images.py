@@ -32,7 +32,6 @@ from flask import request
 from pydantic import ValidationError
 
 from ..errors import APIError, validation_error
-from . import schemas as s
 from ._common import check_count, parse_json, read_body, state
 
 if TYPE_CHECKING:
@@ -40,9 +39,26 @@ if TYPE_CHECKING:
 
 # PIL is imported inside the functions that decode: importing the wire layer (maas_server.app) must
 # not load image libraries before a request needs them (the app starts, and answers /health, sooner).
-from ..ops.memory import release_freed_memory
 
-R = TypeVar("R", bound=s.ImageRequest)
+from pydantic import Field
+
+from ..ops.memory import release_freed_memory
+from .wire import RequestBody
+
+
+class ImageRequest(RequestBody):
+    """Any route that takes images: the JSON form; the multipart form carries the same fields as form fields
+    plus file parts (api/images.py, read_image_request)."""
+
+    model: str | None = None
+    image: str | list[str] = Field(description="base64 image bytes, optionally as a data: URL")
+
+    @property
+    def images(self) -> list[str]:
+        return [self.image] if isinstance(self.image, str) else list(self.image)
+
+
+R = TypeVar("R", bound=ImageRequest)
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 DECODED_BYTES = 4  # a decoded Pillow image takes at most 4 bytes per pixel (RGB is stored as RGBX)

@@ -26,7 +26,7 @@ from typing import Any
 
 from flask import g
 
-from .schemas import Usage
+from .wire import Usage
 
 FinalUsage = Callable[[], Usage]
 """A stream's usage, known once it has ended. Called once, after the stream's body is closed (its

@@ -4,51 +4,107 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from ..errors import APIError
 from ..runtime.registry import ModelEntry
-from . import schemas as s
 from ._common import may_use, state
 from .endpoints import Endpoint, Family
 from .forms import MODEL_IN_PATH
+from .wire import ResponseBody, dump
+
+
+class ModelInfo(ResponseBody):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "maas"
+    task: str
+    endpoints: list[str]
+    device: str | None
+    dtype: str | None
+    context_length: int | None = Field(None, description="tokens a request may use (prompt plus output)")
+    max_characters: int | None = Field(
+        None, description="characters one input may have, for models limited in characters (spaCy pipelines)")
+    dimensions: int | None = Field(None, description="embedding size (embedding models)")
+    labels: list[str] | None = Field(
+        None, description="a classifier's own labels (GET /v1/models/{id} only: ImageNet has 1000)")
+    languages: list[str] | None = Field(None, description="speech: the languages it transcribes (ISO 639-1)")
+    translates: bool | None = Field(None, description="speech: whether it serves /v1/audio/translations")
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local: in the server's own processes; ray: in Ray Serve replicas (docs/scaling.md)")
+    replicas: ReplicaCount | None = Field(None, description="ray: its replicas running now, and its deployment's "
+                                                            "target (autoscaling moves it)")
+    ready: bool
+
+
+class ReplicaCount(ResponseBody):
+    running: int
+    target: int
+
+
+class ModelList(ResponseBody):
+    object: Literal["list"] = "list"
+    data: list[ModelInfo]
+
+
+class Health(ResponseBody):
+    """GET /health: the process is alive."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(ResponseBody):
+    """GET /ready: 200 with status `ready` once every model is loaded, else 503; each model's state.
+
+    `unavailable`: something the models need besides themselves (the account store) cannot be used;
+    `problems` says what.
+    """
+
+    status: Literal["ready", "not_ready", "draining", "unavailable"]
+    # unavailable: a model on Ray with no replica running now (or its cluster unreachable)
+    models: dict[str, Literal["ready", "loading", "failed", "unavailable"]]
+    problems: list[str] = []  # noqa: RUF012 - pydantic copies a default per instance
+
 
 family = Family("models", __name__)
 
 
-@family.get("/v1/models", "List the served models", response=s.ModelList)
+@family.get("/v1/models", "List the served models", response=ModelList)
 def list_models() -> Any:
     """The models the caller's key may use (every one without a key, or for an unscoped key)."""
-    return s.dump(s.ModelList(data=[_info(e, with_labels=False) for e in state().registry.entries() if may_use(e)]))
+    return dump(ModelList(data=[_info(e, with_labels=False) for e in state().registry.entries() if may_use(e)]))
 
 
-@family.get("/v1/models/{model}", "One served model", response=s.ModelInfo, parameters=(MODEL_IN_PATH,),
+@family.get("/v1/models/{model}", "One served model", response=ModelInfo, parameters=(MODEL_IN_PATH,),
             more_errors=(404,))
 def get_model(model: str) -> Any:
     entry = state().registry.get(model)
     if entry is None or not may_use(entry):  # a scoped key learns nothing of the models it may not use
         raise APIError(f"model {model!r} does not exist; GET /v1/models lists them", status=404, param="model",
                        code="model_not_found")
-    return s.dump(_info(entry, with_labels=True))
+    return dump(_info(entry, with_labels=True))
 
 
-@family.get("/health", "Liveness: 200 while the process is alive", response=s.Health, access="public",
+@family.get("/health", "Liveness: 200 while the process is alive", response=Health, access="public",
             polled=True)
 def health() -> Any:
-    return s.dump(s.Health())
+    return dump(Health())
 
 
 @family.get("/ready", "Readiness: 200 once every model is loaded and warmed, 503 before and while draining",
-            response=s.Readiness, access="public", polled=True)
+            response=Readiness, access="public", polled=True)
 def ready() -> Any:
     registry = state().registry
     models = {e.config.name: _model_state(e) for e in registry.entries()}
     if state().draining.is_set():
-        return s.dump(s.Readiness(status="draining", models=models)), 503
+        return dump(Readiness(status="draining", models=models)), 503
     problems = [problem for check in state().readiness_checks if (problem := check()) is not None]
     if problems:  # e.g. the account store: a load balancer should send the traffic elsewhere
-        return s.dump(s.Readiness(status="unavailable", models=models, problems=problems)), 503, {"Retry-After": "5"}
+        return dump(Readiness(status="unavailable", models=models, problems=problems)), 503, {"Retry-After": "5"}
     if registry.ready:
-        return s.dump(s.Readiness(status="ready", models=models))
-    return s.dump(s.Readiness(status="not_ready", models=models)), 503, {"Retry-After": "5"}
+        return dump(Readiness(status="ready", models=models))
+    return dump(Readiness(status="not_ready", models=models)), 503, {"Retry-After": "5"}
 
 
 def _model_state(entry: ModelEntry) -> Literal["ready", "loading", "failed", "unavailable"]:
@@ -59,10 +115,10 @@ def _model_state(entry: ModelEntry) -> Literal["ready", "loading", "failed", "un
     return "failed" if entry.error else "loading"
 
 
-def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
+def _info(entry: ModelEntry, *, with_labels: bool) -> ModelInfo:
     described = entry.description
     replicas = entry.replicas()
-    return s.ModelInfo(
+    return ModelInfo(
         id=entry.config.name,
         created=state().started,
         task=entry.config.task,
@@ -76,7 +132,7 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> s.ModelInfo:
         languages=list(described.languages) if described and described.languages else None,
         translates=described.translates if described else None,
         backend=entry.config.backend,
-        replicas=s.ReplicaCount(running=replicas.running, target=replicas.target) if replicas else None,
+        replicas=ReplicaCount(running=replicas.running, target=replicas.target) if replicas else None,
         ready=entry.ready,
     )
 

@@ -15,10 +15,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
-from . import hf_schemas as hf
-from . import schemas as s
 from ._common import MAX_REQUEST_TIMEOUT_S, MIN_REQUEST_TIMEOUT_S, state
 from .endpoints import Endpoint, Family
+from .hf import schemas as hf
+from .models import Readiness
+from .wire import ErrorResponse
 
 family = Family("openapi", __name__)
 
@@ -96,7 +97,7 @@ def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
 def _component_schemas(endpoints: list[Endpoint]) -> dict[str, Any]:
     models = {m for e in endpoints for m in (e.request, e.response, e.events, *e.alternatives, *e.request_alternatives)
               if m is not None}
-    models |= {s.ErrorResponse, hf.TGIStreamError}
+    models |= {ErrorResponse, hf.TGIStreamError}
     _, schemas = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
                                     ref_template=_REF)
     return schemas.get("$defs", {})  # type: ignore[no-any-return]
@@ -137,8 +138,8 @@ def _responses(route: Endpoint) -> dict[str, Any]:
     if route.events is not None:
         ok.setdefault("content", {})["text/event-stream"] = {"schema": _event(route.events, route.done)}
     responses = {"200": ok}
-    if route.response is s.Readiness:  # /ready answers 503 with the same body, not the error envelope
-        responses["503"] = {"description": "Not ready yet, or draining", "content": _json(s.Readiness)}
+    if route.response is Readiness:  # /ready answers 503 with the same body, not the error envelope
+        responses["503"] = {"description": "Not ready yet, or draining", "content": _json(Readiness)}
     for status in sorted(_errors(route)):
         responses[str(status)] = _error(status)
     return responses
@@ -158,7 +159,7 @@ def _errors(route: Endpoint) -> set[int]:
 
 
 def _error(status: int) -> dict[str, Any]:
-    answer: dict[str, Any] = {"description": _ERRORS[status], "content": _json(s.ErrorResponse),
+    answer: dict[str, Any] = {"description": _ERRORS[status], "content": _json(ErrorResponse),
                               "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}}
     if status in _RETRY_AFTER:
         answer["headers"]["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
@@ -171,7 +172,7 @@ def _json(model: type[BaseModel], *alternatives: type[BaseModel]) -> dict[str, A
 
 
 def _event(chunk: type[BaseModel], done: bool) -> dict[str, Any]:
-    error = s.ErrorResponse if done else hf.TGIStreamError  # TGI's streams end with its own error shape
+    error = ErrorResponse if done else hf.TGIStreamError  # TGI's streams end with its own error shape
     """One server-sent event: a JSON chunk, an error after the stream began, or the final [DONE]."""
     json_data = {"type": "string", "contentMediaType": "application/json",
                  "contentSchema": {"anyOf": [{"$ref": _REF.format(model=chunk.__name__)},

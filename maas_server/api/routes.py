@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from . import (
-    accounting,
-    admin,
-    classify,
-    detect,
-    embeddings,
-    entities,
-    generation,
-    hf,
-    models,
-    openapi,
-    responses,
-    speech,
-)
+from . import accounting, admin, classify, detect, embeddings, entities, models, openapi, speech
 from .endpoints import Endpoint, Family
+from .generation import completions, responses
+from .hf import inference
 
 FAMILIES: tuple[Family, ...] = (
-    generation.family, responses.family, embeddings.family, classify.family, detect.family, entities.family,
-    speech.family, hf.family, models.family, accounting.family, openapi.family, admin.family,
+    completions.family, responses.family, embeddings.family, classify.family, detect.family, entities.family,
+    speech.family, inference.family, models.family, accounting.family, openapi.family, admin.family,
 )
 
 

@@ -6,7 +6,7 @@ transcribed as one item (TRANSCRIBE, batched with other requests' chunks), and t
 in order, timed from the start of the file. `response_format` picks the answer: `json` (the text),
 `verbose_json` (segments, and words on request), or plain text as `text`, `srt` or `vtt`.
 
-Hugging Face's shape for speech recognition (the audio file as the body) is in api/hf.py.
+Hugging Face's shape for speech recognition (the audio file as the body) is in api/hf/inference.py.
 
 Audio is personal data: these routes' bodies are never logged (their records say `personal_data`), nor
 kept after the response.
@@ -15,21 +15,101 @@ kept after the response.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from flask import Response, request
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from ..errors import APIError, validation_error
 from ..models.base import CHUNK_SECONDS, FIND_SPEECH, SAMPLE_RATE, TRANSCRIBE, SpeechChunk, SpeechTask, Transcript
 from ..ops.memory import release_freed_memory
 from ..runtime.registry import ModelEntry
-from . import schemas as s
 from ._common import after_response, json_response, read_body, resolve_model, state, submit, wait_all
 from .audio import AudioLimits, decode_audio
 from .endpoints import Family
 from .forms import audio_form
 from .metering import report_usage
+from .wire import RequestBody, ResponseBody, Usage
+
+AudioFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+
+
+class TranscriptionRequest(RequestBody):
+    """The multipart form's fields besides `file` (form values are text: "0.2" is the number 0.2 here).
+
+    OpenAI's `stream` is accepted at false only; `chunking_strategy` is accepted and knowingly ignored (long
+    audio is always cut in its silences, by a voice activity detector); `include[]` may be empty only.
+    """
+
+    model: str | None = None
+    language: str | None = Field(None, min_length=2, max_length=3, pattern=r"^[a-z]{2,3}$",
+                                 description="ISO 639-1 code of the spoken language (default: detected; "
+                                             "an English-only model hears English)")
+    prompt: str | None = Field(None, max_length=1000,
+                               description="text that sets the style or spells names (Whisper's initial prompt)")
+    temperature: float = Field(0.0, ge=0, le=1, description="0: beam search (5 beams); above 0: sampling")
+    response_format: AudioFormat = "json"
+    timestamp_granularities: list[Literal["segment", "word"]] = Field(
+        ["segment"], description="verbose_json: `word` adds `words`, each timed")
+    stream: Literal[False] = False
+    chunking_strategy: str | None = None
+    include: list[Literal[""]] = []  # noqa: RUF012 - pydantic copies a default per instance
+
+
+class TranslationRequest(RequestBody):
+    """The fields of /v1/audio/translations (OpenAI's: no language, no timestamp granularities)."""
+
+    model: str | None = None
+    prompt: str | None = Field(None, max_length=1000)
+    temperature: float = Field(0.0, ge=0, le=1)
+    response_format: AudioFormat = "json"
+
+
+class DurationUsage(ResponseBody):
+    """What a transcription used, as OpenAI reports it for whisper: seconds of audio."""
+
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class TranscriptionWord(ResponseBody):
+    word: str
+    start: float
+    end: float
+
+
+class TranscriptionSegment(ResponseBody):
+    id: int
+    seek: int = Field(description="where the segment's chunk starts, in 10 ms frames")
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class Transcription(ResponseBody):
+    """response_format json."""
+
+    text: str
+    usage: DurationUsage
+
+
+class TranscriptionVerbose(ResponseBody):
+    """response_format verbose_json: the text, its language (ISO 639-1 code), the audio's duration in
+    seconds, its segments and, with timestamp_granularities word, its words."""
+
+    task: Literal["transcribe", "translate"]
+    language: str
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment]
+    words: list[TranscriptionWord] | None = None
+    usage: DurationUsage
+
 
 family = Family("speech", __name__)
 
@@ -44,32 +124,32 @@ RELEASE_AFTER_SECONDS = 60  # a minute of samples is 3.8 MB: hand larger decodes
 
 
 @family.post("/v1/audio/transcriptions", "Speech to text (OpenAI shape): multipart audio; long audio is cut in its "
-               "silences", request=s.TranscriptionRequest, response=s.TranscriptionVerbose,
+               "silences", request=TranscriptionRequest, response=TranscriptionVerbose,
                multipart=_TRANSCRIPTION_FORM,
                text="the transcript (`text`), or subtitles (`srt`, `vtt`)", multipart_only=True,
-               alternatives=(s.Transcription,), serves=(TRANSCRIBE,), personal_data=True)
+               alternatives=(Transcription,), serves=(TRANSCRIBE,), personal_data=True)
 def transcriptions() -> Any:
-    return _speech("transcribe", s.TranscriptionRequest)
+    return _speech("transcribe", TranscriptionRequest)
 
 
 @family.post("/v1/audio/translations", "Speech in any language to English text (OpenAI shape); a model that "
-               "cannot translate answers 400 `translation_unsupported`", request=s.TranslationRequest,
-               response=s.TranscriptionVerbose, multipart=_TRANSLATION_FORM,
+               "cannot translate answers 400 `translation_unsupported`", request=TranslationRequest,
+               response=TranscriptionVerbose, multipart=_TRANSLATION_FORM,
                text="the translation (`text`), or subtitles (`srt`, `vtt`)", multipart_only=True,
-               alternatives=(s.Transcription,), serves=(TRANSCRIBE,), personal_data=True,
+               alternatives=(Transcription,), serves=(TRANSCRIBE,), personal_data=True,
                offered=lambda described: described.translates is not False)  # a multilingual model's
 def translations() -> Any:
-    return _speech("translate", s.TranslationRequest)
+    return _speech("translate", TranslationRequest)
 
 
-def _speech(task: SpeechTask, schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]) -> Any:
+def _speech(task: SpeechTask, schema: type[TranscriptionRequest] | type[TranslationRequest]) -> Any:
     body, data = _read_form(schema)
     entry = resolve_model(body.model)
     language = getattr(body, "language", None)
     words = "word" in getattr(body, "timestamp_granularities", ())
     transcripts, seconds = transcribe(entry, data, task, language, body.prompt, body.temperature, words)
     del data
-    usage = s.DurationUsage(seconds=round(seconds, 2))
+    usage = DurationUsage(seconds=round(seconds, 2))
     return _answer(body.response_format, task, transcripts, seconds, usage, language, words)
 
 
@@ -102,13 +182,13 @@ def transcribe(entry: ModelEntry, data: bytes, task: SpeechTask, language: str |
     transcripts = wait_all(submit(entry, TRANSCRIBE, chunks)) if chunks else []
     tokens = sum(t.tokens for t in transcripts)
     # Accounting counts tokens: a second of audio heard is one prompt token, each generated token one more.
-    report_usage(entry.config.name, s.Usage(prompt_tokens=math.ceil(audio.seconds), completion_tokens=tokens,
+    report_usage(entry.config.name, Usage(prompt_tokens=math.ceil(audio.seconds), completion_tokens=tokens,
                                             total_tokens=math.ceil(audio.seconds) + tokens))
     return transcripts, audio.seconds
 
 
-def _read_form(schema: type[s.TranscriptionRequest] | type[s.TranslationRequest]
-               ) -> tuple[s.TranscriptionRequest | s.TranslationRequest, bytes]:
+def _read_form(schema: type[TranscriptionRequest] | type[TranslationRequest]
+               ) -> tuple[TranscriptionRequest | TranslationRequest, bytes]:
     if request.mimetype != "multipart/form-data":
         raise APIError("send the audio as multipart/form-data, in a part named `file`, as OpenAI's API takes it",
                        code="invalid_content_type")
@@ -147,25 +227,25 @@ def _check_model_can(described: Any, task: SpeechTask, language: str | None) -> 
                        f"or none to detect it", param="language", code="unsupported_language")
 
 
-def _answer(response_format: s.AudioFormat, task: SpeechTask, transcripts: list[Transcript], seconds: float,
-            usage: s.DurationUsage, language: str | None, words: bool) -> Any:
+def _answer(response_format: AudioFormat, task: SpeechTask, transcripts: list[Transcript], seconds: float,
+            usage: DurationUsage, language: str | None, words: bool) -> Any:
     segments = [segment for t in transcripts for segment in t.segments]
     text = "".join(segment.text for segment in segments).strip()
     if response_format == "json":
-        return json_response(s.Transcription(text=text, usage=usage))
+        return json_response(Transcription(text=text, usage=usage))
     if response_format == "text":
         return Response(text + "\n", mimetype="text/plain")
     if response_format in ("srt", "vtt"):
         return Response(_subtitles(segments, response_format), mimetype="text/plain")
     detected = language or next((t.language for t in transcripts), "en")
-    out = [s.TranscriptionSegment(id=i, seek=round(segment.start * 100), start=segment.start, end=segment.end,
+    out = [TranscriptionSegment(id=i, seek=round(segment.start * 100), start=segment.start, end=segment.end,
                                   text=segment.text, tokens=list(segment.tokens), temperature=0.0,
                                   avg_logprob=segment.avg_logprob, compression_ratio=segment.compression_ratio,
                                   no_speech_prob=segment.no_speech_prob)
            for i, segment in enumerate(segments)]
-    word_list = [s.TranscriptionWord(word=w.word.strip(), start=w.start, end=w.end)
+    word_list = [TranscriptionWord(word=w.word.strip(), start=w.start, end=w.end)
                  for segment in segments for w in segment.words] if words else None
-    return json_response(s.TranscriptionVerbose(task=task, language=detected, duration=round(seconds, 2), text=text,
+    return json_response(TranscriptionVerbose(task=task, language=detected, duration=round(seconds, 2), text=text,
                                                 segments=out, words=word_list, usage=usage))
 
 

@@ -1,7 +1,7 @@
 """huggingface_hub's InferenceClient, unmodified, against the real server and its default models.
 
 ``InferenceClient(base_url=f"{server}/models/{name}")`` posts each task to that URL in Hugging Face's
-shapes (api/hf.py); chat goes to ``.../v1/chat/completions`` under it, or under the server's root.
+shapes (api/hf/inference.py); chat goes to ``.../v1/chat/completions`` under it, or under the server's root.
 Speech recognition's line is in test_speech.py.
 """
 

@@ -3,7 +3,7 @@
 Ten sampled generations for each of five schemas (nested objects, arrays, enums, bounded
 numbers, a $ref): 50 in all. The schemas close their objects (`additionalProperties: false`), as
 OpenAI's strict mode and openai's `.parse()` do (the server closes objects that say nothing of other
-keys by default, api/structured.py). Their non-integer numbers bound their digits with `multipleOf`
+keys by default, api/generation/structured.py). Their non-integer numbers bound their digits with `multipleOf`
 (docs/api.md): no default bounds digits after the point, and sampled, SmolLM2 can write
 `48.858333333...` until the end. How often the same model
 writes valid JSON without the grammar is measured by benchmarks/structured_output.py

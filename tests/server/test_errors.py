@@ -108,7 +108,7 @@ def test_an_array_of_more_items_than_any_field_takes_is_400_before_validation(cl
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Validating 200,000 chat messages held the GIL for a second, stalling every stream: an array of
     more than 16,384 items is refused before any validation."""
-    from maas_server.api import schemas
+    from maas_server.api.generation import schemas
 
     def validate(*args: object, **kwargs: object) -> None:
         raise AssertionError("validated a body that should have been refused first")

@@ -1,4 +1,4 @@
-"""Hugging Face's inference shapes under /models/NAME (api/hf.py) with the tiny models: which task a call
+"""Hugging Face's inference shapes under /models/NAME (api/hf/inference.py) with the tiny models: which task a call
 is, TGI's and TEI's routes, and the 4xx for what this server cannot honour. The real client against the
 real models is tests/integration/test_huggingface_hub.py."""
 

@@ -198,7 +198,7 @@ def test_hugging_face_address_answers_text_and_timed_chunks(client: FlaskClient)
 
 
 def test_hugging_face_address_reads_the_body_as_the_models_task_and_refuses_forms(client: FlaskClient) -> None:
-    # A detector's address takes an image (api/hf.py): audio sent there is a bad image, not a transcription.
+    # A detector's address takes an image (api/hf/inference.py): audio sent there is a bad image, not a transcription.
     assert client.post("/models/other", data=SHORT.read_bytes()).json["error"]["code"] == "invalid_image"
     assert post(client, SHORT.read_bytes(), url="/models/whisper").status_code == 400
 

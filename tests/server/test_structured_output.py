@@ -187,7 +187,7 @@ def test_objects_that_say_nothing_of_other_keys_are_closed_and_numbers_bounded(c
 
 
 def test_what_a_schema_says_of_other_keys_and_bounds_is_kept() -> None:
-    from maas_server.api.structured import DEFAULT_MAX_PROPERTIES, MAX_MAGNITUDE, _with_ends
+    from maas_server.api.generation.structured import DEFAULT_MAX_PROPERTIES, MAX_MAGNITUDE, _with_ends
 
     assert _with_ends(OPEN) == {**OPEN, "additionalProperties": False, "properties": {
         "count": {"type": "integer", "maximum": MAX_MAGNITUDE, "minimum": -MAX_MAGNITUDE}}}

@@ -12,29 +12,29 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import APIError
-from ..models.base import GENERATE, Choice, GenerationResult, TokenLogprob
-from . import schemas as s
+from ...errors import APIError
+from ...models.base import GENERATE, Choice, GenerationResult, TokenLogprob
+from .._common import new_id, parse_json
+from ..accounting import zero_retention
+from ..endpoints import Family
 from . import tools
-from ._common import new_id, parse_json
-from .accounting import zero_retention
-from .endpoints import Family
-from .generation import Shaper, chat_generation, respond, tool_names
+from .completions import Shaper, chat_generation, respond, tool_names
+from .schemas import ChatCompletionRequest, ResponseEvent, ResponseObject, ResponsesRequest, ToolCallOut
 
 family = Family("responses", __name__)
 
 
 @family.post("/v1/responses", "OpenAI's Responses API for text (no stored state); `stream: true` answers with "
-               "server-sent events (response.created ... response.completed)", request=s.ResponsesRequest,
-               response=s.ResponseObject, events=s.ResponseEvent, serves=(GENERATE,),
+               "server-sent events (response.created ... response.completed)", request=ResponsesRequest,
+               response=ResponseObject, events=ResponseEvent, serves=(GENERATE,),
                examples={"text": {"input": "What is the capital of France?", "max_output_tokens": 8,
                                   "temperature": 0}})
 def create_response() -> Any:
-    body = parse_json(s.ResponsesRequest)
+    body = parse_json(ResponsesRequest)
     if body.store and zero_retention():
         raise APIError("this API key is zero-retention: nothing its requests carry or return may be stored; "
                        "send store: false or leave it out", param="store", code="store_not_allowed")
-    chat = s.ChatCompletionRequest.model_validate(body.as_chat())  # a 400 from here names chat's field
+    chat = ChatCompletionRequest.model_validate(body.as_chat())  # a 400 from here names chat's field
     entry, generation = chat_generation(chat)
     shaper = _ResponseShaper(entry.config.name, body, tool_names(generation), forced=generation.tools_required)
     return respond(entry, [generation], shaper, chat.stream)
@@ -43,7 +43,7 @@ def create_response() -> Any:
 class _ResponseShaper(Shaper):
     """One response object, or its stream of typed events (response.created ... response.completed)."""
 
-    def __init__(self, model: str, body: s.ResponsesRequest, names: list[str], forced: bool = False) -> None:
+    def __init__(self, model: str, body: ResponsesRequest, names: list[str], forced: bool = False) -> None:
         super().__init__(new_id("resp"), model, 1)
         self.body, self.names = body, names
         self.forced = forced  # tool_choice "required" or named: the output is calls, even when cut short
@@ -79,7 +79,7 @@ class _ResponseShaper(Shaper):
 
     def _output(self, choice: Choice) -> list[dict[str, Any]]:
         if self.forced:
-            calls: list[s.ToolCallOut] | None = tools.read_forced_calls(choice.text, self.names)
+            calls: list[ToolCallOut] | None = tools.read_forced_calls(choice.text, self.names)
         else:
             calls = (tools.read_calls(choice.text, set(self.names)) if self.names and choice.finish_reason == "stop"
                      else None)

@@ -1,7 +1,7 @@
 """Hugging Face's inference addresses: ``/models/NAME``, as huggingface_hub's InferenceClient calls them.
 
 ``InferenceClient(base_url=f"{server}/models/NAME")`` posts every task to that one URL, in the task's
-own shape (hf_schemas.py): which task a call is follows from what the named model serves
+own shape (schemas.py): which task a call is follows from what the named model serves
 (:data:`TASKS`, the usual one first) and, for an embedding model, from the body (candidate labels
 make it zero-shot classification). Besides it:
 
@@ -21,8 +21,8 @@ from typing import Any
 
 from flask import request
 
-from ..errors import APIError
-from ..models.base import (
+from ...errors import APIError
+from ...models.base import (
     CLASSIFY_IMAGE,
     CLASSIFY_TEXT,
     DETECT_FACES,
@@ -44,26 +44,20 @@ from ..models.base import (
     TextItem,
     TokenLogprob,
 )
-from ..runtime.registry import ModelEntry
-from . import hf_schemas as hf
-from . import schemas as s
-from ._common import check_count, json_response, parse_json, read_body, resolve_model, state, submit, wait_all
-from .detect import in_original_pixels
-from .endpoints import Family
-from .entities import admit_entity_texts
-from .forms import FILE, MODEL_IN_PATH
-from .generation import Shaper, answer_chat, check_max_tokens, respond, stream_error
-from .images import (
-    CheckedImage,
-    ImageLimits,
-    check_images,
-    decode_base64_image,
-    decode_images,
-    reserve_image_memory,
-)
-from .metering import report_usage
-from .speech import transcribe
-from .structured import admitted_schema
+from ...runtime.registry import ModelEntry
+from .._common import check_count, json_response, parse_json, read_body, resolve_model, state, submit, wait_all
+from ..detect import in_original_pixels
+from ..endpoints import Family
+from ..entities import admit_entity_texts
+from ..forms import FILE, MODEL_IN_PATH
+from ..generation.completions import Shaper, answer_chat, check_max_tokens, respond, stream_error
+from ..generation.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from ..generation.structured import admitted_schema
+from ..images import CheckedImage, ImageLimits, check_images, decode_base64_image, decode_images, reserve_image_memory
+from ..metering import report_usage
+from ..speech import transcribe
+from ..wire import Usage, dump
+from . import schemas as hf
 
 family = Family("hf", __name__)
 
@@ -92,10 +86,10 @@ def embed(model: str) -> Any:
 
 @family.post("/models/{model}/v1/chat/completions", "Chat completion with the model named in the URL (where "
                "huggingface_hub's chat_completion posts for a model URL); as /v1/chat/completions",
-               request=s.ChatCompletionRequest, response=s.ChatCompletion, events=s.ChatCompletionChunk,
+               request=ChatCompletionRequest, response=ChatCompletion, events=ChatCompletionChunk,
                serves=(GENERATE,), **_MODEL)
 def chat_completions(model: str) -> Any:
-    body = parse_json(s.ChatCompletionRequest)
+    body = parse_json(ChatCompletionRequest)
     # The URL names the model; huggingface_hub puts "dummy" (or a hub id) in the body, as TGI ignores it.
     return answer_chat(body.model_copy(update={"model": model}))
 
@@ -138,7 +132,7 @@ class _TGIShaper(Shaper):
         choice = results[0].choices[0]
         details = self._details(choice) if self.params.details else None
         answer = hf.TGIGenerated(generated_text=self.prefix + choice.text, details=details)
-        return s.dump(hf.TGIGeneratedList([answer])) if self.listed else s.dump(answer)
+        return dump(hf.TGIGeneratedList([answer])) if self.listed else dump(answer)
 
     def text_chunks(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> Iterator[dict[str, Any]]:
         self.sent += 1
@@ -146,7 +140,7 @@ class _TGIShaper(Shaper):
         event = hf.TGIStreamEvent(index=self.sent, token=_piece(text, tokens), top_tokens=top)
         held, self.held = self.held, event
         if held is not None:
-            yield s.dump(held)
+            yield dump(held)
 
     def finish_chunks(self, prompt_index: int, result: GenerationResult) -> Iterator[dict[str, Any]]:
         choice = result.choices[0]
@@ -155,12 +149,12 @@ class _TGIShaper(Shaper):
         details = hf.TGIStreamDetails(finish_reason=_finish_reason(choice),
                                       generated_tokens=choice.completion_tokens, seed=self._seed())
         self.held = None
-        yield s.dump(last.model_copy(update={"generated_text": self.prefix + choice.text, "details": details}))
+        yield dump(last.model_copy(update={"generated_text": self.prefix + choice.text, "details": details}))
 
     def error_chunk(self, exc: BaseException) -> dict[str, Any]:
         invalid = isinstance(exc, InvalidInput)
         message = stream_error(exc)["error"]["message"]  # never an internal error's own text
-        return s.dump(hf.TGIStreamError(error=message, error_type="validation" if invalid else "generation"))
+        return dump(hf.TGIStreamError(error=message, error_type="validation" if invalid else "generation"))
 
     def _details(self, choice: Choice) -> hf.TGIDetails:
         top = [[_tgi_token(a, lp) for a, lp in t.top] for t in choice.tokens] if self.params.top_n_tokens else None
@@ -352,7 +346,7 @@ def _has_candidate_labels() -> bool:
 
 
 def _report(entry: ModelEntry, units: int) -> None:
-    report_usage(entry.config.name, s.Usage(prompt_tokens=units, total_tokens=units))
+    report_usage(entry.config.name, Usage(prompt_tokens=units, total_tokens=units))
 
 
 # What /models/NAME does for a model, by the methods it offers (its usual task first). A new task with a

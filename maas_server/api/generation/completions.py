@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import APIError, error_body
-from ..models.base import (
+from ...errors import APIError, error_body
+from ...models.base import (
     GENERATE,
     Choice,
     GenerationRequest,
@@ -20,13 +20,11 @@ from ..models.base import (
     TextDelta,
     TokenLogprob,
 )
-from ..ops.steptimes import timed
-from ..runtime.handles import EventStream, Finished, Handle, Progress
-from ..runtime.registry import ModelEntry
-from ..runtime.runner import ModelUnavailable
-from . import schemas as s
-from . import tools
-from ._common import (
+from ...ops.steptimes import timed
+from ...runtime.handles import EventStream, Finished, Handle, Progress
+from ...runtime.registry import ModelEntry
+from ...runtime.runner import ModelUnavailable
+from .._common import (
     CLIENT_POLL_S,
     client_gone,
     give_up_on_client,
@@ -40,9 +38,28 @@ from ._common import (
     submit,
     wait_all,
 )
-from .accounting import zero_retention
-from .endpoints import Family
-from .metering import report_usage
+from ..accounting import zero_retention
+from ..endpoints import Family
+from ..metering import report_usage
+from ..wire import Usage, dump
+from . import tools
+from .schemas import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatDelta,
+    ChoiceLogprobs,
+    Completion,
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    Sampling,
+    TokenLogprobOut,
+    TopLogprob,
+)
 from .structured import admitted_schema
 
 family = Family("generation", __name__)
@@ -51,12 +68,12 @@ _CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "con
 
 
 @family.post("/v1/completions", "Text completion (OpenAI shape); `stream: true` answers with server-sent events",
-               request=s.CompletionRequest, response=s.Completion, events=s.Completion, serves=(GENERATE,),
+               request=CompletionRequest, response=Completion, events=Completion, serves=(GENERATE,),
                examples={"whole": {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0},
                          "streamed": {"prompt": ["Once upon a time", "Hello"], "max_tokens": 8, "n": 2,
                                       "logprobs": 2, "stream": True, "stream_options": {"include_usage": True}}})
 def completions() -> Any:
-    body = parse_json(s.CompletionRequest)
+    body = parse_json(CompletionRequest)
     entry = resolve_model(body.model)
     _check_limits(entry, body, body.max_tokens, len(body.prompts))
     requests = [_generation_request(body, body.max_tokens, body.logprobs, prompt=p) for p in body.prompts]
@@ -65,21 +82,21 @@ def completions() -> Any:
 
 
 @family.post("/v1/chat/completions", "Chat completion (OpenAI shape); `stream: true` answers with server-sent "
-               "events", request=s.ChatCompletionRequest, response=s.ChatCompletion, events=s.ChatCompletionChunk,
+               "events", request=ChatCompletionRequest, response=ChatCompletion, events=ChatCompletionChunk,
                serves=(GENERATE,),
                examples={"whole": {"messages": _CHAT, "max_tokens": 8, "logprobs": True, "top_logprobs": 2},
                          "streamed": {"messages": _CHAT, "max_tokens": 8, "seed": 7, "stream": True,
                                       "logprobs": True, "top_logprobs": 2,
                                       "stream_options": {"include_usage": True}}})
 def chat_completions() -> Any:
-    body = parse_json(s.ChatCompletionRequest)
+    body = parse_json(ChatCompletionRequest)
     if body.store and zero_retention():  # nothing is stored, but a zero-retention key asking for it is told so
         raise APIError("this API key is zero-retention: nothing its requests carry or return may be stored; "
                        "send store: false or leave it out", param="store", code="store_not_allowed")
     return answer_chat(body)
 
 
-def answer_chat(body: s.ChatCompletionRequest) -> Any:
+def answer_chat(body: ChatCompletionRequest) -> Any:
     """The chat completion for `body`: the whole answer, or its stream of chunks."""
     entry, generation = chat_generation(body)
     shaper = _ChatShaper(new_id("chatcmpl"), entry.config.name, body.n, tool_names=tool_names(generation),
@@ -87,11 +104,11 @@ def answer_chat(body: s.ChatCompletionRequest) -> Any:
     return respond(entry, [generation], shaper, body.stream, _include_usage(body))
 
 
-def _include_usage(body: s._Sampling) -> bool:
+def _include_usage(body: Sampling) -> bool:
     return bool(body.stream_options and body.stream_options.include_usage)
 
 
-def chat_generation(body: s.ChatCompletionRequest) -> tuple[ModelEntry, GenerationRequest]:
+def chat_generation(body: ChatCompletionRequest) -> tuple[ModelEntry, GenerationRequest]:
     """The model and the model's request for a chat body (also what /v1/responses is turned into)."""
     entry = resolve_model(body.model)
     _check_limits(entry, body, body.token_limit, 1)
@@ -109,7 +126,7 @@ def tool_names(generation: GenerationRequest) -> list[str]:
     return [tool["function"]["name"] for tool in generation.tools or []]
 
 
-def _check_limits(entry: ModelEntry, body: s._Sampling, max_tokens: int | None, prompts: int) -> None:
+def _check_limits(entry: ModelEntry, body: Sampling, max_tokens: int | None, prompts: int) -> None:
     config = state().config
     check_max_tokens(max_tokens, "max_tokens")
     if body.n > config.max_n:
@@ -136,7 +153,7 @@ def check_max_tokens(max_tokens: int | None, param: str) -> None:
                        status=400, param=param, code="max_tokens_too_large")
 
 
-def _generation_request(body: s._Sampling, max_tokens: int | None, logprobs: int | None,
+def _generation_request(body: Sampling, max_tokens: int | None, logprobs: int | None,
                         **prompt: Any) -> GenerationRequest:
     """The model's request for one prompt (`prompt=`, or `messages=` with their `tools=`)."""
     text = body.response_format.schema_text() if body.response_format is not None else None
@@ -216,7 +233,7 @@ class _TokenStream:
             if client_gone(sock):
                 give_up_on_client(self.events.handles)
 
-    def usage(self) -> s.Usage:
+    def usage(self) -> Usage:
         """What the stream cost: every prompt that reached the model, and every token generated.
 
         A client that left mid-stream is billed for what was generated until then: its rows leave
@@ -274,10 +291,10 @@ def stream_error(exc: BaseException) -> dict[str, Any]:
     return error_body(500, "generation failed; the server log has the details", None, "internal_error")
 
 
-def _usage(results: list[GenerationResult]) -> s.Usage:
+def _usage(results: list[GenerationResult]) -> Usage:
     prompt = sum(r.prompt_tokens for r in results)
     completion = sum(c.completion_tokens for r in results for c in r.choices)
-    return s.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 class Shaper:
@@ -322,27 +339,27 @@ class Shaper:
     def finish_choice(self, index: int, choice: Choice) -> Any:
         raise NotImplementedError
 
-    def chunk(self, choices: list[Any], usage: s.Usage | None = None) -> dict[str, Any]:
+    def chunk(self, choices: list[Any], usage: Usage | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
 
 class _CompletionShaper(Shaper):
     def full(self, results: list[GenerationResult]) -> dict[str, Any]:
-        choices = [s.CompletionChoice(index=i, text=c.text, finish_reason=c.finish_reason,
+        choices = [CompletionChoice(index=i, text=c.text, finish_reason=c.finish_reason,
                                       logprobs=_completion_logprobs(c.tokens) if c.tokens else None)
                    for i, c in self.choices(results)]
-        return s.dump(s.Completion(id=self.id, created=self.created, model=self.model, choices=choices,
+        return dump(Completion(id=self.id, created=self.created, model=self.model, choices=choices,
                                    usage=_usage(results)))
 
     def text_chunk(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
         logprobs = _completion_logprobs(tokens) if tokens else None
-        return self.chunk([s.CompletionChoice(index=index, text=text, logprobs=logprobs)])
+        return self.chunk([CompletionChoice(index=index, text=text, logprobs=logprobs)])
 
-    def finish_choice(self, index: int, choice: Choice) -> s.CompletionChoice:
-        return s.CompletionChoice(index=index, text="", finish_reason=choice.finish_reason)
+    def finish_choice(self, index: int, choice: Choice) -> CompletionChoice:
+        return CompletionChoice(index=index, text="", finish_reason=choice.finish_reason)
 
-    def chunk(self, choices: list[Any], usage: s.Usage | None = None) -> dict[str, Any]:
-        return s.dump(s.Completion(id=self.id, created=self.created, model=self.model, choices=choices, usage=usage))
+    def chunk(self, choices: list[Any], usage: Usage | None = None) -> dict[str, Any]:
+        return dump(Completion(id=self.id, created=self.created, model=self.model, choices=choices, usage=usage))
 
 
 class _ChatShaper(Shaper):
@@ -355,21 +372,21 @@ class _ChatShaper(Shaper):
 
     def full(self, results: list[GenerationResult]) -> dict[str, Any]:
         choices = [self._choice(i, c) for i, c in self.choices(results)]
-        return s.dump(s.ChatCompletion(id=self.id, created=self.created, model=self.model, choices=choices,
+        return dump(ChatCompletion(id=self.id, created=self.created, model=self.model, choices=choices,
                                        usage=_usage(results)))
 
-    def _choice(self, index: int, choice: Choice) -> s.ChatChoice:
+    def _choice(self, index: int, choice: Choice) -> ChatChoice:
         logprobs = _chat_logprobs(choice.tokens) if choice.tokens else None
         if self.forced:
             finish = "tool_calls" if choice.finish_reason == "stop" else choice.finish_reason
-            return s.ChatChoice(index=index, message=s.AssistantMessage(
+            return ChatChoice(index=index, message=AssistantMessage(
                 content=None, tool_calls=tools.read_forced_calls(choice.text, self.tool_names)),
                 finish_reason=finish, logprobs=logprobs)
         calls = tools.read_calls(choice.text, set(self.tool_names)) if self.tool_names else None
         if calls and choice.finish_reason == "stop":
-            return s.ChatChoice(index=index, message=s.AssistantMessage(content=None, tool_calls=calls),
+            return ChatChoice(index=index, message=AssistantMessage(content=None, tool_calls=calls),
                                 finish_reason="tool_calls", logprobs=logprobs)
-        return s.ChatChoice(index=index, message=s.AssistantMessage(content=choice.text),
+        return ChatChoice(index=index, message=AssistantMessage(content=choice.text),
                             finish_reason=choice.finish_reason, logprobs=logprobs)
 
     def buffered_chunks(self, results: list[GenerationResult], include_usage: bool) -> Iterator[dict[str, Any]]:
@@ -377,41 +394,41 @@ class _ChatShaper(Shaper):
         for index, choice in self.choices(results):
             answer = self._choice(index, choice)
             calls = [call.model_copy(update={"index": i}) for i, call in enumerate(answer.message.tool_calls or [])]
-            delta = s.ChatDelta(role="assistant", content=answer.message.content, tool_calls=calls or None)
-            yield self.chunk([s.ChatChunkChoice(index=index, delta=delta, logprobs=answer.logprobs)])
-            yield self.chunk([s.ChatChunkChoice(index=index, delta=s.ChatDelta(),
+            delta = ChatDelta(role="assistant", content=answer.message.content, tool_calls=calls or None)
+            yield self.chunk([ChatChunkChoice(index=index, delta=delta, logprobs=answer.logprobs)])
+            yield self.chunk([ChatChunkChoice(index=index, delta=ChatDelta(),
                                                 finish_reason=answer.finish_reason)])
         if include_usage:
             yield self.usage_chunk(results)
 
     def start_chunks(self, prompts: int) -> Iterator[dict[str, Any]]:
         for index in range(prompts * self.n):
-            yield self.chunk([s.ChatChunkChoice(index=index, delta=s.ChatDelta(role="assistant", content=""))])
+            yield self.chunk([ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))])
 
     def text_chunk(self, index: int, text: str, tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
         logprobs = _chat_logprobs(tokens) if tokens else None
-        return self.chunk([s.ChatChunkChoice(index=index, delta=s.ChatDelta(content=text), logprobs=logprobs)])
+        return self.chunk([ChatChunkChoice(index=index, delta=ChatDelta(content=text), logprobs=logprobs)])
 
-    def finish_choice(self, index: int, choice: Choice) -> s.ChatChunkChoice:
-        return s.ChatChunkChoice(index=index, delta=s.ChatDelta(), finish_reason=choice.finish_reason)
+    def finish_choice(self, index: int, choice: Choice) -> ChatChunkChoice:
+        return ChatChunkChoice(index=index, delta=ChatDelta(), finish_reason=choice.finish_reason)
 
-    def chunk(self, choices: list[Any], usage: s.Usage | None = None) -> dict[str, Any]:
-        return s.dump(s.ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices,
+    def chunk(self, choices: list[Any], usage: Usage | None = None) -> dict[str, Any]:
+        return dump(ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices,
                                             usage=usage))
 
 
-def _completion_logprobs(tokens: Sequence[TokenLogprob]) -> s.CompletionLogprobs:
+def _completion_logprobs(tokens: Sequence[TokenLogprob]) -> CompletionLogprobs:
     offsets, position = [], 0
     for token in tokens:
         offsets.append(position)
         position += len(token.token)
-    return s.CompletionLogprobs(tokens=[t.token for t in tokens], token_logprobs=[t.logprob for t in tokens],
+    return CompletionLogprobs(tokens=[t.token for t in tokens], token_logprobs=[t.logprob for t in tokens],
                                 top_logprobs=[dict(t.top) for t in tokens], text_offset=offsets)
 
 
-def _chat_logprobs(tokens: Sequence[TokenLogprob]) -> s.ChoiceLogprobs:
-    return s.ChoiceLogprobs(content=[
-        s.TokenLogprobOut(token=t.token, logprob=t.logprob, bytes=list(t.token.encode()),
-                          top_logprobs=[s.TopLogprob(token=a, logprob=lp, bytes=list(a.encode())) for a, lp in t.top])
+def _chat_logprobs(tokens: Sequence[TokenLogprob]) -> ChoiceLogprobs:
+    return ChoiceLogprobs(content=[
+        TokenLogprobOut(token=t.token, logprob=t.logprob, bytes=list(t.token.encode()),
+                          top_logprobs=[TopLogprob(token=a, logprob=lp, bytes=list(a.encode())) for a, lp in t.top])
         for t in tokens
     ])

@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import APIError
-from ._common import state
-from .schemas import nests_deeper
+from ...errors import APIError
+from .._common import state
+from ..wire import nests_deeper
 
 DEFAULT_MAX_PROPERTIES = 32
 MAX_MAGNITUDE = 10**15 - 1

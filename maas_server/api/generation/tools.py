@@ -14,23 +14,23 @@ import json
 import re
 from typing import Any
 
-from . import schemas as s
-from ._common import new_id
+from .._common import new_id
+from .schemas import ChatCompletionRequest, FunctionCallOut, NamedToolChoice, ToolCallOut
 
 
-def offered(body: s.ChatCompletionRequest) -> list[dict[str, Any]] | None:
+def offered(body: ChatCompletionRequest) -> list[dict[str, Any]] | None:
     """The tool definitions the prompt shows: all, or only the function tool_choice names."""
     if not body.calls_tools or body.tools is None:
         return None
-    named = body.tool_choice.function.name if isinstance(body.tool_choice, s.NamedToolChoice) else None
+    named = body.tool_choice.function.name if isinstance(body.tool_choice, NamedToolChoice) else None
     return [tool.model_dump(exclude_none=True) for tool in body.tools if named in (None, tool.function.name)]
 
 
-def required(body: s.ChatCompletionRequest) -> bool:
+def required(body: ChatCompletionRequest) -> bool:
     return body.calls_tools and body.tool_choice not in (None, "auto")
 
 
-def calls_schema(body: s.ChatCompletionRequest) -> str:
+def calls_schema(body: ChatCompletionRequest) -> str:
     """JSON schema text of the array of calls the model must write (tool_choice "required" or named).
 
     Each tool's `parameters` is embedded under the array's items, where its own `$ref`s ("#/$defs/City",
@@ -45,7 +45,7 @@ def calls_schema(body: s.ChatCompletionRequest) -> str:
         for i, tool in enumerate(offered(body) or [])]
     one_call: dict[str, Any] = calls[0] if len(calls) == 1 else {"anyOf": calls}
     array: dict[str, Any] = {"type": "array", "items": one_call, "minItems": 1}
-    if body.parallel_tool_calls is False or isinstance(body.tool_choice, s.NamedToolChoice):
+    if body.parallel_tool_calls is False or isinstance(body.tool_choice, NamedToolChoice):
         array["maxItems"] = 1
     if definitions:
         array["$defs"] = definitions
@@ -107,7 +107,7 @@ def _refers_to_root(node: Any) -> bool:
     return any(_refers_to_root(value) for key, value in node.items() if key not in _DATA_KEYWORDS)
 
 
-def read_forced_calls(text: str, names: list[str]) -> list[s.ToolCallOut]:
+def read_forced_calls(text: str, names: list[str]) -> list[ToolCallOut]:
     """The calls of an answer written under the calls grammar, whole or cut short by max_tokens.
 
     The grammar makes the text a prefix of `[{"name": "f", "arguments": {...}}, ...]`: complete calls
@@ -141,11 +141,11 @@ _CUT_NAME = re.compile(r'\{?(?:"name": "(?P<name>[^"]*))?')
 _CUT_ARGUMENTS = re.compile(r'\{"name": "[^"]*", "arguments": (?P<arguments>.*)\Z', re.DOTALL)
 
 
-def _call(name: str, arguments: str) -> s.ToolCallOut:
-    return s.ToolCallOut(id=new_id("call"), function=s.FunctionCallOut(name=name, arguments=arguments))
+def _call(name: str, arguments: str) -> ToolCallOut:
+    return ToolCallOut(id=new_id("call"), function=FunctionCallOut(name=name, arguments=arguments))
 
 
-def read_calls(text: str, names: set[str]) -> list[s.ToolCallOut] | None:
+def read_calls(text: str, names: set[str]) -> list[ToolCallOut] | None:
     """The calls in a model's answer, or None when it is not exactly an array of calls of known functions."""
     try:
         written = json.loads(text)

@@ -1,4 +1,4 @@
-"""Hugging Face's inference shapes, as huggingface_hub's InferenceClient sends and parses them (api/hf.py).
+"""Hugging Face's inference shapes, as huggingface_hub's InferenceClient sends and parses them (api/hf/inference.py).
 
 Requests are ``{"inputs": ..., "parameters": {...}}`` (text generation adds ``stream``; feature
 extraction, as TEI's ``/embed``, puts its parameters at the top). Parameters this server cannot
@@ -14,12 +14,13 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, RootModel, ValidationInfo, field_validator, model_validator
 
-from .schemas import Logprob, _OpenAIRequest, _Response, _small_schema
+from ..generation.schemas import Logprob, small_schema
+from ..wire import OpenAIRequestBody, ResponseBody
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-class _Refuses(_OpenAIRequest):
+class _Refuses(OpenAIRequestBody):
     """Parameters with a value we cannot honour: anything but their neutral value is a 400 naming them."""
 
     NEUTRAL: ClassVar[dict[str, Any]] = {}  # name -> the value that changes nothing
@@ -35,14 +36,14 @@ class _Refuses(_OpenAIRequest):
 
 # -- text generation: TGI's shapes (POST /models/NAME, /generate, /generate_stream)
 
-class TGIGrammar(_OpenAIRequest):
+class TGIGrammar(OpenAIRequestBody):
     type: Literal["json"] = Field(description="only JSON schemas are enforced here; `regex` is refused")
     value: dict[str, Any] | str = Field(description="the JSON schema the text must follow")
 
     @field_validator("value")
     @classmethod
     def _small(cls, value: dict[str, Any] | str) -> dict[str, Any] | str:
-        _small_schema(value, "the grammar")
+        small_schema(value, "the grammar")
         return value
 
     def schema_text(self) -> str:
@@ -83,13 +84,13 @@ class TGIParameters(_Refuses):
         return self.do_sample or (self.temperature not in (None, 1.0)) or (self.top_p not in (None, 1.0))
 
 
-class TGIRequest(_OpenAIRequest):
+class TGIRequest(OpenAIRequestBody):
     inputs: str = Field(description="the prompt")
     parameters: TGIParameters = Field(default_factory=TGIParameters)
     stream: bool = False
 
 
-class TGIToken(_Response):
+class TGIToken(ResponseBody):
     id: int
     text: str
     logprob: Logprob
@@ -99,7 +100,7 @@ class TGIToken(_Response):
 TGIFinishReason = Literal["length", "eos_token", "stop_sequence"]
 
 
-class TGIDetails(_Response):
+class TGIDetails(ResponseBody):
     finish_reason: TGIFinishReason
     generated_tokens: int
     seed: int | None = None
@@ -109,7 +110,7 @@ class TGIDetails(_Response):
     top_tokens: list[list[TGIToken]] | None = None
 
 
-class TGIGenerated(_Response):
+class TGIGenerated(ResponseBody):
     generated_text: str
     details: TGIDetails | None = None
 
@@ -118,13 +119,13 @@ class TGIGeneratedList(RootModel[list[TGIGenerated]]):
     """POST /models/NAME's answer for text generation: a list of one (TGI's `/generate` answers the object)."""
 
 
-class TGIStreamDetails(_Response):
+class TGIStreamDetails(ResponseBody):
     finish_reason: TGIFinishReason
     generated_tokens: int
     seed: int | None = None
 
 
-class TGIStreamEvent(_Response):
+class TGIStreamEvent(ResponseBody):
     """One server-sent event of a TGI stream: a piece of text (`token.text`); the last adds the whole text and
     details."""
 
@@ -135,7 +136,7 @@ class TGIStreamEvent(_Response):
     details: TGIStreamDetails | None = None
 
 
-class TGIStreamError(_Response):
+class TGIStreamError(ResponseBody):
     """The event that ends a TGI stream whose generation failed after it began."""
 
     error: str
@@ -155,7 +156,7 @@ class TextClassificationParameters(_Refuses):
     function_to_apply: str | None = None
 
 
-class HFTextClassificationRequest(_OpenAIRequest):
+class HFTextClassificationRequest(OpenAIRequestBody):
     inputs: TextInputs
     parameters: TextClassificationParameters = Field(default_factory=TextClassificationParameters)
 
@@ -175,7 +176,7 @@ class ZeroShotParameters(_Refuses):
         return self
 
 
-class HFZeroShotRequest(_OpenAIRequest):
+class HFZeroShotRequest(OpenAIRequestBody):
     inputs: str
     parameters: ZeroShotParameters
 
@@ -189,7 +190,7 @@ class TokenClassificationParameters(_Refuses):
     stride: int | None = None
 
 
-class HFTokenClassificationRequest(_OpenAIRequest):
+class HFTokenClassificationRequest(OpenAIRequestBody):
     inputs: TextInputs
     parameters: TokenClassificationParameters = Field(default_factory=TokenClassificationParameters)
 
@@ -210,7 +211,7 @@ class HFFeatureExtractionRequest(_Refuses):
     encoding_format: str | None = None
 
 
-class HFLabelScore(_Response):
+class HFLabelScore(ResponseBody):
     label: str
     score: float
 
@@ -223,7 +224,7 @@ class HFTextClassifications(RootModel[list[list[HFLabelScore]]]):
     """Text classification: for each text, its labels, best first."""
 
 
-class HFEntity(_Response):
+class HFEntity(ResponseBody):
     entity_group: str | None = Field(None, description="the entity type (aggregation `simple`)")
     entity: str | None = Field(None, description="the token's IOB tag (aggregation `none`)")
     score: float | None = Field(description="null when the model gives no probabilities (spaCy)")
@@ -249,28 +250,28 @@ class ImageClassificationParameters(_Refuses):
     function_to_apply: str | None = None
 
 
-class HFImageClassificationRequest(_OpenAIRequest):
+class HFImageClassificationRequest(OpenAIRequestBody):
     inputs: str = Field(description="the image, base64")
     parameters: ImageClassificationParameters = Field(default_factory=ImageClassificationParameters)
 
 
-class DetectionParameters(_OpenAIRequest):
+class DetectionParameters(OpenAIRequestBody):
     threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
 
-class HFObjectDetectionRequest(_OpenAIRequest):
+class HFObjectDetectionRequest(OpenAIRequestBody):
     inputs: str = Field(description="the image, base64")
     parameters: DetectionParameters = Field(default_factory=DetectionParameters)
 
 
-class HFBox(_Response):
+class HFBox(ResponseBody):
     xmin: int
     ymin: int
     xmax: int
     ymax: int
 
 
-class HFDetected(_Response):
+class HFDetected(ResponseBody):
     label: str
     score: float
     box: HFBox
@@ -282,12 +283,12 @@ class HFDetections(RootModel[list[HFDetected]]):
 
 # -- speech
 
-class HFSpeechChunk(_Response):
+class HFSpeechChunk(ResponseBody):
     text: str
     timestamp: tuple[float, float]
 
 
-class HFSpeechOutput(_Response):
+class HFSpeechOutput(ResponseBody):
     """Automatic speech recognition: the text, and timed chunks."""
 
     text: str
