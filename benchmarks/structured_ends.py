@@ -5,7 +5,7 @@
 Sampled (temperature 1, fixed seeds) from the default chat model behind a server with default settings:
 
 - an integer with no bounds, `json_object`, and an object that says nothing of other keys: how many answers end
-  with `finish_reason: "length"` (the defaults of api/structured.py exist to make that 0);
+  with `finish_reason: "length"` (the defaults of api/generation/structured.py exist to make that 0);
 - forced tool calls (`tool_choice: "required"`) of a flat `{"city": string}` tool and of a nested pydantic
   tool (`$defs`): every answer must be `tool_calls`, parseable when it stopped, `length` when cut, never content.
 
