@@ -25,6 +25,7 @@ made). See docs/client.md.
 from __future__ import annotations
 
 from ._base_client import Timeout
+from ._response import RawResponse
 from ._streaming import AsyncStream, Stream
 from ._version import __version__
 from .async_client import AsyncClient
@@ -144,6 +145,7 @@ __all__ = [
     "PermissionDeniedError",
     "Point",
     "RateLimitError",
+    "RawResponse",
     "RequestTooLargeError",
     "ResponseContent",
     "ResponseEvent",

@@ -23,13 +23,15 @@ from ._base_client import (
     _Call,
     check_event_stream,
     connection_error,
-    decode_json,
     log_response,
     prepare,
     request_id_of,
     status_error,
+    stream_response,
+    whole_response,
 )
-from ._retry import async_retrying
+from ._response import RawResponse
+from ._retry import async_retrying, retries_taken
 from ._streaming import AsyncStream
 from .errors import APIConnectionError
 
@@ -63,25 +65,29 @@ class AsyncTransport:
     http: httpx.AsyncClient = field(repr=False)
     gate: asyncio.Semaphore | None = field(default=None, repr=False)
 
-    async def request(self, options: ClientOptions, call: APIRequest[T]) -> T:
-        """Send one call (retrying per policy) and read its JSON answer."""
+    async def request(self, options: ClientOptions, call: APIRequest[T]) -> RawResponse[T]:
+        """Send one call (retrying per policy) and read its answer's body."""
         prepared = prepare(options, call)
+        controller = async_retrying(options.max_retries, prepared.what)
         async with self.gate if self.gate is not None else contextlib.nullcontext():
-            response: httpx.Response = await async_retrying(options.max_retries, prepared.what)(
-                self._send, prepared, call)
+            response: httpx.Response = await controller(self._send, prepared, call)
             try:
                 content = await response.aread()
             except httpx.HTTPError as exc:
                 raise _connection_error(exc, prepared) from exc
             finally:
                 await response.aclose()
-        request_id = request_id_of(response.headers, prepared)
-        return call.parse(decode_json(prepared, response.status_code, response.headers, content), request_id)
+        return whole_response(prepared, call, response, response.status_code, response.headers, content,
+                              retries_taken(controller))
 
-    async def stream(self, options: ClientOptions, call: StreamRequest[T]) -> AsyncStream[T]:
-        """Send one call and return its event stream; retried up to the first event, as the sync one."""
+    async def stream(self, options: ClientOptions, call: StreamRequest[T]) -> RawResponse[AsyncStream[T]]:
+        """Send one call and open its event stream; retried up to the first event, as the sync one."""
         prepared = prepare(options, call)
-        return await async_retrying(options.max_retries, prepared.what)(self._open_stream, prepared, call)
+        controller = async_retrying(options.max_retries, prepared.what)
+        opened: tuple[httpx.Response, AsyncStream[T]] = await controller(self._open_stream, prepared, call)
+        response, stream = opened
+        return stream_response(prepared, stream, response, response.status_code, response.headers,
+                               retries_taken(controller))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -104,7 +110,7 @@ class AsyncTransport:
                                await _error_text(response), response)
         return response
 
-    async def _open_stream(self, prepared: Prepared, call: StreamRequest[T]) -> AsyncStream[T]:
+    async def _open_stream(self, prepared: Prepared, call: StreamRequest[T]) -> tuple[httpx.Response, AsyncStream[T]]:
         response = await self._send(prepared, call)
         request_id = request_id_of(response.headers, prepared)
         stream: AsyncStream[T] = AsyncStream(
@@ -119,7 +125,7 @@ class AsyncTransport:
         except BaseException:
             await stream.close()
             raise
-        return stream
+        return response, stream
 
 
 def _form(call: _Call) -> dict[str, list[str]] | None:

@@ -17,15 +17,18 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
+from ._response import RawResponse
 from ._version import __version__
 from .errors import APIConnectionError, APIError, APIStatusError, APITimeoutError, MaasError, status_error_class
 from .types import ModelInfo, _Response
 
 T = TypeVar("T")
+S = TypeVar("S")  # a Stream or an AsyncStream
+R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = f"maas-python/{__version__}"
@@ -317,6 +320,30 @@ def check_event_stream(prepared: Prepared, headers: Mapping[str, str]) -> None:
         )
 
 
+def whole_response(
+    prepared: Prepared, call: APIRequest[T], http_response: Any, status: int, headers: Mapping[str, str],
+    content: bytes, retries_taken: int,
+) -> RawResponse[T]:
+    """A whole answer, read: parsed (JSON, then the call's result type) only when asked."""
+    request_id = request_id_of(headers, prepared)
+    return RawResponse(
+        http_response=http_response, status_code=status, headers=headers, request_id=request_id,
+        method=prepared.method, url=prepared.url, content=content, retries_taken=retries_taken,
+        parse=lambda: call.parse(decode_json(prepared, status, headers, content), request_id),
+    )
+
+
+def stream_response(
+    prepared: Prepared, stream: S, http_response: Any, status: int, headers: Mapping[str, str], retries_taken: int,
+) -> RawResponse[S]:
+    """An opened event stream: its headers are read, its body is read by iterating ``stream``."""
+    return RawResponse(
+        http_response=http_response, status_code=status, headers=headers,
+        request_id=request_id_of(headers, prepared), method=prepared.method, url=prepared.url, content=None,
+        retries_taken=retries_taken, parse=lambda: stream,
+    )
+
+
 def status_error(
     prepared: Prepared, status: int, reason: str | None, headers: Mapping[str, str], text: str | None, response: Any
 ) -> APIStatusError:
@@ -404,6 +431,7 @@ class BaseClient(Generic[T]):
     _transport: T
     _owns_transport: bool
     _directory: Any  # the answer of GET /v1/models, fetched once per client for default models
+    _raw = False  # a with_raw_response copy: methods answer the transport's RawResponse, unparsed
 
     @property
     def base_url(self) -> str:
@@ -439,6 +467,18 @@ class BaseClient(Generic[T]):
         if clone.base_url != self.base_url:
             clone._directory = type(self._directory)()
         return clone
+
+    def _raw_copy(self) -> Self:
+        """The copy behind ``with_raw_response``: the same options and connections."""
+        clone = copy.copy(self)
+        clone._owns_transport = False
+        clone._raw = True
+        return clone
+
+    def _finish(self, response: RawResponse[R]) -> R:
+        """What a method returns: the parsed result, or on a raw copy the response itself (the view's
+        RawMethod descriptors give that its type)."""
+        return cast(R, response) if self._raw else response.parse()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"

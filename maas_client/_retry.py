@@ -102,6 +102,11 @@ def async_retrying(max_retries: int, what: str) -> AsyncRetrying:
     return AsyncRetrying(sleep=_async_sleep, **_policy(max_retries, what))
 
 
+def retries_taken(controller: Retrying | AsyncRetrying) -> int:
+    """How many retries a finished call took (its attempts but the first)."""
+    return int(controller.statistics.get("attempt_number", 1)) - 1
+
+
 def _policy(max_retries: int, what: str) -> dict[str, Any]:
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

@@ -26,13 +26,15 @@ from ._base_client import (
     _Call,
     check_event_stream,
     connection_error,
-    decode_json,
     log_response,
     prepare,
     request_id_of,
     status_error,
+    stream_response,
+    whole_response,
 )
-from ._retry import retrying
+from ._response import RawResponse
+from ._retry import retries_taken, retrying
 from ._streaming import Stream
 from .errors import APIConnectionError
 
@@ -58,21 +60,25 @@ class SyncTransport:
 
     session: requests.Session = field(repr=False)
 
-    def request(self, options: ClientOptions, call: APIRequest[T]) -> T:
-        """Send one call (retrying per policy) and read its JSON answer."""
+    def request(self, options: ClientOptions, call: APIRequest[T]) -> RawResponse[T]:
+        """Send one call (retrying per policy) and read its answer's body."""
         prepared = prepare(options, call)
-        response = retrying(options.max_retries, prepared.what)(self._send, prepared, call)
-        request_id = request_id_of(response.headers, prepared)
-        return call.parse(decode_json(prepared, response.status_code, response.headers, response.content), request_id)
+        controller = retrying(options.max_retries, prepared.what)
+        response = controller(self._send, prepared, call)
+        return whole_response(prepared, call, response, response.status_code, response.headers, response.content,
+                              retries_taken(controller))
 
-    def stream(self, options: ClientOptions, call: StreamRequest[T]) -> Stream[T]:
-        """Send one call and return its event stream.
+    def stream(self, options: ClientOptions, call: StreamRequest[T]) -> RawResponse[Stream[T]]:
+        """Send one call and open its event stream.
 
         The retry covers everything up to the first event: once a chunk may have reached the
         caller, repeating the call would duplicate output, so later failures are raised.
         """
         prepared = prepare(options, call)
-        return retrying(options.max_retries, prepared.what)(self._open_stream, prepared, call)
+        controller = retrying(options.max_retries, prepared.what)
+        response, stream = controller(self._open_stream, prepared, call)
+        return stream_response(prepared, stream, response, response.status_code, response.headers,
+                               retries_taken(controller))
 
     def close(self) -> None:
         self.session.close()
@@ -93,7 +99,7 @@ class SyncTransport:
                                _error_text(response), response)
         return response
 
-    def _open_stream(self, prepared: Prepared, call: StreamRequest[T]) -> Stream[T]:
+    def _open_stream(self, prepared: Prepared, call: StreamRequest[T]) -> tuple[requests.Response, Stream[T]]:
         response = self._send(prepared, call)
         request_id = request_id_of(response.headers, prepared)
         stream: Stream[T] = Stream(
@@ -108,7 +114,7 @@ class SyncTransport:
         except BaseException:
             stream.close()
             raise
-        return stream
+        return response, stream
 
 
 def _iter_bytes(response: requests.Response, prepared: Prepared) -> Iterator[bytes]:

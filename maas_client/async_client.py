@@ -42,6 +42,7 @@ from ._base_client import (
     configure_logging,
     default_model,
 )
+from ._response import AsyncRawMethod, AsyncRawStreamingMethod, RawResponse, _RawView
 from ._streaming import AsyncStream
 from .errors import MaasError
 from .types import (
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
 
     from ._async_transport import AsyncTransport
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "AsyncClientWithRawResponse"]
 
 T = TypeVar("T")
 P = TypeVar("P", bound=BaseModel)
@@ -134,6 +135,13 @@ class AsyncClient(BaseClient[Any]):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    @property
+    def with_raw_response(self) -> AsyncClientWithRawResponse:
+        """As :attr:`Client.with_raw_response`: ``raw = await client.with_raw_response.chat("Hi")``
+        gives a :class:`RawResponse` (``.http_response`` is the ``httpx.Response``); ``raw.parse()``
+        (not awaited: the body is already read) gives the result, or the :class:`AsyncStream`."""
+        return AsyncClientWithRawResponse(self)
 
     # ------------------------------------------------------------------ text generation
 
@@ -315,6 +323,19 @@ class AsyncClient(BaseClient[Any]):
     async def _run(self, call: APIRequest[T]) -> T: ...
 
     async def _run(self, call: APIRequest[T] | StreamRequest[T]) -> T | AsyncStream[T]:
+        response: RawResponse[T | AsyncStream[T]] = await self._send(call)
+        return self._finish(response)
+
+    @overload
+    async def _send(self, call: StreamRequest[T]) -> RawResponse[AsyncStream[T]]: ...
+
+    @overload
+    async def _send(self, call: APIRequest[T]) -> RawResponse[T]: ...
+
+    @overload
+    async def _send(self, call: APIRequest[T] | StreamRequest[T]) -> RawResponse[T | AsyncStream[T]]: ...
+
+    async def _send(self, call: APIRequest[T] | StreamRequest[T]) -> RawResponse[T | AsyncStream[T]]:
         if call.model_route is not None and call.needs_model():
             models = await self._directory.models(self)
             call = call.with_model(default_model(call.model_route, self.base_url, models))
@@ -335,6 +356,34 @@ class _ModelDirectory:
     async def models(self, client: AsyncClient) -> list[ModelInfo]:
         # The lock is held during the fetch so that concurrent first calls send one request.
         async with self._lock:
-            if self._models is None:
-                self._models = await client.models()
+            if self._models is None:  # parsed here: the client may be a with_raw_response copy
+                self._models = (await client._send(_api.models({}))).parse()
             return self._models
+
+
+class AsyncClientWithRawResponse(_RawView):
+    """``client.with_raw_response``: every :class:`AsyncClient` method, awaited to a :class:`RawResponse`."""
+
+    generate = AsyncRawStreamingMethod(AsyncClient.generate, CompletionChunk)
+    chat = AsyncRawStreamingMethod(AsyncClient.chat, ChatCompletionChunk)
+    chat_parse = AsyncRawMethod(AsyncClient.chat_parse)
+    create_response = AsyncRawStreamingMethod(AsyncClient.create_response, ResponseEvent)
+    embed = AsyncRawMethod(AsyncClient.embed)
+    classify_text = AsyncRawMethod(AsyncClient.classify_text)
+    classify_image = AsyncRawMethod(AsyncClient.classify_image)
+    extract_entities = AsyncRawMethod(AsyncClient.extract_entities)
+    detect_objects = AsyncRawMethod(AsyncClient.detect_objects)
+    detect_faces = AsyncRawMethod(AsyncClient.detect_faces)
+    embed_faces = AsyncRawMethod(AsyncClient.embed_faces)
+    compare_faces = AsyncRawMethod(AsyncClient.compare_faces)
+    transcribe = AsyncRawMethod(AsyncClient.transcribe)
+    translate = AsyncRawMethod(AsyncClient.translate)
+    models = AsyncRawMethod(AsyncClient.models)
+    model = AsyncRawMethod(AsyncClient.model)
+    usage = AsyncRawMethod(AsyncClient.usage)
+    admin_keys = AsyncRawMethod(AsyncClient.admin_keys)
+    admin_create_key = AsyncRawMethod(AsyncClient.admin_create_key)
+    admin_update_key = AsyncRawMethod(AsyncClient.admin_update_key)
+    admin_revoke_key = AsyncRawMethod(AsyncClient.admin_revoke_key)
+    admin_usage = AsyncRawMethod(AsyncClient.admin_usage)
+    admin_audit = AsyncRawMethod(AsyncClient.admin_audit)

@@ -44,6 +44,7 @@ from ._base_client import (
     configure_logging,
     default_model,
 )
+from ._response import RawMethod, RawResponse, RawStreamingMethod, _RawView
 from ._streaming import Stream
 from ._transport import SyncTransport, new_session
 from .types import (
@@ -68,7 +69,7 @@ from .types import (
     UsageReport,
 )
 
-__all__ = ["Client", "ImageInput", "MessageInput"]
+__all__ = ["Client", "ClientWithRawResponse", "ImageInput", "MessageInput"]
 
 T = TypeVar("T")
 P = TypeVar("P", bound=BaseModel)
@@ -124,6 +125,20 @@ class Client(BaseClient[SyncTransport]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @property
+    def with_raw_response(self) -> ClientWithRawResponse:
+        """The client's methods, each returning a :class:`RawResponse` (status code, headers,
+        ``request_id``, the ``requests.Response``) whose ``.parse()`` gives the usual result::
+
+            raw = client.with_raw_response.chat("Hi")
+            print(raw.status_code, raw.headers["X-Request-ID"])
+            reply = raw.parse()                                       # a ChatCompletion
+
+        With ``stream=True`` the stream is opened and its headers read; ``.parse()`` returns the
+        :class:`Stream` to iterate (and close).
+        """
+        return ClientWithRawResponse(self)
 
     # ------------------------------------------------------------------ text generation
 
@@ -402,6 +417,19 @@ class Client(BaseClient[SyncTransport]):
     def _run(self, call: APIRequest[T]) -> T: ...
 
     def _run(self, call: APIRequest[T] | StreamRequest[T]) -> T | Stream[T]:
+        response: RawResponse[T | Stream[T]] = self._send(call)
+        return self._finish(response)
+
+    @overload
+    def _send(self, call: StreamRequest[T]) -> RawResponse[Stream[T]]: ...
+
+    @overload
+    def _send(self, call: APIRequest[T]) -> RawResponse[T]: ...
+
+    @overload
+    def _send(self, call: APIRequest[T] | StreamRequest[T]) -> RawResponse[T | Stream[T]]: ...
+
+    def _send(self, call: APIRequest[T] | StreamRequest[T]) -> RawResponse[T | Stream[T]]:
         if call.model_route is not None and call.needs_model():
             call = call.with_model(default_model(call.model_route, self.base_url, self._directory.models(self)))
         if isinstance(call, StreamRequest):
@@ -419,6 +447,34 @@ class _ModelDirectory:
     def models(self, client: Client) -> list[ModelInfo]:
         # The lock is held during the fetch so that concurrent first calls send one request.
         with self._lock:
-            if self._models is None:
-                self._models = client.models()
+            if self._models is None:  # parsed here: the client may be a with_raw_response copy
+                self._models = client._send(_api.models({})).parse()
             return self._models
+
+
+class ClientWithRawResponse(_RawView):
+    """``client.with_raw_response``: every :class:`Client` method, returning a :class:`RawResponse`."""
+
+    generate = RawStreamingMethod(Client.generate, CompletionChunk)
+    chat = RawStreamingMethod(Client.chat, ChatCompletionChunk)
+    chat_parse = RawMethod(Client.chat_parse)
+    create_response = RawStreamingMethod(Client.create_response, ResponseEvent)
+    embed = RawMethod(Client.embed)
+    classify_text = RawMethod(Client.classify_text)
+    classify_image = RawMethod(Client.classify_image)
+    extract_entities = RawMethod(Client.extract_entities)
+    detect_objects = RawMethod(Client.detect_objects)
+    detect_faces = RawMethod(Client.detect_faces)
+    embed_faces = RawMethod(Client.embed_faces)
+    compare_faces = RawMethod(Client.compare_faces)
+    transcribe = RawMethod(Client.transcribe)
+    translate = RawMethod(Client.translate)
+    models = RawMethod(Client.models)
+    model = RawMethod(Client.model)
+    usage = RawMethod(Client.usage)
+    admin_keys = RawMethod(Client.admin_keys)
+    admin_create_key = RawMethod(Client.admin_create_key)
+    admin_update_key = RawMethod(Client.admin_update_key)
+    admin_revoke_key = RawMethod(Client.admin_revoke_key)
+    admin_usage = RawMethod(Client.admin_usage)
+    admin_audit = RawMethod(Client.admin_audit)

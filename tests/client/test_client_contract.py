@@ -97,14 +97,22 @@ def base_url(served: tuple[str, RenameFields]) -> str:
 
 class Api:
     """One client's methods, called the same way for both: ``api.chat(...)`` returns the result, and
-    ``api.collect(stream)`` the list of a stream's chunks (or, with ``text=True``, its ``iter_text()``)."""
+    ``api.collect(stream)`` the list of a stream's chunks (or, with ``text=True``, its ``iter_text()``);
+    ``api.raw`` calls the same methods through ``with_raw_response``."""
 
     def __init__(self, client: maas.Client | maas.AsyncClient) -> None:
         self.client = client
         self.loop = asyncio.new_event_loop() if isinstance(client, maas.AsyncClient) else None
+        self.target: Any = client
+
+    @property
+    def raw(self) -> Api:
+        view = Api.__new__(Api)
+        view.client, view.loop, view.target = self.client, self.loop, self.client.with_raw_response
+        return view
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self.client, name)
+        method = getattr(self.target, name)
         if self.loop is None:
             return method
         loop = self.loop
@@ -181,6 +189,18 @@ def test_a_renamed_response_field_fails_the_contract(api: Api, served: tuple[str
     finally:
         drift.renames = {}
 
+
+
+def test_raw_responses_carry_the_servers_status_and_headers(api: Api) -> None:
+    raw = api.raw.embed("Hi", extra_headers={"X-Request-ID": "contract-raw-1"})
+    assert (raw.status_code, raw.request_id, raw.headers["x-request-id"]) == (200, "contract-raw-1", "contract-raw-1")
+    assert raw.headers["content-type"].startswith("application/json")
+    result = read(raw.parse())
+    assert result.request_id == "contract-raw-1" and raw.json()["data"][0]["embedding"] == result.vectors[0]
+    streamed = api.raw.chat("Hi", max_tokens=3, temperature=0, stream=True)
+    assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
+    chunks = read(api.collect(streamed.parse()))
+    assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_models_and_model(api: Api) -> None:
