@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from .errors import APIConnectionError, APIError, APIStreamError
+from .types import StreamSummary
 
 T = TypeVar("T")
 
@@ -130,6 +131,24 @@ class _StreamBase(Generic[T]):
         self._parse = parse
         self._closed = False
         self._first: list[T] = []
+        self._text: list[str] = []
+        self._summary = StreamSummary()
+
+    def _taken(self, item: T) -> T:
+        """``item`` on its way to the caller, added to the stream's summary."""
+        summary = self._summary
+        part = item._stream_part() if hasattr(item, "_stream_part") else None
+        if part is not None:
+            self._text.append(part.text)
+            summary.finish_reason = part.finish_reason or summary.finish_reason
+            summary.usage = part.usage or summary.usage
+        summary.chunks += 1
+        return item
+
+    def _summarized(self) -> StreamSummary:
+        summary = self._summary.model_copy(update={"text": "".join(self._text)})
+        summary._stamp(self.request_id)
+        return summary
 
     def _chunk(self, event: ServerSentEvent) -> T | None:
         """The event's chunk; ``None`` for ``[DONE]``. Raises for an error event."""
@@ -206,8 +225,16 @@ class Stream(_StreamBase[T]):
         if self._closed:
             raise StopIteration
         if self._first:
-            return self._first.pop()
-        return next(self._items)
+            return self._taken(self._first.pop())
+        return self._taken(next(self._items))
+
+    def final(self) -> StreamSummary:
+        """Read what is left of the stream and return its :class:`StreamSummary` (text, finish reason,
+        usage), gathered as the chunks went by: after a loop over the stream nothing is read again. A
+        stream closed early sums up what was read."""
+        for _ in self:
+            pass
+        return self._summarized()
 
     def close(self) -> None:
         """Close the response now; further iteration stops. Safe to call twice."""
@@ -279,8 +306,14 @@ class AsyncStream(_StreamBase[T]):
         if self._closed:
             raise StopAsyncIteration
         if self._first:
-            return self._first.pop()
-        return await self._items.__anext__()
+            return self._taken(self._first.pop())
+        return self._taken(await self._items.__anext__())
+
+    async def final(self) -> StreamSummary:
+        """Read what is left of the stream and return its :class:`StreamSummary` (as :meth:`Stream.final`)."""
+        async for _ in self:
+            pass
+        return self._summarized()
 
     async def close(self) -> None:
         """Close the response now; further iteration stops. Safe to call twice."""

@@ -17,7 +17,7 @@ import math
 import sys
 import zlib
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -69,6 +69,7 @@ __all__ = [
     "ResponseOutputItem",
     "ResponsesRequest",
     "ResponseUsage",
+    "StreamSummary",
     "TextClassificationRequest",
     "TokenWeight",
     "Tool",
@@ -355,6 +356,10 @@ class CompletionChunk(_Response):
         """The first choice's new text ("" for e.g. a usage-only chunk)."""
         return self.choices[0].text if self.choices else ""
 
+    def _stream_part(self) -> StreamPart:
+        first = next((choice for choice in self.choices if choice.index == 0), None)
+        return StreamPart(first.text if first else "", first.finish_reason if first else None, self.usage)
+
 
 # ---------------------------------------------------------------------------- chat
 
@@ -442,6 +447,11 @@ class ChatCompletionChunk(_Response):
     def text(self) -> str:
         """The first choice's new content ("" for a role-only or usage-only chunk)."""
         return (self.choices[0].delta.content or "") if self.choices else ""
+
+    def _stream_part(self) -> StreamPart:
+        first = next((choice for choice in self.choices if choice.index == 0), None)
+        text = (first.delta.content or "") if first else ""
+        return StreamPart(text, first.finish_reason if first else None, self.usage)
 
 
 def _content_text(content: str | list[ContentPart] | None) -> str:
@@ -1160,6 +1170,34 @@ class ResponseEvent(_Response):
     def text(self) -> str:
         """The new text of an ``output_text.delta`` event ("" for the others)."""
         return (self.delta or "") if self.type == "response.output_text.delta" else ""
+
+    def _stream_part(self) -> StreamPart:
+        # The last event carries the whole response: its status ("completed", "incomplete") ends the stream.
+        response = self.response if self.type in _LAST_RESPONSE_EVENTS else None
+        return StreamPart(self.text, response.status if response else None, response.usage if response else None)
+
+
+_LAST_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class StreamPart(NamedTuple):
+    """What one streamed chunk adds to its stream's summary (the first choice's part only)."""
+
+    text: str
+    finish_reason: str | None
+    usage: Usage | ResponseUsage | None
+
+
+class StreamSummary(_Response):
+    """A stream's whole answer, gathered as it was read (:meth:`Stream.final`): ``text`` joins the
+    first choice's new text, ``finish_reason`` is its last (``"stop"``, ``"length"``, ``"tool_calls"``;
+    the final status for a Responses stream), ``usage`` the last usage sent (for chat and completions
+    only with ``stream_options={"include_usage": True}``), ``chunks`` how many chunks were read."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | ResponseUsage | None = None
+    chunks: int = 0
 
 
 # ---------------------------------------------------------------------------- speech

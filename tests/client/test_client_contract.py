@@ -129,6 +129,10 @@ class Api:
 
         return self.loop.run_until_complete(drain())
 
+    def final(self, stream: Any) -> Any:
+        """The stream's summary, read to its end."""
+        return stream.final() if self.loop is None else self.loop.run_until_complete(stream.final())
+
     def close(self) -> None:
         if self.loop is None:
             self.client.close()  # type: ignore[unused-coroutine]
@@ -240,6 +244,9 @@ def test_generate_whole_and_streamed(api: Api) -> None:
     read(chunks)
     assert "".join(chunk.text for chunk in chunks) == whole.text
     assert chunks[-1].usage.total_tokens == whole.usage.total_tokens
+    summary = read(api.final(api.generate("Once upon a time", max_tokens=5, temperature=0, stream=True,
+                                          stream_options={"include_usage": True})))
+    assert (summary.text, summary.finish_reason, summary.usage) == (whole.text, "length", whole.usage)
 
 
 def test_chat_streams_text_without_empty_pieces(api: Api) -> None:
@@ -285,6 +292,9 @@ def test_create_response_whole_and_streamed(api: Api) -> None:
                                                   temperature=0, stream=True)))
     assert "".join(event.text for event in events) == whole.output_text
     assert events[-1].type == "response.incomplete" and events[-1].response.output_text == whole.output_text
+    summary = read(api.final(api.create_response("Hi", instructions="Be brief.", max_output_tokens=6,
+                                                 temperature=0, stream=True)))
+    assert (summary.text, summary.finish_reason, summary.usage) == (whole.output_text, "incomplete", whole.usage)
 
 
 # ---------------------------------------------------------------------- embeddings, classification, entities
