@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 import types
 from pathlib import Path
 
@@ -43,6 +45,16 @@ def test_importing_the_client_loads_no_heavy_dependency() -> None:
     assert "maas_client" in loaded
     # httpx is AsyncClient's (the async extra), imported when one is made; asyncio costs 20 ms.
     assert loaded.isdisjoint({"torch", "flask", "transformers", "PIL", "numpy", "maas_server", "httpx", "asyncio"})
+
+
+def test_the_base_install_is_requests_tenacity_and_pydantic_and_async_adds_httpx() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+
+    assert names(project["dependencies"]) == {"requests", "tenacity", "pydantic"}
+    assert names(project["optional-dependencies"]["async"]) == {"httpx"}
 
 
 def test_both_clients_and_their_streams_are_exported() -> None:
