@@ -226,6 +226,15 @@ def test_extra_body_reaches_the_server(api: Api) -> None:
     assert caught.value.param == "top_k"
 
 
+def test_the_docs_error_example_catches_what_the_server_raises(base_url: str, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    docs = (ROOT / "docs" / "client.md").read_text().split("## Errors", 1)[1]
+    example = next(block for block in docs.split("```python\n")[1:] if "except maas." in block).split("```")[0]
+    with maas.Client(base_url=base_url, max_retries=0) as client:
+        exec(example, {"maas": maas, "client": client})  # the example as a reader runs it
+    assert capsys.readouterr().out.startswith("max_tokens POST /v1/completions: ")  # its first except clause
+
+
 def test_usage_reports_the_callers_calls(api: Api) -> None:
     api.embed("count me")
     report = read(api.usage(since="2000-01-01"))

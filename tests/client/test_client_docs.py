@@ -1,11 +1,10 @@
-"""docs/client.md's route table lists every route the server serves, and the methods it names exist.
-
-The routes are the app's own (Flask's url_map), so a route added to the server without its line in
-the table fails here.
-"""
+"""What the client's docs claim: the route table lists every route the server serves (Flask's url_map,
+so a new route without its line fails here), the methods it names exist, and streamed examples are
+bounded (``max_tokens`` or ``temperature=0``), so that running one does not print a page of noise."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -53,3 +52,26 @@ def test_each_listed_method_exists_on_both_clients_and_every_method_is_listed() 
     public = {name for name in dir(maas.Client) if not name.startswith("_") and callable(getattr(maas.Client, name))}
     assert named <= public and named <= set(dir(maas.AsyncClient))
     assert public - named == {"close", "with_options"}
+
+
+def _python_sources() -> dict[str, str]:
+    """The Python a user copies: code blocks of the README and docs, examples/, the notebook's cells."""
+    sources = {}
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+        sources[doc.name] = "\n".join(blocks)
+    for example in sorted((ROOT / "examples").glob("*.py")):
+        sources[example.name] = example.read_text()
+    notebook = json.loads((ROOT / "examples" / "quickstart.ipynb").read_text())
+    sources["quickstart.ipynb"] = "\n".join("".join(cell["source"]) for cell in notebook["cells"]
+                                             if cell["cell_type"] == "code")
+    return sources
+
+
+def test_every_streamed_generation_in_the_docs_and_examples_is_bounded() -> None:
+    unbounded = [f"{name}: {line.strip()}" for name, source in _python_sources().items()
+                 for line in source.splitlines()
+                 if re.search(r"\b(generate|chat|create_response)\(.*stream=True", line)
+                 and not re.search(r"max_(output_)?tokens=|temperature=0\b", line)]
+    assert not unbounded, unbounded
+    assert any("stream=True" in source for source in _python_sources().values())  # the check sees the examples
