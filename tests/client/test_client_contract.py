@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,6 +175,15 @@ def read(result: Any) -> Any:
     items = result if isinstance(result, list) else [result]
     assert all(item.request_id for item in items), "every result carries its request id"
     return result
+
+
+def test_every_client_method_is_called_by_the_contract_tests() -> None:
+    """The admin methods are called in test_client_admin.py (the same two clients, an app with an admin key)."""
+    methods = {name for name, _ in inspect.getmembers(maas.Client, inspect.isfunction)
+               if not name.startswith("_") and name not in ("close", "with_options")}
+    called = set(re.findall(r"\bapi(?:\.raw)?\.(\w+)\(", Path(__file__).read_text()))
+    called |= set(re.findall(r"\.(admin_\w+)\(", (Path(__file__).parent / "test_client_admin.py").read_text()))
+    assert methods - called == set()
 
 
 # ---------------------------------------------------------------------- models, usage, errors
