@@ -29,6 +29,16 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
+@pytest.fixture(autouse=True)
+def async_sleeps(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> list[float]:
+    """The async retry waits are recorded in the same list as the sync ones, and take no time."""
+    async def record(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    monkeypatch.setattr(_retry, "_async_sleep", record)
+    return sleeps
+
+
 @pytest.fixture
 def mocked() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:

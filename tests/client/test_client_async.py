@@ -23,7 +23,6 @@ import requests
 import responses
 
 import maas_client as maas
-from maas_client import _retry
 from tests.client.client_support import BASE, ENTITIES, MAAS_MODELS, completion_chunk, sse
 
 T = TypeVar("T")
@@ -36,16 +35,6 @@ CHAT = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
-
-
-@pytest.fixture(autouse=True)
-def async_sleeps(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> list[float]:
-    """The async retry waits are recorded in the same list as the sync ones, and take no time."""
-    async def record(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    monkeypatch.setattr(_retry, "_async_sleep", record)
-    return sleeps
 
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -19,7 +19,6 @@ import requests
 import responses
 
 import maas_client as maas
-from maas_client import _retry
 from tests.client.client_support import BASE, MAAS_MODELS, completion_chunk, sse
 
 EMBEDDINGS = {"object": "list", "model": "all-minilm-l6-v2", "data": [{"index": 0, "embedding": [0.6, 0.8]}],
@@ -75,15 +74,6 @@ class Calls:
             return
         self.loop.run_until_complete(self.client.close())  # type: ignore[arg-type]
         self.loop.close()
-
-
-@pytest.fixture(autouse=True)
-def async_sleeps(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> list[float]:
-    async def record(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    monkeypatch.setattr(_retry, "_async_sleep", record)
-    return sleeps
 
 
 @pytest.fixture
