@@ -168,7 +168,8 @@ class _AsyncStreamingCall(Protocol[P, W_co, C]):
 
 
 class RawStreamingMethod(_ViewMethod, Generic[P, W, C]):
-    """A method that may stream: ``RawResponse[W]``, or ``RawResponse[Stream[chunk]]`` with ``stream=True``."""
+    """A method that may stream: ``RawResponse[W]``, or ``RawResponse[Stream[chunk]]`` with ``stream=True``
+    (``chunk``, the stream's chunk type, is there for type checkers)."""
 
     def __init__(self, func: Callable[Concatenate[Any, P], W], chunk: type[C]) -> None:
         super().__init__(func.__name__)
