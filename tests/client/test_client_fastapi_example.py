@@ -91,3 +91,45 @@ def test_one_client_serves_every_request_and_closes_with_the_app(maas: MockMaas)
             assert client.get("/health").json()["models"][0] == "smollm2-135m-instruct"
     assert len(maas.made) == 1 and maas.made[0].is_closed
     assert [request.url.path for request in maas.sent] == ["/v1/models"] * 3  # one pool, no cache: 3 calls
+
+
+def test_two_hundred_concurrent_requests_share_one_client_on_one_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 /search calls at once from one event loop: all answered, through one AsyncClient, and overlapping
+    in maas up to the client's own limit (each maas call waits until that many are in flight)."""
+    import asyncio
+
+    app = runpy.run_path(str(EXAMPLE))["app"]
+    in_flight, most = 0, 0
+    full = asyncio.Event()
+
+    async def answer(request: Any) -> Any:
+        nonlocal in_flight, most
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json=MAAS_MODELS)
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight == _async_transport.IN_FLIGHT:
+            full.set()
+        await asyncio.wait_for(full.wait(), timeout=30)
+        in_flight -= 1
+        return httpx.Response(200, json={"data": [{"index": 0, "embedding": [1.0, 0.0]},
+                                                  {"index": 1, "embedding": [0.6, 0.8]}]})
+
+    made: list[Any] = []
+
+    def new_http_client() -> Any:
+        made.append(httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+        return made[-1]
+
+    monkeypatch.setattr(_async_transport, "new_http_client", new_http_client)
+    monkeypatch.setenv("MAAS_BASE_URL", BASE)
+
+    async def main() -> list[int]:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://service") as caller:
+            answers = await asyncio.gather(*(caller.post("/search", json={"query": f"q{n}", "documents": ["d"]})
+                                             for n in range(200)))
+        return [response.status_code for response in answers]
+
+    assert asyncio.run(main()) == [200] * 200
+    assert len(made) == 1 and most == _async_transport.IN_FLIGHT
