@@ -22,6 +22,7 @@ from .base import (
     EXPLAIN_IMAGE,
     EXPLAIN_TEXT,
     EXTRACT_ENTITIES,
+    FIND_PII,
     FIND_SPEECH,
     GENERATE,
     TRANSCRIBE,
@@ -59,6 +60,7 @@ TASKS: dict[str, TaskSpec] = {
     "face-embedding": TaskSpec("faces:FaceEmbeddingModel", (EMBED_FACES,)),  # dlib: CPU, not torch
     # Whisper: on CTranslate2 (faster-whisper, not torch) or transformers, by source
     "speech-recognition": TaskSpec("speech:SpeechRecognitionModel", (TRANSCRIBE, FIND_SPEECH)),
+    "pii": TaskSpec("pii:PiiModel", (FIND_PII,)),  # personal data: Presidio over a spaCy pipeline
 }
 
 

@@ -198,6 +198,46 @@ class Entities:
     tokens: int
 
 
+# -- personal data (PII): what a text holds that identifies a person, found by patterns with checks
+# (checksums, formats) and by a named-entity model, and optionally replaced in the text.
+
+# How found spans are replaced: "type" writes ``<TYPE>`` (``<PERSON>``), "mask" repeats one character
+# over each of the span's characters. The wire uses this type too.
+Redaction = Literal["type", "mask"]
+
+
+@dataclass(frozen=True)
+class PiiItem:
+    """A text to find personal data in: which types (empty: the model's default set), the lowest score
+    kept, and whether and how to redact what is found (None: find only)."""
+
+    text: str
+    types: tuple[str, ...] = ()
+    score_threshold: float = 0.0
+    redaction: Redaction | None = None
+    mask: str = "*"
+
+
+@dataclass(frozen=True)
+class PiiSpan:
+    """A span of personal data: its type (``EMAIL_ADDRESS``), character offsets into the input and the
+    recognizer's confidence in [0, 1]. Spans of one text never overlap."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class PiiResult:
+    """The spans of one text in order, the text with them replaced (when asked), and its tokens (`usage`)."""
+
+    spans: list[PiiSpan]
+    redacted: str | None
+    tokens: int
+
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -448,3 +488,4 @@ EXTRACT_ENTITIES: Method[EntityItem, Entities] = Method("extract-entities")
 # Speech: where to cut long audio (sample ranges, each at most CHUNK_SECONDS, cut in silences), then each chunk's words.
 FIND_SPEECH: Method[Any, list[tuple[int, int]]] = Method("find-speech")
 TRANSCRIBE: Method[SpeechChunk, Transcript] = Method("transcribe")
+FIND_PII: Method[PiiItem, PiiResult] = Method("find-pii")  # personal data: found, and redacted if asked
