@@ -20,7 +20,7 @@ from typing import Any
 from ..config import ConfigError
 from ..settings import Settings, flags_from, load_settings
 from .audit import CLI, read_audit
-from .keys import KeyStoreError, create_key, list_keys, revoke_key
+from .keys import KeyStoreError, create_key, list_keys, revoke_key, update_key
 from .scopes import check_scopes, split_list
 from .settings import AccountSettings, default_data_dir
 from .store import Store, StoreUnavailable
@@ -38,9 +38,14 @@ def store_options() -> argparse.ArgumentParser:
     return parent
 
 
+_REDACT_HELP = ("personal data (names, emails, phones, card numbers, IBANs, IPs) is removed from the text of the "
+                "key's chat, completion, response and embedding requests before a model sees it; served only "
+                "while a pii model is loaded (else 503)")
+
+
 def add_commands(commands: Any) -> None:
     """Add `keys`, `usage` and `audit` to the `maas-server` subcommands."""
-    keys = commands.add_parser("keys", help="create, list or revoke API keys")
+    keys = commands.add_parser("keys", help="create, list, update or revoke API keys")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a key and print it (once)", parents=[store_options()])
     create.add_argument("--name", required=True, help="who the key is for; shown in usage and logs")
@@ -59,6 +64,12 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--zero-retention", action="store_true",
                         help="nothing the key's requests carry or return is logged or stored: no request body in "
                              "the log even with --log-content, and /v1/responses refuses store: true")
+    create.add_argument("--redact-input", action="store_true", help=_REDACT_HELP)
+    update = actions.add_parser("update", help="change a key's policies, by name or id", parents=[store_options()])
+    update.add_argument("name", help="the key's name (or its id from `keys list`)")
+    update.add_argument("--redact-input", action=argparse.BooleanOptionalAction, help=_REDACT_HELP)
+    update.add_argument("--zero-retention", action=argparse.BooleanOptionalAction,
+                        help="nothing the key's requests carry or return is logged or stored")
     actions.add_parser("list", help="list keys (never the keys themselves)", parents=[store_options()])
     revoke = actions.add_parser("revoke", help="revoke a key by name or id", parents=[store_options()])
     revoke.add_argument("name", help="the key's name (or its id from `keys list`)")
@@ -94,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             return _audit(store, args)
         if args.action == "create":
             return _create(store, args, settings)
-        return {"list": _list, "revoke": _revoke}[args.action](store, args)
+        return {"list": _list, "revoke": _revoke, "update": _update}[args.action](store, args)
     except (KeyStoreError, StoreUnavailable, ValueError) as exc:
         print(f"maas-server: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +126,7 @@ def _create(store: Store, args: argparse.Namespace, settings: Settings) -> int:
     models, tasks = check_scopes(settings, split_list(args.scope_models), split_list(args.scope_tasks))
     key, record = create_key(store, args.name, rpm=args.rpm, tpm=args.tpm, cpm=args.cpm, expires_at=expires,
                              models=models, tasks=tasks, admin=args.admin_key,
-                             zero_retention=args.zero_retention, by=CLI)
+                             zero_retention=args.zero_retention, redact_input=args.redact_input, by=CLI)
     print(key)
     print(f"created key {record.name!r} (id {record.id}); it is shown only now: store it safely", file=sys.stderr)
     return 0
@@ -124,14 +135,31 @@ def _create(store: Store, args: argparse.Namespace, settings: Settings) -> int:
 def _list(store: Store, args: argparse.Namespace) -> int:
     now = time.time()
     rows: list[tuple[str, ...]] = [("id", "name", "prefix", "rpm", "tpm", "compute/min", "models", "tasks", "admin",
-                                    "zero_retention", "created", "expires", "status")]
+                                    "zero_retention", "redact_input", "created", "expires", "status")]
     for k in list_keys(store):
         status = "revoked" if k.revoked_at else "expired" if not k.active(now) else "active"
         rows.append((str(k.id), k.name, k.prefix + "...", str(k.rpm or "-"), str(k.tpm or "-"),
                      f"{k.cpm:g}s" if k.cpm else "-", ",".join(k.models) if k.models is not None else "*",
                      ",".join(k.tasks) if k.tasks is not None else "*", "yes" if k.admin else "-",
-                     "yes" if k.zero_retention else "-", format_time(k.created_at), format_time(k.expires_at), status))
+                     "yes" if k.zero_retention else "-", "yes" if k.redact_input else "-", format_time(k.created_at),
+                     format_time(k.expires_at), status))
     _table(rows)
+    return 0
+
+
+def _update(store: Store, args: argparse.Namespace) -> int:
+    changes = {name: value for name in ("redact_input", "zero_retention") if (value := getattr(args, name)) is not None}
+    if not changes:
+        raise KeyStoreError("nothing to change: pass --redact-input, --no-redact-input, --zero-retention or "
+                            "--no-zero-retention")
+    now = time.time()
+    matches = [k for k in list_keys(store) if args.name in (k.name, str(k.id)) and k.active(now)]
+    if not matches:
+        raise KeyStoreError(f"no active key named {args.name!r}; `maas-server keys list` shows them")
+    for key in matches:
+        update_key(store, key.id, changes, by=CLI)
+    print(f"updated {len(matches)} key(s) named {args.name!r}; servers apply it within the auth cache time "
+          f"(MAAS_AUTH_CACHE_SECONDS, default 5 s)", file=sys.stderr)
     return 0
 
 

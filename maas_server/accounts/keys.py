@@ -10,7 +10,8 @@ request does not hit the database each time; a revoked key therefore stops worki
 A key's scopes say what it may use: the configured models (``models``) and tasks (``tasks``), each
 None for every one, and whether it may call the admin API (``admin``). A zero-retention key
 (``zero_retention``) has nothing its requests carry or return logged or stored: its request log lines
-never hold a body, and ``/v1/responses`` refuses ``store: true``.
+never hold a body, and ``/v1/responses`` refuses ``store: true``. A key with ``redact_input`` has personal
+data removed from the text of its generation and embedding requests before a model sees it (api/redaction.py).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class ApiKey:
     tasks: tuple[str, ...] | None = None  # tasks it may use; None: every task
     admin: bool = False  # may call /v1/admin/
     zero_retention: bool = False  # nothing its requests carry or return is logged or stored
+    redact_input: bool = False  # personal data is removed from its input text before a model sees it
 
     @property
     def limits(self) -> Limits:
@@ -87,7 +89,8 @@ def _scope(names: Iterable[str] | None) -> str | None:
 
 
 # What the audit log records of a new key: its settings, never the key, its hash or its prefix.
-_AUDITED_ON_CREATE = ("name", "rpm", "tpm", "cpm", "models", "tasks", "admin", "zero_retention", "expires_at")
+_AUDITED_ON_CREATE = ("name", "rpm", "tpm", "cpm", "models", "tasks", "admin", "zero_retention", "redact_input",
+                      "expires_at")
 
 
 def _audited(key: ApiKey, fields: Iterable[str]) -> dict[str, Any]:
@@ -102,6 +105,7 @@ def _record(row: Mapping[Any, Any]) -> ApiKey:
         fields[scope] = None if fields.get(scope) is None else tuple(json.loads(fields[scope]))
     fields["admin"] = bool(fields.get("admin"))
     fields["zero_retention"] = bool(fields.get("zero_retention"))
+    fields["redact_input"] = bool(fields.get("redact_input"))
     return ApiKey(**fields)
 
 
@@ -112,7 +116,7 @@ def hash_key(key: str) -> str:
 def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | None = None,
                cpm: float | None = None, expires_at: float | None = None, models: Iterable[str] | None = None,
                tasks: Iterable[str] | None = None, admin: bool = False, zero_retention: bool = False,
-               by: Actor = CLI, now: float | None = None) -> tuple[str, ApiKey]:
+               redact_input: bool = False, by: Actor = CLI, now: float | None = None) -> tuple[str, ApiKey]:
     """A new key and its record. The key is returned here only: the store keeps its hash.
 
     `models` and `tasks` (None: every one) are taken as given: callers resolve aliases and check names.
@@ -131,7 +135,8 @@ def create_key(store: Store, name: str, *, rpm: int | None = None, tpm: int | No
     key = PREFIX + secrets.token_urlsafe(32)
     values: dict[str, Any] = dict(name=name, key_hash=hash_key(key), prefix=key[:12], rpm=rpm, tpm=tpm,
                                   cpm=cpm, created_at=now, expires_at=expires_at, models=_scope(models),
-                                  tasks=_scope(tasks), admin=admin, zero_retention=zero_retention)
+                                  tasks=_scope(tasks), admin=admin, zero_retention=zero_retention,
+                                  redact_input=redact_input)
     with store.begin() as conn:
         inserted = conn.execute(api_keys.insert().values(**values)).inserted_primary_key
         assert inserted is not None  # None only for executemany; a one-row INSERT reports its key
@@ -174,8 +179,9 @@ def get_key(store: Store, key_id: int) -> ApiKey:
     return _record(row._mapping)
 
 
-# What update_key may change: a key's limits and scopes (None: unlimited, or every one), and its retention.
-UPDATABLE = ("rpm", "tpm", "cpm", "models", "tasks", "admin", "zero_retention")
+# What update_key may change: a key's limits and scopes (None: unlimited, or every one), its retention and
+# whether its input is redacted.
+UPDATABLE = ("rpm", "tpm", "cpm", "models", "tasks", "admin", "zero_retention", "redact_input")
 
 
 def update_key(store: Store, key_id: int, changes: Mapping[str, Any], *, by: Actor = CLI,

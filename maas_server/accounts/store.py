@@ -79,6 +79,8 @@ api_keys = Table(
     Column("admin", Boolean, nullable=False, server_default=false()),  # may call /v1/admin/
     # Zero retention (migration 4): nothing its requests carry or return is logged or stored
     Column("zero_retention", Boolean, nullable=False, server_default=false()),
+    # Redacted input (migration 5): personal data is removed from its requests before a model sees them
+    Column("redact_input", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per key and minute: shared by every worker (and server) using the store.
@@ -160,9 +162,15 @@ def _add_zero_retention_v4(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {api_keys.name} ADD COLUMN zero_retention BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
+def _add_redact_input_v5(conn: Connection) -> None:
+    """Keys whose input is redacted. As in _add_compute_v2, a store created by _create_v1 today has the column."""
+    if "redact_input" not in {c["name"] for c in inspect(conn).get_columns(api_keys.name)}:
+        conn.execute(text(f"ALTER TABLE {api_keys.name} ADD COLUMN redact_input BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
 # Append only: a released migration never changes; a schema change is a new function here.
 MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_compute_v2, _add_scopes_and_audit_v3,
-                                                  _add_zero_retention_v4]
+                                                  _add_zero_retention_v4, _add_redact_input_v5]
 
 _PG_MIGRATION_LOCK = 0x6D616173  # "maas": the advisory lock that serializes migrations
 

@@ -72,6 +72,9 @@ class KeyCreate(_Request):
     admin: bool = False
     zero_retention: bool = Field(False, description="nothing the key's requests carry or return is logged or "
                                                     "stored; /v1/responses refuses store: true")
+    redact_input: bool = Field(False, description="personal data (names, emails, phones, card numbers, IBANs, IPs) "
+                                                  "is removed from the text of the key's chat, completion, response "
+                                                  "and embedding requests before a model sees it")
     expires_at: str | None = Field(None, description="YYYY-MM-DD, an ISO time or unix seconds; in the future")
 
 
@@ -85,6 +88,7 @@ class KeyUpdate(_Request):
     tasks: _Names | None = None
     admin: bool | None = None
     zero_retention: bool | None = None
+    redact_input: bool | None = None
 
 
 class AdminKey(BaseModel):
@@ -102,6 +106,7 @@ class AdminKey(BaseModel):
     tasks: list[str] | None
     admin: bool
     zero_retention: bool
+    redact_input: bool
     created_at: float
     expires_at: float | None
     revoked_at: float | None
@@ -181,7 +186,8 @@ def create() -> Any:
     try:
         secret, record = create_key(accounts().store, body.name, rpm=body.rpm, tpm=body.tpm, cpm=body.cpm,
                                     expires_at=expires, models=models, tasks=tasks, admin=body.admin,
-                                    zero_retention=body.zero_retention, by=_actor())
+                                    zero_retention=body.zero_retention, redact_input=body.redact_input,
+                                    by=_actor())
     except KeyStoreError as exc:
         raise APIError(str(exc), status=409, param="name", code="key_exists") from None
     return dump(CreatedKey(key=secret, **_admin_key(record).model_dump()))
@@ -194,7 +200,7 @@ def update(key_id: int) -> Any:
     """Change some of a key's limits and scopes; it applies within the auth cache time."""
     body = parse_json(KeyUpdate)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    for flag in ("admin", "zero_retention"):
+    for flag in ("admin", "zero_retention", "redact_input"):
         if changes.get(flag, False) is None:
             raise APIError(f"{flag} is true or false", param=flag, code="invalid_value")
     if "models" in changes or "tasks" in changes:
@@ -277,7 +283,7 @@ def _admin_key(key: ApiKey) -> AdminKey:
     return AdminKey(id=key.id, name=key.name, prefix=key.prefix, status=status, rpm=key.rpm, tpm=key.tpm,
                     cpm=key.cpm, models=None if key.models is None else list(key.models),
                     tasks=None if key.tasks is None else list(key.tasks), admin=key.admin,
-                    zero_retention=key.zero_retention,
+                    zero_retention=key.zero_retention, redact_input=key.redact_input,
                     created_at=key.created_at, expires_at=key.expires_at, revoked_at=key.revoked_at)
 
 

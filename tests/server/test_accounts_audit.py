@@ -46,7 +46,7 @@ def test_api_changes_are_recorded_with_who_where_and_what_but_no_key(app: Flask,
         assert entry["actor_key_id"] == accounts_of(app).auth.authenticate(admin["Authorization"][7:]).id
     assert create["action"] == "key.create" and create["changes"] == {
         "name": "team-a", "rpm": 60, "tpm": None, "cpm": None, "models": ["words"], "tasks": None, "admin": False,
-        "zero_retention": False, "expires_at": None}
+        "zero_retention": False, "redact_input": False, "expires_at": None}
     assert update["action"] == "key.update" and update["changes"] == {"rpm": [60, 120], "tasks": [None, ["embeddings"]]}
     assert revoke["action"] == "key.revoke" and revoke["changes"] == {"revoked_at": revoke["at"]}
     text = answer.get_data(as_text=True)

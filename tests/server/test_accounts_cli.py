@@ -40,6 +40,21 @@ def test_keys_create_list_revoke(data_dir: str, capsys: pytest.CaptureFixture[st
     assert "revoked" in capsys.readouterr().out
 
 
+def test_keys_redact_input_is_set_at_creation_and_changed_by_update(data_dir: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "private", "--redact-input"]) == 0
+    assert main(["keys", "create", "--data-dir", data_dir, "--name", "plain"]) == 0
+    private, plain = capsys.readouterr().out.split()
+    auth = Authenticator(_store(data_dir), ttl=0)
+    assert auth.authenticate(private).redact_input and not auth.authenticate(plain).redact_input
+    assert main(["keys", "update", "--data-dir", data_dir, "private", "--no-redact-input"]) == 0
+    assert main(["keys", "update", "--data-dir", data_dir, "plain", "--redact-input"]) == 0
+    assert not auth.authenticate(private).redact_input and auth.authenticate(plain).redact_input
+    assert main(["keys", "update", "--data-dir", data_dir, "plain"]) == 2  # nothing to change
+    assert main(["keys", "update", "--data-dir", data_dir, "nobody", "--redact-input"]) == 2
+    assert "nothing to change" in capsys.readouterr().err
+
+
 def test_keys_create_refuses_bad_input_with_status_2(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["keys", "create", "--data-dir", data_dir, "--name", "x", "--expires", "2001-01-01"]) == 2
     assert "in the past" in capsys.readouterr().err

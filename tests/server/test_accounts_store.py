@@ -180,7 +180,27 @@ def test_a_store_of_the_third_schema_gains_zero_retention(url: str) -> None:
     _, private = create_key(store, "private", zero_retention=True)
     assert list_keys(store)[1] == private and private.zero_retention
     with store.engine.begin() as conn:
-        assert conn.execute(select(store_module.schema_version.c.version)).scalar() == 4
+        assert conn.execute(select(store_module.schema_version.c.version)).scalar() == len(store_module.MIGRATIONS)
+    store.dispose()
+    store_module.migrate(Store(url).engine)  # once more: nothing to add
+
+
+def test_a_store_of_the_fourth_schema_gains_redact_input(url: str) -> None:
+    """Keys made before redaction keep their settings and are not redacted; redacting keys work at once."""
+    store = Store(url)
+    _, old = create_key(store, "old", rpm=7, zero_retention=True)
+    with store.engine.begin() as conn:  # back to the fourth schema's shape
+        conn.execute(text("ALTER TABLE maas_api_keys DROP COLUMN redact_input"))
+        conn.execute(store_module.schema_version.update().values(version=4))
+    store.dispose()
+    store = Store(url)
+    (kept,) = list_keys(store)
+    assert kept == old and not kept.redact_input and kept.rpm == 7 and kept.zero_retention
+    _, redacting = create_key(store, "redacting", redact_input=True)
+    assert list_keys(store)[1] == redacting and redacting.redact_input
+    assert update_key(store, old.id, {"redact_input": True}).redact_input
+    with store.engine.begin() as conn:
+        assert conn.execute(select(store_module.schema_version.c.version)).scalar() == 5
     store.dispose()
     store_module.migrate(Store(url).engine)  # once more: nothing to add
 
