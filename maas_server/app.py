@@ -12,7 +12,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from .api import accounting, admin, browsers
+from .api import accounting, admin, browsers, redaction
 from .api._common import SERVED_BY_HEADER, ServerState, state
 from .api.admission import Admission, is_api_path
 from .api.endpoints import api_prefixes
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     app.before_request(_refuse_new_work_while_draining)
     app.after_request(_echo_request_id)
     accounting.init_app(app, settings)  # keys, rate limits, usage, /metrics, the request log
+    redaction.init_app(app)  # X-Maas-Redacted on the answers of keys with the redact_input policy
     app.before_request(admin.admins_only)  # after accounting's authentication
     browsers.init_app(app, settings)  # after accounting: a call served without a key must not come from a web page
     app.wsgi_app = Admission(app.wsgi_app, settings.max_concurrent_requests,  # type: ignore[method-assign]

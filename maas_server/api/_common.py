@@ -25,6 +25,7 @@ from ..runtime.registry import ModelEntry, ModelRegistry
 from .endpoints import Endpoint
 from .memory import MemoryBudget, default_budget_bytes
 from .metering import note_model, note_work
+from .redaction import redact_items
 from .wire import MAX_JSON_ARRAY, MAX_JSON_DEPTH
 
 M = TypeVar("M", bound=BaseModel)
@@ -221,8 +222,10 @@ def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In]) -> l
 
     ``X-Request-Timeout: SECONDS`` is how long the caller will wait for the model to start on its
     request; a request the runner's estimate says would wait longer is refused at once (503).
-    `items` may be a lazy iterator (see Runner.submit_many).
+    `items` may be a lazy iterator (see Runner.submit_many). A key with the redact_input policy has its
+    generation and embedding text redacted here first (api/redaction.py).
     """
+    items = redact_items(method, items)
     handles = entry.runner_for(method).submit_many(method, items, timeout=request_timeout())
     note_work(handles)
     return handles
@@ -230,7 +233,7 @@ def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In]) -> l
 
 def stream(entry: ModelEntry, method: Method[In, Out], items: list[In]) -> EventStream[Out]:
     """As `submit`, with each item's events and outcome arriving in order on one stream."""
-    events = entry.runner_for(method).stream(method, items, timeout=request_timeout())
+    events = entry.runner_for(method).stream(method, list(redact_items(method, items)), timeout=request_timeout())
     note_work(events.handles)
     return events
 

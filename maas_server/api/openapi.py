@@ -85,8 +85,8 @@ def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "maas", "version": __version__,
                  "description": "Model-as-a-Service: OpenAI-compatible completions, chat, embeddings and models; "
-                                "classification for text and images; named entities. Every error is the JSON "
-                                "envelope `{\"error\": {\"type\", \"message\", \"param\", \"code\"}}`."},
+                                "classification for text and images; named entities; personal data. Every error "
+                                "is the JSON envelope `{\"error\": {\"type\", \"message\", \"param\", \"code\"}}`."},
         "paths": paths,
         "tags": TAGS,
         "components": {"schemas": _component_schemas(endpoints), "headers": _HEADERS,

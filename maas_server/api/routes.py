@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from . import accounting, admin, classify, detect, embeddings, entities, models, openapi, speech
+from . import accounting, admin, classify, detect, embeddings, entities, models, openapi, pii, speech
 from .endpoints import Endpoint, Family
 from .generation import completions, responses
 from .hf import inference
 
 FAMILIES: tuple[Family, ...] = (
     completions.family, responses.family, embeddings.family, classify.family, detect.family, entities.family,
-    speech.family, inference.family, models.family, accounting.family, openapi.family, admin.family,
+    pii.family, speech.family, inference.family, models.family, accounting.family, openapi.family, admin.family,
 )
 
 

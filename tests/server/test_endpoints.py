@@ -54,10 +54,11 @@ def test_the_api_prefixes_are_those_of_the_authenticated_records() -> None:
     assert public == {"/health", "/ready", "/metrics", "/openapi.json"}
 
 
-def test_personal_data_is_every_face_voice_and_hugging_face_record() -> None:
+def test_personal_data_is_every_face_voice_pii_and_hugging_face_record() -> None:
     personal = {e.path for e in endpoints() if e.personal_data}
     assert personal == {"/v1/detect/faces", "/v1/faces/embeddings", "/v1/audio/transcriptions",
-                        "/v1/audio/translations", *(e.path for e in endpoints() if e.path.startswith("/models/"))}
+                        "/v1/audio/translations", "/v1/pii",
+                        *(e.path for e in endpoints() if e.path.startswith("/models/"))}
 
 
 def test_every_served_method_belongs_to_a_task_and_every_task_method_to_an_endpoint() -> None:
