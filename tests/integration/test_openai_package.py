@@ -59,7 +59,7 @@ def test_openai_embeddings_default_base64(oai: openai.OpenAI) -> None:
 def test_openai_models_list(oai: openai.OpenAI) -> None:
     ids = {m.id for m in oai.models.list()}
     assert ids == {"smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0", "en-core-web-sm", "yolov3-tiny",
-                   "minilm-sentiment",
+                   "minilm-sentiment", "pii",
                    "mtcnn", "dlib-face-recognition", "whisper-tiny.en"}
 
 

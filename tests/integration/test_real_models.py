@@ -24,7 +24,7 @@ def test_models_are_listed_with_task_and_device(server_url: str) -> None:
     assert {k: v["task"] for k, v in data.items()} == {
         "smollm2-135m-instruct": "text-generation", "all-minilm-l6-v2": "embeddings",
         "minilm-sentiment": "text-classification",
-        "efficientnet-lite0": "image-classification", "en-core-web-sm": "token-classification",
+        "efficientnet-lite0": "image-classification", "en-core-web-sm": "token-classification", "pii": "pii",
         "yolov3-tiny": "object-detection", "mtcnn": "face-detection", "dlib-face-recognition": "face-embedding",
         "whisper-tiny.en": "speech-recognition"}
     assert all(m["device"] == "cpu" and m["ready"] for m in data.values())
@@ -194,3 +194,12 @@ def test_image_explanation_is_hottest_on_the_object(server_url: str) -> None:
     crop, margin = 0.875 * 600, 0.0625 * 600
     x, y = margin + (col + 0.5) / grid.shape[1] * crop, margin + (row + 0.5) / grid.shape[0] * crop
     assert 300 <= x <= 600 and 0 <= y <= 200, (row, col)
+
+
+def test_pii_finds_and_redacts_personal_data_with_the_real_model(server_url: str) -> None:
+    text = "Ada Lovelace (ada@example.com, +1 212-555-0199) paid with 4111 1111 1111 1111 from 192.168.1.20."
+    r = requests.post(f"{server_url}/v1/pii", timeout=60, json={"input": text, "redact": "type"})
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["data"]
+    assert {e["type"] for e in result["entities"]} >= {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS"}
+    assert "ada@example.com" not in result["redacted"] and "<CREDIT_CARD>" in result["redacted"]

@@ -16,7 +16,7 @@ def test_default_config_serves_the_packaged_models() -> None:
     assert [(m.name, m.task) for m in config.models] == [
         ("smollm2-135m-instruct", "text-generation"), ("all-minilm-l6-v2", "embeddings"),
         ("minilm-sentiment", "text-classification"),
-        ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification"),
+        ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification"), ("pii", "pii"),
         ("yolov3-tiny", "object-detection"), ("mtcnn", "face-detection"),
         ("dlib-face-recognition", "face-embedding"), ("whisper-tiny.en", "speech-recognition")]
     assert all(m.source.startswith("pkg://") for m in config.models)
