@@ -57,6 +57,8 @@ from .types import (
     ModelInfo,
     ModelList,
     ObjectDetections,
+    PiiRequest,
+    PiiResults,
     ResponseEvent,
     ResponseObject,
     ResponsesRequest,
@@ -73,6 +75,7 @@ EMBEDDINGS = "/v1/embeddings"
 CLASSIFY_TEXT = "/v1/classify/text"
 CLASSIFY_IMAGE = "/v1/classify/image"
 ENTITIES = "/v1/entities"
+PII = "/v1/pii"
 DETECT_OBJECTS = "/v1/detect/objects"
 DETECT_FACES = "/v1/detect/faces"
 EMBED_FACES = "/v1/faces/embeddings"
@@ -313,6 +316,18 @@ def extract_entities(
     texts = [input] if isinstance(input, str) else list(input)
     return APIRequest(method="POST", path=ENTITIES, json=body, model_route=ENTITIES, options=_request_options(o),
                       parse=returning_then(Entities, lambda found: found._with_texts(texts)))
+
+
+def find_pii(
+    input: str | Sequence[str], types: Sequence[str] | None, score_threshold: float | None,
+    redact: Literal["type", "mask"] | None, mask_char: str | None, include_text: bool, model: str | None,
+    o: CallOptions,
+) -> APIRequest[PiiResults]:
+    body = PiiRequest(model=model, input=_str_or_list(input), types=list(types) if types is not None else None,
+                      score_threshold=score_threshold, redact=redact, mask_char=mask_char,
+                      include_text=include_text or None).to_body()
+    return APIRequest(method="POST", path=PII, json=body, model_route=PII, options=_request_options(o),
+                      parse=returning(PiiResults))
 
 
 # ---------------------------------------------------------------------- objects and faces

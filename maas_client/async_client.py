@@ -61,6 +61,7 @@ from .types import (
     FaceDetections,
     ModelInfo,
     ObjectDetections,
+    PiiResults,
     ResponseEvent,
     ResponseObject,
     Transcription,
@@ -226,6 +227,22 @@ class AsyncClient(BaseClient[Any]):
                                **options: Unpack[CallOptions]) -> Entities:
         """As :meth:`Client.extract_entities`."""
         return await self._run(_api.extract_entities(input, model, aggregation, options))
+
+    # ------------------------------------------------------------------ personal data
+
+    async def detect_pii(self, input: str | Sequence[str], types: Sequence[str] | None = None,
+                         score_threshold: float | None = None, model: str | None = None, *,
+                         include_text: bool = False, **options: Unpack[CallOptions]) -> PiiResults:
+        """As :meth:`Client.detect_pii`."""
+        return await self._run(_api.find_pii(input, types, score_threshold, None, None, include_text, model,
+                                             options))
+
+    async def redact(self, input: str | Sequence[str], style: Literal["type", "mask"] = "type",
+                     mask_char: str | None = None, types: Sequence[str] | None = None,
+                     score_threshold: float | None = None, model: str | None = None,
+                     **options: Unpack[CallOptions]) -> PiiResults:
+        """As :meth:`Client.redact`."""
+        return await self._run(_api.find_pii(input, types, score_threshold, style, mask_char, False, model, options))
 
     # ------------------------------------------------------------------ objects and faces
 

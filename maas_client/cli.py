@@ -11,6 +11,7 @@
     maas classify-text "The striker scored" --labels sports cooking
     maas classify-image cat.jpg --explain cat-heatmap.png
     maas entities "Angela Merkel visited Paris in 2019."   # or: maas entities < article.txt
+    maas redact "Mail Ada at ada@example.com"          # -> Mail <PERSON> at <EMAIL_ADDRESS>
     maas detect-objects street.jpg --score-threshold 0.4 --draw street-boxes.png
     maas detect-faces photo.jpg --draw faces.png
     maas compare-faces me.jpg passport.jpg
@@ -53,6 +54,7 @@ from .types import (
     FaceDetections,
     ModelInfo,
     ObjectDetections,
+    PiiResults,
     Tool,
     ToolCall,
     Transcription,
@@ -176,6 +178,17 @@ def _entities(client: Client, args: argparse.Namespace) -> None:
     _print(result, args.json, lambda r: _entities_text(r, texts))
 
 
+def _redact(client: Client, args: argparse.Namespace) -> None:
+    texts = args.texts or [_text_or_stdin(None, "a text")]
+    if args.detect:
+        found = client.detect_pii(texts, types=args.types, model=args.model, include_text=True)
+        _print(found, args.json, _pii_text)
+        return
+    result = client.redact(texts, style="mask" if args.mask else "type", mask_char=args.mask, types=args.types,
+                           model=args.model)
+    _print(result, args.json, lambda r: "\n".join(text or "" for text in r.redacted_texts))
+
+
 def _transcribe(client: Client, args: argparse.Namespace) -> None:
     result = client.transcribe(args.file, model=args.model, language=args.language, prompt=args.prompt,
                                words=args.words)
@@ -291,6 +304,15 @@ def _classification_text(result: Classification, inputs: Sequence[str]) -> str:
         if len(result.data) > 1 and item.index < len(inputs):
             lines.insert(0, f"# {inputs[item.index]}")
         blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _pii_text(result: PiiResults) -> str:
+    """One line per span: its characters, type, score and text; one block per input."""
+    blocks = []
+    for item in result.data:
+        lines = [f"{e.start:>5}:{e.end:<5}  {e.type:<14}  {e.score:.2f}  {e.text}" for e in item.entities]
+        blocks.append("\n".join(lines or ["(no personal data found)"]))
     return "\n\n".join(blocks)
 
 
@@ -562,6 +584,15 @@ def _parser() -> argparse.ArgumentParser:
     entities.add_argument("texts", nargs="*", help="the text(s) (default: read stdin)")
     entities.add_argument("--aggregation", choices=["simple", "none"], default="simple",
                           help="simple: one span per entity; none: one line per token, with its IOB tag")
+    redact = add("redact", _redact, "remove personal data (names, emails, phones, cards, IBANs, IPs) from texts", [
+        '"Mail Ada Lovelace at ada@example.com"', "< letter.txt --mask", '"Call 212-555-0199" --detect'], model)
+    redact.add_argument("texts", nargs="*", help="the text(s) (default: read stdin)")
+    redact.add_argument("--mask", nargs="?", const="*", metavar="CHAR",
+                        help="write CHAR (default *) over each character found, instead of <TYPE>")
+    redact.add_argument("--types", nargs="+", metavar="TYPE",
+                        help="only these types, e.g. EMAIL_ADDRESS PHONE_NUMBER (default: all but LOCATION)")
+    redact.add_argument("--detect", action="store_true", help="list what is found (type, offsets, score, text) "
+                                                              "instead of redacting")
     detect_objects = add("detect-objects", _detect_objects, "find labelled objects in image files (boxes in pixels)",
                          ["street.jpg --score-threshold 0.4", "street.jpg --draw street-boxes.png"], model)
     detect_objects.add_argument("images", nargs="+", metavar="PATH", help="image file(s): JPEG, PNG, WebP...")

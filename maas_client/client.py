@@ -63,6 +63,7 @@ from .types import (
     FaceDetections,
     ModelInfo,
     ObjectDetections,
+    PiiResults,
     ResponseEvent,
     ResponseObject,
     Transcription,
@@ -282,6 +283,32 @@ class Client(BaseClient[SyncTransport]):
         (``B-PERSON``, ``I-PERSON``). ``.entities`` is the first input's entities.
         """
         return self._run(_api.extract_entities(input, model, aggregation, options))
+
+    # ------------------------------------------------------------------ personal data
+
+    def detect_pii(self, input: str | Sequence[str], types: Sequence[str] | None = None,
+                   score_threshold: float | None = None, model: str | None = None, *, include_text: bool = False,
+                   **options: Unpack[CallOptions]) -> PiiResults:
+        """Find personal data in one text or several (``POST /v1/pii``).
+
+        Each :class:`PiiSpan` has its ``type`` (``PERSON``, ``EMAIL_ADDRESS``, ``PHONE_NUMBER``,
+        ``CREDIT_CARD``, ``IBAN_CODE``, ``IP_ADDRESS``, ``US_SSN``; ``LOCATION`` when named in
+        ``types``), ``start`` and ``end`` (character offsets) and ``score``; its ``text`` only with
+        ``include_text=True``. ``.entities`` is the first input's spans.
+        """
+        return self._run(_api.find_pii(input, types, score_threshold, None, None, include_text, model, options))
+
+    def redact(self, input: str | Sequence[str], style: Literal["type", "mask"] = "type", mask_char: str | None = None,
+               types: Sequence[str] | None = None, score_threshold: float | None = None, model: str | None = None,
+               **options: Unpack[CallOptions]) -> PiiResults:
+        """Remove personal data from one text or several (``POST /v1/pii`` with ``redact``).
+
+        ``style="type"`` replaces each span by ``<TYPE>`` (``<EMAIL_ADDRESS>``); ``"mask"`` by
+        ``mask_char`` (server default ``*``) repeated over its length. ``.redacted`` is the first
+        input redacted, ``.redacted_texts`` every input's; the spans are in ``.data`` as for
+        :meth:`detect_pii`.
+        """
+        return self._run(_api.find_pii(input, types, score_threshold, style, mask_char, False, model, options))
 
     # ------------------------------------------------------------------ objects and faces
 

@@ -290,6 +290,18 @@ class EntityRequest(_Request):
     aggregation: Literal["simple", "none"] | None = None
 
 
+class PiiRequest(_Request):
+    """Body of ``POST /v1/pii``."""
+
+    model: str | None = None
+    input: str | list[str]
+    types: list[str] | None = None
+    score_threshold: float | None = None
+    redact: Literal["type", "mask"] | None = None
+    mask_char: str | None = None
+    include_text: bool | None = None
+
+
 class DetectionRequest(_Request):
     """Form fields of the detection routes (``POST /v1/detect/objects``, ``/v1/detect/faces``,
     ``/v1/faces/embeddings``); the images travel as file parts."""
@@ -631,6 +643,51 @@ def _percent(score: float) -> float:
 
 
 # ---------------------------------------------------------------------------- named entities
+
+
+class PiiSpan(_Response):
+    """Personal data found in an input: its ``type`` (``PERSON``, ``EMAIL_ADDRESS``...), character offsets
+    (``input[start:end]``) and the recognizer's ``score`` in [0, 1]; ``text`` only when asked for
+    (``include_text=True``)."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+    text: str | None = None
+
+
+class PiiResult(_Response):
+    """One input's personal data, in order (spans never overlap), and the input redacted when asked."""
+
+    index: int = 0
+    entities: list[PiiSpan]
+    redacted: str | None = None
+
+
+class PiiResults(_Response):
+    """Result of :meth:`Client.detect_pii` and :meth:`Client.redact`: one item per input in ``data``;
+    ``entities`` and ``redacted`` are the first input's."""
+
+    object: str = "list"
+    model: str = ""
+    data: list[PiiResult]
+    usage: Usage | None = None
+
+    @property
+    def entities(self) -> list[PiiSpan]:
+        """The first input's spans."""
+        return self.data[0].entities if self.data else []
+
+    @property
+    def redacted(self) -> str | None:
+        """The first input, redacted (None unless redaction was asked for)."""
+        return self.data[0].redacted if self.data else None
+
+    @property
+    def redacted_texts(self) -> list[str | None]:
+        """Every input, redacted, in order."""
+        return [item.redacted for item in self.data]
 
 
 class Entity(_Response):
