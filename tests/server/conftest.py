@@ -14,8 +14,9 @@ from maas_server.settings import Settings, load_settings
 
 
 def tiny_config(tmp: Path, gpt2: str, bert: str, bert_cls: str, resnet: str, timm_weights: str,
-                ner: str | None = None, **server) -> Settings:
+                ner: str | None = None, pii: str | None = None, **server) -> Settings:
     entities = [{"name": "tiny-ner", "task": "token-classification", "source": ner, "max_queue": 64}] if ner else []
+    entities += [{"name": "ruler-pii", "task": "pii", "source": pii, "max_queue": 64}] if pii else []
     return load_settings(file={
         "server": {"cache_dir": str(tmp / "cache"), "max_body_bytes": 2_000_000, "max_inputs": 8, "max_tokens": 64,
                    "max_n": 3, "max_image_bytes": 200_000, "max_image_pixels": 1_000_000,
@@ -57,6 +58,21 @@ def _tiny_detector(tmp: Path) -> dict[str, object]:
     folder.mkdir(parents=True, exist_ok=True)
     return {"name": "tiny-yolo", "task": "object-detection", "source": tiny_models.darknet(folder),
             "architecture": f"darknet:{folder / 'tiny-yolo.cfg'}", "max_queue": 64}
+
+
+@pytest.fixture(scope="session")
+def tiny_pii(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A pii model's spaCy pipeline whose entities come from rules alone: "Ada Lovelace" a PERSON, "Paris" a GPE,
+    and "IBAN" an ORG (as the small pretrained model tags it). Presidio's pattern recognizers do the rest."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([  # type: ignore[attr-defined]
+        {"label": "PERSON", "pattern": "Ada Lovelace"}, {"label": "GPE", "pattern": "Paris"},
+        {"label": "ORG", "pattern": "IBAN"}])
+    folder = tmp_path_factory.mktemp("pii-spacy") / "pipeline"
+    nlp.to_disk(folder)
+    return str(folder)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """Personal data: the pii adapter, POST /v1/pii, and keys whose input is redacted before a model sees it.
 
-The pii model here is Presidio over a blank English spaCy pipeline with an entity ruler (names by rule,
-no weights): the pattern recognizers (emails, phones, cards, IBANs, IPs) are Presidio's own. The
-generation and embedding models are the tiny ones, wrapped so that the test sees every item they
+The pii model here is Presidio over a blank English spaCy pipeline with an entity ruler (names by rule, no
+weights; tests/server/conftest.py): the pattern recognizers (emails, phones, cards, IBANs, IPs) are Presidio's
+own. The generation and embedding models are the tiny ones, wrapped so that the test sees every item they
 are given: what a redacting key sends reaches them redacted.
 """
 
@@ -32,21 +32,6 @@ from tests.server.accounting_support import accounts_of, word_app
 
 TEXT = "Mail Ada Lovelace at ada@example.com or call 212-555-0199 about card 4111 1111 1111 1111."
 EMAIL = "ada@example.com"
-
-
-@pytest.fixture(scope="module")
-def ruler_pii(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A spaCy pipeline whose only entities come from rules: "Ada Lovelace" a PERSON, "Paris" a GPE, and
-    "IBAN" an ORG (as the small pretrained model tags it)."""
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("entity_ruler").add_patterns([  # type: ignore[attr-defined]
-        {"label": "PERSON", "pattern": "Ada Lovelace"}, {"label": "GPE", "pattern": "Paris"},
-        {"label": "ORG", "pattern": "IBAN"}])
-    folder = tmp_path_factory.mktemp("pii-spacy") / "pipeline"
-    nlp.to_disk(folder)
-    return str(folder)
 
 
 class Recording:
@@ -80,13 +65,13 @@ def _recording_loader(config: Any, server: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, ruler_pii: str) -> Flask:
+def app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_pii: str) -> Flask:
     tmp = tmp_path_factory.mktemp("pii-app")
     settings = load_settings({"data_dir": tmp / "data", "auth_cache_seconds": 0}, file={
         "server": {"cache_dir": str(tmp / "cache"), "max_inputs": 4, "max_entity_characters": 2000},
         "models": [{"name": "tiny-gpt2", "task": "text-generation", "source": tiny_gpt2},
                    {"name": "tiny-embed", "task": "embeddings", "source": tiny_bert},
-                   {"name": "ruler-pii", "task": "pii", "source": ruler_pii}]})
+                   {"name": "ruler-pii", "task": "pii", "source": tiny_pii}]})
     app = create_app(settings, loader=_recording_loader)
     assert app.extensions["maas"].registry.wait_until_loaded(120)
     assert app.extensions["maas"].registry.ready, [e.error for e in app.extensions["maas"].registry.entries()]
@@ -126,8 +111,8 @@ def test_spans_do_not_overlap_the_higher_score_then_the_pattern_then_the_longer_
                                                         ("EMAIL_ADDRESS", 45), ("IP_ADDRESS", 70)]
 
 
-def test_the_model_finds_the_default_types_and_leaves_out_org_and_location(ruler_pii: str, tmp_path: Path) -> None:
-    model = _model(ruler_pii, tmp_path)
+def test_the_model_finds_the_default_types_and_leaves_out_org_and_location(tiny_pii: str, tmp_path: Path) -> None:
+    model = _model(tiny_pii, tmp_path)
     method = model.batch_methods()[FIND_PII]
     text = "The IBAN of Ada Lovelace in Paris is GB82 WEST 1234 5698 7654 32; her server is 192.168.1.20."
     (result,) = method.run([method.prepare(PiiItem(text, redaction="type"))])
@@ -140,7 +125,7 @@ def test_the_model_finds_the_default_types_and_leaves_out_org_and_location(ruler
 
 
 def test_email_checks_use_the_bundled_suffix_list_without_network_or_errors(
-        ruler_pii: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tiny_pii: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     connections: list[Any] = []
 
     def refuse(*args: Any, **kwargs: Any) -> None:
@@ -152,7 +137,7 @@ def test_email_checks_use_the_bundled_suffix_list_without_network_or_errors(
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where tldextract would write its list
     caplog.set_level(logging.DEBUG)
-    model = _model(ruler_pii, tmp_path / "model")
+    model = _model(tiny_pii, tmp_path / "model")
     method = model.batch_methods()[FIND_PII]
     texts = ["write to ada@example.com", "or to bob@mail.example.co.uk", "not an email: ada@example.notatld"]
     results = method.run([method.prepare(PiiItem(text)) for text in texts])
@@ -162,10 +147,10 @@ def test_email_checks_use_the_bundled_suffix_list_without_network_or_errors(
     assert not (tmp_path / "cache").exists()
 
 
-def test_too_long_a_text_and_unknown_types_are_invalid_inputs(ruler_pii: str, tmp_path: Path) -> None:
+def test_too_long_a_text_and_unknown_types_are_invalid_inputs(tiny_pii: str, tmp_path: Path) -> None:
     from maas_server.models.base import InvalidInput
 
-    model = load_model(ModelConfig(name="pii", task="pii", source=ruler_pii, max_context=10), "cpu", None, tmp_path)
+    model = load_model(ModelConfig(name="pii", task="pii", source=tiny_pii, max_context=10), "cpu", None, tmp_path)
     method = model.batch_methods()[FIND_PII]
     with pytest.raises(InvalidInput, match="10 characters"):
         method.prepare(PiiItem("x" * 11))

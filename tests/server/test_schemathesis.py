@@ -54,9 +54,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def keyed_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_bert_classifier: str,
-              tiny_resnet: str, tiny_timm_weights: str, tiny_ner: str) -> Flask:
+              tiny_resnet: str, tiny_timm_weights: str, tiny_ner: str, tiny_pii: str) -> Flask:
     tmp = tmp_path_factory.mktemp("schemathesis")
-    config = tiny_config(tmp, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights, tiny_ner)
+    config = tiny_config(tmp, tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights, tiny_ner,
+                         tiny_pii)
     app = create_app(_short_generations(config).model_copy(update={"data_dir": tmp / "data", "auth": "keys"}))
     assert app.extensions["maas"].registry.wait_until_loaded(timeout=120)
     return app
