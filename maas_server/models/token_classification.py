@@ -36,6 +36,7 @@ from .base import (
     ModelDescription,
 )
 from .sources import resolve_source
+from .spacy_pipeline import entity_components, entity_labels, load_pipeline
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -143,7 +144,7 @@ class SpacyEntityModel(TokenClassificationModel):
     """A spaCy pipeline, reduced to the components its entities depend on."""
 
     def __init__(self, nlp: Language, *, max_characters: int) -> None:
-        labels = sorted({label for name in _entity_setters(nlp) for label in getattr(nlp.get_pipe(name), "labels", ())})
+        labels = sorted(entity_labels(nlp))
         # thinc computes in float32 on numpy; spaCy on a GPU would need cupy, which the server does not install.
         super().__init__(ModelDescription(device="cpu", dtype="float32", max_characters=max_characters,
                                           labels=tuple(labels)))
@@ -152,15 +153,10 @@ class SpacyEntityModel(TokenClassificationModel):
 
     @classmethod
     def from_path(cls, path: Path, config: Any, device: str) -> SpacyEntityModel:
-        import spacy  # here, not at the top: a transformers NER model should not pay for importing spaCy
-
-        if (path / "config.cfg").is_file():
-            nlp = spacy.load(path)
-        else:  # an installed model package: its __init__ knows where its versioned data folder is
-            nlp = spacy.util.load_model_from_init_py(path / "__init__.py")
+        nlp = load_pipeline(path)
         if device != "cpu":
             log.warning("%s is a spaCy pipeline: it runs on the CPU (device %s is not used)", config.name, device)
-        needed = _entity_components(nlp)
+        needed = entity_components(nlp)
         nlp.select_pipes(enable=needed)  # not a `with`: the others stay disabled (they do not change entities)
         max_characters = config.max_context or SPACY_MAX_CHARACTERS
         nlp.max_length = max_characters
@@ -184,40 +180,6 @@ def _doc_entities(doc: Doc, aggregation: Aggregation) -> list[Entity]:
     if aggregation == "simple":
         return [Entity(e.text, e.label_, e.start_char, e.end_char, None) for e in doc.ents]
     return [Entity(t.text, f"{t.ent_iob_}-{t.ent_type_}", t.idx, t.idx + len(t), None) for t in doc if t.ent_type_]
-
-
-def _pipe_summary(nlp: Language) -> dict[str, dict[str, list[str]]]:
-    """What each component assigns and requires, as it declares (spaCy's analyze_pipes)."""
-    analysis = nlp.analyze_pipes()
-    assert analysis is not None  # None only when asked to print (pretty=True)
-    return analysis["summary"]  # type: ignore[no-any-return]
-
-
-def _entity_setters(nlp: Language) -> list[str]:
-    summary = _pipe_summary(nlp)
-    return [name for name in nlp.pipe_names if "doc.ents" in summary[name]["assigns"]]
-
-
-def _entity_components(nlp: Language) -> list[str]:
-    """The components entities depend on, as the pipeline declares them.
-
-    Those that set `doc.ents`, the components assigning what they require, and the shared embedding
-    layers (tok2vec, transformer) they listen to. en_core_web_sm's NER has its own tok2vec, so the
-    tagger, parser and lemmatizer are skipped: 2.3x faster, the same entities.
-    """
-    summary = _pipe_summary(nlp)
-    needed = set(_entity_setters(nlp))
-    if not needed:
-        raise ValueError(f"the spaCy pipeline {nlp.meta.get('name')!r} has no component that sets entities "
-                         f"(ner, entity_ruler); its components: {', '.join(nlp.pipe_names)}")
-    grew = True
-    while grew:
-        wanted = {attr for name in needed for attr in summary[name]["requires"]}
-        feeders = {name for name, pipe in nlp.pipeline
-                   if set(getattr(pipe, "listening_components", ())) & needed or set(summary[name]["assigns"]) & wanted}
-        grew = not feeders <= needed
-        needed |= feeders
-    return [name for name in nlp.pipe_names if name in needed]
 
 
 # -- transformers
