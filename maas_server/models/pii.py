@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import FIND_PII, BatchMethod, InvalidInput, Method, ModelDescription, PiiItem, PiiResult, PiiSpan
 from .sources import resolve_source
+from .spacy_pipeline import entity_components, entity_labels, load_pipeline
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
@@ -77,12 +78,15 @@ class PiiModel:
         from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
         from presidio_anonymizer import AnonymizerEngine
 
-        nlp = _load_spacy(Path(resolve_source(config.source)))
+        nlp = load_pipeline(Path(resolve_source(config.source)))
         if device != "cpu":
             log.warning("%s is a spaCy pipeline: it runs on the CPU (device %s is not used)", config.name, device)
+        # Only what entities need (tok2vec, ner): the parser, tagger and lemmatizer cost 40% more time on a
+        # 200-word text, and only give lemmas to Presidio's context words, which raise a score, never find a span.
+        nlp.select_pipes(enable=entity_components(nlp))
         max_characters = config.max_context or PII_MAX_CHARACTERS
         nlp.max_length = max_characters
-        ignored = [label for label in _entity_labels(nlp) if label not in _NER_TYPES]  # else warned at each call
+        ignored = [label for label in entity_labels(nlp) if label not in _NER_TYPES]  # else warned at each call
         engine = SpacyNlpEngine(ner_model_configuration=NerModelConfiguration(
             model_to_presidio_entity_mapping=_NER_TYPES, labels_to_ignore=ignored))
         # Set, not engine.load(): that would download a model it does not find (declared None until loaded).
@@ -150,22 +154,6 @@ def resolve_overlaps(results: list[RecognizerResult]) -> list[RecognizerResult]:
         if all(result.end <= k.start or result.start >= k.end for k in kept):
             kept.append(result)
     return sorted(kept, key=lambda r: r.start)
-
-
-def _load_spacy(path: Path) -> Any:
-    import spacy  # here, as in token_classification: the wire never imports spaCy
-
-    if (path / "config.cfg").is_file():
-        return spacy.load(path)
-    # an installed model package: its __init__ knows where its versioned data folder is
-    return spacy.util.load_model_from_init_py(path / "__init__.py")
-
-
-def _entity_labels(nlp: Any) -> set[str]:
-    """The labels of the components that set entities (spaCy's analyze_pipes says which do)."""
-    summary = nlp.analyze_pipes()["summary"]
-    setters = [name for name in nlp.pipe_names if "doc.ents" in summary[name]["assigns"]]
-    return {label for name in setters for label in getattr(nlp.get_pipe(name), "labels", ())}
 
 
 def _recognizers() -> list[Any]:
