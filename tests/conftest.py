@@ -53,3 +53,8 @@ def tiny_ner(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _tiny_models().detr(tmp_path_factory.mktemp("tiny-detr"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pii(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _tiny_models().pii_ruler(tmp_path_factory.mktemp("tiny-pii"))

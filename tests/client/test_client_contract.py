@@ -63,7 +63,7 @@ class RenameFields:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tiny_bert: str, tiny_bert_classifier: str, tiny_resnet: str,
-             tiny_timm_weights: str, tiny_ner: str) -> Iterator[tuple[str, RenameFields]]:
+             tiny_timm_weights: str, tiny_ner: str, tiny_pii: str) -> Iterator[tuple[str, RenameFields]]:
     from werkzeug.serving import make_server
 
     from maas_server.app import create_app
@@ -72,7 +72,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_bert: str, tiny_bert_c
 
     tmp = tmp_path_factory.mktemp("contract")
     gpt2 = tiny_models.gpt2(tmp / "gpt2", context=1024)  # room for the prompt that describes the tools
-    settings = tiny_config(tmp, gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights, tiny_ner)
+    settings = tiny_config(tmp, gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet, tiny_timm_weights, tiny_ner,
+                           tiny_pii)
     if HAS_SPEECH:
         from maas_server.config import ModelConfig
 
@@ -340,6 +341,13 @@ def test_classify_image(api: Api) -> None:
 def test_extract_entities(api: Api) -> None:
     result = read(api.extract_entities(["Angela Merkel visited Paris.", "Nothing here."]))
     assert [item.index for item in result.data] == [0, 1]
+
+
+def test_detect_pii_and_redact(api: Api) -> None:
+    found = read(api.detect_pii(["Mail Ada Lovelace at ada@example.com.", "Nothing here."], include_text=True))
+    assert [e.text for e in found.entities] == ["Ada Lovelace", "ada@example.com"] and found.data[1].entities == []
+    redacted = read(api.redact("Mail Ada Lovelace at ada@example.com.", style="mask", mask_char="#"))
+    assert redacted.redacted == "Mail ############ at ###############."
 
 
 def test_detect_objects(api: Api) -> None:

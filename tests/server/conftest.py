@@ -61,21 +61,6 @@ def _tiny_detector(tmp: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def tiny_pii(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A pii model's spaCy pipeline whose entities come from rules alone: "Ada Lovelace" a PERSON, "Paris" a GPE,
-    and "IBAN" an ORG (as the small pretrained model tags it). Presidio's pattern recognizers do the rest."""
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("entity_ruler").add_patterns([  # type: ignore[attr-defined]
-        {"label": "PERSON", "pattern": "Ada Lovelace"}, {"label": "GPE", "pattern": "Paris"},
-        {"label": "ORG", "pattern": "IBAN"}])
-    folder = tmp_path_factory.mktemp("pii-spacy") / "pipeline"
-    nlp.to_disk(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: str, tiny_bert: str, tiny_bert_classifier: str,
         tiny_resnet: str, tiny_timm_weights: str, tiny_ner: str) -> Flask:
     config = tiny_config(tmp_path_factory.mktemp("app"), tiny_gpt2, tiny_bert, tiny_bert_classifier, tiny_resnet,
