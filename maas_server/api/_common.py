@@ -25,7 +25,6 @@ from ..runtime.registry import ModelEntry, ModelRegistry
 from .endpoints import Endpoint
 from .memory import MemoryBudget, default_budget_bytes
 from .metering import note_model, note_work
-from .redaction import redact_items
 from .wire import MAX_JSON_ARRAY, MAX_JSON_DEPTH
 
 M = TypeVar("M", bound=BaseModel)
@@ -54,6 +53,8 @@ class ServerState:
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
     memory: MemoryBudget = field(default_factory=lambda: MemoryBudget(default_budget_bytes()))
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by Flask endpoint name: every route's record
+    # What a request's items pass through before any runner sees them (a key's redact_input policy, redaction.py).
+    input_filters: list[Callable[[Method[Any, Any], Iterable[Any]], Iterable[Any]]] = field(default_factory=list)
     api_prefixes: tuple[str, ...] = ()  # endpoints.api_prefixes of those records
 
 
@@ -222,18 +223,24 @@ def submit(entry: ModelEntry, method: Method[In, Out], items: Iterable[In]) -> l
 
     ``X-Request-Timeout: SECONDS`` is how long the caller will wait for the model to start on its
     request; a request the runner's estimate says would wait longer is refused at once (503).
-    `items` may be a lazy iterator (see Runner.submit_many). A key with the redact_input policy has its
-    generation and embedding text redacted here first (api/redaction.py).
+    `items` may be a lazy iterator (see Runner.submit_many). They pass the server's input filters first
+    (a key with the redact_input policy has its generation and embedding text redacted: api/redaction.py).
     """
-    items = redact_items(method, items)
+    items = _filtered(method, items)
     handles = entry.runner_for(method).submit_many(method, items, timeout=request_timeout())
     note_work(handles)
     return handles
 
 
+def _filtered(method: Method[In, Any], items: Iterable[In]) -> Iterable[In]:
+    for input_filter in state().input_filters:
+        items = input_filter(method, items)
+    return items
+
+
 def stream(entry: ModelEntry, method: Method[In, Out], items: list[In]) -> EventStream[Out]:
     """As `submit`, with each item's events and outcome arriving in order on one stream."""
-    events = entry.runner_for(method).stream(method, list(redact_items(method, items)), timeout=request_timeout())
+    events = entry.runner_for(method).stream(method, list(_filtered(method, items)), timeout=request_timeout())
     note_work(events.handles)
     return events
 

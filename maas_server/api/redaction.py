@@ -1,12 +1,12 @@
 """A key's ``redact_input`` policy: personal data is removed from its text before a model sees it.
 
-Applied in one place: ``_common.submit`` and ``_common.stream`` pass the items of every generation and
-embedding call through :func:`redact_items`, so each route shape that reaches such a model (OpenAI's
-completions, chat, responses and embeddings, Hugging Face's and TGI's) is covered, and the model only
-ever receives the redacted text. Prompts and the ``content`` of chat messages are redacted, each span
-replaced by ``<TYPE>`` (``<PERSON>``), for the pii model's default types; token-id inputs cannot be read
-and are refused. The response says how many spans were replaced in ``X-Maas-Redacted`` (0 included:
-the policy ran).
+Applied in one place: :func:`init_app` makes :func:`redact_items` one of the server's input filters,
+which ``_common.submit`` and ``_common.stream`` pass the items of every call through, so each route
+shape that reaches a generation or embedding model (OpenAI's completions, chat, responses and
+embeddings, Hugging Face's and TGI's) is covered, and the model only ever receives the redacted text.
+Prompts and the ``content`` of chat messages are redacted, each span replaced by ``<TYPE>``
+(``<PERSON>``), for the pii model's default types; token-id inputs cannot be read and are refused.
+The response says how many spans were replaced in ``X-Maas-Redacted`` (0 included: the policy ran).
 
 Without a ready pii model, such a key's calls are refused with 503 ``redaction_unavailable``: the key's
 owner asked that no personal data reach a model, and serving the text as it came would break that
@@ -24,11 +24,14 @@ from flask import Flask, Response, g
 from ..errors import APIError
 from ..models.base import EMBED, FIND_PII, GENERATE, GenerationRequest, Method, PiiItem, TokenIds
 from ..runtime.registry import ModelEntry
+from ._common import state, submit, wait_all
+from .entities import admit_entity_texts
 
 REDACTED_HEADER = "X-Maas-Redacted"
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["maas"].input_filters.append(redact_items)
     app.after_request(_tell_redacted)
 
 
@@ -43,9 +46,6 @@ def redact_items(method: Method[Any, Any], items: Iterable[Any]) -> Iterable[Any
     with every text redacted (one batched call to the pii model for all of them)."""
     if method not in (GENERATE, EMBED) or not redacting():
         return items
-    from ._common import submit, wait_all  # here: _common calls this module from submit()
-    from .entities import admit_entity_texts
-
     items = list(items)
     texts: list[str] = []
 
@@ -88,8 +88,6 @@ def _message(message: dict[str, Any], change: Callable[[str], str]) -> dict[str,
 
 
 def _pii_model() -> ModelEntry:
-    from ._common import state
-
     entry = next((e for e in state().registry.entries() if e.offers(FIND_PII) and e.runner is not None), None)
     if entry is None:
         raise APIError("this API key's input is redacted (redact_input), and no pii model is ready on this server: "
