@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from run import cpu_model
 
 from maas_client import AsyncClient, Client, MaasError
 
@@ -73,15 +73,6 @@ def _best(rounds: int, run: Callable[[], Round]) -> Round:
     return min(results, key=lambda result: result[0])
 
 
-def _cpu_model() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no lscpu)"
-    names = [line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")]
-    return names[0] if names else "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base_url", nargs="?", default="http://127.0.0.1:8777")
@@ -108,7 +99,7 @@ def main() -> None:
     (async_wall, async_cpu, _), (sync_wall, sync_cpu, _), _ = rows.values()
     print(f"  ratio AsyncClient/Client (default pools): throughput {sync_wall / async_wall:.2f}x, "
           f"client CPU per request {async_cpu / sync_cpu:.2f}x")
-    print(f"CPU: {_cpu_model()}, {os.cpu_count()} logical CPUs")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs")
     print("load average (1, 5, 15 min): before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
         *load_before, *os.getloadavg()))
 

@@ -138,6 +138,16 @@ def own_cpu_ticks() -> int:
     return ticks
 
 
+def cpu_model() -> str:
+    """The CPU's model name as lscpu gives it, for the line beside each figure."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no lscpu)"
+    names = [line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")]
+    return names[0] if names else "unknown"
+
+
 def machine_report(section: str, before: Machine, after: Machine, seconds: float) -> tuple[str, bool]:
     """One line on the machine during `section`, and whether it was too busy for its figures to stand alone."""
     ticks = max(1, after.total - before.total)

@@ -25,6 +25,7 @@ from .base import (
     FIND_PII,
     FIND_SPEECH,
     GENERATE,
+    READ_TEXT,
     TRANSCRIBE,
     ZERO_SHOT_TEXT,
     BatchMethod,
@@ -61,6 +62,7 @@ TASKS: dict[str, TaskSpec] = {
     # Whisper: on CTranslate2 (faster-whisper, not torch) or transformers, by source
     "speech-recognition": TaskSpec("speech:SpeechRecognitionModel", (TRANSCRIBE, FIND_SPEECH)),
     "pii": TaskSpec("pii:PiiModel", (FIND_PII,)),  # personal data: Presidio over a spaCy pipeline
+    "ocr": TaskSpec("ocr:OCRModel", (READ_TEXT,)),  # RapidOCR's PP-OCR networks on ONNX Runtime (CPU)
 }
 
 

@@ -18,7 +18,8 @@ def test_default_config_serves_the_packaged_models() -> None:
         ("minilm-sentiment", "text-classification"),
         ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification"), ("pii", "pii"),
         ("yolov3-tiny", "object-detection"), ("mtcnn", "face-detection"),
-        ("dlib-face-recognition", "face-embedding"), ("whisper-tiny.en", "speech-recognition")]
+        ("dlib-face-recognition", "face-embedding"), ("whisper-tiny.en", "speech-recognition"),
+        ("pp-ocrv6", "ocr")]
     assert all(m.source.startswith("pkg://") for m in config.models)
 
 
