@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Task = Literal["text-generation", "embeddings", "text-classification", "image-classification", "token-classification",
-               "object-detection", "face-detection", "face-embedding", "speech-recognition", "pii", "ocr"]
+               "object-detection", "face-detection", "face-embedding", "speech-recognition", "pii", "ocr",
+               "semantic-role-labeling"]
 TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
 
 

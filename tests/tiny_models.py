@@ -144,6 +144,29 @@ def bert_token_classifier(folder: Path, forced: str | None = None) -> str:
     return str(folder)
 
 
+
+SRL_LABELS = ["O", "B-V", "I-V", "B-ARG0", "I-ARG0", "B-ARG1", "I-ARG1", "B-ARGM-TMP", "I-ARGM-TMP"]
+
+
+def bert_srl(folder: Path, forced: str | None = None, type_vocab_size: int = 2) -> str:
+    """A BIO semantic-role token classifier over PropBank-style labels, BERT-style: token type 1 marks the
+    predicate. With `forced`, every word piece gets that label (as bert_token_classifier does)."""
+    from transformers import BertForTokenClassification
+
+    tokenizer = _wordpiece_tokenizer()
+    torch.manual_seed(0)
+    config = _bert_config(tokenizer, num_labels=len(SRL_LABELS), id2label=dict(enumerate(SRL_LABELS)),
+                          label2id={label: i for i, label in enumerate(SRL_LABELS)}, type_vocab_size=type_vocab_size)
+    model = BertForTokenClassification(config)
+    if forced is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.fill_(-20.0)
+            model.classifier.bias[SRL_LABELS.index(forced)] = 20.0
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
 # A one-head YOLO network: 64x64 input, a 16x16 grid of 3 anchors, 3 classes. The head's biases are
 # set so that random weights find a handful of things, of every label, at the default thresholds.
 DARKNET_CFG = """

@@ -25,6 +25,7 @@ from .base import (
     FIND_PII,
     FIND_SPEECH,
     GENERATE,
+    LABEL_ROLES,
     READ_TEXT,
     TRANSCRIBE,
     ZERO_SHOT_TEXT,
@@ -63,6 +64,8 @@ TASKS: dict[str, TaskSpec] = {
     "speech-recognition": TaskSpec("speech:SpeechRecognitionModel", (TRANSCRIBE, FIND_SPEECH)),
     "pii": TaskSpec("pii:PiiModel", (FIND_PII,)),  # personal data: Presidio over a spaCy pipeline
     "ocr": TaskSpec("ocr:OCRModel", (READ_TEXT,)),  # RapidOCR's PP-OCR networks on ONNX Runtime (CPU)
+    # dependency rules over a spaCy parse, or a trained SRL token classifier (the adapter picks by source)
+    "semantic-role-labeling": TaskSpec("srl:RoleModel", (LABEL_ROLES,)),
 }
 
 

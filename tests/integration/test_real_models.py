@@ -26,7 +26,8 @@ def test_models_are_listed_with_task_and_device(server_url: str) -> None:
         "minilm-sentiment": "text-classification",
         "efficientnet-lite0": "image-classification", "en-core-web-sm": "token-classification", "pii": "pii",
         "yolov3-tiny": "object-detection", "mtcnn": "face-detection", "dlib-face-recognition": "face-embedding",
-        "whisper-tiny.en": "speech-recognition", "pp-ocrv6": "ocr"}
+        "whisper-tiny.en": "speech-recognition", "pp-ocrv6": "ocr",
+        "srl-dependency-rules": "semantic-role-labeling"}
     assert all(m["device"] == "cpu" and m["ready"] for m in data.values())
 
 

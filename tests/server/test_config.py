@@ -19,7 +19,7 @@ def test_default_config_serves_the_packaged_models() -> None:
         ("efficientnet-lite0", "image-classification"), ("en-core-web-sm", "token-classification"), ("pii", "pii"),
         ("yolov3-tiny", "object-detection"), ("mtcnn", "face-detection"),
         ("dlib-face-recognition", "face-embedding"), ("whisper-tiny.en", "speech-recognition"),
-        ("pp-ocrv6", "ocr")]
+        ("pp-ocrv6", "ocr"), ("srl-dependency-rules", "semantic-role-labeling")]
     assert all(m.source.startswith("pkg://") for m in config.models)
 
 
