@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 Task = Literal["text-generation", "embeddings", "text-classification", "image-classification", "token-classification",
                "object-detection", "face-detection", "face-embedding", "speech-recognition", "pii", "ocr",
-               "semantic-role-labeling"]
+               "semantic-role-labeling", "scene-classification"]
 TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .base import (
     CLASSIFY_IMAGE,
+    CLASSIFY_SCENE,
     CLASSIFY_TEXT,
     DETECT_FACES,
     DETECT_OBJECTS,
@@ -66,6 +67,8 @@ TASKS: dict[str, TaskSpec] = {
     "ocr": TaskSpec("ocr:OCRModel", (READ_TEXT,)),  # RapidOCR's PP-OCR networks on ONNX Runtime (CPU)
     # dependency rules over a spaCy parse, or a trained SRL token classifier (the adapter picks by source)
     "semantic-role-labeling": TaskSpec("srl:RoleModel", (LABEL_ROLES,)),
+    # an operator's Places365 checkpoint; without one, scenes come from the image classifier and detector
+    "scene-classification": TaskSpec("scene:SceneModel", (CLASSIFY_SCENE,)),
 }
 
 

@@ -311,6 +311,31 @@ class Roles:
     method: str
     tokens: int
 
+
+# -- scenes: the kind of place an image shows, with what gave it away
+
+@dataclass(frozen=True)
+class SceneEvidence:
+    """One clue to a scene: where it comes from ("imagenet" class, "coco" object, "places365" class), its
+    label and its score."""
+
+    source: str
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The place an image shows: Places365's top level ("indoor", "outdoor natural", "outdoor man-made") and a
+    fine label ("kitchen"), both None when nothing gives it away; how it was found ("heuristic": rules over
+    ImageNet classes and COCO objects, "model": a scene classifier) and the clues, those behind the label first."""
+
+    top_level: str | None
+    label: str | None
+    score: float
+    method: str
+    evidence: list[SceneEvidence]
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -564,3 +589,4 @@ TRANSCRIBE: Method[SpeechChunk, Transcript] = Method("transcribe")
 FIND_PII: Method[PiiItem, PiiResult] = Method("find-pii")  # personal data: found, and redacted if asked
 READ_TEXT: Method[TextQuery, ReadText] = Method("read-text")  # OCR: lines, their polygons, the text in reading order
 LABEL_ROLES: Method[str, Roles] = Method("label-roles")  # semantic roles: a text's predicates and their arguments
+CLASSIFY_SCENE: Method[Any, Scene] = Method("classify-scene")  # a scene classifier (Places365): a PIL image
