@@ -20,6 +20,7 @@ from .base import (
     DETECT_OBJECTS,
     EMBED,
     EMBED_FACES,
+    EMBED_IMAGE,
     EXPLAIN_IMAGE,
     EXPLAIN_TEXT,
     EXTRACT_ENTITIES,
@@ -55,7 +56,8 @@ TASKS: dict[str, TaskSpec] = {
     "text-generation": TaskSpec("text_generation:TextGenerationModel", (GENERATE,)),
     "embeddings": TaskSpec("embeddings:EmbeddingModel", (EMBED, ZERO_SHOT_TEXT)),  # labels by similarity
     "text-classification": TaskSpec("text_classification:TextClassificationModel", (CLASSIFY_TEXT, EXPLAIN_TEXT)),
-    "image-classification": TaskSpec("image_classification:ImageClassificationModel", (CLASSIFY_IMAGE, EXPLAIN_IMAGE)),
+    "image-classification": TaskSpec("image_classification:ImageClassificationModel",
+                                     (CLASSIFY_IMAGE, EXPLAIN_IMAGE, EMBED_IMAGE)),  # embeddings: pooled features
     # named entities: a spaCy pipeline or a transformers token classifier (the adapter picks by source)
     "token-classification": TaskSpec("token_classification:TokenClassificationModel", (EXTRACT_ENTITIES,)),
     "object-detection": TaskSpec("object_detection:ObjectDetectionModel", (DETECT_OBJECTS,)),

@@ -576,6 +576,8 @@ EMBED: Method[str | TokenIds, Vector] = Method("embed")
 CLASSIFY_TEXT: Method[TextItem, Scores] = Method("classify-text")  # the model's own labels (or a subset)
 ZERO_SHOT_TEXT: Method[TextItem, Scores] = Method("zero-shot-text")  # any labels the request names
 CLASSIFY_IMAGE: Method[Any, Scores] = Method("classify-image")  # a PIL image, or an iterator's item
+# An image classifier's pooled features (before its last layer), L2-normalised: image-to-image similarity only.
+EMBED_IMAGE: Method[Any, Vector] = Method("embed-image")
 DETECT_OBJECTS: Method[DetectionQuery, Detections] = Method("detect-objects")
 DETECT_FACES: Method[DetectionQuery, Detections] = Method("detect-faces")  # boxes, scores, five landmarks
 EMBED_FACES: Method[DetectionQuery, Detections] = Method("embed-faces")  # the same, each with its embedding

@@ -20,6 +20,7 @@ from PIL import Image
 from . import explain
 from .base import (
     CLASSIFY_IMAGE,
+    EMBED_IMAGE,
     EXPLAIN_IMAGE,
     EXPLAIN_LANE,
     BatchMethod,
@@ -29,6 +30,7 @@ from .base import (
     Method,
     ModelDescription,
     Scores,
+    Vector,
 )
 from .sources import resolve_source
 from .traced import Forward, traced_forward, wants_trace
@@ -54,6 +56,7 @@ class ImageClassificationModel:
         self.dtype = str(dtype).removeprefix("torch.")
         self.normalisation = normalisation
         self._explained: Any = None  # the explain lane's own copy of the network, made on first use
+        self._size: int | None = None  # the embedding's length, measured on first use
         self._logits = logits
 
     @classmethod
@@ -74,11 +77,13 @@ class ImageClassificationModel:
         return cls(model, logits, transform, labels, device=device, dtype=dtype, normalisation=normalisation)
 
     def describe(self) -> ModelDescription:
-        return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels))
+        return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels),
+                                dimensions=self._dimensions())
 
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         # Resizing and normalising an image costs ~15% of the model's time: do it on request threads.
         return {CLASSIFY_IMAGE: BatchMethod(self.prepare, self.classify, prepare_on_caller=True),
+                EMBED_IMAGE: BatchMethod(self.prepare, self.embed, prepare_on_caller=True),
                 EXPLAIN_IMAGE: BatchMethod(self.prepare_question, self.explain, prepare_on_caller=True,
                                            lane=EXPLAIN_LANE)}
 
@@ -93,6 +98,18 @@ class ImageClassificationModel:
     def classify(self, batch: list[torch.Tensor]) -> list[Scores]:
         pixels = torch.stack(batch).to(device=self.device, dtype=self.torch_dtype)
         return [self._scores(row) for row in torch.softmax(self._logits(pixels), dim=-1)]
+
+    @torch.inference_mode()
+    def embed(self, batch: list[torch.Tensor]) -> list[Vector]:
+        """Each image's pooled features, the input of the network's last layer, scaled to length 1."""
+        pixels = torch.stack(batch).to(device=self.device, dtype=self.torch_dtype)
+        features = torch.nn.functional.normalize(pooled_features(self.model, pixels).float(), dim=-1)
+        return [Vector(row, tokens=1) for row in features.tolist()]
+
+    def _dimensions(self) -> int:
+        if self._size is None:  # measured once on a blank image: timm and transformers name the size differently
+            self._size = len(self.embed([self.prepare(Image.new("RGB", (32, 32)))])[0].values)
+        return self._size
 
     def _scores(self, probs: torch.Tensor) -> Scores:
         # One sort and two tolist() calls: reading 1000 tensor elements one by one (float(probs[i]))
@@ -128,6 +145,19 @@ class ImageClassificationModel:
         """The image as the network saw it, in [0, 1]: its input with the normalisation undone."""
         mean, std = (torch.tensor(values).view(-1, 1, 1) for values in self.normalisation)
         return (tensor.float().cpu() * std + mean).clamp(0, 1)
+
+
+def pooled_features(model: Any, pixels: torch.Tensor) -> torch.Tensor:
+    """(batch, features): what a classifier's last layer reads. timm: its pre-logits; transformers: the base
+    model's pooled output, else its first token (a ViT's [CLS]) or its spatial mean."""
+    if hasattr(model, "forward_head"):  # timm
+        return model.forward_head(model.forward_features(pixels), pre_logits=True).flatten(1)  # type: ignore[no-any-return]
+    outputs = getattr(model, model.base_model_prefix)(pixel_values=pixels)
+    pooled = getattr(outputs, "pooler_output", None)
+    if pooled is not None:
+        return pooled.flatten(1)  # type: ignore[no-any-return]
+    hidden: torch.Tensor = outputs.last_hidden_state
+    return hidden[:, 0] if hidden.dim() == 3 else hidden.mean(dim=(2, 3))
 
 
 class Logits(torch.nn.Module):
