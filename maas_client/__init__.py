@@ -14,6 +14,8 @@
     client.extract_entities("Angela Merkel visited Paris.").entities
     client.detect_objects("street.jpg").objects
     client.compare_faces("me.jpg", "passport.jpg").same_person
+    client.read_text("invoice.png").text
+    client.label_roles("The boy broke the window.").verbs
 
     async with maas.AsyncClient() as client:    # the same methods, awaited: pip install 'maas-kit[async]'
         reply = await client.chat("Hi")
@@ -87,7 +89,16 @@ from .types import (
     ResponseObject,
     ResponseOutputItem,
     ResponseUsage,
+    RoleArgument,
+    RoleLabellingItem,
+    RoleLabellings,
+    SceneEvidence,
+    SceneItem,
+    Scenes,
     StreamSummary,
+    TextLine,
+    TextReadingItem,
+    TextReadings,
     TokenWeight,
     Tool,
     ToolCall,
@@ -98,6 +109,7 @@ from .types import (
     UsageBucket,
     UsageReport,
     UsageRow,
+    VerbFrame,
 )
 
 __all__ = [
@@ -159,10 +171,19 @@ __all__ = [
     "ResponseObject",
     "ResponseOutputItem",
     "ResponseUsage",
+    "RoleArgument",
+    "RoleLabellingItem",
+    "RoleLabellings",
+    "SceneEvidence",
+    "SceneItem",
+    "Scenes",
     "ServiceUnavailableError",
     "Stream",
     "StreamSummary",
     "StructuredOutputError",
+    "TextLine",
+    "TextReadingItem",
+    "TextReadings",
     "Timeout",
     "TokenWeight",
     "Tool",
@@ -175,4 +196,5 @@ __all__ = [
     "UsageBucket",
     "UsageReport",
     "UsageRow",
+    "VerbFrame",
 ]

@@ -62,7 +62,12 @@ from .types import (
     ResponseEvent,
     ResponseObject,
     ResponsesRequest,
+    RoleLabellings,
+    RoleRequest,
+    Scenes,
     TextClassificationRequest,
+    TextReadingRequest,
+    TextReadings,
     Tool,
     Transcription,
     UsageReport,
@@ -79,6 +84,10 @@ PII = "/v1/pii"
 DETECT_OBJECTS = "/v1/detect/objects"
 DETECT_FACES = "/v1/detect/faces"
 EMBED_FACES = "/v1/faces/embeddings"
+OCR = "/v1/ocr"
+SRL = "/v1/srl"
+CLASSIFY_SCENE = "/v1/classify/scene"
+EMBED_IMAGES = "/v1/images/embeddings"
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 TRANSLATIONS = "/v1/audio/translations"
 USAGE = "/v1/usage"
@@ -350,6 +359,37 @@ def detect(
 
     return APIRequest(method="POST", path=route, form=form, files=[("image", part) for part in parts],
                       model_route=route, options=_request_options(o), parse=returning_then(result, attach))
+
+
+def read_text(images: ImageInput | Sequence[ImageInput], score_threshold: float | None, model: str | None,
+              o: CallOptions) -> APIRequest[TextReadings]:
+    form = TextReadingRequest(model=model, score_threshold=score_threshold).to_form()
+    files: list[FilePart] = [("image", part) for part in _image_parts(images)]
+    return APIRequest(method="POST", path=OCR, form=form, files=files, model_route=OCR,
+                      options=_request_options(o), parse=returning(TextReadings))
+
+
+def label_roles(input: str | Sequence[str], model: str | None, o: CallOptions) -> APIRequest[RoleLabellings]:
+    body = RoleRequest(model=model, input=_str_or_list(input)).to_body()
+    return APIRequest(method="POST", path=SRL, json=body, model_route=SRL, options=_request_options(o),
+                      parse=returning(RoleLabellings))
+
+
+def classify_scene(images: ImageInput | Sequence[ImageInput], model: str | None,
+                   o: CallOptions) -> APIRequest[Scenes]:
+    # No model_route: without a model the server picks a scene model, or its classifier and detector.
+    form = [("model", model)] if model else []
+    files: list[FilePart] = [("image", part) for part in _image_parts(images)]
+    return APIRequest(method="POST", path=CLASSIFY_SCENE, form=form, files=files, options=_request_options(o),
+                      parse=returning(Scenes))
+
+
+def embed_images(images: ImageInput | Sequence[ImageInput], model: str | None,
+                 o: CallOptions) -> APIRequest[Embeddings]:
+    form = [("model", model)] if model else []
+    files: list[FilePart] = [("image", part) for part in _image_parts(images)]
+    return APIRequest(method="POST", path=EMBED_IMAGES, form=form, files=files, model_route=EMBED_IMAGES,
+                      options=_request_options(o), parse=returning(Embeddings))
 
 
 def compare_faces(

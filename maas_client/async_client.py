@@ -64,6 +64,9 @@ from .types import (
     PiiResults,
     ResponseEvent,
     ResponseObject,
+    RoleLabellings,
+    Scenes,
+    TextReadings,
     Transcription,
     UsageReport,
 )
@@ -243,6 +246,28 @@ class AsyncClient(BaseClient[Any]):
                      **options: Unpack[CallOptions]) -> PiiResults:
         """As :meth:`Client.redact`."""
         return await self._run(_api.find_pii(input, types, score_threshold, style, mask_char, False, model, options))
+
+    # ------------------------------------------------------------------ text in images, roles, scenes
+
+    async def read_text(self, images: ImageInput | Sequence[ImageInput], score_threshold: float | None = None,
+                        model: str | None = None, **options: Unpack[CallOptions]) -> TextReadings:
+        """As :meth:`Client.read_text`."""
+        return await self._run(_api.read_text(images, score_threshold, model, options))
+
+    async def label_roles(self, input: str | Sequence[str], model: str | None = None,
+                          **options: Unpack[CallOptions]) -> RoleLabellings:
+        """As :meth:`Client.label_roles`."""
+        return await self._run(_api.label_roles(input, model, options))
+
+    async def classify_scene(self, images: ImageInput | Sequence[ImageInput], model: str | None = None,
+                             **options: Unpack[CallOptions]) -> Scenes:
+        """As :meth:`Client.classify_scene`."""
+        return await self._run(_api.classify_scene(images, model, options))
+
+    async def embed_images(self, images: ImageInput | Sequence[ImageInput], model: str | None = None,
+                           **options: Unpack[CallOptions]) -> Embeddings:
+        """As :meth:`Client.embed_images`."""
+        return await self._run(_api.embed_images(images, model, options))
 
     # ------------------------------------------------------------------ objects and faces
 

@@ -15,6 +15,9 @@
     maas detect-objects street.jpg --score-threshold 0.4 --draw street-boxes.png
     maas detect-faces photo.jpg --draw faces.png
     maas compare-faces me.jpg passport.jpg
+    maas ocr invoice.png                                # the text in reading order; --lines: with scores
+    maas srl "The window was broken by the boy."        # each verb's roles, AllenNLP's description
+    maas scene kitchen.jpg
     maas transcribe meeting.wav --timestamps
     maas translate interview-fr.mp3
     maas models
@@ -55,6 +58,9 @@ from .types import (
     ModelInfo,
     ObjectDetections,
     PiiResults,
+    RoleLabellings,
+    Scenes,
+    TextReadings,
     Tool,
     ToolCall,
     Transcription,
@@ -189,6 +195,22 @@ def _redact(client: Client, args: argparse.Namespace) -> None:
     _print(result, args.json, lambda r: "\n".join(text or "" for text in r.redacted_texts))
 
 
+def _ocr(client: Client, args: argparse.Namespace) -> None:
+    result = client.read_text(args.images, score_threshold=args.score_threshold, model=args.model)
+    _print(result, args.json, lambda r: _readings_text(r, args.images, args.lines))
+
+
+def _srl(client: Client, args: argparse.Namespace) -> None:
+    texts = args.texts or [_text_or_stdin(None, "a text")]
+    result = client.label_roles(texts, model=args.model)
+    _print(result, args.json, _roles_text)
+
+
+def _scene(client: Client, args: argparse.Namespace) -> None:
+    result = client.classify_scene(args.images, model=args.model)
+    _print(result, args.json, lambda r: _scenes_text(r, args.images))
+
+
 def _transcribe(client: Client, args: argparse.Namespace) -> None:
     result = client.transcribe(args.file, model=args.model, language=args.language, prompt=args.prompt,
                                words=args.words)
@@ -314,6 +336,29 @@ def _pii_text(result: PiiResults) -> str:
         lines = [f"{e.start:>5}:{e.end:<5}  {e.type:<14}  {e.score:.2f}  {e.text}" for e in item.entities]
         blocks.append("\n".join(lines or ["(no personal data found)"]))
     return "\n\n".join(blocks)
+
+
+def _readings_text(result: TextReadings, inputs: Sequence[str], lines: bool) -> str:
+    """Each image's text; with `lines`, one line per text line with its score."""
+    return _per_image(result.data, inputs, lambda item: (
+        [f"{line.score:.2f}  {line.text}" for line in item.lines] if lines else item.text.splitlines())
+        or ["(no text)"])
+
+
+def _roles_text(result: RoleLabellings) -> str:
+    """AllenNLP's description of each verb, one line each; a blank line between texts."""
+    return "\n\n".join("\n".join(verb.description for verb in item.verbs) or "(no verbs)" for item in result.data)
+
+
+def _scenes_text(result: Scenes, inputs: Sequence[str]) -> str:
+    """One line per image: top level, label and score, and the evidence behind it."""
+    rows = []
+    for item in result.data:
+        scene = f"{item.top_level}: {item.label} {item.score:.2f}" if item.label else "(no telling class or object)"
+        evidence = ", ".join(f"{e.label} {e.score:.2f}" for e in item.evidence[:4])
+        name = inputs[item.index] if item.index < len(inputs) else str(item.index)
+        rows.append(f"{name}\t{scene}\t[{item.method}{': ' + evidence if evidence else ''}]")
+    return "\n".join(rows)
 
 
 def _entities_text(result: Entities, inputs: Sequence[str]) -> str:
@@ -618,6 +663,17 @@ def _parser() -> argparse.ArgumentParser:
     compare_faces.add_argument("b", metavar="B", help="the second photo")
     compare_faces.add_argument("--threshold", type=float,
                                help="distances below it mean the same person (default 0.6, dlib's)")
+    ocr = add("ocr", _ocr, "read the text in image files (printed text; reading order)",
+              ["invoice.png", "invoice.png --lines   # one line per text line, with its score"], model)
+    ocr.add_argument("images", nargs="+", metavar="PATH", help="image file(s): JPEG, PNG, WebP...")
+    ocr.add_argument("--score-threshold", type=float, help="leave out less sure lines (default 0.5)")
+    ocr.add_argument("--lines", action="store_true", help="one line per text line, with its score")
+    srl = add("srl", _srl, "who did what to whom, when and where: each verb's semantic roles", [
+        '"The window was broken by the boy yesterday."', "< story.txt"], model)
+    srl.add_argument("texts", nargs="*", help="the text(s) (default: read stdin)")
+    scene = add("scene", _scene, "the kind of place image files show (indoor, outdoor natural, outdoor man-made)",
+                ["kitchen.jpg beach.jpg"], model)
+    scene.add_argument("images", nargs="+", metavar="PATH", help="image file(s): JPEG, PNG, WebP...")
     transcribe = add("transcribe", _transcribe, "speech to text: an audio file (WAV, FLAC, MP3, Ogg, WebM, M4A)",
                      ["meeting.wav", "meeting.wav --timestamps --language en"], model)
     transcribe.add_argument("file", metavar="FILE", help="the audio file")

@@ -66,6 +66,9 @@ from .types import (
     PiiResults,
     ResponseEvent,
     ResponseObject,
+    RoleLabellings,
+    Scenes,
+    TextReadings,
     Transcription,
     UsageReport,
 )
@@ -309,6 +312,42 @@ class Client(BaseClient[SyncTransport]):
         :meth:`detect_pii`.
         """
         return self._run(_api.find_pii(input, types, score_threshold, style, mask_char, False, model, options))
+
+    # ------------------------------------------------------------------ text in images, roles, scenes
+
+    def read_text(self, images: ImageInput | Sequence[ImageInput], score_threshold: float | None = None,
+                  model: str | None = None, **options: Unpack[CallOptions]) -> TextReadings:
+        """Read the text in one image or several (``POST /v1/ocr``, multipart upload).
+
+        Images are given as for :meth:`classify_image`. ``.text`` is the first image's text in reading
+        order (rows top to bottom, each left to right); ``.lines`` its lines, each with its score and
+        polygon in the pixels of the image as sent. ``score_threshold`` (server default 0.5) leaves out
+        lines the recogniser is less sure of.
+        """
+        return self._run(_api.read_text(images, score_threshold, model, options))
+
+    def label_roles(self, input: str | Sequence[str], model: str | None = None,
+                    **options: Unpack[CallOptions]) -> RoleLabellings:
+        """Who did what to whom, when and where: each verb's semantic roles (``POST /v1/srl``).
+
+        ``.verbs`` lists the first text's verbs, each with AllenNLP's ``tags`` and ``description`` and
+        its ``arguments`` as character spans. ``method`` on each item says how they were found: the
+        default model's "dependency-rules" are rules over a syntactic parse, not a trained SRL model.
+        """
+        return self._run(_api.label_roles(input, model, options))
+
+    def classify_scene(self, images: ImageInput | Sequence[ImageInput], model: str | None = None,
+                       **options: Unpack[CallOptions]) -> Scenes:
+        """The kind of place each image shows (``POST /v1/classify/scene``): ``.top_level`` (indoor, outdoor
+        natural, outdoor man-made) and ``.label`` of the first image, None when nothing gives it away; each
+        item's ``method`` and ``evidence`` say how it was found."""
+        return self._run(_api.classify_scene(images, model, options))
+
+    def embed_images(self, images: ImageInput | Sequence[ImageInput], model: str | None = None,
+                     **options: Unpack[CallOptions]) -> Embeddings:
+        """A unit vector per image from an image classifier's pooled features (``POST /v1/images/embeddings``),
+        for image-to-image similarity: the dot product of two is their cosine."""
+        return self._run(_api.embed_images(images, model, options))
 
     # ------------------------------------------------------------------ objects and faces
 

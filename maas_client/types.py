@@ -316,6 +316,24 @@ class DetectionRequest(_Request):
         return [(k, str(v)) for k, v in self.to_body().items()]
 
 
+class TextReadingRequest(_Request):
+    """Form fields of ``POST /v1/ocr``; the images travel as file parts."""
+
+    model: str | None = None
+    score_threshold: float | None = None
+
+    def to_form(self) -> list[tuple[str, str]]:
+        """The form fields as text, unset ones left out (the server's defaults apply)."""
+        return [(k, str(v)) for k, v in self.to_body().items()]
+
+
+class RoleRequest(_Request):
+    """Body of ``POST /v1/srl``."""
+
+    model: str | None = None
+    input: str | list[str]
+
+
 # ---------------------------------------------------------------------------- completions
 
 
@@ -1307,3 +1325,124 @@ class Transcription(_Response):
 def _clock(seconds: float) -> str:
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}:{rest:05.2f}"
+
+
+# ---------------------------------------------------------------------------- text in images, roles, scenes
+
+
+class TextLine(_Response):
+    """One line read in an image: its text, the recogniser's confidence in [0, 1], and its polygon (four
+    ``[x, y]`` corners, clockwise from the top left of the text, in the pixels of the image as sent)."""
+
+    text: str
+    score: float
+    box: list[list[float]]
+
+
+class TextReadingItem(_Response):
+    """The text of one image: ``lines`` in reading order, and ``text``, all of them (rows on lines of their own)."""
+
+    index: int = 0
+    width: int = 0
+    height: int = 0
+    text: str = ""
+    lines: list[TextLine] = Field(default_factory=list)
+
+
+class TextReadings(_Response):
+    """Result of :meth:`Client.read_text`: ``data`` holds one item per image; ``text`` and ``lines`` are the
+    first image's."""
+
+    object: str = "list"
+    model: str = ""
+    data: list[TextReadingItem]
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        """The first image's text, in reading order."""
+        return self.data[0].text if self.data else ""
+
+    @property
+    def lines(self) -> list[TextLine]:
+        return self.data[0].lines if self.data else []
+
+
+class RoleArgument(_Response):
+    """One argument of a verb: its PropBank role (ARG0, ARG1, ARGM-TMP...) and its characters in the input."""
+
+    role: str
+    text: str
+    start: int
+    end: int
+
+
+class VerbFrame(_Response):
+    """One verb with its roles, as AllenNLP gives them (``tags``, ``description``) and as character spans."""
+
+    verb: str
+    start: int = 0
+    end: int = 0
+    tags: list[str] = Field(default_factory=list)
+    description: str = ""
+    arguments: list[RoleArgument] = Field(default_factory=list)
+
+
+class RoleLabellingItem(_Response):
+    """The verbs of one input over its ``words``, and ``method``: "dependency-rules" or "model"."""
+
+    index: int = 0
+    words: list[str] = Field(default_factory=list)
+    verbs: list[VerbFrame] = Field(default_factory=list)
+    method: str = ""
+
+
+class RoleLabellings(_Response):
+    """Result of :meth:`Client.label_roles`: ``data`` holds one item per input; ``verbs`` is the first input's."""
+
+    object: str = "list"
+    model: str = ""
+    data: list[RoleLabellingItem]
+    usage: Usage | None = None
+
+    @property
+    def verbs(self) -> list[VerbFrame]:
+        return self.data[0].verbs if self.data else []
+
+
+class SceneEvidence(_Response):
+    """A clue behind a scene: an ImageNet class ("imagenet"), a COCO object ("coco") or a Places365 class."""
+
+    source: str
+    label: str
+    score: float
+
+
+class SceneItem(_Response):
+    """The scene of one image: Places365's top level and a finer label (None when nothing gives it away),
+    ``method`` ("heuristic" or "model") and the evidence."""
+
+    index: int = 0
+    top_level: str | None = None
+    label: str | None = None
+    score: float = 0.0
+    method: str = ""
+    evidence: list[SceneEvidence] = Field(default_factory=list)
+
+
+class Scenes(_Response):
+    """Result of :meth:`Client.classify_scene`: one item per image; ``top_level`` and ``label`` are the first's."""
+
+    object: str = "list"
+    model: str = ""
+    detector: str | None = None
+    data: list[SceneItem]
+    usage: Usage | None = None
+
+    @property
+    def top_level(self) -> str | None:
+        return self.data[0].top_level if self.data else None
+
+    @property
+    def label(self) -> str | None:
+        return self.data[0].label if self.data else None

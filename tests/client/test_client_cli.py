@@ -268,3 +268,51 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     monkeypatch.setattr(maas.Client, "models", interrupted)
     code, _, err = run(capsys, "models")
     assert code == 130 and "Traceback" not in err
+
+
+READINGS = {"object": "list", "model": "pp-ocrv6", "data": [
+    {"index": 0, "width": 640, "height": 120, "text": "Invoice 2024-117\nTotal due $1,284.50",
+     "lines": [{"text": "Invoice 2024-117", "score": 0.99, "box": [[10, 10], [200, 10], [200, 40], [10, 40]]},
+               {"text": "Total due $1,284.50", "score": 0.97, "box": [[10, 60], [250, 60], [250, 90], [10, 90]]}]}]}
+
+
+def test_ocr_prints_the_text_or_its_lines_with_scores(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    image = tmp_path / "invoice.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    mocked.post(f"{BASE}/v1/ocr", json=READINGS)
+    code, out, _ = run(capsys, "ocr", str(image), "--model", "m", "--score-threshold", "0.7")
+    assert code == 0 and out == "Invoice 2024-117\nTotal due $1,284.50\n"
+    assert b'name="score_threshold"\r\n\r\n0.7' in mocked.calls[0].request.body
+    code, out, _ = run(capsys, "ocr", str(image), "--model", "m", "--lines")
+    assert code == 0 and out == "0.99  Invoice 2024-117\n0.97  Total due $1,284.50\n"
+
+
+def test_srl_prints_each_verbs_description(mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str]) -> None:
+    answer = {"object": "list", "model": "srl", "data": [
+        {"index": 0, "words": ["The", "boy", "broke", "it", "."], "method": "dependency-rules", "verbs": [
+            {"verb": "broke", "start": 8, "end": 13, "tags": ["B-ARG0", "I-ARG0", "B-V", "B-ARG1", "O"],
+             "description": "[ARG0: The boy] [V: broke] [ARG1: it] .", "arguments": []}]},
+        {"index": 1, "words": ["Hello", "."], "method": "dependency-rules", "verbs": []}]}
+    mocked.post(f"{BASE}/v1/srl", json=answer)
+    code, out, _ = run(capsys, "srl", "The boy broke it.", "Hello.", "--model", "srl")
+    assert code == 0 and out == "[ARG0: The boy] [V: broke] [ARG1: it] .\n\n(no verbs)\n"
+    assert json.loads(mocked.calls[0].request.body)["input"] == ["The boy broke it.", "Hello."]
+
+
+def test_scene_prints_a_line_per_image_with_its_evidence(
+    mocked: responses.RequestsMock, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    paths = [tmp_path / "kitchen.jpg", tmp_path / "cat.jpg"]
+    for path in paths:
+        path.write_bytes(b"\xff\xd8\xff\xe0fake")
+    answer = {"object": "list", "model": "efficientnet-lite0", "detector": "yolov3-tiny", "data": [
+        {"index": 0, "top_level": "indoor", "label": "kitchen", "score": 1.0, "method": "heuristic",
+         "evidence": [{"source": "coco", "label": "oven", "score": 0.81}]},
+        {"index": 1, "top_level": None, "label": None, "score": 0.0, "method": "heuristic", "evidence": []}]}
+    mocked.post(f"{BASE}/v1/classify/scene", json=answer)
+    code, out, _ = run(capsys, "scene", *map(str, paths), "--model", "m")
+    assert code == 0
+    assert out == (f"{paths[0]}\tindoor: kitchen 1.00\t[heuristic: oven 0.81]\n"
+                   f"{paths[1]}\t(no telling class or object)\t[heuristic]\n")
