@@ -363,10 +363,16 @@ def detect(
 
 def read_text(images: ImageInput | Sequence[ImageInput], score_threshold: float | None, model: str | None,
               o: CallOptions) -> APIRequest[TextReadings]:
+    """Upload the images with the form; the result keeps them (in memory) for its notebook view."""
     form = TextReadingRequest(model=model, score_threshold=score_threshold).to_form()
-    files: list[FilePart] = [("image", part) for part in _image_parts(images)]
-    return APIRequest(method="POST", path=OCR, form=form, files=files, model_route=OCR,
-                      options=_request_options(o), parse=returning(TextReadings))
+    parts = _image_parts(images)
+
+    def attach(found: TextReadings) -> TextReadings:
+        found._attach_images([(content, content_type) for _, content, content_type in parts])
+        return found
+
+    return APIRequest(method="POST", path=OCR, form=form, files=[("image", part) for part in parts],
+                      model_route=OCR, options=_request_options(o), parse=returning_then(TextReadings, attach))
 
 
 def label_roles(input: str | Sequence[str], model: str | None, o: CallOptions) -> APIRequest[RoleLabellings]:

@@ -1347,6 +1347,12 @@ class TextReadingItem(_Response):
     height: int = 0
     text: str = ""
     lines: list[TextLine] = Field(default_factory=list)
+    # The image as uploaded (bytes, content type), kept by Client.read_text for the notebook view.
+    _image: tuple[bytes, str] | None = PrivateAttr(default=None)
+
+    def _repr_html_(self) -> str:
+        """The image with each line's polygon drawn over it, then the text."""
+        return f'<div style="font-family:sans-serif;font-size:13px">{_reading_html(self)}</div>'
 
 
 class TextReadings(_Response):
@@ -1366,6 +1372,33 @@ class TextReadings(_Response):
     @property
     def lines(self) -> list[TextLine]:
         return self.data[0].lines if self.data else []
+
+    def _repr_html_(self) -> str:
+        title = html.escape(self.model or "text in images")
+        items = "".join(_reading_html(item) for item in self.data)
+        return (f'<div class="maas-readings" style="font-family:sans-serif;font-size:13px">'
+                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+
+    def _attach_images(self, images: list[tuple[bytes, str]]) -> None:
+        """Keep the uploaded images (bytes, content type) with their items, for :meth:`_repr_html_`."""
+        for item in self.data:
+            if 0 <= item.index < len(images):
+                item._image = images[item.index]
+
+
+def _reading_html(item: TextReadingItem) -> str:
+    """The image with an SVG polygon over each line (viewBox in the image's pixels), and the text below it."""
+    width, height = max(item.width, 1), max(item.height, 1)
+    stroke = max(max(width, height) / 300, 1)
+    polygons = "".join(
+        f'<polygon points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in line.box)}" fill="none" stroke="#e6194b" '
+        f'stroke-width="{stroke:.1f}"><title>{html.escape(f"{line.text} ({line.score:.2f})")}</title></polygon>'
+        for line in item.lines)
+    svg = (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+           f'style="position:absolute;left:0;top:0;width:100%;height:100%">{polygons}</svg>')
+    return (f'<div style="position:relative;display:inline-block;width:{min(item.width, 512) or 512}px;'
+            f'max-width:100%;margin-bottom:4px">{_picture_html(item._image, width, height)}{svg}</div>'
+            f'<pre style="margin:0 0 8px 0">{html.escape(item.text) or "(no text)"}</pre>')
 
 
 class RoleArgument(_Response):

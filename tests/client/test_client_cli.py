@@ -316,3 +316,4 @@ def test_scene_prints_a_line_per_image_with_its_evidence(
     assert code == 0
     assert out == (f"{paths[0]}\tindoor: kitchen 1.00\t[heuristic: oven 0.81]\n"
                    f"{paths[1]}\t(no telling class or object)\t[heuristic]\n")
+

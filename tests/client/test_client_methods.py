@@ -389,3 +389,18 @@ def test_detect_objects_takes_a_pil_image_and_a_file(mocked: responses.RequestsM
     assert b"data:image/png;base64," in result._repr_html_().encode()
     with pytest.raises(TypeError, match="path, bytes"):
         client.detect_objects(42, model="m")  # type: ignore[arg-type]
+
+
+def test_read_text_keeps_the_upload_for_a_notebook_view_with_each_polygon(
+    server: responses.RequestsMock, client: maas.Client
+) -> None:
+    answer = {"object": "list", "model": "pp-ocrv6", "data": [{"index": 0, "width": 300, "height": 100,
+              "text": "Invoice 17\nTotal $5", "lines": [
+                  {"text": "Invoice 17", "score": 0.99, "box": [[10, 10], [200, 10], [200, 40], [10, 40]]},
+                  {"text": "Total $5", "score": 0.97, "box": [[10, 60], [150, 60], [150, 90], [10, 90]]}]}]}
+    server.post(f"{BASE}/v1/ocr", json=answer)
+    result = client.read_text(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16, model="m", score_threshold=0.6)
+    assert result.text == "Invoice 17\nTotal $5" and [line.score for line in result.lines] == [0.99, 0.97]
+    page = result._repr_html_()
+    assert page.count("<polygon") == 2 and "data:image/png;base64," in page
+    assert 'points="10.0,10.0 200.0,10.0 200.0,40.0 10.0,40.0"' in page and "Total $5" in page
