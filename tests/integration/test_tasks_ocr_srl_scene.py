@@ -9,6 +9,7 @@ import io
 import numpy as np
 import pytest
 import skimage.data
+from huggingface_hub import InferenceClient
 from PIL import Image, ImageOps
 
 from maas_client import Client
@@ -34,6 +35,12 @@ def test_read_text_over_http_stays_under_the_error_bound(client: Client) -> None
     assert sum(errors) / len(errors) <= MAX_SET_CER, errors
     first = result.data[0]
     assert (first.width, first.height) == conditions[0].render().size and len(first.lines) == 3
+
+
+def test_hugging_face_image_to_text_reads_an_ocr_model(server_url: str) -> None:
+    condition = CONDITIONS[1]
+    answer = InferenceClient(base_url=f"{server_url}/models/pp-ocrv6").image_to_text(_png(condition.render()))
+    assert cer(condition.text, answer.generated_text) <= MAX_SET_CER
 
 
 def test_label_roles_over_http_says_its_method(client: Client) -> None:

@@ -92,6 +92,14 @@ def test_ocr_reads_an_upload_with_polygons_in_its_own_pixels(client: FlaskClient
     assert all(len(line["box"]) == 4 and 0 < line["score"] <= 1 for line in item["lines"])
 
 
+def test_hugging_face_image_to_text_on_an_ocr_model_is_its_text(client: FlaskClient) -> None:
+    # huggingface_hub's InferenceClient(base_url=.../models/ocr).image_to_text(image) posts the image itself.
+    response = client.post("/models/ocr", data=_png(0), content_type="image/png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [answer] = response.json
+    assert cer(CONDITIONS[0].text, answer["generated_text"]) <= MAX_IMAGE_CER
+
+
 def test_ocr_takes_base64_and_its_threshold(client: FlaskClient) -> None:
     response = client.post("/v1/ocr", json={"image": [_b64(_png(2))], "score_threshold": 1.0})
     assert response.status_code == 200 and response.json["data"][0]["lines"] == []

@@ -30,6 +30,7 @@ from ...models.base import (
     EMBED,
     EXTRACT_ENTITIES,
     GENERATE,
+    READ_TEXT,
     TRANSCRIBE,
     ZERO_SHOT_TEXT,
     Choice,
@@ -42,6 +43,7 @@ from ...models.base import (
     Method,
     Scores,
     TextItem,
+    TextQuery,
     TokenLogprob,
 )
 from ...runtime.registry import ModelEntry
@@ -290,6 +292,14 @@ def _detection(entry: ModelEntry, method: Method[DetectionQuery, Detections]) ->
     return json_response(hf.HFDetections(detected))
 
 
+def _image_to_text(entry: ModelEntry) -> Any:
+    """An OCR model's reading, in image-to-text's shape: [{"generated_text": the text in reading order}]."""
+    _, image = _image_request(hf.HFImageClassificationRequest)  # its parameters (top_k) do not apply: ignored
+    [found] = wait_all(submit(entry, READ_TEXT, (TextQuery(decoded) for decoded in _decoded(image))))
+    _report(entry, 1)
+    return json_response(hf.TGIGeneratedList([hf.TGIGenerated(generated_text=found.text)]))
+
+
 def _image_request(schema: type[hf.HFImageClassificationRequest] | type[hf.HFObjectDetectionRequest]
                    ) -> tuple[Any, CheckedImage]:
     """The request's parameters (defaults for a bare image) and its checked, not yet decoded, image."""
@@ -360,16 +370,17 @@ TASKS: list[tuple[Method[Any, Any], Callable[[ModelEntry], Any]]] = [
     (DETECT_OBJECTS, _object_detection),
     (DETECT_FACES, _face_detection),
     (TRANSCRIBE, _speech_recognition),
+    (READ_TEXT, _image_to_text),
 ]
 
 
 @family.post("/models/{model}", "Hugging Face's inference shapes, as huggingface_hub's InferenceClient("
                "base_url=.../models/NAME) sends them: the task is the named model's (text generation with TGI's "
                "parameters, feature extraction, zero-shot and text classification, token classification, image "
-               "classification, object and face detection, speech recognition); image and audio files may be the "
-               "body itself", request=hf.TGIRequest, response=hf.TGIGeneratedList, events=hf.TGIStreamEvent,
-               done=False, request_alternatives=hf.HF_REQUESTS[1:], alternatives=hf.HF_ANSWERS[1:], raw_body=FILE,
-               serves=tuple(method for method, _ in TASKS), **_MODEL)
+               "classification, object and face detection, speech recognition, image to text (OCR)); image and audio "
+               "files may be the body itself", request=hf.TGIRequest, response=hf.TGIGeneratedList,
+               events=hf.TGIStreamEvent, done=False, request_alternatives=hf.HF_REQUESTS[1:],
+               alternatives=hf.HF_ANSWERS[1:], raw_body=FILE, serves=tuple(method for method, _ in TASKS), **_MODEL)
 def task(model: str) -> Any:
     """Whatever the named model does, in Hugging Face's shape for that task."""
     entry = state().registry.get(model)
