@@ -49,10 +49,11 @@ def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
 
 
 # Character error rates the served PP-OCR networks must stay under (benchmarks/ocr_quality.py,
-# docs/tasks-ocr-srl-scene.md). Measured on an AVX2-only AMD EPYC, plain and under `make test-avx2`'s
-# variables (which leave ONNX Runtime's own kernels alone: it picks them from the CPU): mean 0.008 over
-# CONDITIONS, 0 on ten of them, worst 0.044 (11-pixel degraded text: "$1.284 50", a dropped full stop).
-# Each bound leaves room for about three times that: a character or two per line on another CPU. The
+# docs/tasks-ocr-srl-scene.md). Measured on an AVX2-only AMD EPYC (the test passes under `make test-avx2`'s
+# variables too, which leave ONNX Runtime's kernels alone: it picks them from the CPU; an AVX-512 CPU is not
+# measured yet): mean 0.008 over CONDITIONS, 0 on ten of them, worst 0.044 (11-pixel degraded text:
+# "$1.284 50", a dropped full stop). Each bound leaves room for about three times that: a character or two
+# per line on another CPU. The
 # same readings scored against the other text give 0.6 or more (tests/server/test_ocr.py).
 MAX_SET_CER = 0.03  # the mean over CONDITIONS
 MAX_IMAGE_CER = 0.12  # any one condition
