@@ -422,6 +422,8 @@ class AsyncClientWithRawResponse(_RawView):
     label_roles = AsyncRawMethod(AsyncClient.label_roles)
     classify_scene = AsyncRawMethod(AsyncClient.classify_scene)
     embed_images = AsyncRawMethod(AsyncClient.embed_images)
+    detect_pii = AsyncRawMethod(AsyncClient.detect_pii)
+    redact = AsyncRawMethod(AsyncClient.redact)
     transcribe = AsyncRawMethod(AsyncClient.transcribe)
     translate = AsyncRawMethod(AsyncClient.translate)
     models = AsyncRawMethod(AsyncClient.models)

@@ -537,6 +537,8 @@ class ClientWithRawResponse(_RawView):
     label_roles = RawMethod(Client.label_roles)
     classify_scene = RawMethod(Client.classify_scene)
     embed_images = RawMethod(Client.embed_images)
+    detect_pii = RawMethod(Client.detect_pii)
+    redact = RawMethod(Client.redact)
     transcribe = RawMethod(Client.transcribe)
     translate = RawMethod(Client.translate)
     models = RawMethod(Client.models)
