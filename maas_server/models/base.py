@@ -412,6 +412,9 @@ class StepMethod:
     rows: Callable[[Any], int] = lambda prepared: 1  # batch rows a prepared item occupies (n choices: n)
     max_batch_size: int | None = None  # an upper bound on rows the adapter imposes, if any
     prefill_tokens: Callable[[Any], int] = lambda prepared: 0  # work joining costs (prompt tokens x rows)
+    # The decode steps x rows a prepared item may take at most (generation: max_tokens x n): what the runner's
+    # wait estimate counts for it, so a queue of long generations is not taken for one of short ones.
+    row_steps: Callable[[Any], int] = lambda prepared: 1
     # As for BatchMethod: prepare on the request's thread (tokenizing, compiling a grammar), so that a
     # long prompt or a slow schema never holds up the decode steps of the requests already running.
     prepare_on_caller: bool = False

@@ -104,6 +104,7 @@ class TextGenerationModel:
         return {GENERATE: StepMethod(self.prepare, lambda: DecodeBatch(self), rows=lambda item: item.request.n,
                                        max_batch_size=None if self.can_merge_caches else 1,
                                        prefill_tokens=lambda item: len(item.prompt_ids) * item.request.n,
+                                       row_steps=lambda item: item.max_tokens * item.request.n,
                                        # Tokenizing and compiling on the request's thread: the fast
                                        # tokenizer is shared safely as nobody changes its truncation
                                        # or padding settings (a change would take a write borrow).

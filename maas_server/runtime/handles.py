@@ -71,6 +71,7 @@ class Work:
     cancel_requested: bool = False  # read by the runner between decode steps
     on_cancel: Callable[[], None] | None = None  # a remote item: cancels the request it is part of
     served_by: str | None = None  # a remote item: the replica that answered it
+    cost: float = 1.0  # what the runner's wait estimate counts for it: 1, or a generation's decode steps x rows
     # Seconds of the model's time charged to this item: its share of the wall time of each batch or
     # decode step it took part in, and its own preparation. What usage meters as compute.
     compute_s: float = 0.0

@@ -16,10 +16,19 @@ Rules (tested in tests/server/test_runner.py):
 - the queue is bounded: a call that does not fit raises QueueFull at once and queues nothing
   (the wire layer says 503);
 - a call's deadline (its own timeout, else ``queue_timeout_s``) is for the model to start on it: a
-  call whose first item would wait longer, by the runner's estimate of its queue over its measured
-  service rate, raises Overloaded at once and queues nothing (503 with how long until there is room);
-  once one of its items has started, the rest are served to the end (a 30-minute recording's 60
-  chunks are one call, not 60 deadlines);
+  call whose first item would wait longer, by the runner's estimate of the work ahead of it over its
+  measured service rate, raises Overloaded at once and queues nothing (503 with how long until there
+  is room); once one of its items has started, the rest are served to the end (a 30-minute
+  recording's 60 chunks are one call, not 60 deadlines);
+- the work ahead counts what each item costs: one per item of a batch method, and for a step method
+  the decode steps x rows it may take (``StepMethod.row_steps``: a generation's max_tokens x n), for
+  the queued items and what the running rows have left; the service rate is measured in the same
+  units (a row that finishes early is credited its whole budget, so the rate learns how much of it
+  requests use);
+- the estimate is made again for the queued calls as the rate is measured anew: a queued call that
+  has not started and now would start well past its deadline (by ``LATE_MARGIN``) fails with
+  Overloaded at once, not with QueueTimeout at its deadline; ``queued`` counts the items still
+  waiting, not those cancelled or failed while queued;
 - an item cancelled before it ran gets no compute, nor does one whose call waited in the queue past
   its deadline (it fails with QueueTimeout; the wire says 503), nor one cancelled while it waited
   for free rows in a decode batch;
@@ -66,12 +75,17 @@ Out = TypeVar("Out")
 log = logging.getLogger("maas.runtime")
 
 _STOP = object()
-EXPIRY_INTERVAL_S = 0.1  # how often a busy decode loop looks for queued items past their deadline
+EXPIRY_INTERVAL_S = 0.1  # how often a busy runner looks for queued items past (or certain to pass) their deadline
+# A queued call is dropped early only when its projected start is this much past its deadline (as a share of
+# the deadline): it was admitted on an earlier estimate, and a brief dip in the measured rate must not drop
+# work that would still start in time.
+LATE_MARGIN = 0.1
 COLD_QUEUE_BATCHES = 2  # before a model's rate is measured, queue at most this many batches ahead
 
 
 class ServiceRate:
-    """Items a model finishes per second of work, smoothed over windows of at least `window_s`.
+    """Units of work (items, or a generation's row steps: Work.cost) a model finishes per second of work,
+    smoothed over windows of at least `window_s`.
 
     Measured only while the runner works, so an idle model keeps its last rate. None until the
     first batch finishes (a model nobody has used yet gets no estimate); until the first window
@@ -83,10 +97,10 @@ class ServiceRate:
     def __init__(self, window_s: float = 0.5, smoothing: float = 0.3) -> None:
         self.window_s, self.smoothing = window_s, smoothing
         self.per_second: float | None = None
-        self._items, self._seconds = 0, 0.0
+        self._items, self._seconds = 0.0, 0.0
         self._first_window = True
 
-    def record(self, items: int, seconds: float) -> None:
+    def record(self, items: float, seconds: float) -> None:
         self._items += items
         self._seconds += seconds
         if self._items == 0 or self._seconds <= 0:
@@ -98,7 +112,7 @@ class ServiceRate:
             return
         previous = None if self._first_window else self.per_second
         self.per_second = rate if previous is None else previous + self.smoothing * (rate - previous)
-        self._items, self._seconds, self._first_window = 0, 0.0, False
+        self._items, self._seconds, self._first_window = 0.0, 0.0, False
 
 
 class QueueFull(RuntimeError):
@@ -174,9 +188,14 @@ class Runner:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._admit = threading.Lock()  # makes "is there room?" and the puts one step
         self._held: deque[Work] = deque()  # taken from the queue but of another method than the batch
-        self.service_rate = ServiceRate()  # items finished per second of work: the wait estimate's basis
+        self.service_rate = ServiceRate()  # units of work (Work.cost) done per second: the wait estimate's basis
         self._last_expiry = 0.0
         self._room = max_batch_size  # items that would start at once (free rows, or a whole batch when idle)
+        self._waiting: set[Work] = set()  # items queued or held, not yet started, cancelled or failed (`_admit`)
+        self._waiting_units = 0.0  # their cost, summed
+        self._running_units = 0.0  # what the rows of a running decode batch may still take (runner thread)
+        self._next_units = 0.0  # the cost of the item taken to join a full decode batch when a row frees
+        self._decoding = False  # a decode batch runs: new items join as rows free, not as a whole batch
         self.cancelled = 0  # items cancelled by their caller: before they started, or as decode rows
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"runner-{name}", daemon=True)
@@ -191,20 +210,49 @@ class Runner:
 
     @property
     def queued(self) -> int:
-        """Items waiting for the model (not counting those it is working on)."""
-        return self._queue.qsize() + len(self._held)
+        """Items waiting for the model: not those it is working on, nor those cancelled or failed while queued."""
+        return len(self._waiting)
 
     def submit(self, method: Method[In, Out], item: In, timeout: float | None = None) -> Handle[Out]:
         """Queue one item for `method`; raises QueueFull or Overloaded when it cannot be served in time."""
         return self.submit_many(method, [item], timeout)[0]
 
-    def estimated_wait(self, items: int) -> float | None:
-        """Seconds `items` more would wait before compute starts; None until the rate is measured."""
+    def estimated_wait(self) -> float | None:
+        """Seconds a call queued now would wait before compute starts on it; None until the rate is measured."""
         rate = self.service_rate.per_second
         if rate is None:
             return None
-        ahead = max(0, self.queued + items - self._room)
-        return ahead / rate
+        return self._units_ahead(len(self._waiting), self._waiting_units) / rate
+
+    def _units_ahead(self, items: int, units: float) -> float:
+        """The work that must be done before an item with `items` items (costing `units`) ahead of it starts."""
+        if items < self._room and not self._next_units:
+            return 0.0  # it starts at once: in the free rows, or in the next batch of an idle model
+        if self._decoding:  # rows free as the running, the next and the earlier items finish
+            return units + self._running_units + self._next_units
+        return max(0.0, units + 1 - self._room)  # whole batches: those ahead, and its own in its batch
+
+    def refusal(self, timeout: float | None = None) -> Overloaded | None:
+        """The Overloaded a call with this deadline (default ``queue_timeout_s``) would get now, or None.
+
+        Reads counters only: the wire layer asks before it reads a request's body, to refuse a flood cheaply.
+        """
+        deadline_s = timeout if timeout is not None else self.queue_timeout
+        if deadline_s is None:
+            return None
+        wait = self.estimated_wait()  # until its first item starts: the deadline is for that
+        if wait is None:
+            # No rate measured yet (a cold model meeting a burst): queue at most a couple of batches
+            # behind the one running, rather than a burst's worth that would wait out its deadline.
+            if self.queued >= COLD_QUEUE_BATCHES * self.max_batch_size:
+                return Overloaded(f"model {self.name!r} is busy and has no service rate measured yet; "
+                                  f"{self.queued} inputs are queued ahead", retry_after=1.0)
+            return None
+        if wait <= deadline_s:
+            return None
+        return Overloaded(f"model {self.name!r} is overloaded: {self.queued} inputs are queued ahead, about "
+                          f"{wait:.1f}s of work, past this request's {deadline_s:g}s deadline",
+                          retry_after=wait - deadline_s)
 
     def submit_many(self, method: Method[In, Out], items: Iterable[In],
                     timeout: float | None = None) -> list[Handle[Out]]:
@@ -248,7 +296,9 @@ class Runner:
         if method.name not in self.methods:
             raise ValueError(f"model {self.name!r} has no method {method.name!r}")
         deadline_s = timeout if timeout is not None else self.queue_timeout
-        self._refuse_if_too_slow(deadline_s)  # before anything is prepared
+        refused = self.refusal(deadline_s)  # before anything is prepared
+        if refused is not None:
+            raise refused
         spec = self.methods[method.name]
         if spec.prepare_on_caller:
             single_threaded_torch_here()  # this thread must not start an OpenMP team (runtime/torch_threads.py)
@@ -259,7 +309,7 @@ class Runner:
         deadline = now + deadline_s if deadline_s is not None else None
         call = CallStart()
         work = [Work(method.name, item, enqueued=now, deadline=deadline, call=call, index=index, events=events,
-                     compute_s=item.seconds if isinstance(item, _Prepared) else 0.0)
+                     compute_s=item.seconds if isinstance(item, _Prepared) else 0.0, cost=self._cost(spec, item))
                 for index, item in enumerate(items)]
         with self._admit:
             if self._queue.maxsize - self._queue.qsize() < len(work):
@@ -267,25 +317,25 @@ class Runner:
                                 f"queue places taken; this call needs {len(work)}")
             for w in work:
                 self._queue.put_nowait(w)
+            self._waiting.update(work)
+            self._waiting_units += sum(w.cost for w in work)
+        for w in work:  # cancelled or failed while queued: it no longer waits (runs at once when already done)
+            w.future.add_done_callback(lambda _, w=w: self._stop_waiting(w))  # type: ignore[misc]
         metrics.set_queue_depth(self.name, self.queued)
         return work
 
-    def _refuse_if_too_slow(self, deadline_s: float | None) -> None:
-        if deadline_s is None:
-            return
-        wait = self.estimated_wait(1)  # until its first item starts: the deadline is for that
-        if wait is None:
-            # No rate measured yet (a cold model meeting a burst): queue at most a couple of batches
-            # behind the one running, rather than a burst's worth that would wait out its deadline.
-            if self.queued >= COLD_QUEUE_BATCHES * self.max_batch_size:
-                raise Overloaded(f"model {self.name!r} is busy and has no service rate measured yet; "
-                                 f"{self.queued} inputs are queued ahead", retry_after=1.0)
-            return
-        if wait <= deadline_s:
-            return
-        raise Overloaded(f"model {self.name!r} is overloaded: {self.queued} inputs are queued ahead, about "
-                         f"{wait:.1f}s of work, past this request's {deadline_s:g}s deadline",
-                         retry_after=wait - deadline_s)
+    @staticmethod
+    def _cost(spec: BatchMethod | StepMethod, item: Any) -> float:
+        """What the wait estimate counts for an item: a step method's row steps once it is prepared, else 1."""
+        if isinstance(spec, StepMethod) and isinstance(item, _Prepared):
+            return float(max(1, spec.row_steps(item.value)))
+        return 1.0
+
+    def _stop_waiting(self, work: Work) -> None:
+        with self._admit:
+            if work in self._waiting:
+                self._waiting.discard(work)
+                self._waiting_units = max(0.0, self._waiting_units - work.cost)
 
     # -- the loop
 
@@ -303,6 +353,7 @@ class Runner:
                 self._run(batch, method)
                 self.service_rate.record(len(batch), time.monotonic() - started)
             self._room = self.max_batch_size
+            self._expire_overdue()
 
     def _take(self, *, block: bool, method: str | None = None, timeout: float | None = None) -> Work | None:
         """The next item (of `method`, if given; others are held for later), or None when there is none."""
@@ -337,7 +388,21 @@ class Runner:
                 f"past its {work.deadline - work.enqueued:g}s deadline, and was dropped before any compute"))
             return False
         work.call.started = True
+        self._stop_waiting(work)
         return True
+
+    def _drop_late(self, work: Work, wait: float) -> None:
+        """Fail a queued item that would start `wait` seconds from now, well past its deadline: 503 now."""
+        if not work.future.set_running_or_notify_cancel():
+            self.cancelled += 1
+            return
+        assert work.deadline is not None
+        late = self._clock() + wait - work.deadline
+        work.future.set_exception(Overloaded(
+            f"model {self.name!r} is overloaded: by its measured rate the request would start about {wait:.1f}s "
+            f"from now, {late:.1f}s past its {work.deadline - work.enqueued:g}s deadline, and was dropped before "
+            f"any compute", retry_after=late))
+        metrics.SHED.labels("queue_estimate").inc()
 
     def _prepare(self, work: Work, method: BatchMethod | StepMethod) -> tuple[bool, Any]:
         if not self._start(work):
@@ -408,19 +473,29 @@ class Runner:
     # -- step methods: continuous batching; items join between steps and leave when done
 
     def _decode(self, first: Work, method: StepMethod) -> None:
+        self._decoding = True
+        try:
+            self._decode_until_idle(first, method)
+        finally:
+            self._decoding, self._running_units, self._next_units = False, 0.0, 0.0
+
+    def _decode_until_idle(self, first: Work, method: StepMethod) -> None:
         batch = method.new_batch()
         members: set[Work] = set()
         rows_of: dict[Work, int] = {}  # each member's rows: its share of a step's time
+        left: dict[Work, float] = {}  # each member's cost not yet done (Work.cost: its rows x max steps)
         waiting = self._prepared_or_none(first, method)
         while True:
             joining, waiting = self._admit_rows(method, first.method, len(batch), waiting)
+            self._next_units = waiting[0].cost if waiting is not None else 0.0
             if not joining and not len(batch):
                 if steptimes.enabled:
                     log.info("step times %s", steptimes.summary())
                 return  # nothing running and nothing queued: back to the main loop
             members.update(work for work, _ in joining)
             rows_of.update((work, method.rows(prepared)) for work, prepared in joining)
-            started, running = time.monotonic(), len(members)
+            left.update((work, work.cost) for work, _ in joining)
+            started, done = time.monotonic(), 0.0
             try:
                 self._leave_if_cancelled(batch, members)
                 if joining:
@@ -435,32 +510,57 @@ class Runner:
                     with timed("runner.step"):
                         output = batch.step()
                     _charge(stepping, time.perf_counter() - stepped, [rows_of.get(work, 1) for work in stepping])
+                    for work in stepping:  # one step of each of its rows
+                        step = min(left.get(work, 0.0), rows_of.get(work, 1))
+                        left[work] = left.get(work, 0.0) - step
+                        done += step
                     self._resolve(members, output)
             except Exception as exc:  # noqa: BLE001 - every caller in the batch hears about it
                 self._fail(list(members), exc)
                 batch, members = method.new_batch(), set()
             for gone in [work for work in rows_of if work not in members]:
                 del rows_of[gone]
+                done += left.pop(gone, 0.0)  # finished early: its budget is served, so the rate learns the share used
             self._room = max(0, self._limit(method) - len(batch))
-            self.service_rate.record(running - len(members), time.monotonic() - started)
+            self._running_units = sum(left.values())
+            self.service_rate.record(done, time.monotonic() - started)
             self._expire_overdue()
 
     def _expire_overdue(self) -> None:
-        """Fail queued items whose deadline has passed now, not when a row frees up for them.
+        """Fail queued calls whose deadline has passed (QueueTimeout), or that the estimate, made again
+        with the rate measured now, says would start well past it (Overloaded): 503 now, not when a row
+        frees up for them or their deadline comes.
 
-        While a decode batch is full, queued requests can wait long; each is answered (503) at
-        its deadline. At most every EXPIRY_INTERVAL_S, as it scans the whole queue.
+        While a decode batch is full, queued requests can wait long; a burst admitted on a rate measured
+        while the model was alone can take longer than that rate said. At most every EXPIRY_INTERVAL_S,
+        as it scans the whole queue; the first item of a call decides for the call.
         """
         now = self._clock()
         if now - self._last_expiry < EXPIRY_INTERVAL_S or not self.queued:
             return
         self._last_expiry = now
-        with self._queue.mutex:
-            waiting = [w for w in self._queue.queue if isinstance(w, Work)] + list(self._held)
+        with self._queue.mutex:  # held items were taken from the queue first: they are ahead
+            waiting = list(self._held) + [w for w in self._queue.queue if isinstance(w, Work)]
+        rate = self.service_rate.per_second
+        items, units = 0, 0.0  # what is ahead of the item looked at
+        decided: dict[CallStart, bool] = {}  # call -> dropped
         for work in waiting:
-            if (work.deadline is not None and now > work.deadline and not work.call.started
-                    and not work.future.done()):
+            if work.future.done():
+                continue
+            if work.call.started:  # served to its end: ahead of the rest
+                items, units = items + 1, units + work.cost
+                continue
+            if work.deadline is not None and now > work.deadline:
                 self._start(work)  # sets QueueTimeout; the item is skipped when it is taken
+                continue
+            wait = None if rate is None else self._units_ahead(items, units) / rate
+            if work.call not in decided:
+                decided[work.call] = (wait is not None and work.deadline is not None
+                                      and now + wait - work.deadline > LATE_MARGIN * (work.deadline - work.enqueued))
+            if decided[work.call]:
+                self._drop_late(work, wait or 0.0)
+                continue
+            items, units = items + 1, units + work.cost
 
     def _observe(self, starting: list[Work], batch_size: int) -> None:
         """Metrics: the batch (or decode step) size, how long the inputs starting now waited, the queue."""

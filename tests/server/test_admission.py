@@ -266,3 +266,166 @@ def test_a_call_that_has_started_is_served_to_its_end_past_its_deadline() -> Non
     finally:
         model.gate.set()
         runner.stop()
+
+
+class _FixedRate:
+    """A service rate the test sets (units a second); what the runner measures is ignored."""
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+
+    def record(self, units: float, seconds: float) -> None:
+        pass
+
+
+class _Generations:
+    """A step method whose items are (name, max decode steps): its rows finish only once the gate opens.
+
+    Prepared on the caller's thread, as generation is, so the runner knows each item's decode steps
+    (``row_steps``) when it queues it.
+    """
+
+    task = "test"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.stepping = threading.Event()
+
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32")
+
+    def batch_methods(self) -> dict[Method[Any, Any], Any]:
+        from maas_server.models.base import StepMethod
+
+        return {GENERATE: StepMethod(lambda item: item, lambda: _GatedRows(self), row_steps=lambda item: item[1],
+                                     prepare_on_caller=True)}
+
+    def warmup(self) -> None:
+        pass
+
+
+class _GatedRows:
+    def __init__(self, model: _Generations) -> None:
+        self.model, self.items = model, []  # type: ignore[var-annotated]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, items: list[Any]) -> StepOutput:
+        self.items += items
+        return StepOutput()
+
+    def cancel(self, keys: list[Any]) -> StepOutput:
+        self.items = [(key, item) for key, item in self.items if key not in keys]
+        return StepOutput(finished=[(key, None) for key in keys])
+
+    def step(self) -> StepOutput:
+        self.model.stepping.set()
+        if not self.model.gate.wait(0.01):  # the runner loops between steps meanwhile, as a busy one does
+            return StepOutput()
+        done, self.items = self.items, []
+        return StepOutput(finished=[(key, item[0]) for key, item in done])
+
+
+def _generation_runner(model: _Generations, rate: float, **options: Any) -> Runner:
+    runner = Runner("g", model, max_batch_size=1, max_wait_ms=0, max_queue=16, **options).start()
+    runner.service_rate = _FixedRate(rate)  # type: ignore[assignment]
+    runner.submit(GENERATE, ("running", 1))  # takes the only row; its one step is soon done
+    assert model.stepping.wait(5)
+    return runner
+
+
+def test_the_wait_estimate_counts_the_decode_steps_of_the_generations_ahead() -> None:
+    """Two queued generations of 200 and 100 steps are 3 s of work at 100 row steps a second, where
+    two items were a fraction of that to an estimate that counted items."""
+    model = _Generations()
+    runner = _generation_runner(model, 100.0, queue_timeout_s=60)
+    try:
+        runner.submit_many(GENERATE, [("long", 200)])  # taken to join when the row frees
+        runner.submit_many(GENERATE, [("medium", 100)])
+        assert runner.estimated_wait() == pytest.approx(3.0, abs=0.011)  # the running row has at most a step left
+        with pytest.raises(Overloaded) as refused:
+            runner.submit(GENERATE, ("late", 10), timeout=2.5)
+        assert refused.value.retry_after == pytest.approx(0.5, abs=0.011)
+        assert runner.refusal(2.5) is not None and runner.refusal(3.5) is None  # what the wire asks first
+        admitted = runner.submit(GENERATE, ("in time", 10), timeout=3.5)
+        assert runner.estimated_wait() == pytest.approx(3.1, abs=0.011)
+        model.gate.set()
+        assert admitted.result(5) == "in time"
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+def test_short_generations_queued_are_a_short_wait() -> None:
+    model = _Generations()
+    runner = _generation_runner(model, 100.0, queue_timeout_s=1)
+    try:
+        runner.submit_many(GENERATE, [(f"short {i}", 10) for i in range(5)])  # 50 row steps: half a second
+        assert runner.refusal() is None
+        assert runner.submit(GENERATE, ("admitted", 10)) is not None
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+def test_a_cancelled_queued_item_no_longer_counts_as_queued_or_in_the_estimate() -> None:
+    model = GatedModel()
+    runner = Runner("m", model, max_batch_size=1, max_wait_ms=0, max_queue=100, queue_timeout_s=60).start()
+    try:
+        runner.service_rate.per_second = 1.0
+        runner.submit(DOUBLE, 1)
+        assert model.started.wait(5)
+        handles = runner.submit_many(DOUBLE, [2, 3, 4])
+        assert runner.queued == 3 and runner.estimated_wait() == pytest.approx(4.0)
+        assert handles[1].cancel()
+        assert runner.queued == 2 and runner.estimated_wait() == pytest.approx(3.0)
+        model.gate.set()
+        assert [handles[0].result(5), handles[2].result(5)] == [4, 8]
+        assert runner.queued == 0
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+def test_queued_calls_the_remeasured_rate_cannot_start_in_time_get_503_at_once() -> None:
+    """A warm model's rate, measured while it ran alone, admits a burst; under the burst it runs at a
+    quarter of that. The calls that would now start well past their 10 s deadline are answered at
+    once with Overloaded, not with QueueTimeout at the deadline; those that still can start wait."""
+    now = [0.0]
+    model = _Generations()
+    runner = _generation_runner(model, 100.0, queue_timeout_s=10, clock=lambda: now[0])
+    try:
+        calls = [runner.submit(GENERATE, (f"q{i}", 100)) for i in range(8)]  # 1 s each: all admitted
+        runner.service_rate.per_second = 25.0  # 4 s each now
+        now[0] = 1.0  # the runner looks again
+        # q0 joins next, then q1 and q2 start about 5 and 9 s from the start: in time; q3 at 13 s would not be.
+        for late in calls[3:]:
+            error = late.exception(5)
+            assert isinstance(error, Overloaded) and error.retry_after > 0
+        assert not any(call.done() for call in calls[:3])
+        assert runner.queued == 2  # q1 and q2; q0 waits for the row
+        model.gate.set()
+        assert [call.result(5) for call in calls[:3]] == ["q0", "q1", "q2"]
+    finally:
+        model.gate.set()
+        runner.stop()
+
+
+def test_queued_calls_that_would_start_only_slightly_late_are_kept() -> None:
+    """Admitted calls are dropped only past a margin: a dip in the measured rate must not drop work that would
+    likely still start in time."""
+    now = [0.0]
+    model = _Generations()
+    runner = _generation_runner(model, 100.0, queue_timeout_s=10, clock=lambda: now[0])
+    try:
+        calls = [runner.submit(GENERATE, (f"q{i}", 300)) for i in range(4)]  # q3 at 9 s: admitted
+        runner.service_rate.per_second = 60.0  # q2 would start at 1 + 600 / 60 = 11 s: 10% past its deadline
+        now[0] = 1.0
+        assert isinstance(calls[3].exception(5), Overloaded)  # 16 s: dropped, in the same look at the queue
+        assert not any(call.done() for call in calls[:3])
+        model.gate.set()
+        assert [call.result(5) for call in calls[:3]] == ["q0", "q1", "q2"]
+    finally:
+        model.gate.set()
+        runner.stop()
