@@ -14,11 +14,12 @@ from flask import Flask, Response, g, request
 
 from .api import accounting, admin, browsers, redaction
 from .api._common import SERVED_BY_HEADER, ServerState, state
-from .api.admission import Admission, is_api_path
+from .api.admission import Admission, is_api_path, request_id
 from .api.endpoints import api_prefixes
 from .api.memory import MB, MemoryBudget, default_budget_bytes
 from .api.memory import init_app as init_memory_budget
 from .api.routes import FAMILIES
+from .api.shedding import EarlyRefusal
 from .errors import APIError, register_error_handlers
 from .ops.logs import configure_json_logging
 from .ops.metrics import timed_loader
@@ -55,16 +56,14 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     app.before_request(admin.admins_only)  # after accounting's authentication
     browsers.init_app(app, settings)  # after accounting: a call served without a key must not come from a web page
     app.wsgi_app = Admission(app.wsgi_app, settings.max_concurrent_requests,  # type: ignore[method-assign]
-                             app.extensions["maas"].api_prefixes)
+                             app.extensions["maas"].api_prefixes, early=EarlyRefusal(app))
     if load_models:
         registry.load_in_background()
     return app
 
 
 def _assign_request_id() -> None:
-    incoming = request.headers.get(_REQUEST_ID, "")
-    # Echo a client's id only when it is a sane token: it ends up in logs and headers.
-    g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+    g.request_id = request_id(request.headers.get(_REQUEST_ID, ""))
 
 
 def _refuse_new_work_while_draining() -> None:

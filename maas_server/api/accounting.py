@@ -154,7 +154,7 @@ def auth_mode(acc: Accounts) -> Literal["keys", "loopback", "open"]:
 def _authorize() -> None:
     acc = accounts()
     token = _bearer()
-    refusal = _refusal_without_key(acc)
+    refusal = _refusal_without_key(acc, request.remote_addr)
     if refusal is not None and token is None:
         raise refusal
     g.maas_account = _account(acc, token, required=refusal is not None)
@@ -169,10 +169,10 @@ def _authorize() -> None:
                            status=429, code="rate_limit_exceeded")
 
 
-def _refusal_without_key(acc: Accounts) -> APIError | None:
+def _refusal_without_key(acc: Accounts, remote_addr: str | None) -> APIError | None:
     """The 401 a call without a key gets from this client, or None when the mode admits it."""
     mode = auth_mode(acc)
-    if mode == "open" or (mode == "loopback" and _is_loopback(request.remote_addr)):
+    if mode == "open" or (mode == "loopback" and _is_loopback(remote_addr)):
         return None
     if mode == "loopback" and not acc.auth.keys_created():
         return APIError("this server has no API keys and serves loopback clients only", status=401,
@@ -202,8 +202,8 @@ def _refuse_keys_in_url() -> None:
                            "in a URL", code="api_key_in_url")
 
 
-def _bearer() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def _bearer(header: str | None = None) -> str | None:
+    scheme, _, token = (request.headers.get("Authorization", "") if header is None else header).partition(" ")
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
@@ -214,6 +214,31 @@ def _is_loopback(address: str | None) -> bool:
         return address is not None and ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def count_refused_early(app: Flask, environ: dict[str, Any], model: str | None, started: float,
+                        request_id: str) -> bool:
+    """Count a /v1 request answered 503 before it reached Flask (api/shedding.py) as any request is counted:
+    its usage row under its key, its metrics and its log line.
+
+    False, counting nothing, when the key check would refuse the call (no key where one is needed, or
+    a bad one): the caller then lets Flask answer it, with its 401, as any other.
+    """
+    acc: Accounts = app.extensions["maas_accounts"]
+    token = _bearer(environ.get("HTTP_AUTHORIZATION", ""))
+    try:
+        required = _refusal_without_key(acc, environ.get("REMOTE_ADDR")) is not None
+        if required and token is None:
+            return False
+        account = _account(acc, token, required=required)
+    except (APIError, StoreUnavailable):
+        return False
+    path = environ.get("PATH_INFO", "")
+    done = _Done(route=path, api=True, polled=False, method=environ.get("REQUEST_METHOD", ""),
+                 request_id=request_id, account=account, metering=Metering(model=model),
+                 config=app.extensions["maas"].config, body=None)
+    _record(done, 503, time.perf_counter() - started, acc)
+    return True
 
 
 # -- in and out: the gauge, then the usage row, metrics and the log line

@@ -4,7 +4,9 @@ Every admitted request holds its place until its response is closed, so an open 
 until its last byte is sent or its client leaves. Past ``max_concurrent_requests`` a request is
 answered at once with 503 ``overloaded`` and ``Retry-After``, before its body is read: the bound
 is the configuration's, not the thread pool's (``serve`` gives gunicorn more threads than this, so
-``/health``, ``/ready`` and ``/metrics``, which are never counted, always find one).
+``/health``, ``/ready`` and ``/metrics``, which are never counted, always find one). Before that,
+``early`` may refuse the request outright, as cheaply (api/shedding.py: every model that could serve
+it would refuse it now).
 
 It wraps the WSGI app rather than hooking Flask's request cycle because a streamed response
 outlives the request context: only the WSGI iterable's end (or ``close``) marks when it is done.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -21,6 +24,8 @@ from ..errors import error_body
 from ..ops import metrics
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# Given a request, the body of the response it was refused with (the status and headers started), or None.
+EarlyRefusal = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes] | None]
 
 def is_api_path(path: str, prefixes: tuple[str, ...]) -> bool:
     """Whether `path` is under the API's prefixes (endpoints.api_prefixes: "/v1/", and "/models/", Hugging
@@ -28,18 +33,28 @@ def is_api_path(path: str, prefixes: tuple[str, ...]) -> bool:
     return (path + "/").startswith(prefixes)
 
 
+def request_id(incoming: str) -> str:
+    """The request's id: the client's X-Request-ID when it is a sane token (it ends up in logs and headers),
+    else a new one."""
+    return incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+
+
 class Admission:
     """WSGI middleware: at most `limit` /v1 requests open at once; the rest get 503 immediately."""
 
-    def __init__(self, app: WSGIApp, limit: int, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: WSGIApp, limit: int, prefixes: tuple[str, ...],
+                 early: EarlyRefusal | None = None) -> None:
         self.app = app
         self.limit = limit
         self.prefixes = prefixes
+        self.early = early
         self._slots = threading.BoundedSemaphore(limit)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not is_api_path(environ.get("PATH_INFO", ""), self.prefixes):
             return self.app(environ, start_response)
+        if self.early is not None and (refused := self.early(environ, start_response)) is not None:
+            return refused
         if not self._slots.acquire(blocking=False):
             metrics.SHED.labels("concurrency").inc()
             return self._refuse(start_response)

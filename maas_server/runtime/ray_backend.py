@@ -59,7 +59,7 @@ from ..models.base import Method, ModelDescription
 from ..ops import metrics
 from .handles import EventStream, Finished, Handle, Progress, Replicas, Work
 from .ray_replica import INDEX, Reply, application, fingerprint
-from .runner import ModelUnavailable, QueueFull
+from .runner import ModelUnavailable, Overloaded, QueueFull
 
 log = logging.getLogger("maas.runtime")
 
@@ -364,6 +364,10 @@ class RayRunner:
 
     def available(self) -> bool:
         return self._status.available(self.name)
+
+    def refusal(self, timeout: float | None = None) -> Overloaded | None:
+        """None: each replica's runner judges its own queue when the call reaches it."""
+        return None
 
     def replicas(self) -> Replicas:
         return self._status.replicas[self.name]

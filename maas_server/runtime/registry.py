@@ -23,6 +23,7 @@ from ..models.base import DEFAULT_LANE, Method, ModelDescription, TaskModel
 from ..ops import metrics
 from .assembly import build_runners, checked_description, load_configured_model
 from .handles import EventStream, Handle, Replicas
+from .runner import Overloaded
 
 log = logging.getLogger("maas.runtime")
 
@@ -47,6 +48,8 @@ class ModelRunner(Protocol):
     def stream(self, method: Method[In, Out], items: list[In], timeout: float | None = None) -> EventStream[Out]: ...
 
     def available(self) -> bool: ...  # whether it can serve now
+
+    def refusal(self, timeout: float | None = None) -> Overloaded | None: ...  # what a call would be refused with now
 
     def replicas(self) -> Replicas | None: ...  # None: the model runs in this process
 
