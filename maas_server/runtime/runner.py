@@ -20,11 +20,11 @@ Rules (tested in tests/server/test_runner.py):
   measured service rate, raises Overloaded at once and queues nothing (503 with how long until there
   is room); once one of its items has started, the rest are served to the end (a 30-minute
   recording's 60 chunks are one call, not 60 deadlines);
-- the work ahead counts what each item costs: one per item of a batch method, and for a step method
-  the decode steps x rows it may take (``StepMethod.row_steps``: a generation's max_tokens x n), for
-  the queued items and what the running rows have left; the service rate is measured in the same
-  units (a row that finishes early is credited its whole budget, so the rate learns how much of it
-  requests use);
+- the work ahead counts what each item costs: one per item of a batch method; for a step method the
+  decode steps x rows it may take (``StepMethod.row_steps``: a generation's max_tokens x n) times the
+  share of that finished requests used, for the queued items and what the running rows likely have
+  left. The rate is in the same units: items per second of batch work, or for a step method the row
+  steps a full batch does per second (measured on decode steps while the batch is at least half full);
 - the estimate is made again for the queued calls as the rate is measured anew: a queued call that
   has not started and now would start well past its deadline (by ``LATE_MARGIN``) fails with
   Overloaded at once, not with QueueTimeout at its deadline; ``queued`` counts the items still
@@ -79,12 +79,13 @@ EXPIRY_INTERVAL_S = 0.1  # how often a busy runner looks for queued items past (
 # A queued call is dropped early only when its projected start is this much past its deadline (as a share of
 # the deadline): it was admitted on an earlier estimate, and a brief dip in the measured rate must not drop
 # work that would still start in time.
-LATE_MARGIN = 0.1
+LATE_MARGIN = 0.5
+SHARE_SMOOTHING = 0.1  # how fast the share of max_tokens that generations use follows the latest ones
 COLD_QUEUE_BATCHES = 2  # before a model's rate is measured, queue at most this many batches ahead
 
 
 class ServiceRate:
-    """Units of work (items, or a generation's row steps: Work.cost) a model finishes per second of work,
+    """Units of work (items, or a full decode batch's row steps: Work.cost) a model does per second of work,
     smoothed over windows of at least `window_s`.
 
     Measured only while the runner works, so an idle model keeps its last rate. None until the
@@ -193,7 +194,8 @@ class Runner:
         self._room = max_batch_size  # items that would start at once (free rows, or a whole batch when idle)
         self._waiting: set[Work] = set()  # items queued or held, not yet started, cancelled or failed (`_admit`)
         self._waiting_units = 0.0  # their cost, summed
-        self._running_units = 0.0  # what the rows of a running decode batch may still take (runner thread)
+        self._running_units = 0.0  # what the rows of a running decode batch likely still take (runner thread)
+        self.used_share = 1.0  # the share of their row steps (max_tokens) finished generations used, smoothed
         self._next_units = 0.0  # the cost of the item taken to join a full decode batch when a row frees
         self._decoding = False  # a decode batch runs: new items join as rows free, not as a whole batch
         self.cancelled = 0  # items cancelled by their caller: before they started, or as decode rows
@@ -229,7 +231,7 @@ class Runner:
         if items < self._room and not self._next_units:
             return 0.0  # it starts at once: in the free rows, or in the next batch of an idle model
         if self._decoding:  # rows free as the running, the next and the earlier items finish
-            return units + self._running_units + self._next_units
+            return self.used_share * (units + self._next_units) + self._running_units
         return max(0.0, units + 1 - self._room)  # whole batches: those ahead, and its own in its batch
 
     def refusal(self, timeout: float | None = None) -> Overloaded | None:
@@ -483,7 +485,7 @@ class Runner:
         batch = method.new_batch()
         members: set[Work] = set()
         rows_of: dict[Work, int] = {}  # each member's rows: its share of a step's time
-        left: dict[Work, float] = {}  # each member's cost not yet done (Work.cost: its rows x max steps)
+        used: dict[Work, float] = {}  # each member's row steps so far (of its Work.cost: its rows x max steps)
         waiting = self._prepared_or_none(first, method)
         while True:
             joining, waiting = self._admit_rows(method, first.method, len(batch), waiting)
@@ -494,8 +496,7 @@ class Runner:
                 return  # nothing running and nothing queued: back to the main loop
             members.update(work for work, _ in joining)
             rows_of.update((work, method.rows(prepared)) for work, prepared in joining)
-            left.update((work, work.cost) for work, _ in joining)
-            started, done = time.monotonic(), 0.0
+            used.update((work, 0.0) for work, _ in joining)
             try:
                 self._leave_if_cancelled(batch, members)
                 if joining:
@@ -509,22 +510,42 @@ class Runner:
                     stepping, stepped = list(members), time.perf_counter()
                     with timed("runner.step"):
                         output = batch.step()
-                    _charge(stepping, time.perf_counter() - stepped, [rows_of.get(work, 1) for work in stepping])
-                    for work in stepping:  # one step of each of its rows
-                        step = min(left.get(work, 0.0), rows_of.get(work, 1))
-                        left[work] = left.get(work, 0.0) - step
-                        done += step
+                    seconds = time.perf_counter() - stepped
+                    _charge(stepping, seconds, [rows_of.get(work, 1) for work in stepping])
+                    self._measure_step([(work, rows_of.get(work, 1)) for work in stepping], used, seconds,
+                                       self._limit(method))
                     self._resolve(members, output)
             except Exception as exc:  # noqa: BLE001 - every caller in the batch hears about it
                 self._fail(list(members), exc)
                 batch, members = method.new_batch(), set()
             for gone in [work for work in rows_of if work not in members]:
                 del rows_of[gone]
-                done += left.pop(gone, 0.0)  # finished early: its budget is served, so the rate learns the share used
+                self._learn_share(gone, used.pop(gone, 0.0))
             self._room = max(0, self._limit(method) - len(batch))
-            self._running_units = sum(left.values())
-            self.service_rate.record(done, time.monotonic() - started)
+            self._running_units = sum(max(0.0, work.cost * self.used_share - steps) for work, steps in used.items())
             self._expire_overdue()
+
+    def _measure_step(self, stepping: list[tuple[Work, int]], used: dict[Work, float], seconds: float,
+                      limit: int) -> None:
+        """Count a decode step: each member's rows, and the rate a full batch steps at (`limit` row steps a step).
+
+        Measured only while the batch is at least half full: a nearly empty batch steps faster than a full
+        one, and a queue, which is what the rate is for, keeps the batch full. Joins are not counted: a
+        burst's first prefill took 1.8 s, and a rate that counted it refused nearly the whole burst.
+        """
+        rows = 0
+        for work, work_rows in stepping:
+            used[work] = used.get(work, 0.0) + work_rows
+            rows += work_rows
+        if 2 * rows >= limit:
+            self.service_rate.record(limit, seconds)
+
+    def _learn_share(self, work: Work, steps: float) -> None:
+        """A finished generation's row steps against its budget: requests that stop early count for less."""
+        if work.cancel_requested or work.cost <= 0:
+            return  # its caller stopped it: says nothing of how long its output would have been
+        share = min(1.0, steps / work.cost)
+        self.used_share += SHARE_SMOOTHING * (share - self.used_share)
 
     def _expire_overdue(self) -> None:
         """Fail queued calls whose deadline has passed (QueueTimeout), or that the estimate, made again

@@ -389,9 +389,9 @@ def test_a_cancelled_queued_item_no_longer_counts_as_queued_or_in_the_estimate()
 
 
 def test_queued_calls_the_remeasured_rate_cannot_start_in_time_get_503_at_once() -> None:
-    """A warm model's rate, measured while it ran alone, admits a burst; under the burst it runs at a
-    quarter of that. The calls that would now start well past their 10 s deadline are answered at
-    once with Overloaded, not with QueueTimeout at the deadline; those that still can start wait."""
+    """A warm model's rate, measured before, admits a burst; under the burst it runs at a quarter of
+    that. The calls that would now start well past their 10 s deadline (more than half of it) are
+    answered at once with Overloaded, not with QueueTimeout at the deadline; the others wait."""
     now = [0.0]
     model = _Generations()
     runner = _generation_runner(model, 100.0, queue_timeout_s=10, clock=lambda: now[0])
@@ -399,14 +399,14 @@ def test_queued_calls_the_remeasured_rate_cannot_start_in_time_get_503_at_once()
         calls = [runner.submit(GENERATE, (f"q{i}", 100)) for i in range(8)]  # 1 s each: all admitted
         runner.service_rate.per_second = 25.0  # 4 s each now
         now[0] = 1.0  # the runner looks again
-        # q0 joins next, then q1 and q2 start about 5 and 9 s from the start: in time; q3 at 13 s would not be.
-        for late in calls[3:]:
+        # q0 joins next, then q1, q2 and q3 start about 5, 9 and 13 s from the start; q4 at 17 s is past 15 s.
+        for late in calls[4:]:
             error = late.exception(5)
             assert isinstance(error, Overloaded) and error.retry_after > 0
-        assert not any(call.done() for call in calls[:3])
-        assert runner.queued == 2  # q1 and q2; q0 waits for the row
+        assert not any(call.done() for call in calls[:4])
+        assert runner.queued == 3  # q1 to q3; q0 waits for the row
         model.gate.set()
-        assert [call.result(5) for call in calls[:3]] == ["q0", "q1", "q2"]
+        assert [call.result(5) for call in calls[:4]] == ["q0", "q1", "q2", "q3"]
     finally:
         model.gate.set()
         runner.stop()
@@ -420,12 +420,64 @@ def test_queued_calls_that_would_start_only_slightly_late_are_kept() -> None:
     runner = _generation_runner(model, 100.0, queue_timeout_s=10, clock=lambda: now[0])
     try:
         calls = [runner.submit(GENERATE, (f"q{i}", 300)) for i in range(4)]  # q3 at 9 s: admitted
-        runner.service_rate.per_second = 60.0  # q2 would start at 1 + 600 / 60 = 11 s: 10% past its deadline
+        runner.service_rate.per_second = 46.0  # q2 would start at 1 + 600 / 46 = 14 s: 40% past its deadline
         now[0] = 1.0
-        assert isinstance(calls[3].exception(5), Overloaded)  # 16 s: dropped, in the same look at the queue
+        assert isinstance(calls[3].exception(5), Overloaded)  # 20.6 s: dropped, in the same look at the queue
         assert not any(call.done() for call in calls[:3])
         model.gate.set()
         assert [call.result(5) for call in calls[:3]] == ["q0", "q1", "q2"]
     finally:
         model.gate.set()
+        runner.stop()
+
+
+class _Countdown:
+    """Items are (name, max decode steps, steps it takes): each finishes after its own number of steps."""
+
+    task = "test"
+
+    def describe(self) -> ModelDescription:
+        return ModelDescription(device="cpu", dtype="float32")
+
+    def batch_methods(self) -> dict[Method[Any, Any], Any]:
+        from maas_server.models.base import StepMethod
+
+        return {GENERATE: StepMethod(lambda item: item, lambda: _CountdownRows(), row_steps=lambda item: item[1],
+                                     prepare_on_caller=True)}
+
+    def warmup(self) -> None:
+        pass
+
+
+class _CountdownRows:
+    def __init__(self) -> None:
+        self.left: dict[Any, list[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    def add(self, items: list[Any]) -> StepOutput:
+        self.left.update((key, [item[0], item[2]]) for key, item in items)
+        return StepOutput()
+
+    def cancel(self, keys: list[Any]) -> StepOutput:
+        return StepOutput(finished=[(key, self.left.pop(key)[0]) for key in keys])
+
+    def step(self) -> StepOutput:
+        for entry in self.left.values():
+            entry[1] -= 1
+        done = [key for key, entry in self.left.items() if entry[1] == 0]
+        return StepOutput(finished=[(key, self.left.pop(key)[0]) for key in done])
+
+
+def test_the_estimate_learns_the_share_of_max_tokens_generations_use() -> None:
+    """A generation that stops after 10 of its 100 steps moves the share from 1 toward 0.1 (by a tenth), and
+    queued budgets count for that share: max_tokens is a ceiling that most requests do not reach."""
+    runner = Runner("g", _Countdown(), max_batch_size=1, max_wait_ms=0, max_queue=8).start()
+    try:
+        assert runner.submit(GENERATE, ("short", 100, 10)).result(5) == "short"
+        assert runner.used_share == pytest.approx(0.91)
+        assert runner.submit(GENERATE, ("whole", 100, 100)).result(5) == "whole"
+        assert runner.used_share == pytest.approx(0.919)
+    finally:
         runner.stop()
