@@ -10,10 +10,12 @@ Streams: opens N streamed chat requests at once on raw sockets and reads them al
 the time until the last one ended, and /health latency (p50, max) measured meanwhile.
 Slowloris: N connections that send a header byte every second; reports /health latency
 meanwhile and how many were cut off (408 or closed) within the time given. Burst: C chats (64 tokens,
-not streamed) and E embeddings sent at once; reports, per status, how many and the time until each
-answer began (p50, p90): the goal is 503s within 100 ms at p50, and /health within 1 s. Uploads: N
+not streamed) and E embeddings sent at once; reports, per status (a 503 with its error code:
+``overloaded`` at once, ``queue_timeout`` at the deadline), how many and the time until each answer
+began (p50, p90): the goal is 503s within 100 ms at p50, and /health within 1 s. Uploads: N
 multipart uploads at once, a third each of speech (tests/data/speech/short.wav), images and faces
-(examples/data), with the same report. Loopback only.
+(examples/data), with the same report. Each report names the CPU and the load average before and
+after (the machine may be shared). Loopback only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import re
 import selectors
 import socket
 import statistics
@@ -126,14 +130,14 @@ def _answered(requests_: list[bytes], host: str, port: int, limit_s: float) -> d
     """Send every request at once (connected first), and time each until its answer began."""
     selector = selectors.DefaultSelector()
     first_byte: dict[socket.socket, float] = {}
-    status: dict[socket.socket, str] = {}
+    received: dict[socket.socket, bytes] = {}
     socks = [(socket.create_connection((host, port), timeout=30), request) for request in requests_]
     started = time.monotonic()
     for sock, request in socks:
         sock.sendall(request)
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ)
-    pending = {sock for sock, _ in socks}
+    pending = {sock for sock, _ in socks}  # not answered, or a 503 whose body has not arrived
     while pending and time.monotonic() - started < limit_s:
         for key, _ in selector.select(timeout=1.0):
             sock = key.fileobj
@@ -142,14 +146,16 @@ def _answered(requests_: list[bytes], host: str, port: int, limit_s: float) -> d
                 chunk = sock.recv(65536)
             except (BlockingIOError, ConnectionError):
                 chunk = b""
-            first_byte[sock] = time.monotonic() - started
-            status[sock] = chunk[9:12].decode() or "closed"
+            first_byte.setdefault(sock, time.monotonic() - started)
+            received[sock] = received.get(sock, b"") + chunk
+            if chunk and _status(received[sock]) == "503":
+                continue  # its body, with the error code, is still to come
             selector.unregister(sock)
             sock.close()
             pending.discard(sock)
     by_status: dict[str, list[float]] = {}
     for sock, seconds in first_byte.items():
-        by_status.setdefault(status[sock], []).append(seconds * 1000)
+        by_status.setdefault(_status(received[sock]), []).append(seconds * 1000)
     for sock in pending:
         sock.close()
 
@@ -159,7 +165,25 @@ def _answered(requests_: list[bytes], host: str, port: int, limit_s: float) -> d
                 "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))])}
 
     return {"answers": {code: summary(times) for code, times in sorted(by_status.items())},
-            "unanswered": len(pending), "seconds": round(time.monotonic() - started, 1)}
+            "unanswered": sum(sock not in first_byte for sock in pending),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+_ERROR_CODE = re.compile(rb'"code": ?"([a-z_]+)"')
+
+
+def _status(chunk: bytes) -> str:
+    """The answer's status, with its error code for a 503 once its body has arrived."""
+    code = chunk[9:12].decode() or "closed"
+    found = _ERROR_CODE.search(chunk) if code == "503" else None
+    return f"{code} {found.group(1).decode()}" if found else code
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def slowloris(host: str, port: int, count: int, seconds: float) -> dict[str, object]:
@@ -196,6 +220,7 @@ def main() -> None:
     parts = urlsplit(args.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     latencies: list[float] = []
+    loadavg_before = Path("/proc/loadavg").read_text().split()[0]
     stop = threading.Event()
     probe = threading.Thread(target=_health_probe, args=(host, port, stop, latencies), daemon=True)
     probe.start()
@@ -214,7 +239,8 @@ def main() -> None:
     result["health_ms"] = {"p50": round(statistics.median(finite), 1) if finite else None,
                            "max": round(max(latencies), 1) if latencies else None,
                            "failed": len(latencies) - len(finite), "probes": len(latencies)}
-    result["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
+    result["loadavg"] = {"before": loadavg_before, "after": Path("/proc/loadavg").read_text().split()[0]}
+    result["cpu"] = f"{_cpu()}, {os.cpu_count()} cores"
     print(json.dumps(result))
 
 
