@@ -25,10 +25,10 @@ Rules (tested in tests/server/test_runner.py):
   share of that finished requests used, for the queued items and what the running rows likely have
   left. The rate is in the same units: items per second of batch work, or for a step method the row
   steps a full batch does per second (measured on decode steps while the batch is at least half full);
-- the estimate is made again for the queued calls as the rate is measured anew: a queued call that
-  has not started and now would start well past its deadline (by ``LATE_MARGIN``) fails with
-  Overloaded at once, not with QueueTimeout at its deadline; ``queued`` counts the items still
-  waiting, not those cancelled or failed while queued;
+- the estimate is made again for the queued calls as the rate is measured anew (once it has
+  ``SETTLED_S`` of work behind it): a queued call that has not started and now would start well past
+  its deadline (by ``LATE_MARGIN``) fails with Overloaded at once, not with QueueTimeout at its
+  deadline; ``queued`` counts the items still waiting, not those cancelled or failed while queued;
 - an item cancelled before it ran gets no compute, nor does one whose call waited in the queue past
   its deadline (it fails with QueueTimeout; the wire says 503), nor one cancelled while it waited
   for free rows in a decode batch;
@@ -80,6 +80,10 @@ EXPIRY_INTERVAL_S = 0.1  # how often a busy runner looks for queued items past (
 # the deadline): it was admitted on an earlier estimate, and a brief dip in the measured rate must not drop
 # work that would still start in time.
 LATE_MARGIN = 0.5
+# Queued calls are dropped on the rate only once it has this many seconds of work behind it: the first
+# seconds of a burst on a cold model run while the burst's own requests are parsed, and a rate taken then
+# dropped half of the calls it had queued.
+SETTLED_S = 5.0
 SHARE_SMOOTHING = 0.1  # how fast the share of max_tokens that generations use follows the latest ones
 COLD_QUEUE_BATCHES = 2  # before a model's rate is measured, queue at most this many batches ahead
 
@@ -98,10 +102,12 @@ class ServiceRate:
     def __init__(self, window_s: float = 0.5, smoothing: float = 0.3) -> None:
         self.window_s, self.smoothing = window_s, smoothing
         self.per_second: float | None = None
+        self.measured_s = 0.0  # seconds of work measured in all
         self._items, self._seconds = 0.0, 0.0
         self._first_window = True
 
     def record(self, items: float, seconds: float) -> None:
+        self.measured_s += seconds
         self._items += items
         self._seconds += seconds
         if self._items == 0 or self._seconds <= 0:
@@ -562,7 +568,7 @@ class Runner:
         self._last_expiry = now
         with self._queue.mutex:  # held items were taken from the queue first: they are ahead
             waiting = list(self._held) + [w for w in self._queue.queue if isinstance(w, Work)]
-        rate = self.service_rate.per_second
+        rate = self.service_rate.per_second if self.service_rate.measured_s >= SETTLED_S else None
         items, units = 0, 0.0  # what is ahead of the item looked at
         decided: dict[CallStart, bool] = {}  # call -> dropped
         for work in waiting:

@@ -273,6 +273,7 @@ class _FixedRate:
 
     def __init__(self, per_second: float) -> None:
         self.per_second = per_second
+        self.measured_s = 60.0  # settled
 
     def record(self, units: float, seconds: float) -> None:
         pass
@@ -480,4 +481,30 @@ def test_the_estimate_learns_the_share_of_max_tokens_generations_use() -> None:
         assert runner.submit(GENERATE, ("whole", 100, 100)).result(5) == "whole"
         assert runner.used_share == pytest.approx(0.919)
     finally:
+        runner.stop()
+
+
+def test_queued_calls_are_not_dropped_on_a_rate_measured_over_a_moment() -> None:
+    """The first steps of a burst on a cold model run while the burst is parsed: a rate measured over
+    them alone must not drop the calls already queued."""
+    now = [0.0]
+    model = _Generations()
+    runner = _generation_runner(model, 100.0, queue_timeout_s=10, clock=lambda: now[0])
+    try:
+        calls = [runner.submit(GENERATE, (f"q{i}", 100)) for i in range(8)]
+        runner.service_rate.per_second, runner.service_rate.measured_s = 25.0, 1.0  # as slow as above, for 1 s
+        now[0] = 1.0
+        looked = threading.Event()
+        while runner._last_expiry < 1.0:  # the runner's next look at its queue, made with this rate
+            assert not looked.wait(0.001) and runner.queued, "the runner never looked"
+        assert not any(call.done() for call in calls)
+        assert runner.estimated_wait() == pytest.approx(32.0, abs=0.05)  # new calls are judged on it at once
+        with pytest.raises(Overloaded):
+            runner.submit(GENERATE, ("new", 100))
+        runner.service_rate.measured_s = 60.0  # settled: the next look drops the late ones
+        now[0] = 2.0
+        assert isinstance(calls[-1].exception(5), Overloaded)
+        assert not calls[0].done()
+    finally:
+        model.gate.set()
         runner.stop()
