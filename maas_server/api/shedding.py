@@ -7,7 +7,8 @@ Flask. The runners keep what their wait estimate needs in counters (runtime/runn
 ``Runner.refusal``), so the WSGI layer can ask them before anything else, from the path and the
 headers alone: when every runner that could take the route's work would refuse a call with the
 request's deadline (``X-Request-Timeout``, else the model's), the request is refused there, with
-``Retry-After``. Whatever any model could still serve goes on to its view, which decides as before.
+``Retry-After``. Whatever any model could still serve goes on to its view, which decides as before;
+so does a call to a model that has not measured its rate yet.
 The routes are the POST endpoints whose records (api/endpoints.py) serve model methods; every lane
 of a model that could serve one counts, so a call that may choose another lane by its body (explain:
 true) is refused early only when that lane would refuse it too.
@@ -95,7 +96,7 @@ def _every_runner_refuses(entries: list[ModelEntry], deadline: float | None) -> 
     if any(entry.runner is None for entry in entries):
         return None
     runners: list[ModelRunner] = [runner for entry in entries for runner in entry.lanes.values()]
-    refusals = [runner.refusal(deadline) for runner in runners]
+    refusals = [runner.refusal(deadline, measured_only=True) for runner in runners]
     if not refusals or any(refusal is None for refusal in refusals):
         return None
     return min((r for r in refusals if r is not None), key=lambda r: r.retry_after)

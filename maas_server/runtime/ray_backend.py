@@ -365,7 +365,7 @@ class RayRunner:
     def available(self) -> bool:
         return self._status.available(self.name)
 
-    def refusal(self, timeout: float | None = None) -> Overloaded | None:
+    def refusal(self, timeout: float | None = None, *, measured_only: bool = False) -> Overloaded | None:
         """None: each replica's runner judges its own queue when the call reaches it."""
         return None
 

@@ -49,7 +49,8 @@ class ModelRunner(Protocol):
 
     def available(self) -> bool: ...  # whether it can serve now
 
-    def refusal(self, timeout: float | None = None) -> Overloaded | None: ...  # what a call would be refused with now
+    # What a call with this deadline would be refused with now (None: nothing); see Runner.refusal.
+    def refusal(self, timeout: float | None = None, *, measured_only: bool = False) -> Overloaded | None: ...
 
     def replicas(self) -> Replicas | None: ...  # None: the model runs in this process
 

@@ -240,15 +240,21 @@ class Runner:
             return self.used_share * (units + self._next_units) + self._running_units
         return max(0.0, units + 1 - self._room)  # whole batches: those ahead, and its own in its batch
 
-    def refusal(self, timeout: float | None = None) -> Overloaded | None:
+    def refusal(self, timeout: float | None = None, *, measured_only: bool = False) -> Overloaded | None:
         """The Overloaded a call with this deadline (default ``queue_timeout_s``) would get now, or None.
 
         Reads counters only: the wire layer asks before it reads a request's body, to refuse a flood cheaply.
+        With `measured_only`, a model that has not measured its rate yet is not refused: the cold rule (two
+        batches queued ahead) is for the call's own submit, as the queue of a fast model drains while a
+        burst arrives (asked all at once before their bodies were read, a cold burst's embeddings were
+        refused where its batches took a fraction of a second).
         """
         deadline_s = timeout if timeout is not None else self.queue_timeout
         if deadline_s is None:
             return None
         wait = self.estimated_wait()  # until its first item starts: the deadline is for that
+        if wait is None and measured_only:
+            return None
         if wait is None:
             # No rate measured yet (a cold model meeting a burst): queue at most a couple of batches
             # behind the one running, rather than a burst's worth that would wait out its deadline.

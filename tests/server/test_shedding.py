@@ -150,3 +150,15 @@ def test_a_model_still_loading_is_not_refused_early(busy: Any) -> None:
         assert _post(app.test_client()).status_code == 400  # the view answers (it reads the body first)
     finally:
         entry.runner = runner
+
+
+def test_a_model_without_a_measured_rate_is_judged_by_its_view(busy: Any) -> None:
+    """A cold model's rule (two batches queued ahead) is applied at the call's own submit, not before its body
+    is read: a fast model's queue drains while a burst arrives."""
+    app, _ = busy
+    _only(app, "busy")
+    app.extensions["maas"].registry.get("busy").runner.service_rate.per_second = None
+    client = app.test_client()
+    assert _post(client).status_code == 400  # the view read the body
+    refused = client.post("/v1/embeddings", json={"model": "busy", "input": "x"})
+    assert refused.status_code == 503 and "no service rate measured yet" in refused.get_json()["error"]["message"]
