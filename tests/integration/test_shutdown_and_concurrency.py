@@ -118,7 +118,10 @@ def test_overload_at_four_times_capacity_is_refused_before_the_deadline(tmp_path
     with ServerProcess(_generation_only_config(tmp_path, max_batch_size=rows)) as url:
         body = {"prompt": PROMPT, "max_tokens": 24, "temperature": 0}
         headers = {"X-Request-Timeout": str(deadline_s)}
-        requests.post(f"{url}/v1/completions", json=body, timeout=300).raise_for_status()  # measures the rate
+        with ThreadPoolExecutor(rows) as pool:  # measures the rate: a decode batch's is taken while it is half full
+            for warmup in pool.map(lambda _: requests.post(f"{url}/v1/completions", json=body, timeout=300),
+                                   range(rows)):
+                warmup.raise_for_status()
 
         def call(_: int) -> tuple[requests.Response, float]:
             started = time.monotonic()
