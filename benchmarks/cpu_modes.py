@@ -60,7 +60,7 @@ def int8_copy(adapter: Any) -> Any:
 
 
 def tokens_per_second(adapter: Any, batch: int, tokens: int = 64) -> float:
-    from maas_server.models.base import GenerationRequest
+    from maas_server.models.generation_io import GenerationRequest
 
     request = GenerationRequest(prompt=PROMPT, max_tokens=tokens, temperature=0, n=batch)
     start = time.perf_counter()
@@ -69,7 +69,7 @@ def tokens_per_second(adapter: Any, batch: int, tokens: int = 64) -> float:
 
 
 def completions(adapter: Any, tokens: int = 32) -> list[list[int]]:
-    from maas_server.models.base import GenerationRequest
+    from maas_server.models.generation_io import GenerationRequest
 
     out = []
     for prompt in AGREEMENT_PROMPTS:

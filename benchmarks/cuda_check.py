@@ -37,7 +37,7 @@ from run import (
 
 
 def check_generation(tokens: int) -> None:
-    from maas_server.models.base import GenerationRequest
+    from maas_server.models.generation_io import GenerationRequest
 
     model = load(GEN_MODEL)
     print(f"{GEN_MODEL}: {model.device} {model.dtype}")

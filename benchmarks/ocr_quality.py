@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from run import Machine, cpu_model, drive, machine_report
 
 from maas_server.models import load_model
-from maas_server.models.base import TextQuery
+from maas_server.models.ocr_io import TextQuery
 from maas_server.settings import load_settings
 from maas_server.testing import ServerProcess
 from tests.ocr_images import CONDITIONS, TURNED, cer

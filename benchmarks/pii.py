@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from run import Machine, config_with, machine_report, percentile_ms
 
-from maas_server.models.base import FIND_PII, PiiItem
+from maas_server.models.pii_io import FIND_PII, PiiItem
 from maas_server.testing import ServerProcess
 from tests.pii_set import load_set, score, table
 

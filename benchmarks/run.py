@@ -217,7 +217,7 @@ def inprocess_embeddings(model: Any, batch: int, rounds: int) -> float:
 
 
 def inprocess_entities(model: Any, batch: int, rounds: int) -> float:
-    from maas_server.models.base import EntityItem
+    from maas_server.models.entities_io import EntityItem
 
     start = time.perf_counter()
     for _ in range(rounds):
@@ -227,7 +227,7 @@ def inprocess_entities(model: Any, batch: int, rounds: int) -> float:
 
 def inprocess_generation(model: Any, batch: int, tokens: int) -> float:
     """A static batch: `batch` copies of the prompt decoded together (left-padded), greedy."""
-    from maas_server.models.base import GenerationRequest
+    from maas_server.models.generation_io import GenerationRequest
 
     request = GenerationRequest(prompt=PROMPT, max_tokens=tokens, temperature=0, n=batch)
     start = time.perf_counter()
@@ -249,7 +249,7 @@ def inprocess_detection(model: Any, batch: int, rounds: int, jpeg: bytes) -> flo
     """From JPEG bytes to boxes, one forward pass per batch (the server decodes too)."""
     from PIL import Image
 
-    from maas_server.models.base import DetectionQuery
+    from maas_server.models.image_io import DetectionQuery
 
     start = time.perf_counter()
     for _ in range(rounds):
@@ -760,7 +760,7 @@ def bench_detection(quick: bool) -> list[Row]:
 
 def bench_sentiment(quick: bool) -> list[Row]:
     """The sentiment head's model (MiniLM plus a linear head): one review per request."""
-    from maas_server.models.base import CLASSIFY_TEXT, TextItem
+    from maas_server.models.text_io import CLASSIFY_TEXT, TextItem
 
     scale = 1 if quick else 3
     model, items = load(SENTIMENT_MODEL), [TextItem(text) for text in REVIEWS]
@@ -779,7 +779,7 @@ def bench_faces(quick: bool) -> list[Row]:
     import skimage.data
     from PIL import Image
 
-    from maas_server.models.base import DETECT_FACES, EMBED_FACES, DetectionQuery
+    from maas_server.models.image_io import DETECT_FACES, EMBED_FACES, DetectionQuery
 
     buffer = io.BytesIO()
     Image.fromarray(skimage.data.astronaut()).save(buffer, "JPEG", quality=90)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .accounts.store import StoreUnavailable
-from .models.base import InvalidInput, ItemFailed
+from .models.contract import InvalidInput, ItemFailed
 from .runtime.runner import ModelUnavailable, Overloaded, QueueFull, QueueTimeout
 
 log = logging.getLogger("maas.server")

@@ -121,7 +121,7 @@ Found = dict[str, list[tuple[str, str]]]  # verb -> (role, text) for each argume
 
 
 def found_in(roles: object) -> Found:
-    """A served answer (models.base.Roles) as verb -> [(role, text)]."""
+    """A served answer (models.roles_io.Roles) as verb -> [(role, text)]."""
     return {frame.verb: [(a.role, a.text) for a in frame.arguments] for frame in roles.verbs}  # type: ignore[attr-defined]
 
 

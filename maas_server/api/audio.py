@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import APIError
-from ..models.base import SAMPLE_RATE
+from ..models.speech_io import SAMPLE_RATE
 
 if TYPE_CHECKING:
     import numpy as np

@@ -9,19 +9,10 @@ from flask import Response
 from pydantic import Field, field_validator
 
 from ..errors import APIError
-from ..models.base import (
-    CLASSIFY_IMAGE,
-    CLASSIFY_TEXT,
-    EXPLAIN_IMAGE,
-    EXPLAIN_TEXT,
-    ZERO_SHOT_TEXT,
-    Explained,
-    ImageQuestion,
-    Method,
-    Scores,
-    TextExplanation,
-    TextItem,
-)
+from ..models.contract import Method
+from ..models.explain_io import EXPLAIN_IMAGE, EXPLAIN_TEXT, Explained, ImageQuestion, TextExplanation
+from ..models.image_io import CLASSIFY_IMAGE
+from ..models.text_io import CLASSIFY_TEXT, ZERO_SHOT_TEXT, Scores, TextItem
 from ..ops.memory import release_freed_memory
 from ._common import after_response, check_count, json_response, parse_json, resolve_model, state, submit, wait_all
 from .endpoints import Family

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..models.base import DETECT_FACES, DETECT_OBJECTS, EMBED_FACES, Detected, DetectionQuery, Detections, Method
+from ..models.contract import Method
+from ..models.image_io import DETECT_FACES, DETECT_OBJECTS, EMBED_FACES, Detected, DetectionQuery, Detections
 from ..ops.memory import release_freed_memory
 from ._common import after_response, json_response, resolve_model, state, submit, wait_all
 from .endpoints import Family

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import APIError
-from ..models.base import EMBED, TokenIds
+from ..models.text_io import EMBED, TokenIds
 from ._common import check_count, json_response, parse_json, resolve_model, submit, wait_all
 from .endpoints import Family
 from .metering import report_usage

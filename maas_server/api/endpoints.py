@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 from flask import Blueprint
 from pydantic import BaseModel
 
-from ..models.base import Method, ModelDescription
+from ..models.contract import Method, ModelDescription
 
 Verb = Literal["get", "post", "patch", "delete"]
 # Who may call an endpoint: anyone (probes, this description), a caller with a key where the server asks for

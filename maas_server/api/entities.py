@@ -9,7 +9,7 @@ from flask import Response
 from pydantic import Field, field_validator
 
 from ..errors import APIError
-from ..models.base import EXTRACT_ENTITIES, Aggregation, Entities, EntityItem
+from ..models.entities_io import EXTRACT_ENTITIES, Aggregation, Entities, EntityItem
 from ._common import check_count, json_response, parse_json, resolve_model, state, submit, wait_all
 from .endpoints import Family
 from .metering import report_usage

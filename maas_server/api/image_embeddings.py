@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models.base import EMBED_IMAGE, Vector
+from ..models.image_io import EMBED_IMAGE
+from ..models.text_io import Vector
 from ._common import json_response, resolve_model, state, submit, wait_all
 from .embeddings import Embedding, EmbeddingList
 from .endpoints import Family

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..models.base import READ_TEXT, ReadText, TextQuery
+from ..models.ocr_io import READ_TEXT, ReadText, TextQuery
 from ..ops.memory import release_freed_memory
 from ._common import after_response, json_response, resolve_model, state, submit, wait_all
 from .endpoints import Family

@@ -8,7 +8,7 @@ from flask import Response
 from pydantic import Field, field_validator
 
 from ..errors import APIError
-from ..models.base import FIND_PII, PiiItem, PiiResult, Redaction
+from ..models.pii_io import FIND_PII, PiiItem, PiiResult, Redaction
 from ..runtime.registry import ModelEntry
 from ._common import check_count, json_response, parse_json, resolve_model, submit, wait_all
 from .endpoints import Family

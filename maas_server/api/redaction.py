@@ -22,7 +22,10 @@ from typing import Any
 from flask import Flask, Response, g
 
 from ..errors import APIError
-from ..models.base import EMBED, FIND_PII, GENERATE, GenerationRequest, Method, PiiItem, TokenIds
+from ..models.contract import Method
+from ..models.generation_io import GENERATE, GenerationRequest
+from ..models.pii_io import FIND_PII, PiiItem
+from ..models.text_io import EMBED, TokenIds
 from ..runtime.registry import ModelEntry
 from ._common import state, submit, wait_all
 from .entities import admit_entity_texts

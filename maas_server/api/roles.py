@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ..models.base import LABEL_ROLES, Frame, Roles
+from ..models.roles_io import LABEL_ROLES, Frame, Roles
 from ._common import check_count, json_response, parse_json, resolve_model, submit, wait_all
 from .endpoints import Family
 from .entities import admit_entity_texts

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import Field
 
-from ..models.base import CLASSIFY_IMAGE, CLASSIFY_SCENE, DETECT_OBJECTS, DetectionQuery, Scene
+from ..models.image_io import CLASSIFY_IMAGE, DETECT_OBJECTS, DetectionQuery
+from ..models.scene_io import CLASSIFY_SCENE, Scene
 from ..models.scene_rules import heuristic_scene
 from ._common import json_response, may_use, resolve_model, state, submit, wait_all
 from .endpoints import Family

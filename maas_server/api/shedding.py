@@ -30,7 +30,7 @@ from typing import Any
 from flask import Flask
 
 from ..errors import error_body, overloaded
-from ..models.base import Method
+from ..models.contract import Method
 from ..ops import metrics
 from ..runtime.registry import ModelEntry, ModelRunner
 from ..runtime.runner import Overloaded

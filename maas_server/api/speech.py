@@ -21,7 +21,7 @@ from flask import Response, request
 from pydantic import Field, ValidationError
 
 from ..errors import APIError, validation_error
-from ..models.base import CHUNK_SECONDS, FIND_SPEECH, SAMPLE_RATE, TRANSCRIBE, SpeechChunk, SpeechTask, Transcript
+from ..models.speech_io import CHUNK_SECONDS, FIND_SPEECH, SAMPLE_RATE, TRANSCRIBE, SpeechChunk, SpeechTask, Transcript
 from ..ops.memory import release_freed_memory
 from ..runtime.registry import ModelEntry
 from ._common import after_response, json_response, read_body, resolve_model, state, submit, wait_all

@@ -12,33 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (
-    CLASSIFY_IMAGE,
-    CLASSIFY_SCENE,
-    CLASSIFY_TEXT,
-    DETECT_FACES,
-    DETECT_OBJECTS,
-    EMBED,
-    EMBED_FACES,
-    EMBED_IMAGE,
-    EXPLAIN_IMAGE,
-    EXPLAIN_TEXT,
-    EXTRACT_ENTITIES,
-    FIND_PII,
-    FIND_SPEECH,
-    GENERATE,
-    LABEL_ROLES,
-    READ_TEXT,
-    TRANSCRIBE,
-    ZERO_SHOT_TEXT,
-    BatchMethod,
-    InvalidInput,
-    Method,
-    Scores,
-    TaskModel,
-    TextItem,
-    Vector,
-)
+from .contract import BatchMethod, InvalidInput, Method, TaskModel
+from .entities_io import EXTRACT_ENTITIES
+from .explain_io import EXPLAIN_IMAGE, EXPLAIN_TEXT
+from .generation_io import GENERATE
+from .image_io import CLASSIFY_IMAGE, DETECT_FACES, DETECT_OBJECTS, EMBED_FACES, EMBED_IMAGE
+from .ocr_io import READ_TEXT
+from .pii_io import FIND_PII
+from .roles_io import LABEL_ROLES
+from .scene_io import CLASSIFY_SCENE
+from .speech_io import FIND_SPEECH, TRANSCRIBE
+from .text_io import CLASSIFY_TEXT, EMBED, ZERO_SHOT_TEXT, Scores, TextItem, Vector
 
 
 @dataclass(frozen=True)

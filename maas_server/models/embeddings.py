@@ -16,19 +16,9 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from .base import (
-    EMBED,
-    ZERO_SHOT_TEXT,
-    BatchMethod,
-    InvalidInput,
-    Method,
-    ModelDescription,
-    Scores,
-    TextItem,
-    TokenIds,
-    Vector,
-)
+from .contract import BatchMethod, InvalidInput, Method, ModelDescription
 from .sources import resolve_source
+from .text_io import EMBED, ZERO_SHOT_TEXT, Scores, TextItem, TokenIds, Vector
 from .traced import Forward, text_forward
 
 _LABEL_CACHE_SIZE = 4096

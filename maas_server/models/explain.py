@@ -1,7 +1,7 @@
 """Explanations with captum: Grad-CAM for images, integrated gradients over token embeddings for text.
 
 Both need gradients, so they never run in the inference batch path: adapters offer them as methods
-of the explain lane (models/base.py), which runs on a runner of its own, on a private copy of the
+of the explain lane (models/contract.py), which runs on a runner of its own, on a private copy of the
 network (captum attaches hooks to the layer it explains; the copy keeps them away from the
 inference thread's forward passes).
 """
@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import InvalidInput, TokenWeight
+from .contract import InvalidInput
+from .explain_io import TokenWeight
 
 GRID_SIZE = 16  # the image grid returned: coarse enough to be small JSON, finer than Grad-CAM's 7x7 maps
 TEXT_STEPS = 16  # integration steps for text: enough for stable signs on short texts, 16 forward/backward passes

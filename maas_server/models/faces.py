@@ -30,17 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import (
-    DETECT_FACES,
-    EMBED_FACES,
-    BatchMethod,
-    Box,
-    Detected,
-    DetectionQuery,
-    Detections,
-    Method,
-    ModelDescription,
-)
+from .contract import BatchMethod, Method, ModelDescription
+from .image_io import DETECT_FACES, EMBED_FACES, Box, Detected, DetectionQuery, Detections
 from .sources import resolve_source
 
 MTCNN_WEIGHTS = "pkg://facenet_pytorch/data"

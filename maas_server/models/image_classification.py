@@ -18,21 +18,11 @@ import torch
 from PIL import Image
 
 from . import explain
-from .base import (
-    CLASSIFY_IMAGE,
-    EMBED_IMAGE,
-    EXPLAIN_IMAGE,
-    EXPLAIN_LANE,
-    BatchMethod,
-    Explained,
-    ImageExplanation,
-    ImageQuestion,
-    Method,
-    ModelDescription,
-    Scores,
-    Vector,
-)
+from .contract import EXPLAIN_LANE, BatchMethod, Method, ModelDescription
+from .explain_io import EXPLAIN_IMAGE, Explained, ImageExplanation, ImageQuestion
+from .image_io import CLASSIFY_IMAGE, EMBED_IMAGE
 from .sources import resolve_source
+from .text_io import Scores, Vector
 from .traced import Forward, traced_forward, wants_trace
 
 TIMM_PREFIX = "timm:"

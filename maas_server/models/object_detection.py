@@ -31,7 +31,8 @@ from PIL import Image
 from torchvision.ops import batched_nms  # type: ignore[import-untyped]  # torchvision ships no py.typed
 
 from . import darknet
-from .base import DETECT_OBJECTS, BatchMethod, Box, Detected, DetectionQuery, Detections, Method, ModelDescription
+from .contract import BatchMethod, Method, ModelDescription
+from .image_io import DETECT_OBJECTS, Box, Detected, DetectionQuery, Detections
 from .sources import resolve_source
 
 DARKNET_PREFIX = "darknet:"

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .base import READ_TEXT, BatchMethod, Method, ModelDescription, ReadText, TextLine, TextQuery
+from .contract import BatchMethod, Method, ModelDescription
+from .ocr_io import READ_TEXT, ReadText, TextLine, TextQuery
 from .sources import resolve_source
 
 log = logging.getLogger("maas.models")

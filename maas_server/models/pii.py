@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import FIND_PII, BatchMethod, InvalidInput, Method, ModelDescription, PiiItem, PiiResult, PiiSpan
+from .contract import BatchMethod, InvalidInput, Method, ModelDescription
+from .pii_io import FIND_PII, PiiItem, PiiResult, PiiSpan
 from .sources import resolve_source
 from .spacy_pipeline import entity_components, entity_labels, load_pipeline
 

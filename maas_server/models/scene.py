@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .base import CLASSIFY_SCENE, BatchMethod, Method, ModelDescription, Scene, SceneEvidence
+from .contract import BatchMethod, Method, ModelDescription
+from .scene_io import CLASSIFY_SCENE, Scene, SceneEvidence
 from .scene_rules import INDOOR, MAN_MADE, NATURAL
 from .sources import resolve_source
 

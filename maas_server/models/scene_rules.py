@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .base import Detections, Scene, SceneEvidence, Scores
+from .image_io import Detections
+from .scene_io import Scene, SceneEvidence
+from .text_io import Scores
 
 INDOOR, NATURAL, MAN_MADE = "indoor", "outdoor natural", "outdoor man-made"
 TOP_LEVELS = (INDOOR, NATURAL, MAN_MADE)

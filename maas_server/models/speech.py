@@ -31,21 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from .base import (
+from .contract import BatchMethod, InvalidInput, Method, ModelDescription
+from .sources import resolve_source
+from .speech_io import (
     CHUNK_SECONDS,
     FIND_SPEECH,
     SAMPLE_RATE,
     TRANSCRIBE,
-    BatchMethod,
-    InvalidInput,
-    Method,
-    ModelDescription,
     SpeechChunk,
     SpeechSegment,
     SpeechWord,
     Transcript,
 )
-from .sources import resolve_source
 
 log = logging.getLogger("maas.models")
 

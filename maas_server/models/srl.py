@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .base import LABEL_ROLES, BatchMethod, Frame, InvalidInput, Method, ModelDescription, RoleArgument, Roles
+from .contract import BatchMethod, InvalidInput, Method, ModelDescription
+from .roles_io import LABEL_ROLES, Frame, RoleArgument, Roles
 from .sources import resolve_source
 from .token_classification import SPACY_MAX_CHARACTERS, is_spacy_pipeline
 

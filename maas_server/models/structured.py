@@ -25,7 +25,7 @@ import llguidance.hf
 import llguidance.torch
 import torch
 
-from .base import InvalidInput
+from .contract import InvalidInput
 
 if TYPE_CHECKING:
     from llguidance._lib import JsonCompileOptions

@@ -12,22 +12,12 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from . import explain
-from .base import (
-    CLASSIFY_TEXT,
-    EXPLAIN_LANE,
-    EXPLAIN_TEXT,
-    BatchMethod,
-    Explained,
-    InvalidInput,
-    Method,
-    ModelDescription,
-    Scores,
-    TextExplanation,
-    TextItem,
-)
+from .contract import EXPLAIN_LANE, BatchMethod, InvalidInput, Method, ModelDescription
 from .embeddings import pooling_mode, sentence_max_length, sentence_vectors
+from .explain_io import EXPLAIN_TEXT, Explained, TextExplanation
 from .sentiment_head import ClassificationHead, HeadError, load_head
 from .sources import resolve_source
+from .text_io import CLASSIFY_TEXT, Scores, TextItem
 from .traced import Forward, text_forward
 
 

@@ -21,21 +21,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ..ops.steptimes import timed
-from .base import (
-    GENERATE,
-    Choice,
-    GenerationRequest,
-    GenerationResult,
-    InvalidInput,
-    ItemFailed,
-    Method,
-    ModelDescription,
-    StepMethod,
-    StepOutput,
-    TextDelta,
-    TokenLogprob,
-    failed_alone,
-)
+from .contract import InvalidInput, ItemFailed, Method, ModelDescription, StepMethod, StepOutput, failed_alone
+from .generation_io import GENERATE, Choice, GenerationRequest, GenerationResult, TextDelta, TokenLogprob
 from .sources import cached_gguf_conversion, is_gguf, resolve_source
 from .structured import Grammar, JsonGrammars
 from .tool_prompt import template_takes_tools, with_tools_in_text

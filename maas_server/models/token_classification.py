@@ -24,17 +24,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from .base import (
-    EXTRACT_ENTITIES,
-    Aggregation,
-    BatchMethod,
-    Entities,
-    Entity,
-    EntityItem,
-    InvalidInput,
-    Method,
-    ModelDescription,
-)
+from .contract import BatchMethod, InvalidInput, Method, ModelDescription
+from .entities_io import EXTRACT_ENTITIES, Aggregation, Entities, Entity, EntityItem
 from .sources import resolve_source
 from .spacy_pipeline import entity_components, entity_labels, load_pipeline
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import ModelConfig, ServerConfig
 from ..models import missing_methods
-from ..models.base import DEFAULT_LANE, ModelDescription, TaskModel
+from ..models.contract import DEFAULT_LANE, ModelDescription, TaskModel
 from .runner import Runner
 
 

@@ -7,7 +7,7 @@ is cancelled: the model never asks the wire layer whether to go on.
 
 Step methods can also be *streamed*: the runner then puts each item's progress events and, last,
 its outcome on one queue for the whole call (:class:`EventStream`), in order. Events are plain
-dataclasses (see models/base.py), so a stream can cross a process boundary as well as a thread.
+dataclasses (see models/contract.py), so a stream can cross a process boundary as well as a thread.
 
 The same handles serve a model that runs elsewhere (a Ray Serve replica, runtime/ray_backend.py):
 there the item's future is resolved from the replica's reply, and ``cancel()`` also cancels the

@@ -55,7 +55,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from ..config import ModelConfig, ServerConfig
 from ..models import TASKS
-from ..models.base import Method, ModelDescription
+from ..models.contract import Method, ModelDescription
 from ..ops import metrics
 from .handles import EventStream, Finished, Handle, Progress, Replicas, Work
 from .ray_replica import INDEX, Reply, application, fingerprint

@@ -31,7 +31,7 @@ from ray.serve.deployment import Application, Deployment
 
 from .. import __version__
 from ..config import ModelConfig, ServerConfig, read_config_file
-from ..models.base import Method, ModelDescription
+from ..models.contract import Method, ModelDescription
 from .assembly import build_runners, checked_description, load_and_warm
 from .handles import Finished, Handle, Progress
 from .runner import Runner

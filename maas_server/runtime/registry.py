@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..config import ModelConfig, ServerConfig
 from ..models import TASKS
-from ..models.base import DEFAULT_LANE, Method, ModelDescription, TaskModel
+from ..models.contract import DEFAULT_LANE, Method, ModelDescription, TaskModel
 from ..ops import metrics
 from .assembly import build_runners, checked_description, load_configured_model
 from .handles import EventStream, Handle, Replicas

@@ -53,7 +53,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..models.base import (
+from ..models.contract import (
     DEFAULT_LANE,
     BatchMethod,
     DecodeBatch,

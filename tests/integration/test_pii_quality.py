@@ -16,7 +16,7 @@ from typing import Any
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import FIND_PII, PiiItem
+from maas_server.models.pii_io import FIND_PII, PiiItem
 from tests.pii_set import Score, load_set, score
 
 # Per type: (precision, recall) at least.

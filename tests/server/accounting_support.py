@@ -12,16 +12,8 @@ from flask import Flask
 
 from maas_server.api.accounting import Accounts
 from maas_server.app import create_app
-from maas_server.models.base import (
-    EMBED,
-    ZERO_SHOT_TEXT,
-    BatchMethod,
-    Method,
-    ModelDescription,
-    Scores,
-    TextItem,
-    Vector,
-)
+from maas_server.models.contract import BatchMethod, Method, ModelDescription
+from maas_server.models.text_io import EMBED, ZERO_SHOT_TEXT, Scores, TextItem, Vector
 from maas_server.settings import load_settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from maas_server.models.base import BatchMethod, InvalidInput, Method, ModelDescription
+from maas_server.models.contract import BatchMethod, InvalidInput, Method, ModelDescription
 
 DOUBLE: Method[Any, Any] = Method("double")
 NEGATE: Method[Any, Any] = Method("negate")

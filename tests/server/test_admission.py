@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import Client
 
 from maas_server.api.admission import Admission
-from maas_server.models.base import GENERATE, Method, ModelDescription, StepOutput
+from maas_server.models.contract import Method, ModelDescription, StepOutput
+from maas_server.models.generation_io import GENERATE
 from maas_server.runtime.runner import Overloaded, QueueTimeout, Runner, ServiceRate
 from tests.server.runner_support import DOUBLE, GatedModel
 
@@ -140,7 +141,7 @@ class _Rows:
         self.stepped = threading.Event()
 
     def batch_methods(self) -> dict[Method[Any, Any], Any]:
-        from maas_server.models.base import StepMethod
+        from maas_server.models.contract import StepMethod
 
         return {GENERATE: StepMethod(lambda x: x, lambda: _OneRowBatch(self), max_batch_size=1)}
 
@@ -296,7 +297,7 @@ class _Generations:
         return ModelDescription(device="cpu", dtype="float32")
 
     def batch_methods(self) -> dict[Method[Any, Any], Any]:
-        from maas_server.models.base import StepMethod
+        from maas_server.models.contract import StepMethod
 
         return {GENERATE: StepMethod(lambda item: item, lambda: _GatedRows(self), row_steps=lambda item: item[1],
                                      prepare_on_caller=True)}
@@ -441,7 +442,7 @@ class _Countdown:
         return ModelDescription(device="cpu", dtype="float32")
 
     def batch_methods(self) -> dict[Method[Any, Any], Any]:
-        from maas_server.models.base import StepMethod
+        from maas_server.models.contract import StepMethod
 
         return {GENERATE: StepMethod(lambda item: item, lambda: _CountdownRows(), row_steps=lambda item: item[1],
                                      prepare_on_caller=True)}

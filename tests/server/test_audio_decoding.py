@@ -22,17 +22,8 @@ from flask.testing import FlaskClient
 
 from maas_server.api.audio import MAX_CHANNELS
 from maas_server.app import create_app
-from maas_server.models.base import (
-    FIND_SPEECH,
-    SAMPLE_RATE,
-    TRANSCRIBE,
-    BatchMethod,
-    Method,
-    ModelDescription,
-    SpeechChunk,
-    SpeechSegment,
-    Transcript,
-)
+from maas_server.models.contract import BatchMethod, Method, ModelDescription
+from maas_server.models.speech_io import FIND_SPEECH, SAMPLE_RATE, TRANSCRIBE, SpeechChunk, SpeechSegment, Transcript
 from maas_server.settings import load_settings
 
 URL = "/v1/audio/transcriptions"

@@ -25,15 +25,8 @@ from maas_server.api.images import to_rgb_at, working_size
 from maas_server.app import create_app
 from maas_server.models import load_model
 from maas_server.models import object_detection as od
-from maas_server.models.base import (
-    DETECT_OBJECTS,
-    BatchMethod,
-    Box,
-    Detected,
-    DetectionQuery,
-    Detections,
-    ModelDescription,
-)
+from maas_server.models.contract import BatchMethod, ModelDescription
+from maas_server.models.image_io import DETECT_OBJECTS, Box, Detected, DetectionQuery, Detections
 from maas_server.settings import load_settings
 from tests.tiny_models import DARKNET_NAMES
 

@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import EXTRACT_ENTITIES, Entity, EntityItem, InvalidInput
+from maas_server.models.contract import InvalidInput
+from maas_server.models.entities_io import EXTRACT_ENTITIES, Entity, EntityItem
 from maas_server.models.token_classification import TokenPrediction, aggregate
 from tests import tiny_models
 

@@ -11,21 +11,9 @@ import numpy as np
 from flask.testing import FlaskClient
 from PIL import Image
 
-from maas_server.models.base import (
-    CLASSIFY_TEXT,
-    EMBED,
-    EXPLAIN_LANE,
-    EXPLAIN_TEXT,
-    ZERO_SHOT_TEXT,
-    BatchMethod,
-    Explained,
-    Method,
-    ModelDescription,
-    Scores,
-    TextExplanation,
-    TextItem,
-    Vector,
-)
+from maas_server.models.contract import EXPLAIN_LANE, BatchMethod, Method, ModelDescription
+from maas_server.models.explain_io import EXPLAIN_TEXT, Explained, TextExplanation
+from maas_server.models.text_io import CLASSIFY_TEXT, EMBED, ZERO_SHOT_TEXT, Scores, TextItem, Vector
 from maas_server.runtime.registry import ModelRegistry
 from maas_server.settings import load_settings
 

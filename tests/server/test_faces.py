@@ -20,16 +20,8 @@ from flask.testing import FlaskClient
 from PIL import Image, ImageOps
 
 from maas_server.app import create_app
-from maas_server.models.base import (
-    DETECT_FACES,
-    EMBED_FACES,
-    BatchMethod,
-    Box,
-    Detected,
-    DetectionQuery,
-    Detections,
-    ModelDescription,
-)
+from maas_server.models.contract import BatchMethod, ModelDescription
+from maas_server.models.image_io import DETECT_FACES, EMBED_FACES, Box, Detected, DetectionQuery, Detections
 from maas_server.ops.logs import JsonFormatter
 from maas_server.settings import load_settings
 from tests.server.accounting_support import fake_loader

@@ -11,7 +11,8 @@ import torch
 from flask.testing import FlaskClient
 
 from maas_server.config import ModelConfig
-from maas_server.models.base import GENERATE, GenerationRequest, ItemFailed, StepMethod
+from maas_server.models.contract import ItemFailed, StepMethod
+from maas_server.models.generation_io import GENERATE, GenerationRequest
 from maas_server.models.text_generation import TextGenerationModel, _sample
 from maas_server.runtime.runner import Runner
 from tests.server.runner_support import DOUBLE, GatedModel

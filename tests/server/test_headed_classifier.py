@@ -16,8 +16,8 @@ from safetensors.torch import save_file
 from maas_server.app import create_app
 from maas_server.config import ConfigError, ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import CLASSIFY_TEXT, EMBED, TextItem
 from maas_server.models.sentiment_head import HeadError, load_head, score
+from maas_server.models.text_io import CLASSIFY_TEXT, EMBED, TextItem
 from maas_server.settings import load_settings
 
 LABELS = ["negative", "neutral", "positive"]

@@ -13,8 +13,8 @@ from PIL import Image, ImageOps
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import EMBED_IMAGE
 from maas_server.models.image_classification import ImageClassificationModel
+from maas_server.models.image_io import EMBED_IMAGE
 from maas_server.settings import load_settings
 from tests import tiny_models
 

@@ -25,18 +25,8 @@ from werkzeug.serving import make_server
 
 from maas_server.accounts import SqlLimiter, create_key
 from maas_server.app import begin_drain, create_app
-from maas_server.models.base import (
-    GENERATE,
-    Choice,
-    GenerationRequest,
-    GenerationResult,
-    ItemFailed,
-    Method,
-    ModelDescription,
-    StepMethod,
-    StepOutput,
-    TextDelta,
-)
+from maas_server.models.contract import ItemFailed, Method, ModelDescription, StepMethod, StepOutput
+from maas_server.models.generation_io import GENERATE, Choice, GenerationRequest, GenerationResult, TextDelta
 from maas_server.ops import metrics
 from maas_server.settings import load_settings
 from tests.server.accounting_support import Clock, WordEmbedder, accounts_of

@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 from maas_server.api._common import client_gone, wait_all
 from maas_server.app import begin_drain, create_app
 from maas_server.errors import APIError
-from maas_server.models.base import EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Vector
+from maas_server.models.contract import BatchMethod, Method, ModelDescription
+from maas_server.models.text_io import EMBED, ZERO_SHOT_TEXT, Vector
 from maas_server.runtime.handles import Handle, Work
 from maas_server.settings import load_settings
 

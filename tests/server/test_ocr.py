@@ -14,8 +14,8 @@ from PIL import Image
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import READ_TEXT, ReadText, TextLine, TextQuery
 from maas_server.models.ocr import OCRModel, reading_order
+from maas_server.models.ocr_io import READ_TEXT, ReadText, TextLine, TextQuery
 from maas_server.runtime.runner import Runner
 from tests.ocr_images import CONDITIONS, LINES, LINES_B, MAX_IMAGE_CER, MAX_SET_CER, Condition, cer, normalise
 

@@ -24,8 +24,9 @@ from maas_server.accounts import create_key
 from maas_server.app import create_app
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import FIND_PII, PiiItem, TokenIds
 from maas_server.models.pii import resolve_overlaps
+from maas_server.models.pii_io import FIND_PII, PiiItem
+from maas_server.models.text_io import TokenIds
 from maas_server.runtime.assembly import load_configured_model
 from maas_server.settings import load_settings
 from tests.server.accounting_support import accounts_of, word_app
@@ -148,7 +149,7 @@ def test_email_checks_use_the_bundled_suffix_list_without_network_or_errors(
 
 
 def test_too_long_a_text_and_unknown_types_are_invalid_inputs(tiny_pii: str, tmp_path: Path) -> None:
-    from maas_server.models.base import InvalidInput
+    from maas_server.models.contract import InvalidInput
 
     model = load_model(ModelConfig(name="pii", task="pii", source=tiny_pii, max_context=10), "cpu", None, tmp_path)
     method = model.batch_methods()[FIND_PII]

@@ -18,7 +18,8 @@ import pytest
 from flask import Flask
 
 from maas_server.config import ConfigError
-from maas_server.models.base import InvalidInput, ItemFailed, Vector
+from maas_server.models.contract import InvalidInput, ItemFailed
+from maas_server.models.text_io import Vector
 from maas_server.runtime.handles import Finished, Handle, Progress, Work
 from maas_server.runtime.runner import ModelUnavailable, Overloaded, QueueFull, QueueTimeout
 from maas_server.settings import load_settings
@@ -170,7 +171,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             self.status = state["status"] = ray_backend._StatusWatch("maas", ["remote"])
 
         def attach(self, model: Any) -> Any:
-            from maas_server.models.base import ModelDescription
+            from maas_server.models.contract import ModelDescription
 
             runner = ray_backend.RayRunner(model, _Handle(), self.bridge, self.status)  # type: ignore[arg-type]
             return runner, ModelDescription(device="cuda", dtype="float16", dimensions=2)
@@ -188,7 +189,7 @@ def test_a_call_ray_refuses_as_it_is_sent_settles_its_handles_with_the_meaning(c
     from ray.exceptions import RaySystemError
 
     from maas_server.config import ModelConfig
-    from maas_server.models.base import EMBED
+    from maas_server.models.text_io import EMBED
 
     class Refusing(_Handle):
         def __getattr__(self, method: str) -> Any:

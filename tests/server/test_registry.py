@@ -6,7 +6,9 @@ from typing import Any
 
 from maas_server.config import TASKS as CONFIG_TASKS
 from maas_server.models import TASKS
-from maas_server.models.base import EMBED, GENERATE, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription
+from maas_server.models.contract import BatchMethod, Method, ModelDescription
+from maas_server.models.generation_io import GENERATE
+from maas_server.models.text_io import EMBED, ZERO_SHOT_TEXT
 from maas_server.runtime.registry import ModelRegistry
 from maas_server.settings import load_settings
 

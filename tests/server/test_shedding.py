@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 
 from maas_server.accounts import create_key, usage_summary
 from maas_server.app import create_app
-from maas_server.models.base import EMBED, ZERO_SHOT_TEXT, BatchMethod, Method, ModelDescription, Scores, Vector
+from maas_server.models.contract import BatchMethod, Method, ModelDescription
+from maas_server.models.text_io import EMBED, ZERO_SHOT_TEXT, Scores, Vector
 from maas_server.ops import metrics
 from maas_server.runtime.runner import Runner
 from maas_server.settings import load_settings

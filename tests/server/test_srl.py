@@ -10,7 +10,8 @@ import pytest
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import LABEL_ROLES, InvalidInput, Roles
+from maas_server.models.contract import InvalidInput
+from maas_server.models.roles_io import LABEL_ROLES, Roles
 from maas_server.models.srl import RoleModel, TrainedRoleModel, describe_tags
 from maas_server.runtime.runner import Runner
 from tests import tiny_models

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import GenerationRequest
+from maas_server.models.generation_io import GenerationRequest
 
 MOOD = {"type": "object", "additionalProperties": False, "required": ["mood", "count", "tags"], "properties": {
     "mood": {"enum": ["happy", "sad", "neutral"]},

@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from maas_server.config import ModelConfig
-from maas_server.models.base import (
-    GENERATE,
-    GenerationRequest,
-    GenerationResult,
-    InvalidInput,
-    ItemFailed,
-    StepOutput,
-    TextDelta,
-)
+from maas_server.models.contract import InvalidInput, ItemFailed, StepOutput
+from maas_server.models.generation_io import GENERATE, GenerationRequest, GenerationResult, TextDelta
 from maas_server.models.text_generation import DecodeBatch, TextGenerationModel, _appended
 
 

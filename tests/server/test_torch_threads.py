@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-from maas_server.models.base import BatchMethod, Method, ModelDescription
+from maas_server.models.contract import BatchMethod, Method, ModelDescription
 from maas_server.runtime.runner import Runner
 from maas_server.runtime.torch_threads import _omp_set_num_threads, single_threaded_torch_here
 

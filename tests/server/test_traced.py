@@ -12,7 +12,7 @@ from PIL import Image
 
 from maas_server.config import ModelConfig
 from maas_server.models import load_model
-from maas_server.models.base import TextItem
+from maas_server.models.text_io import TextItem
 from maas_server.models.traced import traced_forward, wants_trace
 
 

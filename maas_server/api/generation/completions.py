@@ -10,16 +10,8 @@ from typing import Any
 from flask import Response, request
 
 from ...errors import APIError, error_body
-from ...models.base import (
-    GENERATE,
-    Choice,
-    GenerationRequest,
-    GenerationResult,
-    InvalidInput,
-    ItemFailed,
-    TextDelta,
-    TokenLogprob,
-)
+from ...models.contract import InvalidInput, ItemFailed
+from ...models.generation_io import GENERATE, Choice, GenerationRequest, GenerationResult, TextDelta, TokenLogprob
 from ...ops.steptimes import timed
 from ...runtime.handles import EventStream, Finished, Handle, Progress
 from ...runtime.registry import ModelEntry

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ...errors import APIError
-from ...models.base import GENERATE, Choice, GenerationResult, TokenLogprob
+from ...models.generation_io import GENERATE, Choice, GenerationResult, TokenLogprob
 from .._common import new_id, parse_json
 from ..accounting import zero_retention
 from ..endpoints import Family

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainSerializer, ValidationInfo, field_validator, model_serializer, model_validator
 
-from ...models.base import FinishReason
+from ...models.generation_io import FinishReason
 from ..wire import JsonText, OpenAIRequestBody, RequestBody, ResponseBody, Usage
 
 # What a token the model cannot choose (masked by a grammar, or underflowed) scores: -inf is not JSON, and

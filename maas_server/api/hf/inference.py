@@ -22,30 +22,13 @@ from typing import Any
 from flask import request
 
 from ...errors import APIError
-from ...models.base import (
-    CLASSIFY_IMAGE,
-    CLASSIFY_TEXT,
-    DETECT_FACES,
-    DETECT_OBJECTS,
-    EMBED,
-    EXTRACT_ENTITIES,
-    GENERATE,
-    READ_TEXT,
-    TRANSCRIBE,
-    ZERO_SHOT_TEXT,
-    Choice,
-    DetectionQuery,
-    Detections,
-    EntityItem,
-    GenerationRequest,
-    GenerationResult,
-    InvalidInput,
-    Method,
-    Scores,
-    TextItem,
-    TextQuery,
-    TokenLogprob,
-)
+from ...models.contract import InvalidInput, Method
+from ...models.entities_io import EXTRACT_ENTITIES, EntityItem
+from ...models.generation_io import GENERATE, Choice, GenerationRequest, GenerationResult, TokenLogprob
+from ...models.image_io import CLASSIFY_IMAGE, DETECT_FACES, DETECT_OBJECTS, DetectionQuery, Detections
+from ...models.ocr_io import READ_TEXT, TextQuery
+from ...models.speech_io import TRANSCRIBE
+from ...models.text_io import CLASSIFY_TEXT, EMBED, ZERO_SHOT_TEXT, Scores, TextItem
 from ...runtime.registry import ModelEntry
 from .._common import check_count, json_response, parse_json, read_body, resolve_model, state, submit, wait_all
 from ..detect import in_original_pixels
