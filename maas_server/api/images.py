@@ -293,7 +293,9 @@ def _multipart(schema: type[R], max_image_bytes: int) -> tuple[R, list[tuple[byt
     uploads = [f for _, f in request.files.items(multi=True)]
     check_count(len(uploads), "image file part", "image")
     allowed = set(schema.model_fields) - {"image"}
-    unknown = sorted(set(request.form) - allowed)
+    # A part whose name cannot be decoded has no name (werkzeug gives None): it is an unknown field too.
+    names: set[str | None] = set(request.form)  # werkzeug's types say str; an undecodable part name is None
+    unknown = sorted({name or "" for name in names} - allowed)
     if unknown:
         raise APIError(f"unknown form field(s): {', '.join(unknown)}", status=400, param=unknown[0],
                        code="invalid_value")
