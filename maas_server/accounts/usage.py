@@ -90,8 +90,9 @@ class UsageWriter:
 
     def __init__(self, store: Store, *, max_batch: int = 500, linger: float = 0.5, max_pending: int = 100_000,
                  retry_seconds: float = 1.0, retention_seconds: float | None = None, prune_every: float = 3600,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, observe: Callable[..., None] | None = None) -> None:
         self.store = store
+        self._observe = observe or _observe  # the metrics it reports to (tests give it metrics of its own)
         self.max_batch = max_batch
         self.linger = linger
         self.max_pending = max_pending
@@ -187,7 +188,7 @@ class UsageWriter:
                 dropped += 1
             deadline = deadline or time.monotonic() + self.linger
             timeout = max(0.0, deadline - time.monotonic())
-        _observe(queued=kept + dropped, dropped=dropped)
+        self._observe(queued=kept + dropped, dropped=dropped)
         if dropped:
             log.error("dropped %d usage rows: %d wait for the store already, the most kept", dropped, self.max_pending)
         return flushes
@@ -200,7 +201,7 @@ class UsageWriter:
                 with self.store.begin() as conn:
                     conn.execute(usage.insert(), [dataclasses.asdict(record) for record in batch])
             except StoreUnavailable as exc:
-                _observe(write_failed=True)
+                self._observe(write_failed=True)
                 if not self._failing:
                     log.error("could not write %d usage rows; they are kept and retried: %s", len(self._pending), exc)
                 self._failing = True
@@ -218,14 +219,14 @@ class UsageWriter:
     def _take(self, count: int, *, dropped: bool = False) -> None:
         for _ in range(count):
             self._pending.popleft()
-        _observe(written=0 if dropped else count, dropped=count if dropped else 0)
+        self._observe(written=0 if dropped else count, dropped=count if dropped else 0)
 
     def _at_exit(self) -> None:
         if not self.flush(5):
             lost = self.pending
             log.error("the process exits before the store %s took its last %d usage rows; they are dropped",
                       self.store.location, lost)
-            _observe(dropped=lost)
+            self._observe(dropped=lost)
 
 
 def _observe(*, queued: int = 0, written: int = 0, dropped: int = 0, write_failed: bool = False) -> None:

@@ -112,12 +112,20 @@ def set_replicas(model: str, running: int, target: int) -> None:
 
 def observe_usage_writer(*, queued: int = 0, written: int = 0, dropped: int = 0, write_failed: bool = False) -> None:
     """The usage writer took `queued` rows, wrote `written`, dropped `dropped`; a write failed."""
-    if queued - written - dropped:
-        USAGE_PENDING.inc(queued - written - dropped)
-    if dropped:
-        USAGE_DROPPED.inc(dropped)
-    if write_failed:
-        USAGE_WRITE_FAILURES.inc()
+    usage_writer_observer(USAGE_PENDING, USAGE_DROPPED, USAGE_WRITE_FAILURES)(
+        queued=queued, written=written, dropped=dropped, write_failed=write_failed)
+
+
+def usage_writer_observer(pending: Gauge, dropped_rows: Counter, failures: Counter) -> Callable[..., None]:
+    """What a usage writer reports through, into these metrics (tests give one writer metrics of its own)."""
+    def observe(*, queued: int = 0, written: int = 0, dropped: int = 0, write_failed: bool = False) -> None:
+        if queued - written - dropped:
+            pending.inc(queued - written - dropped)
+        if dropped:
+            dropped_rows.inc(dropped)
+        if write_failed:
+            failures.inc()
+    return observe
 
 
 def timed_loader(loader: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:

@@ -236,14 +236,16 @@ def test_a_worker_started_while_the_store_is_missing_boots_and_never_creates_it(
 # -- usage rows
 
 @pytest.fixture
-def usage_registry(monkeypatch: pytest.MonkeyPatch) -> CollectorRegistry:
-    """The usage-writer metrics of this test alone: other tests' apps write usage rows in the background
-    into the process-wide metrics while this one runs."""
-    registry = CollectorRegistry()
-    monkeypatch.setattr(metrics, "USAGE_PENDING", Gauge("maas_usage_rows_pending", "", registry=registry))
-    monkeypatch.setattr(metrics, "USAGE_WRITE_FAILURES", Counter("maas_usage_write_failures", "", registry=registry))
-    monkeypatch.setattr(metrics, "USAGE_DROPPED", Counter("maas_usage_rows_dropped", "", registry=registry))
-    return registry
+def usage_registry() -> CollectorRegistry:
+    """Metrics for this test's usage writer alone (`_observer`): other tests' apps write usage rows in the
+    background into the process-wide metrics while this one runs."""
+    return CollectorRegistry()
+
+
+def _observer(registry: CollectorRegistry) -> Callable[..., None]:
+    return metrics.usage_writer_observer(Gauge("maas_usage_rows_pending", "", registry=registry),
+                                         Counter("maas_usage_rows_dropped", "", registry=registry),
+                                         Counter("maas_usage_write_failures", "", registry=registry))
 
 
 def _samples(registry: CollectorRegistry) -> dict[str, float]:
@@ -265,7 +267,7 @@ def test_usage_rows_the_store_refuses_are_kept_retried_and_counted(tmp_path: Pat
                                                                   usage_registry: CollectorRegistry) -> None:
     store = Store(f"sqlite:///{tmp_path / 'maas.db'}")
     store.clock = clock = Clock()
-    writer = UsageWriter(store, linger=0)
+    writer = UsageWriter(store, linger=0, observe=_observer(usage_registry))
     before = _samples(usage_registry)
     undo = refuse_writes(store)
     for i in range(5):
@@ -287,7 +289,7 @@ def test_usage_rows_the_store_refuses_are_kept_retried_and_counted(tmp_path: Pat
 def test_usage_rows_past_the_cap_are_dropped_and_counted(tmp_path: Path, usage_registry: CollectorRegistry) -> None:
     store = Store(f"sqlite:///{tmp_path / 'maas.db'}")
     store.clock = clock = Clock()
-    writer = UsageWriter(store, linger=0, max_pending=3)
+    writer = UsageWriter(store, linger=0, max_pending=3, observe=_observer(usage_registry))
     before = _samples(usage_registry).get("maas_usage_rows_dropped_total", 0)
     undo = refuse_writes(store)
     for i in range(5):
