@@ -66,6 +66,8 @@ class Settings(ServerConfig, AccountSettings, BaseSettings):
     keyfile: Path | None = Field(None, description="TLS private key (PEM)")
     log_level: LogLevel = "info"
     log_format: Literal["json", "text"] = Field("json", description="json: one object per line; text: plain lines")
+    console_enabled: bool = Field(True, description="serve the browser console at /console (and / and /docs); "
+                                                  "off: those paths answer 404 like any unknown route")
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -57,6 +57,8 @@ SETTINGS = [
     Layers("log_level", "debug", "error", "--log-level"),
     Layers("log_format", "text", "json"),
     Layers("log_content", True, False, "--log-content"),
+    # the browser console
+    Layers("console_enabled", False, True),
     # accounts; the URLs can carry a password and the token is a secret: never in the file
     Layers("data_dir", Path("/srv/a"), Path("/srv/b"), "--data-dir"),
     Layers("database_url", "postgresql+psycopg://a@db/maas", "postgresql+psycopg://b@db/maas", in_file=False),
