@@ -12,6 +12,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from . import console
 from .api import accounting, admin, browsers, redaction
 from .api._common import SERVED_BY_HEADER, ServerState, state
 from .api.admission import Admission, is_api_path, request_id
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_config
     redaction.init_app(app)  # X-Maas-Redacted on the answers of keys with the redact_input policy
     app.before_request(admin.admins_only)  # after accounting's authentication
     browsers.init_app(app, settings)  # after accounting: a call served without a key must not come from a web page
+    console.init_app(app, settings)  # the browser console at /console; its headers only on its own pages
     app.wsgi_app = Admission(app.wsgi_app, settings.max_concurrent_requests,  # type: ignore[method-assign]
                              app.extensions["maas"].api_prefixes, early=EarlyRefusal(app))
     if load_models:
