@@ -12,9 +12,12 @@ false`` in the settings leaves the routes out entirely.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask
 
-from ..settings import Settings
+if TYPE_CHECKING:  # the app imports this module: it adds nothing to the app's import but itself
+    from ..settings import Settings
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -89,6 +89,7 @@ export function showError(error) {
   if (!box) return;
   box.hidden = !error;
   box.textContent = error ? (error instanceof ApiError ? error.message : String(error.message || error)) : "";
+  if (error) box.scrollIntoView({ block: "nearest" });
 }
 
 /** Run an async action with errors shown and the button disabled meanwhile. */

@@ -15,13 +15,17 @@ export function mount({ model, form: host, result }) {
   const streamed = el("input", { type: "checkbox", checked: true });
   const schema = el("textarea", { rows: 3, placeholder: '{"type": "object", "properties": {"answer": {"type": "string"}}}' });
   const tools = el("textarea", { rows: 3, placeholder: JSON.stringify(EXAMPLE_TOOLS) });
+  const toolChoice = el("select", {}, ...["auto", "required", "none"].map((v) => el("option", { value: v, text: v })));
+  const example = el("button", { type: "button", text: "Fill in an example tool",
+    onclick: () => { tools.value = JSON.stringify(EXAMPLE_TOOLS, null, 2); toolChoice.value = "required"; } });
   host.append(form([
     field("System prompt", system), field("Message", user),
     field("Temperature", temperature), field("Max tokens", maxTokens),
     el("label", { class: "inline" }, streamed, " Stream the answer"),
     field("JSON schema (optional: the answer must match it)", schema),
-    field("Tools (optional: a JSON list of OpenAI tool definitions)", tools),
-  ], "Send", () => run(model, { system, user, temperature, maxTokens, streamed, schema, tools }, result)));
+    field("Tools (optional: a JSON list of OpenAI tool definitions)", tools), example,
+    field("Tool choice", toolChoice, "required: the model must call a tool"),
+  ], "Send", () => run(model, { system, user, temperature, maxTokens, streamed, schema, tools, toolChoice }, result)));
 }
 
 function body(model, inputs) {
@@ -34,7 +38,10 @@ function body(model, inputs) {
     request.response_format = { type: "json_schema",
       json_schema: { name: "answer", schema: parseJson(inputs.schema.value, "JSON schema") } };
   }
-  if (inputs.tools.value.trim()) request.tools = parseJson(inputs.tools.value, "Tools");
+  if (inputs.tools.value.trim()) {
+    request.tools = parseJson(inputs.tools.value, "Tools");
+    request.tool_choice = inputs.toolChoice.value;
+  }
   if (inputs.streamed.checked) request.stream = true;
   return request;
 }
