@@ -1,8 +1,11 @@
 // Drawing on canvases: boxes and landmarks over a photo, a similarity heatmap, line charts.
 // Everything is drawn from the numbers the API returned; text goes through fillText, never HTML.
 
+import { el } from "./api.js";
+
 /** Colours for labels and series, picked to read on photos and on white (pure hues: tests find them). */
-export const PALETTE = ["#ff00ff", "#00c8ff", "#ffb000", "#00d060", "#ff3030", "#8060ff", "#00a0a0", "#c06000"];
+export const PALETTE = ["#ff00ff", "#00c8ff", "#ffb000", "#00d060", "#ff3030", "#8060ff", "#00a0a0", "#c06000",
+  "#0050ff", "#a0a000", "#ff80c0", "#505050"];
 
 const colourOf = new Map();
 /** The same label always gets the same colour on a page. */
@@ -93,7 +96,7 @@ export function drawLineChart(canvas, title, series) {
   const width = canvas.width = Math.max(320, Math.min(900, canvas.parentElement?.clientWidth || 600));
   const height = canvas.height = 260;
   const ctx = canvas.getContext("2d");
-  const pad = { left: 56, right: 12, top: 28, bottom: 40 };
+  const pad = { left: 56, right: 16, top: 28, bottom: 26 };
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, width, height);
   const all = series.flatMap((s) => s.points);
@@ -108,7 +111,15 @@ export function drawLineChart(canvas, title, series) {
   const y = (v) => height - pad.bottom - (vMax === 0 ? 0 : v / vMax) * (height - pad.top - pad.bottom);
   axes(ctx, { width, height, pad, t0, t1, vMax, x, y });
   series.forEach((s) => plotSeries(ctx, s, x, y));
-  legend(ctx, series, pad.left, height - 16);
+}
+
+/** The series' names with their colours, as a list that wraps (the chart itself has no legend). */
+export function chartLegend(series) {
+  return el("ul", { class: "legend" }, ...series.map(({ name }) => {
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.backgroundColor = colourFor(name);
+    return el("li", {}, swatch, name);
+  }));
 }
 
 function extent(values) { return [Math.min(...values), Math.max(...values)]; }
@@ -126,9 +137,14 @@ function axes(ctx, { width, height, pad, t0, t1, vMax, x, y }) {
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
   for (const v of [0, vMax / 2, vMax]) ctx.fillText(formatNumber(v), pad.left - 6, y(v));
-  ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (const t of t0 === t1 ? [t0] : [t0, t1]) ctx.fillText(new Date(t * 1000).toLocaleString(), x(t), height - pad.bottom + 4);
+  // The first time at the left end, the last at the right end, each kept inside the canvas.
+  ctx.textAlign = "left";
+  ctx.fillText(timeLabel(t0), pad.left, height - pad.bottom + 6);
+  if (t1 !== t0) {
+    ctx.textAlign = "right";
+    ctx.fillText(timeLabel(t1), width - pad.right, height - pad.bottom + 6);
+  }
   ctx.textAlign = "left";
 }
 
@@ -143,17 +159,9 @@ function plotSeries(ctx, { name, points }, x, y) {
   for (const [t, v] of sorted) { ctx.beginPath(); ctx.arc(x(t), y(v), 4, 0, 2 * Math.PI); ctx.fill(); }
 }
 
-function legend(ctx, series, left, top) {
-  ctx.font = "12px system-ui, sans-serif";
-  ctx.textBaseline = "middle";
-  let at = left;
-  for (const { name } of series) {
-    ctx.fillStyle = colourFor(name);
-    ctx.fillRect(at, top - 5, 10, 10);
-    ctx.fillStyle = "#111";
-    ctx.fillText(name, at + 14, top);
-    at += ctx.measureText(name).width + 32;
-  }
+function timeLabel(seconds) {
+  return new Date(seconds * 1000).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit" });
 }
 
 function formatNumber(value) {

@@ -1,7 +1,7 @@
 // Operators: usage over time per model or key (requests, tokens, errors, latency), as line charts.
 
 import { call, el, guarded, initKeyForm } from "../api.js";
-import { drawLineChart } from "../draw.js";
+import { chartLegend, drawLineChart } from "../draw.js";
 
 // title, the row's figure, and whether rows of one bucket are averaged (weighted by requests) or summed.
 const CHARTS = [
@@ -15,7 +15,7 @@ const CHARTS = [
 export function series(rows, by, value, mean) {
   const groups = new Map();
   for (const r of rows) {
-    const name = (by === "key" ? r.key : r.model) || "(none)";
+    const name = (by === "key" ? r.key || "(no key)" : r.model || "(no model)");
     const points = groups.get(name) || new Map();
     const [total, weight] = points.get(r.start) || [0, 0];
     const w = mean ? r.requests : 1;
@@ -39,8 +39,10 @@ async function show() {
     if (has_more) box.append(el("p", { class: "warn", text: "More rows than one answer holds: narrow the range." }));
     for (const [title, value, mean] of CHARTS) {
       const canvas = el("canvas", { class: "chart", role: "img", "aria-label": `${title} per ${by}` });
-      box.append(el("figure", {}, canvas, el("figcaption", { text: `${title} per ${bucket}, by ${by}` })));
-      drawLineChart(canvas, title, series(data, by, value, mean));
+      const lines = series(data, by, value, mean);
+      box.append(el("figure", {}, canvas, chartLegend(lines),
+        el("figcaption", { text: `${title} per ${bucket}, by ${by}` })));
+      drawLineChart(canvas, title, lines);
     }
   });
 }
