@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template
+from flask.typing import ResponseReturnValue
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
                static_url_path="/console/static")
@@ -40,8 +41,8 @@ def _secure(response: Response) -> Response:
 
 
 @bp.get("/")
-def root() -> Response:
-    return redirect("/console", code=302)  # type: ignore[return-value]
+def root() -> ResponseReturnValue:
+    return redirect("/console", code=302)
 
 
 @bp.get("/console")
@@ -58,9 +59,9 @@ def play(model: str) -> str:
 
 
 @bp.get("/console/admin/<page>")
-def admin(page: str) -> str:
+def admin(page: str) -> ResponseReturnValue:
     if page not in ADMIN_PAGES:
-        return render_template("console/missing.html", title="Not found", module="home"), 404  # type: ignore[return-value]
+        return render_template("console/missing.html", title="Not found", module="home"), 404
     return render_template(f"console/admin_{page}.html", title=ADMIN_PAGES[page], module=f"admin_{page}")
 
 

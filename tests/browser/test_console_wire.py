@@ -61,11 +61,26 @@ def test_modules_and_the_stylesheet_are_served_with_their_types(client: FlaskCli
     assert client.get("/console/static/console.css").mimetype == "text/css"
 
 
+def test_an_unknown_operator_page_is_a_page_that_says_so(client: FlaskClient) -> None:
+    response = client.get("/console/admin/nothing-here")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html" and "No such page" in response.get_data(as_text=True)
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
 @pytest.mark.parametrize("path", ["/v1/models", "/health", "/openapi.json"])
 def test_api_responses_carry_none_of_the_console_headers(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
     assert not set(SECURITY_HEADERS) & set(response.headers.keys())
+
+
+def test_the_console_adds_no_hook_that_runs_on_api_requests() -> None:
+    on, off = _app(), _app(console_enabled=False)
+    for hooks in ("before_request_funcs", "after_request_funcs", "teardown_request_funcs"):
+        app_wide = {name: len(funcs) for name, funcs in getattr(on, hooks).items() if name != "console"}
+        assert app_wide == {name: len(funcs) for name, funcs in getattr(off, hooks).items()}
+    assert on.wsgi_app.__class__ is off.wsgi_app.__class__  # no middleware of its own
 
 
 def test_a_model_name_in_the_url_is_escaped_in_the_page(client: FlaskClient) -> None:
