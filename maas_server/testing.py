@@ -81,7 +81,7 @@ class ServerProcess:
             try:
                 if requests.get(f"{self.url}/ready", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy loading models
                 pass
             time.sleep(0.5)
         raise RuntimeError(f"server not ready after {self.ready_timeout}s:\n{self.log_tail()}")
