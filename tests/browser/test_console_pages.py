@@ -102,6 +102,8 @@ def test_detection_boxes_are_drawn_where_the_objects_are(tab: Tab, tmp_path: Pat
     listed = tab.page.locator("ol.found li").all_inner_texts()
     assert len(listed) == len(found["objects"]) and all(label in " ".join(listed) for label in regions)
     tab.shot("detect-objects")
+    tab.page.set_viewport_size({"width": 400, "height": 900})  # the 900-px drawing shrinks to the window
+    assert tab.page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
 
 
 def test_faces_are_boxed_with_their_landmarks(tab: Tab, tmp_path: Path) -> None:

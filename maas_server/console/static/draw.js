@@ -24,14 +24,17 @@ export function loadImage(file) {
   });
 }
 
-/** Draw the photo at its own size, then each item's box (and landmarks) with a readable label. */
+/** Draw the photo at its own size, then each item's box (and landmarks) with a readable label.
+ * The canvas must be in the page already, so that the size it is shown at is known. */
 export function drawDetections(canvas, image, items) {
   canvas.width = image.naturalWidth;
   canvas.height = image.naturalHeight;
   const ctx = canvas.getContext("2d");
   ctx.drawImage(image, 0, 0);
-  const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
-  const font = Math.max(12, Math.round(Math.max(canvas.width, canvas.height) / 45));
+  // Sized for the picture as shown (CSS may shrink it to the window): labels read at 14 px, lines at 2.
+  const scale = canvas.width / (canvas.getBoundingClientRect().width || canvas.width);
+  const line = Math.max(2, Math.round(2 * scale));
+  const font = Math.max(12, Math.round(14 * scale));
   for (const item of items) drawBox(ctx, item, line, font);
 }
 
