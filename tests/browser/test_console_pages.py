@@ -46,7 +46,9 @@ def _run(tab: Tab, route: str, button: str) -> Any:
 def _pixels(tab: Tab, selector: str, points: list[tuple[float, float]]) -> list[tuple[int, int, int]]:
     return [tuple(p) for p in tab.page.eval_on_selector(selector, """(canvas, points) => {
         const ctx = canvas.getContext("2d");
-        const at = ([x, y]) => ctx.getImageData(Math.floor(x), Math.floor(y), 1, 1).data;
+        // The pixel a point falls in, kept on the canvas: a line's centre on the edge is half drawn there.
+        const clamp = (v, size) => Math.min(Math.max(0, Math.floor(v)), size - 1);
+        const at = ([x, y]) => ctx.getImageData(clamp(x, canvas.width), clamp(y, canvas.height), 1, 1).data;
         return points.map((point) => Array.from(at(point).slice(0, 3)));
     }""", points)]
 
@@ -63,11 +65,12 @@ def _close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
 
 
 def _outline(box: dict[str, float]) -> list[tuple[float, float]]:
-    """Points on the four edges of a box, at a quarter, half and three quarters of each."""
+    """Points on the four edges of a box, at a quarter, half and three quarters of each: on the centre of a
+    2-px line, whose pixel is covered whole wherever the line falls between pixels."""
     x1, y1, x2, y2 = box["x1"], box["y1"], box["x2"], box["y2"]
     along = (0.25, 0.5, 0.75)
-    return [(x1 + f * (x2 - x1), y) for f in along for y in (y1, y2 - 1)] + \
-           [(x, y1 + f * (y2 - y1)) for f in along for x in (x1, x2 - 1)]
+    return [(x1 + f * (x2 - x1), y) for f in along for y in (y1, y2)] + \
+           [(x, y1 + f * (y2 - y1)) for f in along for x in (x1, x2)]
 
 
 # -- playgrounds
