@@ -351,7 +351,7 @@ def test_usage_charts_have_points(tab: Tab) -> None:
     pixels = tab.page.eval_on_selector("canvas.chart", "c => Array.from(c.getContext('2d')"
                                                        ".getImageData(0, 0, c.width, c.height).data)")
     drawn = sum(_close(tuple(pixels[i:i + 3]), colour, 4) for i in range(0, len(pixels), 4))
-    assert drawn > 40  # the embeddings model's points and line are on the requests chart
+    assert drawn >= 25  # at least one of its dots (radius 4: ~38 pixels wholly its colour) on the requests chart
     tab.shot("usage")
 
 

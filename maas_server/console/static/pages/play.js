@@ -26,7 +26,7 @@ async function open() {
     const view = await import(`./${VIEWS[model.task] || "play_generic.js"}`);
     form.replaceChildren();
     result.replaceChildren();
-    view.mount({ model, form, result });
+    await view.mount({ model, form, result });  // the generic view reads /openapi.json first
   });
 }
 
