@@ -300,7 +300,8 @@ def test_a_created_key_is_shown_once_and_refused_after_revocation(tab: Tab) -> N
     tab.page.fill("#key-name", "browser-tester")
     tab.page.fill("#key-rpm", "100")
     tab.page.fill("#key-tasks", "embeddings")
-    with tab.page.expect_response("**/v1/admin/keys") as created:
+    with tab.page.expect_response(lambda r: r.url.endswith("/v1/admin/keys") and r.request.method == "POST") \
+            as created:
         tab.page.click("#create-key button[type=submit]")
     secret = created.value.json()["key"]
     tab.page.wait_for_function("document.getElementById('new-key-value').textContent.length > 0")
