@@ -223,8 +223,19 @@ def test_embeddings_show_a_similarity_heatmap(tab: Tab) -> None:
     tab.shot("embeddings")
 
 
+def test_an_embeddings_model_scores_the_labels_a_person_names(tab: Tab) -> None:
+    tab.open("/console/play/all-minilm-l6-v2")
+    tab.page.fill("#playground textarea >> nth=1", "The striker scored twice in the final.")
+    tab.page.fill("#playground input[required]", "sport, cooking, politics")
+    item = _run(tab, "/v1/classify/text", "Classify")["data"][0]
+    shown = tab.page.locator(".bars .bar-label").all_inner_texts()
+    assert sorted(shown) == ["cooking", "politics", "sport"]
+    assert shown == [label["label"] for label in item["labels"]] and shown[0] == "sport"
+
+
 def test_text_classification_shows_bars_and_token_weights(tab: Tab) -> None:
     tab.open("/console/play/minilm-sentiment")
+    assert "negative, neutral, positive" in tab.page.inner_text("#playground")  # its own labels, from the server
     item = _run(tab, "/v1/classify/text", "Classify")["data"][0]
     meters = tab.page.locator(".bars meter")
     assert meters.count() == len(item["labels"])

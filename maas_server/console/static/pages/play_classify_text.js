@@ -5,13 +5,19 @@ import { curl, kwargs, maasClient, py, showCode } from "../code.js";
 import { weightColour } from "../draw.js";
 import { bars, field, form } from "./play.js";
 
-export function mount({ model, form: host, result }) {
+/**
+ * A classifier's own labels (text-classification), or labels the user names, scored zero-shot by an
+ * embeddings model (`zeroShot`): the server routes a named model to what it does, so each page asks
+ * only for what its model uses.
+ */
+export function mount({ model, form: host, result, zeroShot = false }) {
   const text = el("textarea", { rows: 3, value: "The food was wonderful but the service was painfully slow.", required: true });
-  const labels = el("input", { placeholder: "e.g. food, service, price" });
-  const explain = el("input", { type: "checkbox", checked: true });
+  const labels = el("input", { value: zeroShot ? "food, service, price" : "", required: zeroShot });
+  const explain = el("input", { type: "checkbox", checked: !zeroShot });
   host.append(form([
-    field("Text", text),
-    field("Labels (optional, comma-separated: zero-shot)", labels, "Empty: the model's own labels."),
+    field(zeroShot ? "Text to label" : "Text", text),
+    zeroShot ? field("Labels (comma-separated)", labels, "Any labels: scored by similarity to the text.")
+      : el("p", { class: "muted", text: `Its labels: ${(model.labels || []).join(", ") || "the model's own"}.` }),
     el("label", { class: "inline" }, explain, " Explain: weigh each token for the top label"),
   ], "Classify", async () => {
     const request = { model: model.id, input: text.value };

@@ -3,6 +3,7 @@
 import { call, el } from "../api.js";
 import { curl, maasClient, openaiClient, py, showCode } from "../code.js";
 import { drawHeatmap } from "../draw.js";
+import { mount as mountZeroShot } from "./play_classify_text.js";
 import { field, form } from "./play.js";
 
 const EXAMPLE = "A cat sits on the mat.\nA kitten rests on a rug.\nThe stock market fell today.\nShares dropped sharply.";
@@ -19,6 +20,10 @@ export function mount({ model, form: host, result }) {
       openai: openaiClient(`reply = client.embeddings.create(model=${py(model.id)}, input=${py(input)})`),
     });
   }));
+  if (model.endpoints.includes("/v1/classify/text")) {  // the same vectors label texts zero-shot
+    host.append(el("h2", { text: "Zero-shot labels" }));
+    mountZeroShot({ model, form: host, result, zeroShot: true });
+  }
 }
 
 function cosine(a, b) {
