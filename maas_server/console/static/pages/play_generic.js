@@ -8,9 +8,11 @@ export async function mount({ model, form: host, result }) {
   const spec = await call("/openapi.json");
   for (const path of model.endpoints) {
     const operation = spec.paths[path]?.post;
-    const schema = resolve(spec, operation?.requestBody?.content?.["application/json"]?.schema);
+    const content = operation?.requestBody?.content?.["application/json"];
+    const schema = resolve(spec, content?.schema);
     if (!schema) continue;
-    const text = el("textarea", { rows: 8, class: "mono", value: JSON.stringify(example(spec, schema, model.id), null, 2) });
+    const text = el("textarea", { rows: 8, class: "mono",
+      value: JSON.stringify(example(spec, schema, model.id, content.examples), null, 2) });
     const fieldsList = el("ul", { class: "muted" }, ...Object.entries(schema.properties || {}).map(([name, p]) =>
       el("li", {}, el("code", { text: name }), ` ${(schema.required || []).includes(name) ? "(required) " : ""}${resolve(spec, p)?.description || ""}`)));
     host.append(el("h2", { text: `${operation.summary || "POST"} ${path}` }), form([field(`Request body for ${path} (JSON)`, text), fieldsList], "Send", async () => {
@@ -29,8 +31,10 @@ function resolve(spec, schema) {
   return schema;
 }
 
-/** A body with the model and every required field filled with a placeholder of its type. */
-function example(spec, schema, model) {
+/** The endpoint's first documented example with the model, else every required field as a placeholder. */
+function example(spec, schema, model, examples) {
+  const documented = Object.values(examples || {})[0]?.value;
+  if (documented) return { model, ...documented };
   const body = {};
   for (const name of schema.required || []) body[name] = placeholder(resolve(spec, schema.properties[name]));
   if (schema.properties?.model) body.model = model;
