@@ -55,6 +55,7 @@ class Autoscaling(_Strict):
         return self
 
 
+ONNX_TASKS = ("embeddings", "text-classification", "image-classification")  # tasks `runtime = "onnx"` serves
 RAY_ONLY = ("replicas", "autoscaling", "num_cpus", "num_gpus")  # model fields that apply to backend = "ray" alone
 
 
@@ -81,6 +82,12 @@ class ModelConfig(_Strict):
                           "graph, kept only if it matches eager on sample inputs at load: one call takes the GIL "
                           "back once instead of at every op, which request threads slow down "
                           "(docs/performance.md). Default: on for CPU, off elsewhere")
+    runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch", description="embeddings, text- and image-classification on CPU: onnx runs the forward pass on "
+                             "ONNX Runtime in float32, onnx-int8 with int8 weights (dynamic quantization); the "
+                             "graph is exported at load (cached in cache_dir) and kept only if it matches torch "
+                             "float32 on a fixed sample (models/onnx_runtime.py), else torch serves and the log "
+                             "says why. GET /v1/models reports the runtime in use. Explanations stay on torch")
     max_batch_size: int = Field(16, ge=1, le=1024)
     max_wait_ms: float | None = Field(
         None, ge=0, le=1000,
@@ -140,6 +147,13 @@ class ModelConfig(_Strict):
         if self.max_prefill_tokens is not None:
             return self.max_prefill_tokens
         return 8192 if device.startswith("cuda") else 128
+
+    @model_validator(mode="after")
+    def _onnx_only_for_encoders(self) -> ModelConfig:
+        if self.runtime != "torch" and self.task not in ONNX_TASKS:
+            raise ValueError(f"model {self.name!r}: runtime = {self.runtime!r} applies to tasks "
+                             f"{', '.join(ONNX_TASKS)} only, not {self.task}; remove it")
+        return self
 
     @model_validator(mode="after")
     def _head_only_for_text_classification(self) -> ModelConfig:

@@ -23,6 +23,9 @@ class ModelInfo(ResponseBody):
     endpoints: list[str]
     device: str | None
     dtype: str | None
+    runtime: str | None = Field(
+        None, description="what runs the forward pass, where the config chooses it: torch, onnx or onnx-int8 "
+                          "(the runtime in use: torch when an ONNX graph missed its quality gate at load)")
     context_length: int | None = Field(None, description="tokens a request may use (prompt plus output)")
     max_characters: int | None = Field(
         None, description="characters one input may have, for models limited in characters (spaCy pipelines)")
@@ -125,6 +128,7 @@ def _info(entry: ModelEntry, *, with_labels: bool) -> ModelInfo:
         endpoints=[e.path for e in state().endpoints.values() if _serves(e, entry)],
         device=described.device if described else None,
         dtype=described.dtype if described else None,
+        runtime=described.runtime if described else None,
         context_length=described.context_length if described else None,
         max_characters=described.max_characters if described else None,
         dimensions=described.dimensions if described else None,

@@ -146,7 +146,8 @@ class ModelDescription:
     against it (embedding dimensions). Fields that do not apply to a task stay None."""
 
     device: str
-    dtype: str
+    dtype: str  # of the weights in use: "int8" when runtime is onnx-int8
+    runtime: str | None = None  # what runs the forward pass (torch, onnx, onnx-int8), where a config chooses it
     context_length: int | None = None  # tokens a request may use (prompt plus output)
     max_characters: int | None = None  # characters one input may have, for models limited in characters (spaCy)
     dimensions: int | None = None  # embedding size

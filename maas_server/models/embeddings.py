@@ -16,10 +16,12 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from . import onnx_runtime
 from .contract import BatchMethod, InvalidInput, Method, ModelDescription
+from .onnx_runtime import TORCH, Gate, cosine, text_export, text_sample, weight_files
 from .sources import resolve_source
 from .text_io import EMBED, ZERO_SHOT_TEXT, Scores, TextItem, TokenIds, Vector
-from .traced import Forward, text_forward
+from .traced import Forward, TextModelOutput, text_forward
 
 _LABEL_CACHE_SIZE = 4096
 
@@ -36,12 +38,14 @@ class EmbeddingModel:
     task = "embeddings"
 
     def __init__(self, model: Any, tokenizer: Any, hidden: Forward, *, device: str, pooling: str, max_length: int,
-                 zero_shot_scale: float) -> None:
-        """`hidden`: the last hidden state from (input_ids, attention_mask), traced or not (traced.py)."""
+                 zero_shot_scale: float, runtime: str = TORCH) -> None:
+        """`hidden`: the last hidden state from (input_ids, attention_mask): traced or not (traced.py), or
+        on ONNX Runtime (`runtime`, onnx_runtime.py)."""
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
-        self.dtype = str(model.dtype).removeprefix("torch.")
+        self.runtime = runtime
+        self.dtype = "int8" if runtime == "onnx-int8" else str(model.dtype).removeprefix("torch.")
         self.pooling = pooling
         self.max_length = max_length
         self.zero_shot_scale = zero_shot_scale
@@ -55,13 +59,18 @@ class EmbeddingModel:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, dtype=dtype).to(device).eval()
         max_length = config.max_context or sentence_max_length(path, model, tokenizer)
+        pooling = pooling_mode(path)
         hidden = text_forward(model, "last_hidden_state", tokenizer, config, device, max_length)
-        return cls(model, tokenizer, hidden, device=device, pooling=pooling_mode(path), max_length=max_length,
-                   zero_shot_scale=config.zero_shot_scale)
+        chosen = onnx_runtime.choose_forward(
+            TextModelOutput(model, "last_hidden_state"), hidden, runtime=config.runtime, name=config.name,
+            device=device, export=lambda: text_export(tokenizer, weight_files(path)),
+            sample=lambda: text_sample(tokenizer, max_length), gate=embedding_gate(pooling), cache_dir=cache_dir)
+        return cls(model, tokenizer, chosen.forward, device=device, pooling=pooling, max_length=max_length,
+                   zero_shot_scale=config.zero_shot_scale, runtime=chosen.runtime)
 
     def describe(self) -> ModelDescription:
-        return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
-                                dimensions=self.dimensions)
+        return ModelDescription(device=self.device, dtype=self.dtype, runtime=self.runtime,
+                                context_length=self.max_length, dimensions=self.dimensions)
 
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         return {
@@ -145,6 +154,12 @@ def sentence_vectors(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
     return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def embedding_gate(pooling: str) -> Gate:
+    """An ONNX graph serves when its sentence vectors keep a mean cosine of MIN_COSINE with torch's."""
+    return Gate("mean cosine of the sentence vectors", onnx_runtime.MIN_COSINE,
+                cosine(lambda inputs, hidden: sentence_vectors(hidden, inputs[1], pooling)))
 
 
 def pooling_mode(path: str) -> str:

@@ -17,10 +17,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from . import explain
+from . import explain, onnx_runtime
 from .contract import EXPLAIN_LANE, BatchMethod, Method, ModelDescription
 from .explain_io import EXPLAIN_IMAGE, Explained, ImageExplanation, ImageQuestion
 from .image_io import CLASSIFY_IMAGE, EMBED_IMAGE
+from .onnx_runtime import TORCH, Export, Gate, choose_forward, top1_agreement, weight_files
 from .sources import resolve_source
 from .text_io import Scores, Vector
 from .traced import Forward, traced_forward, wants_trace
@@ -36,14 +37,16 @@ class ImageClassificationModel:
 
     def __init__(self, model: Any, logits: Forward, transform: Callable[[Image.Image], torch.Tensor],
                  labels: list[str], *, device: str, dtype: torch.dtype,
-                 normalisation: Normalisation = ((0.0,) * 3, (1.0,) * 3)) -> None:
-        """`logits`: the network's float logits from a batch of pixels, traced or not (traced.py)."""
+                 normalisation: Normalisation = ((0.0,) * 3, (1.0,) * 3), runtime: str = TORCH) -> None:
+        """`logits`: the network's float logits from a batch of pixels: traced or not (traced.py), or on
+        ONNX Runtime (`runtime`, onnx_runtime.py). Explanations always run `model`, on torch."""
         self.model = model
         self.transform = transform
         self.labels = labels
         self.device = device
+        self.runtime = runtime
         self.torch_dtype = dtype
-        self.dtype = str(dtype).removeprefix("torch.")
+        self.dtype = "int8" if runtime == "onnx-int8" else str(dtype).removeprefix("torch.")
         self.normalisation = normalisation
         self._explained: Any = None  # the explain lane's own copy of the network, made on first use
         self._size: int | None = None  # the embedding's length, measured on first use
@@ -64,10 +67,15 @@ class ImageClassificationModel:
         if wants_trace(config.trace, device):
             logits = traced_forward(eager, lambda: _trace_checks(transform, device, dtype), name=config.name,
                                     freeze=True)
-        return cls(model, logits, transform, labels, device=device, dtype=dtype, normalisation=normalisation)
+        chosen = choose_forward(eager, logits, runtime=config.runtime, name=config.name, device=device,
+                                export=lambda: _export(transform, config), sample=lambda: gate_sample(transform),
+                                gate=Gate("top-1 agreement", onnx_runtime.MIN_TOP1_AGREEMENT, top1_agreement),
+                                cache_dir=cache_dir)
+        return cls(model, chosen.forward, transform, labels, device=device, dtype=dtype, normalisation=normalisation,
+                   runtime=chosen.runtime)
 
     def describe(self) -> ModelDescription:
-        return ModelDescription(device=self.device, dtype=self.dtype, labels=tuple(self.labels),
+        return ModelDescription(device=self.device, dtype=self.dtype, runtime=self.runtime, labels=tuple(self.labels),
                                 dimensions=self._dimensions())
 
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
@@ -166,6 +174,29 @@ def _trace_checks(transform: Callable[[Image.Image], torch.Tensor], device: str,
     """Batches of 1 and 3 of one image, as `prepare` makes it: the inputs a traced graph must match eager on."""
     pixels = transform(Image.new("RGB", (64, 48), (120, 60, 30)))
     return [(torch.stack([pixels] * n).to(device=device, dtype=dtype),) for n in (1, 3)]
+
+
+def _export(transform: Callable[[Image.Image], torch.Tensor], config: Any) -> Export:
+    """A batch of pixels of variable size, traced on one image; cached by the weights file when there is one."""
+    example = transform(Image.new("RGB", (64, 48), (120, 60, 30)))[None]
+    weights = () if config.source.startswith(TIMM_PREFIX) else weight_files(resolve_source(config.source))
+    return Export((example,), ("pixels",), {"pixels": {0: "batch"}, "output": {0: "batch"}}, weights)
+
+
+def gate_sample(transform: Callable[[Image.Image], torch.Tensor], count: int = 32) -> list[tuple[torch.Tensor]]:
+    """Images to gate an image graph on, made from a fixed seed: smooth colour fields with a bright shape,
+    as `prepare` makes them; a batch of all of them, and the first alone."""
+    generator = torch.Generator().manual_seed(0)
+    images = []
+    for i in range(count):
+        field = torch.rand(3, 6, 6, generator=generator)
+        pixels = torch.nn.functional.interpolate(field[None], size=(160, 200), mode="bicubic")[0]
+        top, left = int(torch.randint(0, 100, (1,), generator=generator)), int(i * 5)
+        pixels[:, top:top + 50, left:left + 40] = torch.rand(3, 1, 1, generator=generator)
+        array = (pixels.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+        images.append(transform(Image.fromarray(array)))
+    batch = torch.stack(images)
+    return [(batch,), (batch[:1],)]
 
 
 def _load_timm(config: Any) -> tuple[Any, Callable[[Image.Image], torch.Tensor], list[str], Normalisation]:

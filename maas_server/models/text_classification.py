@@ -11,14 +11,15 @@ import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from . import explain
+from . import explain, onnx_runtime
 from .contract import EXPLAIN_LANE, BatchMethod, InvalidInput, Method, ModelDescription
 from .embeddings import pooling_mode, sentence_max_length, sentence_vectors
 from .explain_io import EXPLAIN_TEXT, Explained, TextExplanation
+from .onnx_runtime import TORCH, Gate, choose_forward, text_export, text_sample, top1_agreement, weight_files
 from .sentiment_head import ClassificationHead, HeadError, load_head
 from .sources import resolve_source
 from .text_io import CLASSIFY_TEXT, Scores, TextItem
-from .traced import Forward, text_forward
+from .traced import Forward, TextModelOutput, text_forward
 
 
 @dataclass
@@ -32,12 +33,15 @@ class TextClassificationModel:
 
     task = "text-classification"
 
-    def __init__(self, model: Any, tokenizer: Any, logits: Forward, *, device: str, max_length: int) -> None:
-        """`logits`: the model's logits from (input_ids, attention_mask), traced or not (traced.py)."""
+    def __init__(self, model: Any, tokenizer: Any, logits: Forward, *, device: str, max_length: int,
+                 runtime: str = TORCH) -> None:
+        """`logits`: the model's logits from (input_ids, attention_mask): traced or not (traced.py), or on
+        ONNX Runtime (`runtime`, onnx_runtime.py). Explanations always run `model`, on torch."""
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
-        self.dtype = str(model.dtype).removeprefix("torch.")
+        self.runtime = runtime
+        self.dtype = "int8" if runtime == "onnx-int8" else str(model.dtype).removeprefix("torch.")
         self.max_length = max_length
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self._explained: Any = None  # the explain lane's own copy of the network, made on first use
@@ -48,8 +52,11 @@ class TextClassificationModel:
         """A sequence classifier; or, with `config.head`, a sentence encoder with a trained linear head."""
         path = resolve_source(config.source)
         tokenizer = AutoTokenizer.from_pretrained(path)
+        weights = weight_files(path)
         if config.head is not None:
-            model: Any = HeadedEncoder.load(path, resolve_source(config.head), dtype)
+            head = resolve_source(config.head)
+            model: Any = HeadedEncoder.load(path, head, dtype)
+            weights = (*weights, head) if weights else ()
             limit = config.max_context or sentence_max_length(path, model.encoder, tokenizer)
         else:
             model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
@@ -59,11 +66,15 @@ class TextClassificationModel:
             )
         model = model.to(device).eval()
         logits = text_forward(model, "logits", tokenizer, config, device, limit)
-        return cls(model, tokenizer, logits, device=device, max_length=limit)
+        chosen = choose_forward(TextModelOutput(model, "logits"), logits, runtime=config.runtime, name=config.name,
+                                device=device, export=lambda: text_export(tokenizer, weights),
+                                sample=lambda: text_sample(tokenizer, limit), gate=classifier_gate(),
+                                cache_dir=cache_dir)
+        return cls(model, tokenizer, chosen.forward, device=device, max_length=limit, runtime=chosen.runtime)
 
     def describe(self) -> ModelDescription:
-        return ModelDescription(device=self.device, dtype=self.dtype, context_length=self.max_length,
-                                labels=tuple(self.labels))
+        return ModelDescription(device=self.device, dtype=self.dtype, runtime=self.runtime,
+                                context_length=self.max_length, labels=tuple(self.labels))
 
     def batch_methods(self) -> dict[Method[Any, Any], BatchMethod]:
         return {CLASSIFY_TEXT: BatchMethod(self.prepare, self.classify),
@@ -133,6 +144,11 @@ class TextClassificationModel:
     @property
     def _pad_id(self) -> int:
         return int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
+
+
+def classifier_gate() -> Gate:
+    """An ONNX graph serves when it picks torch's top label for MIN_TOP1_AGREEMENT of the sample texts."""
+    return Gate("top-label agreement", onnx_runtime.MIN_TOP1_AGREEMENT, top1_agreement)
 
 
 class HeadedEncoder(torch.nn.Module):
