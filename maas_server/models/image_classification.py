@@ -183,15 +183,16 @@ def _export(transform: Callable[[Image.Image], torch.Tensor], config: Any) -> Ex
     return Export((example,), ("pixels",), {"pixels": {0: "batch"}, "output": {0: "batch"}}, weights)
 
 
-def gate_sample(transform: Callable[[Image.Image], torch.Tensor], count: int = 32) -> list[tuple[torch.Tensor]]:
+def gate_sample(transform: Callable[[Image.Image], torch.Tensor], count: int = 32,
+                seed: int = 0) -> list[tuple[torch.Tensor]]:
     """Images to gate an image graph on, made from a fixed seed: smooth colour fields with a bright shape,
     as `prepare` makes them; a batch of all of them, and the first alone."""
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     images = []
     for i in range(count):
         field = torch.rand(3, 6, 6, generator=generator)
         pixels = torch.nn.functional.interpolate(field[None], size=(160, 200), mode="bicubic")[0]
-        top, left = int(torch.randint(0, 100, (1,), generator=generator)), int(i * 5)
+        top, left = int(torch.randint(0, 100, (1,), generator=generator)), (i * 5) % 160
         pixels[:, top:top + 50, left:left + 40] = torch.rand(3, 1, 1, generator=generator)
         array = (pixels.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
         images.append(transform(Image.fromarray(array)))

@@ -44,7 +44,7 @@ ONNX_CACHE = "onnx"  # the exported graphs' folder under the cache dir
 _OPSET = 17
 MIN_COSINE = 0.99  # embeddings: mean cosine of the sentence vectors over the sample
 MIN_TOP1_AGREEMENT = 0.99  # classifiers: the share of sample inputs whose top label is torch's
-_FORMAT = "1"  # bump when the export or quantization settings change: old cache entries are then ignored
+_FORMAT = "2"  # bump when the export or quantization settings change: old cache entries are then ignored
 
 
 @dataclass(frozen=True)
@@ -207,14 +207,23 @@ def _export(module: torch.nn.Module, spec: Export, path: Path) -> None:
 
 def _quantize(source: Path, target: Path) -> None:
     """Dynamic int8: weights per output channel (per-tensor scales cost MiniLM ~0.005 of cosine), and
-    only MatMul and Conv with constant weights (activation x activation products stay float)."""
+    only MatMul and Conv with constant weights (activation x activation products stay float).
+
+    The last MatMul, Gemm or Conv stays float: it is the classifier (a sentiment head over unit-length
+    vectors, an image head), a sliver of the work, and where rounding moves a label near a boundary.
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(source), load_external_data=False).graph  # nodes in topological order
+    last = [node.name for node in graph.node if node.op_type in {"MatMul", "Gemm", "Conv"}][-1:]
 
     # It logs a line per tensor on the root logger at INFO: hundreds of lines of no use to an operator.
     logging.disable(logging.INFO)
     try:
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Conv"], extra_options={"MatMulConstBOnly": True})
+                         op_types_to_quantize=["MatMul", "Conv"], nodes_to_exclude=last,
+                         extra_options={"MatMulConstBOnly": True})
     finally:
         logging.disable(logging.NOTSET)
 
