@@ -11,7 +11,10 @@ gate never saw:
   and the share of labels that agree with torch's;
 - images: top-1 agreement on 64 generated images (another seed than the gate's).
 
-    .venv/bin/python benchmarks/onnx_modes.py [--repeats 3] [--cache-dir DIR]
+    .venv/bin/python benchmarks/onnx_modes.py [--repeats 3] [--threads 1] [--cache-dir DIR]
+
+On a busy machine run it with ``--threads 1`` too: torch's OpenMP team of 2 loses far more than one
+thread does when another process takes one of the cores, and ONNX Runtime's pool loses less.
 """
 
 from __future__ import annotations
@@ -110,7 +113,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=None, help="where exports are cached (default: the "
                                                                      "server's cache_dir)")
+    parser.add_argument("--threads", type=int, default=None, help="torch's threads, and so ONNX Runtime's (default: "
+                                                                  "torch's own choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     before, started = Machine.now(), time.perf_counter()
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model_name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")),

@@ -235,6 +235,9 @@ def _session(path: Path) -> Any:
     # As many threads as torch has (the server sets them per worker); one model call at a time.
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
+    # Its worker threads otherwise spin after each call, waiting for the next: on a server's few cores
+    # that takes CPU from the request threads and from every other model.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: its graph-optimizer notes are no news
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
