@@ -13,8 +13,9 @@ or top-1 agreement); a graph that cannot be made, or misses the gate, is logged 
 and the model serves torch. The exported file is cached under the server's ``cache_dir``, named by
 the content of the weights, the runtime and the torch version, so a restart skips the export.
 
-Only the default lane runs here: explanations need torch's autograd (captum), so the adapters keep
-the torch model and explain on their own copy of it.
+Only the default lane's forward pass runs here: explanations need torch's autograd (captum), so
+the adapters keep the torch model loaded and explain on their own copy of it; an image model's
+embeddings (its pooled features) also come from the torch model.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ Inputs = tuple[torch.Tensor, ...]
 Forward = Callable[..., torch.Tensor]
 
 TORCH = "torch"
-ONNX_RUNTIMES = ("onnx", "onnx-int8")
 ONNX_CACHE = "onnx"  # the exported graphs' folder under the cache dir
 _OPSET = 17
 MIN_COSINE = 0.99  # embeddings: mean cosine of the sentence vectors over the sample
@@ -127,8 +127,9 @@ def choose_forward(module: torch.nn.Module, torch_forward: Forward, *, runtime: 
         return _fallback(torch_forward, name, runtime, f"it exports float32 models only, not {dtype}")
     try:
         spec = export()
-        path = _exported(module, spec, runtime, cache_dir)
-        onnx = OnnxForward(_session(path), spec.input_names)
+        with tempfile.TemporaryDirectory(prefix="maas-onnx-") as scratch:  # the session holds the graph in memory
+            path = _exported(module, spec, runtime, cache_dir, Path(scratch))
+            onnx = OnnxForward(_session(path), spec.input_names)
         quality = gate_score(module, onnx, sample(), gate)
     except Exception as exc:  # noqa: BLE001 - any failure means torch, which always works
         return _fallback(torch_forward, name, runtime, f"export failed ({type(exc).__name__}: {exc})")
@@ -164,11 +165,10 @@ def cache_key(weights: Sequence[str], runtime: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _exported(module: torch.nn.Module, spec: Export, runtime: str, cache_dir: Path) -> Path:
+def _exported(module: torch.nn.Module, spec: Export, runtime: str, cache_dir: Path, scratch: Path) -> Path:
     """The .onnx file for `runtime`: from the cache when the same weights were exported before."""
-    if not spec.weights:  # nothing to key the cache by: a temporary export, gone when the process ends
-        folder = Path(tempfile.mkdtemp(prefix="maas-onnx-"))
-        return _write(module, spec, runtime, folder / f"model-{runtime}.onnx")
+    if not spec.weights:  # nothing to key the cache by: exported into `scratch`, deleted once loaded
+        return _write(module, spec, runtime, scratch / f"model-{runtime}.onnx")
     folder = cache_dir / ONNX_CACHE
     target = folder / f"{Path(spec.weights[0]).stem}-{cache_key(spec.weights, runtime)}-{runtime}.onnx"
     if target.is_file():

@@ -177,3 +177,16 @@ def test_the_models_route_reports_the_runtime_and_explanations_stay_on_torch(tin
     assert plain.status_code == 200 and explained.status_code == 200, explained.json
     assert explained.json["data"][0]["labels"][0]["label"] == plain.json["data"][0]["labels"][0]["label"]
     assert explained.json["data"][0]["explanation"]["tokens"]  # integrated gradients: torch's autograd
+
+
+def test_a_model_without_local_weights_exports_for_this_load_only(tmp_path: Path) -> None:
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    spec = onnx_runtime.Export((torch.randn(1, 4),), ("x",), {"x": {0: "batch"}, "output": {0: "batch"}})
+    sample = [(torch.randn(5, 4),), (torch.randn(1, 4),)]
+    chosen = choose_forward(module, module, runtime="onnx", name="hub", device="cpu", export=lambda: spec,
+                            sample=lambda: sample, gate=Gate("agreement", 0.99, top1_agreement), cache_dir=tmp_path)
+    assert chosen.runtime == "onnx" and isinstance(chosen.forward, OnnxForward)
+    x = torch.randn(7, 4)
+    with torch.inference_mode():
+        assert torch.allclose(chosen.forward(x), module(x), atol=1e-5)
+    assert not (tmp_path / "onnx").exists()  # nothing to key a cache entry by: none is written
