@@ -207,3 +207,125 @@ def test_async_chat_example(run_example: Any, monkeypatch: pytest.MonkeyPatch) -
                         lambda: httpx.AsyncClient(transport=httpx.MockTransport(answer)))
     out = run_example("async_chat.py", "Capital of France?", "Capital of Italy?")
     assert out.count("Paris.  (request req-7)") == 2 and out.endswith("Paris.\n")
+
+
+def serving(server: responses.RequestsMock, model: str, task: str, *routes: str) -> None:
+    """GET /v1/models lists ``model`` as serving ``routes``, beside the usual ones."""
+    entry = {"id": model, "object": "model", "task": task, "endpoints": list(routes)}
+    server.replace(responses.GET, f"{BASE}/v1/models", json={"object": "list", "data": [*MAAS_MODELS["data"], entry]})
+
+
+# What POST /v1/ocr answers (maas_server/api/ocr.py's ReadTextList) for the example's invoice.
+READINGS = {"object": "list", "model": "pp-ocrv6", "data": [{"index": 0, "width": 480, "height": 150,
+    "text": "Invoice 2024-117\nTotal due: $1,284.50",
+    "lines": [{"text": "Invoice 2024-117", "score": 0.997, "box": [[20.0, 17.0], [205.0, 17.0], [205.0, 40.0],
+                                                                   [20.0, 40.0]]},
+              {"text": "Total due: $1,284.50", "score": 0.981, "box": [[20.0, 59.0], [240.0, 59.0], [240.0, 82.0],
+                                                                       [20.0, 82.0]]}]}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}
+
+
+def test_read_text_example_prints_each_line_then_the_text(server: responses.RequestsMock, run_example: Any) -> None:
+    pytest.importorskip("PIL.Image")
+    serving(server, "pp-ocrv6", "ocr", "/v1/ocr")
+    server.post(f"{BASE}/v1/ocr", json=READINGS)
+    out = run_example("read_text.py")
+    assert out == ("the invoice (pp-ocrv6):\n 0.997  Invoice 2024-117\n 0.981  Total due: $1,284.50\n\n"
+                   "Invoice 2024-117\nTotal due: $1,284.50\n")
+    body = server.calls[-1].request.body
+    assert b"\x89PNG" in body and b'name="model"\r\n\r\npp-ocrv6' in body  # the drawn invoice, for the listed model
+
+
+def test_read_text_example_with_a_path(server: responses.RequestsMock, run_example: Any, tmp_path: Path) -> None:
+    serving(server, "pp-ocrv6", "ocr", "/v1/ocr")
+    server.post(f"{BASE}/v1/ocr", json=READINGS)
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    assert run_example("read_text.py", str(scan)).startswith("scan.png (pp-ocrv6):\n 0.997  Invoice 2024-117\n")
+    assert b"\x89PNG\r\n\x1a\nfake" in server.calls[-1].request.body
+
+
+# What POST /v1/srl answers (maas_server/api/roles.py's RoleList) for one sentence.
+ROLES = {"object": "list", "model": "srl-dependency-rules", "data": [{"index": 0, "method": "dependency-rules",
+    "words": ["The", "window", "was", "broken", "by", "the", "boy", "yesterday", "."],
+    "verbs": [{"verb": "broken", "start": 15, "end": 21,
+               "tags": ["B-ARG1", "I-ARG1", "O", "B-V", "B-ARG0", "I-ARG0", "I-ARG0", "B-ARGM-TMP", "O"],
+               "description": "[ARG1: The window] was [V: broken] [ARG0: by the boy] [ARGM-TMP: yesterday] .",
+               "arguments": [{"role": "ARG1", "text": "The window", "start": 0, "end": 10},
+                             {"role": "ARG0", "text": "by the boy", "start": 22, "end": 32},
+                             {"role": "ARGM-TMP", "text": "yesterday", "start": 33, "end": 42}]}]}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 0, "total_tokens": 9}}
+
+
+def test_semantic_roles_example_prints_who_did_what(server: responses.RequestsMock, run_example: Any) -> None:
+    serving(server, "srl-dependency-rules", "semantic-role-labeling", "/v1/srl")
+    server.post(f"{BASE}/v1/srl", json=ROLES)
+    sentence = "The window was broken by the boy yesterday."
+    out = run_example("semantic_roles.py", sentence)
+    assert out == (f"{sentence}  (dependency-rules)\n"
+                   "  [ARG1: The window] was [V: broken] [ARG0: by the boy] [ARGM-TMP: yesterday] .\n"
+                   "    ARG1      The window\n    ARG0      by the boy\n    ARGM-TMP  yesterday\n"
+                   "(srl-dependency-rules)\n")
+    assert json.loads(server.calls[-1].request.body) == {"model": "srl-dependency-rules", "input": [sentence]}
+
+
+# What POST /v1/classify/scene answers (maas_server/api/scenes.py's SceneList): the heuristic calls the
+# espresso photo an indoor cafe and finds no telling clue in the cat close-up.
+SCENES = {"object": "list", "model": "efficientnet-lite0", "detector": "yolov3-tiny", "data": [
+    {"index": 0, "top_level": "indoor", "label": "cafe", "score": 1.0, "method": "heuristic",
+     "evidence": [{"source": "imagenet", "label": "espresso", "score": 0.71},
+                  {"source": "coco", "label": "cup", "score": 0.64}]},
+    {"index": 1, "top_level": None, "label": None, "score": 0.0, "method": "heuristic",
+     "evidence": [{"source": "imagenet", "label": "tabby cat", "score": 0.55}]}],
+    "usage": {"prompt_tokens": 2, "completion_tokens": 0, "total_tokens": 2}}
+
+
+def test_scene_example_prints_the_labels_method_and_evidence(
+    server: responses.RequestsMock, run_example: Any
+) -> None:
+    server.post(f"{BASE}/v1/classify/scene", json=SCENES)
+    out = run_example("scene.py")
+    assert out == ("(efficientnet-lite0 and yolov3-tiny)\n"
+                   "coffee.jpg: indoor / cafe (1.00), heuristic\n"
+                   "  imagenet  0.71  espresso\n  coco      0.64  cup\n"
+                   "cat.jpg: no telling clue, heuristic\n  imagenet  0.55  tabby cat\n")
+    assert server.calls[-1].request.body.count(b"\xff\xd8\xff") == 2  # both sample photos, as JPEG
+
+
+def test_image_similarity_example_prints_the_cosine_matrix(
+    server: responses.RequestsMock, run_example: Any, tmp_path: Path
+) -> None:
+    serving(server, "efficientnet-lite0", "image-classification", "/v1/classify/image", "/v1/images/embeddings")
+    # unit vectors, as the server's (maas_server/api/image_embeddings.py answers OpenAI's embedding list)
+    vectors = [[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]]
+    server.post(f"{BASE}/v1/images/embeddings", json={"object": "list", "model": "efficientnet-lite0",
+        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}})
+    images = [tmp_path / f"{name}.jpg" for name in ("a", "b", "c")]
+    for image in images:
+        image.write_bytes(b"\xff\xd8\xff\xe0fake")
+    rows = run_example("image_similarity.py", *map(str, images)).splitlines()
+    assert rows[0] == "(efficientnet-lite0, 2 dimensions)"
+    assert rows[1].split() == ["a", "b", "c"]
+    assert [row.split() for row in rows[2:]] == [["a", "1.000", "0.800", "0.000"], ["b", "0.800", "1.000", "0.600"],
+                                                  ["c", "0.000", "0.600", "1.000"]]
+
+
+# What POST /v1/pii answers (maas_server/api/pii.py's PiiList) with "redact": "type".
+REDACTION = {"object": "list", "model": "pii", "data": [
+    {"index": 0, "redacted": "Mail <PERSON> at <EMAIL_ADDRESS>.", "entities": [
+        {"type": "PERSON", "start": 5, "end": 17, "score": 0.85, "text": None},
+        {"type": "EMAIL_ADDRESS", "start": 21, "end": 36, "score": 1.0, "text": None}]}],
+    "usage": {"prompt_tokens": 6, "completion_tokens": 0, "total_tokens": 6}}
+
+
+def test_redact_example_prints_the_spans_and_the_redacted_text(
+    server: responses.RequestsMock, run_example: Any
+) -> None:
+    serving(server, "pii", "pii", "/v1/pii")
+    server.post(f"{BASE}/v1/pii", json=REDACTION)
+    text = "Mail Ada Lovelace at ada@example.com."
+    out = run_example("redact.py", text)
+    assert out == ("  PERSON         0.85  Ada Lovelace\n  EMAIL_ADDRESS  1.00  ada@example.com\n"
+                   "Mail <PERSON> at <EMAIL_ADDRESS>.\n\n(pii)\n")
+    assert json.loads(server.calls[-1].request.body) == {"model": "pii", "input": [text], "redact": "type"}
