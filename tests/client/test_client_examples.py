@@ -329,3 +329,12 @@ def test_redact_example_prints_the_spans_and_the_redacted_text(
     assert out == ("  PERSON         0.85  Ada Lovelace\n  EMAIL_ADDRESS  1.00  ada@example.com\n"
                    "Mail <PERSON> at <EMAIL_ADDRESS>.\n\n(pii)\n")
     assert json.loads(server.calls[-1].request.body) == {"model": "pii", "input": [text], "redact": "type"}
+
+
+def test_redact_example_masks_on_request(server: responses.RequestsMock, run_example: Any) -> None:
+    serving(server, "pii", "pii", "/v1/pii")
+    masked = {**REDACTION, "data": [{**REDACTION["data"][0], "redacted": f"Mail {'*' * 12} at {'*' * 15}."}]}
+    server.post(f"{BASE}/v1/pii", json=masked)
+    out = run_example("redact.py", "--mask", "Mail Ada Lovelace at ada@example.com.")
+    assert f"Mail {'*' * 12} at {'*' * 15}.\n" in out
+    assert json.loads(server.calls[-1].request.body)["redact"] == "mask"
