@@ -1431,7 +1431,8 @@ class RoleLabellingItem(_Response):
 
 
 class RoleLabellings(_Response):
-    """Result of :meth:`Client.label_roles`: ``data`` holds one item per input; ``verbs`` is the first input's."""
+    """Result of :meth:`Client.label_roles`: ``data`` holds one item per input; ``verbs`` is the first input's.
+    A notebook shows each verb's frame over the words, each argument marked with its role."""
 
     object: str = "list"
     model: str = ""
@@ -1441,6 +1442,35 @@ class RoleLabellings(_Response):
     @property
     def verbs(self) -> list[VerbFrame]:
         return self.data[0].verbs if self.data else []
+
+    def _repr_html_(self) -> str:
+        title = html.escape(self.model or "semantic roles")
+        frames = "".join(_frame_html(item.words, verb) for item in self.data for verb in item.verbs)
+        return (f'<div class="maas-roles" style="font-family:sans-serif;font-size:13px">'
+                f'<div style="color:#666;margin-bottom:4px">{title}</div>{frames or "(no verbs)"}</div>')
+
+
+def _frame_html(words: list[str], verb: VerbFrame) -> str:
+    """The words, escaped, with each BIO-tagged argument in a coloured <mark> labelled with its role."""
+    if len(verb.tags) != len(words):
+        return f'<div style="margin-bottom:6px">{html.escape(verb.description or verb.verb)}</div>'
+    spans: list[tuple[str, list[str]]] = []  # (role, words); role "" outside every argument
+    for word, tag in zip(words, verb.tags):
+        prefix, _, role = tag.partition("-")
+        if prefix == "I" and spans and spans[-1][0] == role:
+            spans[-1][1].append(word)
+        else:
+            spans.append((role if prefix in ("B", "I") else "", [word]))
+    parts = []
+    for role, span in spans:
+        text = html.escape(" ".join(span))
+        if not role:
+            parts.append(text)
+            continue
+        colour = "#fca5a5" if role == "V" else _PALETTE[zlib.crc32(role.encode()) % len(_PALETTE)]
+        parts.append(f'<mark style="background:{colour};padding:1px 3px;border-radius:3px">{text}'
+                     f'<span style="font-size:9px;font-weight:bold;margin-left:3px">{html.escape(role)}</span></mark>')
+    return f'<div style="line-height:1.9;margin-bottom:6px">{" ".join(parts)}</div>'
 
 
 class SceneEvidence(_Response):
@@ -1479,3 +1509,23 @@ class Scenes(_Response):
     @property
     def label(self) -> str | None:
         return self.data[0].label if self.data else None
+
+    def _repr_html_(self) -> str:
+        title = html.escape(self.model + (f" + {self.detector}" if self.detector else "") or "scenes")
+        items = "".join(_scene_html(item) for item in self.data)
+        return (f'<div class="maas-scenes" style="font-family:sans-serif;font-size:13px">'
+                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+
+
+def _scene_html(item: SceneItem) -> str:
+    """One image's scene (or that nothing gave it away), how it was found, and the evidence as bars."""
+    if item.label is None:
+        verdict = "no scene label: nothing in the image gives it away"
+    else:
+        verdict = f"{item.label} ({item.top_level}) {item.score:.2f}"
+    rows = "".join(
+        f"<tr><td>{html.escape(e.source)}</td><td>{html.escape(e.label)}</td>"
+        f'<td><div style="background:#93c5fd;height:8px;width:{max(0.0, min(1.0, e.score)) * 120:.0f}px"></div></td>'
+        f"<td>{e.score:.2f}</td></tr>" for e in item.evidence)
+    return (f'<div style="margin-bottom:6px"><b>image {item.index}</b>: {html.escape(verdict)} '
+            f'<span style="color:#666">[{html.escape(item.method)}]</span><table>{rows}</table></div>')

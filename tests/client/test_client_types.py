@@ -128,3 +128,41 @@ def test_detections_html_without_the_image_still_shows_the_boxes() -> None:
     assert "<img" not in result._repr_html_()
     empty = maas.ObjectDetections.model_validate({"data": [{"index": 0, "width": 8, "height": 8, "objects": []}]})
     assert "nothing found" in empty._repr_html_() and empty.objects == []
+
+
+ROLES = {
+    "object": "list", "model": "srl-dependency-rules",
+    "data": [{"index": 0, "method": "dependency-rules",
+              "words": ["The", "<b>boy</b>", "broke", "the", "window", "yesterday"],
+              "verbs": [{"verb": "broke", "start": 13, "end": 18,
+                         "tags": ["B-ARG0", "I-ARG0", "B-V", "B-ARG1", "I-ARG1", "B-ARGM-TMP"],
+                         "description": "[ARG0: The boy] [V: broke] [ARG1: the window] [ARGM-TMP: yesterday]"}]}],
+}
+
+
+def test_role_html_marks_each_argument_with_its_role_over_the_words() -> None:
+    page = maas.RoleLabellings.model_validate(ROLES)._repr_html_()
+    marks = re.findall(r"<mark[^>]*>(.*?)<span[^>]*>(.*?)</span></mark>", page)
+    assert marks == [("The &lt;b&gt;boy&lt;/b&gt;", "ARG0"), ("broke", "V"), ("the window", "ARG1"),
+                     ("yesterday", "ARGM-TMP")]
+    assert "<b>boy</b>" not in page
+
+
+def test_role_html_falls_back_to_the_description_when_tags_do_not_fit_the_words() -> None:
+    broken = {**ROLES, "data": [{**ROLES["data"][0], "verbs": [{**ROLES["data"][0]["verbs"][0], "tags": ["B-V"]}]}]}
+    page = maas.RoleLabellings.model_validate(broken)._repr_html_()
+    assert "<mark" not in page and "[ARG0: The boy]" in page
+
+
+def test_scene_html_shows_the_label_method_and_evidence_bars() -> None:
+    scenes = maas.Scenes.model_validate({
+        "object": "list", "model": "efficientnet-lite0", "detector": "yolo",
+        "data": [{"index": 0, "top_level": "indoor", "label": "cafe", "score": 0.6, "method": "heuristic",
+                  "evidence": [{"source": "imagenet", "label": "<i>espresso</i>", "score": 0.5},
+                               {"source": "coco", "label": "cup", "score": 1.7}]},
+                 {"index": 1, "method": "heuristic", "evidence": []}]})
+    page = scenes._repr_html_()
+    assert "cafe (indoor) 0.60" in page and "[heuristic]" in page and "efficientnet-lite0 + yolo" in page
+    assert "&lt;i&gt;espresso&lt;/i&gt;" in page and "<i>espresso</i>" not in page
+    assert re.findall(r"width:(\d+)px", page) == ["60", "120"]  # a score's bar, capped at its full width
+    assert "no scene label" in page
