@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tomllib
+from importlib import resources
 from typing import Any
 
 import openai
@@ -58,9 +60,9 @@ def test_openai_embeddings_default_base64(oai: openai.OpenAI) -> None:
 
 def test_openai_models_list(oai: openai.OpenAI) -> None:
     ids = {m.id for m in oai.models.list()}
-    assert ids == {"smollm2-135m-instruct", "all-minilm-l6-v2", "efficientnet-lite0", "en-core-web-sm", "yolov3-tiny",
-                   "minilm-sentiment", "pii",
-                   "mtcnn", "dlib-face-recognition", "whisper-tiny.en"}
+    configured = tomllib.loads(resources.files("maas_server").joinpath("default_config.toml").read_text())
+    assert ids == {model["name"] for model in configured["models"]}  # every default model, and no other
+    assert {"smollm2-135m-instruct", "all-minilm-l6-v2", "whisper-tiny.en", "pp-ocrv6"} <= ids
 
 
 def test_openai_errors_map(oai: openai.OpenAI) -> None:
