@@ -767,6 +767,19 @@ class Entities(_Response):
         )
 
 
+def _panel(css_class: str, title: str, body: str) -> str:
+    """A notebook view's frame: an escaped `title` above `body` (HTML the caller built and escaped)."""
+    return (f'<div class="{css_class}" style="font-family:sans-serif;font-size:13px">'
+            f'<div style="color:#666;margin-bottom:4px">{title}</div>{body}</div>')
+
+
+def _keep_images(items: Sequence[Any], images: list[tuple[bytes, str]]) -> None:
+    """Give each item the uploaded image (bytes, content type) it describes, by its index."""
+    for item in items:
+        if 0 <= item.index < len(images):
+            item._image = images[item.index]
+
+
 _PALETTE = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb")
 
 
@@ -864,14 +877,11 @@ class ObjectDetections(_Response):
     def _repr_html_(self) -> str:
         title = html.escape(self.model or "object detection")
         items = "".join(_detection_html(item) for item in self.data)
-        return (f'<div class="maas-detections" style="font-family:sans-serif;font-size:13px">'
-                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+        return _panel("maas-detections", title, items)
 
     def _attach_images(self, images: list[tuple[bytes, str]]) -> None:
         """Keep the uploaded images (bytes, content type) with their items, for :meth:`_repr_html_`."""
-        for item in self.data:
-            if 0 <= item.index < len(images):
-                item._image = images[item.index]
+        _keep_images(self.data, images)
 
 
 # Formats a browser shows in an <img> (TIFF is not among them: the boxes are drawn on gray then).
@@ -974,14 +984,11 @@ class FaceDetections(_Response):
     def _repr_html_(self) -> str:
         title = html.escape(self.model or "faces")
         items = "".join(_faces_html(item) for item in self.data)
-        return (f'<div class="maas-faces" style="font-family:sans-serif;font-size:13px">'
-                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+        return _panel("maas-faces", title, items)
 
     def _attach_images(self, images: list[tuple[bytes, str]]) -> None:
         """Keep the uploaded images (bytes, content type) with their items, for :meth:`_repr_html_`."""
-        for item in self.data:
-            if 0 <= item.index < len(images):
-                item._image = images[item.index]
+        _keep_images(self.data, images)
 
 
 class FaceComparison(_Response):
@@ -1376,14 +1383,11 @@ class TextReadings(_Response):
     def _repr_html_(self) -> str:
         title = html.escape(self.model or "text in images")
         items = "".join(_reading_html(item) for item in self.data)
-        return (f'<div class="maas-readings" style="font-family:sans-serif;font-size:13px">'
-                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+        return _panel("maas-readings", title, items)
 
     def _attach_images(self, images: list[tuple[bytes, str]]) -> None:
         """Keep the uploaded images (bytes, content type) with their items, for :meth:`_repr_html_`."""
-        for item in self.data:
-            if 0 <= item.index < len(images):
-                item._image = images[item.index]
+        _keep_images(self.data, images)
 
 
 def _reading_html(item: TextReadingItem) -> str:
@@ -1446,8 +1450,7 @@ class RoleLabellings(_Response):
     def _repr_html_(self) -> str:
         title = html.escape(self.model or "semantic roles")
         frames = "".join(_frame_html(item.words, verb) for item in self.data for verb in item.verbs)
-        return (f'<div class="maas-roles" style="font-family:sans-serif;font-size:13px">'
-                f'<div style="color:#666;margin-bottom:4px">{title}</div>{frames or "(no verbs)"}</div>')
+        return _panel("maas-roles", title, frames or "(no verbs)")
 
 
 def _frame_html(words: list[str], verb: VerbFrame) -> str:
@@ -1513,8 +1516,7 @@ class Scenes(_Response):
     def _repr_html_(self) -> str:
         title = html.escape(self.model + (f" + {self.detector}" if self.detector else "") or "scenes")
         items = "".join(_scene_html(item) for item in self.data)
-        return (f'<div class="maas-scenes" style="font-family:sans-serif;font-size:13px">'
-                f'<div style="color:#666;margin-bottom:4px">{title}</div>{items}</div>')
+        return _panel("maas-scenes", title, items)
 
 
 def _scene_html(item: SceneItem) -> str:
